@@ -1,0 +1,45 @@
+# cti-hub: `make run` starts a demo hub; `make test` runs the whole suite on SQLite and PostgreSQL.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HUB := $(VENV)/bin/cti-hub
+PYTEST_ARGS ?=
+
+.PHONY: help install run test test-sqlite test-postgres lint bench bench-quick clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed ## Create the virtualenv and install the hub with its test tools
+
+run: install ## Install, set up the demo (SQLite under ./var) and serve on http://127.0.0.1:8000
+	$(HUB) demo
+	$(HUB) serve --host 127.0.0.1 --port 8000
+
+test: install ## Run the whole suite on SQLite, then on PostgreSQL
+	$(MAKE) test-sqlite test-postgres
+
+test-sqlite: install ## The suite on SQLite only
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-postgres: install ## The suite on PostgreSQL only (HUB_TEST_POSTGRES, default postgresql://postgres@127.0.0.1:5432/test)
+	$(PY) -m pytest -q --db=postgres $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy on hub/ and feeds/
+	$(PY) -m pip install -q ruff mypy
+	$(PY) -m ruff check hub feeds tests
+	$(PY) -m mypy hub feeds --ignore-missing-imports
+
+bench: install ## The performance goals at full size (see bench/README.md)
+	$(PY) bench/run.py
+
+bench-quick: install ## A one-minute benchmark check
+	$(PY) bench/run.py --quick
+
+clean: ## Remove the virtualenv and the demo database
+	rm -rf $(VENV) var

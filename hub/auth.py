@@ -1,0 +1,133 @@
+"""API keys and request authentication.
+
+A key is 256 random bits, shown once and stored as HMAC-SHA-256 under the hub's
+secret: checking it costs one hash and one indexed lookup (microseconds), unlike a
+password hash, and a stolen database alone does not reveal or verify keys.
+
+Accepted forms: HTTP Basic with user = partner slug or key id and password = key
+(what Microsoft Sentinel sends), ``Authorization: Bearer <key>`` and
+``Authorization: Token <key>`` (taxii2-client, OpenCTI, Elastic).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from hub import models as m
+from hub import store
+from hub.errors import TooManyRequests
+
+SECRET_PREFIX = "chub_"
+TOUCH_EVERY_US = 60 * 1_000_000
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: a partner acting through one API key."""
+
+    partner_pk: int
+    slug: str
+    key_pk: int
+    key_id: str
+    read_only: bool
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_key_id() -> str:
+    return "k" + secrets.token_hex(6)
+
+
+def hash_secret(pepper: str, secret: str) -> str:
+    return hmac.new(pepper.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_cidrs(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Parse a comma-separated CIDR list; raise ValueError naming a bad entry."""
+    out = []
+    for entry in (x.strip() for x in text.split(",")):
+        if entry:
+            try:
+                out.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ValueError(f"not a CIDR network: {entry!r}") from None
+    return out
+
+
+def credentials(header: str) -> tuple[str, str] | None:
+    """Split an Authorization header into (user or "", secret); None when unusable."""
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() in ("bearer", "token") and value:
+        return "", value
+    if scheme.lower() == "basic" and value:
+        try:
+            user, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return (user, password) if sep and password else None
+    return None
+
+
+def authenticate(session: Session, pepper: str, header: str, source: str, *, failure_limit: int,
+                 window_seconds: int) -> Principal | None:
+    """Return the caller behind ``header``; None (recorded and audited) when the credentials fail.
+
+    Raises TooManyRequests when ``source`` failed too often in the current window.
+    """
+    creds = credentials(header) if header else None
+    reason = "no credentials" if creds is None else _check(session, pepper, creds, source)
+    if isinstance(reason, Principal):
+        return reason
+    window_us = window_seconds * 1_000_000
+    failures, retry = store.login_failures(session, source, window_us)
+    if failures >= failure_limit:
+        raise TooManyRequests(f"too many failed logins from this address; retry in {retry} s",
+                              headers={"Retry-After": str(retry)})
+    if creds is not None:
+        # Only real attempts count and are audited; a bare unauthenticated probe is just a 401.
+        count = store.record_login_failure(session, source, window_us)
+        store.audit(session, creds[0][:64] or "-", "login.failed", detail={"reason": reason, "count": count},
+                    source=source)
+    return None
+
+
+def _check(session: Session, pepper: str, creds: tuple[str, str], source: str) -> Principal | str:
+    user, secret = creds
+    key = store.find_key(session, hash_secret(pepper, secret))
+    if key is None:
+        return "unknown key"
+    partner = session.get(m.Partner, key.partner_id)
+    assert partner is not None
+    now = store.now_us()
+    if user and user not in (partner.slug, key.key_id):
+        return "user does not match key"
+    if key.revoked_us is not None:
+        return "key revoked"
+    if key.expires_us is not None and key.expires_us <= now:
+        return "key expired"
+    if not partner.active:
+        return "partner suspended"
+    if key.cidrs and not _source_allowed(key.cidrs, source):
+        return "source address not allowed for this key"
+    if key.last_used_us is None or now - key.last_used_us > TOUCH_EVERY_US:
+        store.touch_key(session, key.id, now)
+    return Principal(partner.id, partner.slug, key.id, key.key_id, key.read_only)
+
+
+def _source_allowed(cidrs: str, source: str) -> bool:
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return False
+    return any(address in network for network in parse_cidrs(cidrs))

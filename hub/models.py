@@ -1,0 +1,203 @@
+"""Database tables: the hub's whole state, as SQLAlchemy 2.x declarative models.
+
+Timestamps the TAXII layer compares (``date_added``, object versions, expiry) are
+integers of microseconds since the Unix epoch: exact, portable across SQLite and
+PostgreSQL, and cheap to index and compare.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class HubState(Base):
+    """One row: the hub's clock for ``date_added`` and the version of the sharing rules."""
+
+    __tablename__ = "hub_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clock_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    rules_version: Mapped[int] = mapped_column(BigInteger, default=1)
+    name: Mapped[str] = mapped_column(String(200), default="cti-hub")
+    contact: Mapped[str] = mapped_column(String(200), default="")
+    identity_id: Mapped[str] = mapped_column(String(80), default="")
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2), default="")
+    sector: Mapped[str] = mapped_column(String(64), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="cert")
+    clearance: Mapped[int] = mapped_column(SmallInteger, default=4)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    identity_id: Mapped[str] = mapped_column(String(80), unique=True)
+    created_us: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    cidrs: Mapped[str] = mapped_column(Text, default="")
+    created_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revoked_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_used_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class TrustGroup(Base):
+    __tablename__ = "trust_groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    countries: Mapped[str] = mapped_column(Text, default="")
+    marking_id: Mapped[str] = mapped_column(String(80), default="")
+
+
+class TrustGroupMember(Base):
+    __tablename__ = "trust_group_members"
+    group_id: Mapped[int] = mapped_column(ForeignKey("trust_groups.id", ondelete="CASCADE"), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ApiRoot(Base):
+    __tablename__ = "api_roots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    max_content_length: Mapped[int] = mapped_column(BigInteger, default=10 * 1024 * 1024)
+
+
+class Collection(Base):
+    """A TAXII collection; ``readers``/``writers`` hold grant entries ("*", "group:x", "partner:y")."""
+
+    __tablename__ = "collections"
+    __table_args__ = (UniqueConstraint("api_root_id", "alias"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    api_root_id: Mapped[int] = mapped_column(ForeignKey("api_roots.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    max_tlp: Mapped[int] = mapped_column(SmallInteger, default=2)
+    default_tlp: Mapped[int] = mapped_column(SmallInteger, default=2)
+    types: Mapped[str] = mapped_column(Text, default="")
+    readers: Mapped[str] = mapped_column(Text, default="")
+    writers: Mapped[str] = mapped_column(Text, default="")
+    is_reference: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Marking(Base):
+    """Every marking-definition the hub understands: TLP, statement and sharing markings."""
+
+    __tablename__ = "markings"
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    tlp: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    share_partners: Mapped[str] = mapped_column(Text, default="")
+    share_groups: Mapped[str] = mapped_column(Text, default="")
+    share_countries: Mapped[str] = mapped_column(Text, default="")
+    exclude_partners: Mapped[str] = mapped_column(Text, default="")
+    no_federation: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[str] = mapped_column(Text)
+    originator_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), nullable=True)
+
+
+class RestrictionSet(Base):
+    """An interned set of sharing markings: the unit the SQL read filter admits or not."""
+
+    __tablename__ = "restriction_sets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marking_ids: Mapped[str] = mapped_column(Text, unique=True)
+
+
+class ObjectVersion(Base):
+    """One version of one STIX object in one collection, with the columns filters and rules need."""
+
+    __tablename__ = "object_versions"
+    __table_args__ = (
+        Index("ix_versions_collection_added", "collection_id", "date_added"),
+        Index("ix_versions_collection_object", "collection_id", "stix_id", "version_us"),
+    )
+    pk: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    stix_id: Mapped[str] = mapped_column(String(100), index=True)
+    type: Mapped[str] = mapped_column(String(250))
+    version: Mapped[str] = mapped_column(String(40))
+    version_us: Mapped[int] = mapped_column(BigInteger)
+    spec_version: Mapped[str] = mapped_column(String(8), default="2.1")
+    date_added: Mapped[int] = mapped_column(BigInteger, unique=True)
+    originator_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    tlp: Mapped[int] = mapped_column(SmallInteger)
+    restriction_set_id: Mapped[int | None] = mapped_column(ForeignKey("restriction_sets.id"), nullable=True)
+    unknown_markings: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[str] = mapped_column(Text)
+
+
+class Status(Base):
+    """A TAXII status resource: durable, written in the same transaction as the objects."""
+
+    __tablename__ = "statuses"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    api_root_id: Mapped[int] = mapped_column(ForeignKey("api_roots.id", ondelete="CASCADE"))
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    request_us: Mapped[int] = mapped_column(BigInteger)
+    total_count: Mapped[int] = mapped_column(Integer)
+    success_count: Mapped[int] = mapped_column(Integer)
+    failure_count: Mapped[int] = mapped_column(Integer)
+    pending_count: Mapped[int] = mapped_column(Integer, default=0)
+    successes: Mapped[str] = mapped_column(Text, default="[]")
+    failures: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at_us: Mapped[int] = mapped_column(BigInteger, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(200), default="")
+    source: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class LoginFailure(Base):
+    """Failed authentications per source address, for rate limiting."""
+
+    __tablename__ = "login_failures"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_us: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AdminUser(Base):
+    __tablename__ = "admin_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="admin")
+    created_us: Mapped[int] = mapped_column(BigInteger, default=0)

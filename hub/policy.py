@@ -1,0 +1,316 @@
+"""The sharing rules: who may read and who may write which object version.
+
+Pure functions over plain values: no Flask, no SQL. Every decision returns a
+``Decision`` carrying the reasons, so the TAXII backend, the status resource, the
+admin preview and the CLI all explain a verdict with the same words.
+
+Evaluation order for a read (a partner P, a collection C, an object version O);
+the first failing step denies, and every failing step is listed in the reasons:
+
+1. P is active and reads C (directly, through a trust group, or "*").
+2. O's type is allowed in C (an empty type list allows every type).
+3. effective TLP(O) <= C.max_tlp and <= P.clearance.
+4. TLP:RED: P is named as a partner in a sharing marking on O.
+5. Every sharing marking on O admits P (union of its partners, groups and
+   countries) and none excludes P.
+6. O carries no marking the hub does not understand.
+
+The originator of O always sees O in a collection it reads (steps 2-6 are
+skipped for it). ``compile_read`` turns the same steps into a ``ReadFilter``:
+a handful of values that ``hub.store`` turns into one SQL WHERE clause; the
+property tests check that the filter and ``can_read`` agree on every object.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+EVERYONE = "*"
+
+
+class TLP(enum.IntEnum):
+    """Traffic Light Protocol levels, ordered from least to most restrictive."""
+
+    CLEAR = 0
+    GREEN = 1
+    AMBER = 2
+    AMBER_STRICT = 3
+    RED = 4
+
+    @property
+    def label(self) -> str:
+        return "TLP:" + self.name.replace("_", "+")
+
+    @classmethod
+    def parse(cls, text: str) -> TLP:
+        """Read a TLP name as operators write it: ``amber+strict``, ``TLP:WHITE``, ``RED``."""
+        name = text.strip().upper().removeprefix("TLP:").replace("+", "_").replace("-", "_")
+        if name == "WHITE":
+            name = "CLEAR"
+        try:
+            return cls[name]
+        except KeyError:
+            raise ValueError(f"unknown TLP level {text!r} (use CLEAR, GREEN, AMBER, AMBER+STRICT or RED)") from None
+
+
+@dataclass(frozen=True)
+class Partner:
+    """What the rules need to know about a partner."""
+
+    id: int
+    slug: str
+    country: str = ""
+    clearance: TLP = TLP.RED
+    active: bool = True
+    kind: str = "cert"
+
+
+@dataclass(frozen=True)
+class TrustGroup:
+    """A named set of partners: explicit members plus every partner of the listed countries."""
+
+    slug: str
+    members: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()
+
+    def admits(self, partner: Partner) -> bool:
+        return partner.slug in self.members or (partner.country.upper() in self.countries)
+
+
+@dataclass(frozen=True)
+class Grants:
+    """Who may read (or write) a collection: partner slugs, group slugs, or everyone."""
+
+    partners: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    everyone: bool = False
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> Grants:
+        """Read ``["*", "group:asean", "partner:cisa"]``; a bare name means a partner."""
+        partners: set[str] = set()
+        groups: set[str] = set()
+        everyone = False
+        for entry in entries:
+            if entry == EVERYONE:
+                everyone = True
+            elif entry.startswith("group:"):
+                groups.add(entry.removeprefix("group:"))
+            else:
+                partners.add(entry.removeprefix("partner:"))
+        return cls(frozenset(partners), frozenset(groups), everyone)
+
+    def entries(self) -> list[str]:
+        out = [EVERYONE] if self.everyone else []
+        out += [f"group:{g}" for g in sorted(self.groups)]
+        out += [f"partner:{p}" for p in sorted(self.partners)]
+        return out
+
+
+@dataclass(frozen=True)
+class Collection:
+    """The rules a collection carries."""
+
+    id: str
+    max_tlp: TLP = TLP.RED
+    default_tlp: TLP = TLP.AMBER
+    types: frozenset[str] = frozenset()
+    readers: Grants = Grants()
+    writers: Grants = Grants()
+
+
+@dataclass(frozen=True)
+class SharingMarking:
+    """An originator's restriction on who may receive an object."""
+
+    id: str
+    partners: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()
+    exclude_partners: frozenset[str] = frozenset()
+    no_federation: bool = False
+
+
+@dataclass(frozen=True)
+class ObjectFacts:
+    """What the rules need to know about one object version."""
+
+    type: str
+    tlp: TLP
+    originator: str
+    sharing: tuple[SharingMarking, ...] = ()
+    unknown_markings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verdict and every reason behind it."""
+
+    allowed: bool
+    reasons: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def __str__(self) -> str:
+        head = "allowed" if self.allowed else "denied"
+        return f"{head}: {'; '.join(self.reasons)}" if self.reasons else head
+
+
+@dataclass(frozen=True)
+class World:
+    """The sharing configuration the rules run against: groups by slug."""
+
+    groups: Mapping[str, TrustGroup] = field(default_factory=dict)
+
+    def groups_of(self, partner: Partner) -> frozenset[str]:
+        return frozenset(slug for slug, group in self.groups.items() if group.admits(partner))
+
+    def granted(self, grants: Grants, partner: Partner) -> bool:
+        if not partner.active:
+            return False
+        if grants.everyone or partner.slug in grants.partners:
+            return True
+        return any(g in grants.groups and self.groups[g].admits(partner) for g in grants.groups if g in self.groups)
+
+    def marking_admits(self, marking: SharingMarking, partner: Partner) -> bool:
+        if partner.slug in marking.exclude_partners:
+            return False
+        if partner.slug in marking.partners or partner.country.upper() in marking.countries:
+            return True
+        return any(self.groups[g].admits(partner) for g in marking.groups if g in self.groups)
+
+
+def effective_tlp(levels: Iterable[TLP], default: TLP) -> TLP:
+    """Return the most restrictive of an object's TLP levels, or the collection default."""
+    found = list(levels)
+    return max(found) if found else default
+
+
+def can_read(world: World, partner: Partner, collection: Collection, obj: ObjectFacts) -> Decision:
+    """Decide whether ``partner`` may receive ``obj`` from ``collection``."""
+    if not partner.active:
+        return Decision(False, ("partner is suspended",))
+    if not world.granted(collection.readers, partner):
+        return Decision(False, (f"{partner.slug} does not read collection {collection.id}",))
+    if obj.originator == partner.slug:
+        return Decision(True, ("originator sees its own objects",))
+    reasons = _content_reasons(world, partner, collection, obj)
+    if reasons:
+        return Decision(False, tuple(reasons))
+    return Decision(True, (f"{obj.tlp.label} within clearance and every sharing marking admits {partner.slug}",))
+
+
+def _content_reasons(world: World, partner: Partner, collection: Collection, obj: ObjectFacts) -> list[str]:
+    reasons = []
+    if collection.types and obj.type not in collection.types:
+        reasons.append(f"type {obj.type} is not allowed in collection {collection.id}")
+    if obj.tlp > collection.max_tlp:
+        reasons.append(f"{obj.tlp.label} above collection maximum {collection.max_tlp.label}")
+    if obj.tlp > partner.clearance:
+        reasons.append(f"{obj.tlp.label} above partner clearance {partner.clearance.name.replace('_', '+')}")
+    if obj.tlp is TLP.RED and not any(partner.slug in m.partners for m in obj.sharing):
+        reasons.append(f"TLP:RED and {partner.slug} is not named in a sharing marking")
+    for marking in obj.sharing:
+        if partner.slug in marking.exclude_partners:
+            reasons.append(f"sharing marking {marking.id} excludes {partner.slug}")
+        elif not world.marking_admits(marking, partner):
+            reasons.append(f"sharing marking {marking.id} does not admit {partner.slug}")
+    for ref in obj.unknown_markings:
+        reasons.append(f"unknown marking {ref} (fails closed)")
+    return reasons
+
+
+def can_write(
+    world: World,
+    partner: Partner,
+    collection: Collection,
+    obj: ObjectFacts,
+    *,
+    read_only_key: bool = False,
+    owner: str | None = None,
+) -> Decision:
+    """Decide whether ``partner`` may write ``obj`` into ``collection``.
+
+    ``owner`` is the originator of earlier versions of the same object id, if any.
+    """
+    if not partner.active:
+        return Decision(False, ("partner is suspended",))
+    if read_only_key:
+        return Decision(False, ("the API key is read-only",))
+    if not world.granted(collection.writers, partner):
+        return Decision(False, (f"{partner.slug} does not write collection {collection.id}",))
+    reasons = []
+    if owner is not None and owner != partner.slug:
+        reasons.append("only the originator may add versions of, revoke or delete this object")
+    if collection.types and obj.type not in collection.types:
+        reasons.append(f"type {obj.type} is not allowed in collection {collection.id}")
+    if obj.tlp > collection.max_tlp:
+        reasons.append(f"{obj.tlp.label} above collection maximum {collection.max_tlp.label}")
+    if obj.tlp is TLP.RED and not any(m.partners for m in obj.sharing):
+        reasons.append("a TLP:RED object must name its recipients in a sharing marking")
+    for ref in obj.unknown_markings:
+        reasons.append(f"unknown marking {ref}")
+    if reasons:
+        return Decision(False, tuple(reasons))
+    return Decision(True, ())
+
+
+@dataclass(frozen=True)
+class ReadFilter:
+    """``can_read`` compiled for one partner and collection, for the SQL read path.
+
+    A version row passes when ``readable`` and either its originator is ``originator``
+    or: its type is allowed, ``tlp <= max_tlp``, it has no unknown markings, and its
+    restriction set (the set of sharing markings it carries; ``None`` for none) is in
+    ``admitted_sets`` (below RED) or in ``red_sets`` (at RED).
+    """
+
+    readable: bool
+    originator: str
+    max_tlp: TLP
+    types: frozenset[str]
+    admitted_sets: frozenset[int]
+    red_sets: frozenset[int]
+
+
+def compile_read(
+    world: World,
+    partner: Partner,
+    collection: Collection,
+    restriction_sets: Mapping[int, Iterable[SharingMarking]],
+) -> ReadFilter:
+    """Compile the read rules for ``partner`` over every known restriction set."""
+    admitted: set[int] = set()
+    red: set[int] = set()
+    for set_id, markings in restriction_sets.items():
+        markings = tuple(markings)
+        if all(world.marking_admits(m, partner) for m in markings):
+            admitted.add(set_id)
+            if any(partner.slug in m.partners for m in markings):
+                red.add(set_id)
+    return ReadFilter(
+        readable=partner.active and world.granted(collection.readers, partner),
+        originator=partner.slug,
+        max_tlp=min(collection.max_tlp, partner.clearance),
+        types=collection.types,
+        admitted_sets=frozenset(admitted),
+        red_sets=frozenset(red),
+    )
+
+
+def filter_admits(f: ReadFilter, obj: ObjectFacts, restriction_set: int | None) -> bool:
+    """Evaluate a ``ReadFilter`` in Python, exactly as the SQL clause does."""
+    if not f.readable:
+        return False
+    if obj.originator == f.originator:
+        return True
+    if f.types and obj.type not in f.types:
+        return False
+    if obj.tlp > f.max_tlp or obj.unknown_markings:
+        return False
+    if obj.tlp is TLP.RED:
+        return restriction_set is not None and restriction_set in f.red_sets
+    return restriction_set is None or restriction_set in f.admitted_sets

@@ -1,0 +1,512 @@
+"""Services: the hub's use cases over the store and the sharing rules.
+
+``Hub`` holds the settings, the engine and the cached sharing snapshot; the
+functions below take a session so that callers (TAXII backend, CLI, feeds,
+admin panel) decide the unit of work.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub import auth, db, policy, stix, store
+from hub import models as m
+from hub.errors import BadRequest, NotFound, Unprocessable
+from hub.policy import TLP
+
+NAMESPACE = uuid.UUID("6f1d5c1e-6b8a-4c1e-9a55-2d0c3b7e9f41")
+SHARING_EXTENSION_ID = f"extension-definition--{uuid.uuid5(NAMESPACE, 'sharing-restriction')}"
+REFERENCE_CREATED = "2024-01-01T00:00:00.000Z"
+
+
+class Hub:
+    """One hub instance: settings, database and the snapshot cache shared by requests."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.engine = db.make_engine(settings["database_url"])
+        self.sessions = db.session_factory(self.engine)
+        self.pepper: str = settings["secret_key"]
+        self._snapshot: store.Snapshot | None = None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with db.transaction(self.sessions) as session:
+            yield session
+
+    def snapshot(self, session: Session) -> store.Snapshot:
+        """Return the sharing snapshot, reloading it when any process changed the rules."""
+        version = store.rules_version(session)
+        cached = self._snapshot
+        if cached is None or cached.rules_version != version:
+            cached = self._snapshot = store.load_snapshot(session)
+        return cached
+
+
+# --------------------------------------------------------------------- ingest
+
+
+@dataclass
+class IngestResult:
+    """What happened to each object of an envelope, for the TAXII status resource."""
+
+    successes: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    status_id: str = ""
+
+    @property
+    def total(self) -> int:
+        return len(self.successes) + len(self.failures)
+
+    def fail(self, obj: Any, index: int, message: str) -> None:
+        self.failures.append({**_status_key(obj, index), "message": message})
+
+
+@dataclass
+class _Prepared:
+    obj: dict
+    key: dict
+    facts: policy.ObjectFacts
+    sharing_ids: tuple[str, ...]
+    version_us: int
+    marking_row: dict | None = None
+
+
+def _status_key(obj: Any, index: int) -> dict:
+    if isinstance(obj, dict) and isinstance(obj.get("id"), str):
+        version = obj.get("modified") or obj.get("created")
+        return {"id": obj["id"], "version": version if isinstance(version, str) else stix.object_version({})}
+    return {"id": f"objects[{index}]", "version": stix.object_version({})}
+
+
+def envelope_objects(body: Any) -> list[Any]:
+    """Return the objects of a TAXII envelope or raise Unprocessable naming what is wrong."""
+    if not isinstance(body, dict):
+        raise Unprocessable("the request body must be a TAXII envelope: a JSON object with an 'objects' list")
+    if body.get("type") == "bundle":
+        raise Unprocessable("TAXII 2.1 takes an envelope, not a STIX bundle: send {\"objects\": [...]}")
+    objects = body.get("objects")
+    if not isinstance(objects, list):
+        raise Unprocessable("the envelope has no 'objects' list")
+    if not objects:
+        raise Unprocessable("the envelope's 'objects' list is empty")
+    return objects
+
+
+def ingest_envelope(hub: Hub, partner_pk: int, collection_uuid: str, objects: list[Any], *,
+                    read_only: bool = False, with_status: bool = False) -> IngestResult:
+    """Validate, check and store an envelope's objects; commit durably before returning.
+
+    With ``with_status`` the TAXII status resource is written in the same transaction,
+    so a status exists exactly when its objects do.
+    """
+    request_us = store.now_us()
+    with hub.session() as session:
+        snap = hub.snapshot(session)
+        collection = snap.collections[collection_uuid]
+        partner = snap.partners[partner_pk]
+        result = IngestResult()
+        prepared = _prepare_all(snap, partner, collection, objects, result)
+        _store_all(session, hub, snap, partner, collection, prepared, result, read_only)
+        if with_status:
+            result.status_id = str(uuid.uuid4())
+            root_pk = snap.roots[collection.api_root].pk
+            store.save_status(session, m.Status(
+                id=result.status_id, api_root_id=root_pk, collection_id=collection.pk, partner_id=partner_pk,
+                status="complete", request_us=request_us, total_count=result.total,
+                success_count=len(result.successes), failure_count=len(result.failures), pending_count=0,
+                successes=orjson.dumps(result.successes).decode(), failures=orjson.dumps(result.failures).decode()))
+        return result
+
+
+def status_resource(row: m.Status) -> dict:
+    """Render a stored status as a TAXII status resource (empty lists left out, as TAXII requires)."""
+    out: dict[str, Any] = {
+        "id": row.id, "status": row.status, "request_timestamp": stix.format_timestamp(row.request_us),
+        "total_count": row.total_count, "success_count": row.success_count,
+        "failure_count": row.failure_count, "pending_count": row.pending_count,
+    }
+    for name in ("successes", "failures"):
+        items = orjson.loads(getattr(row, name))
+        if items:
+            out[name] = items
+    return out
+
+
+def delete_versions(hub: Hub, principal: auth.Principal, collection: store.CollectionInfo, stix_id: str,
+                    version_pks: list[int]) -> int:
+    """Delete versions of an object from a collection, on the originator's request."""
+    with hub.session() as session:
+        count = store.delete_versions(session, collection.pk, stix_id, version_pks)
+        store.audit(session, principal.slug, "object.delete", stix_id,
+                    {"collection": collection.uuid, "versions": count, "key": principal.key_id})
+        return count
+
+
+def _prepare_all(snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo,
+                 objects: list[Any], result: IngestResult) -> list[_Prepared]:
+    """Validate every object and work out its markings; markings first so objects can use them."""
+    order = sorted(range(len(objects)), key=lambda i: not _is_marking(objects[i]))
+    new_markings: dict[str, store.MarkingInfo] = {}
+    prepared = []
+    for index in order:
+        obj = objects[index]
+        try:
+            item = _prepare(snap, partner, collection, obj, new_markings)
+        except Unprocessable as exc:
+            result.fail(obj, index, exc.message)
+            continue
+        if item.marking_row is not None:
+            row = item.marking_row
+            new_markings[row["id"]] = store.MarkingInfo(row["id"], row["kind"], None, row["raw"],
+                                                        _sharing_from_row(row))
+        prepared.append(item)
+    return prepared
+
+
+def _is_marking(obj: Any) -> bool:
+    return isinstance(obj, dict) and obj.get("type") == "marking-definition"
+
+
+def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo, obj: Any,
+             new_markings: dict[str, store.MarkingInfo]) -> _Prepared:
+    if not isinstance(obj, dict):
+        raise Unprocessable("not a STIX object (expected a JSON object)")
+    errors = stix.validate(obj)
+    if errors:
+        raise Unprocessable("invalid STIX 2.1: " + "; ".join(errors[:5]))
+    created_by = obj.get("created_by_ref")
+    identities = {row.identity_id: row.slug for row in snap.partner_rows.values()}
+    if created_by is not None and identities.get(created_by, partner.slug) != partner.slug:
+        raise Unprocessable(f"created_by_ref {created_by} names another partner; publish under your own identity")
+    marking_row = _marking_row(snap, partner, obj) if _is_marking(obj) else None
+    levels, sharing_ids, unknown = _classify_markings(snap, obj, new_markings)
+    facts = policy.ObjectFacts(
+        type=obj["type"],
+        tlp=policy.effective_tlp(levels, collection.rules.default_tlp),
+        originator=partner.slug,
+        sharing=tuple(_sharing(snap, new_markings, i) for i in sharing_ids),
+        unknown_markings=tuple(unknown),
+    )
+    version = stix.object_version(obj)
+    return _Prepared(obj, {"id": obj["id"], "version": version}, facts, tuple(sorted(set(sharing_ids))),
+                     stix.parse_timestamp(version), marking_row)
+
+
+def _sharing(snap: store.Snapshot, new: dict[str, store.MarkingInfo], marking_id: str) -> policy.SharingMarking:
+    info = snap.markings.get(marking_id) or new[marking_id]
+    assert info.sharing is not None
+    return info.sharing
+
+
+def _classify_markings(snap: store.Snapshot, obj: dict, new: dict[str, store.MarkingInfo]
+                       ) -> tuple[list[TLP], list[str], list[str]]:
+    """Split an object's marking refs (object and granular) into TLP levels, sharing markings and unknown ones."""
+    refs = list(obj.get("object_marking_refs") or [])
+    refs += [g["marking_ref"] for g in obj.get("granular_markings") or [] if "marking_ref" in g]
+    levels, sharing, unknown = [], [], []
+    for ref in refs:
+        level = stix.marking_tlp(ref)
+        info = snap.markings.get(ref) or new.get(ref)
+        if level is not None:
+            levels.append(level)
+        elif info is not None and info.kind == "sharing":
+            sharing.append(ref)
+        elif info is not None and info.kind == "statement":
+            continue
+        else:
+            unknown.append(ref)
+    return levels, sharing, unknown
+
+
+def _marking_row(snap: store.Snapshot, partner: policy.Partner, obj: dict) -> dict | None:
+    """Describe a posted marking-definition for the markings table; refuse tampering with known ones."""
+    known = snap.markings.get(obj["id"])
+    if known is not None or stix.marking_tlp(obj["id"]) is not None:
+        if known is not None and orjson.loads(known.raw) != obj:
+            raise Unprocessable(f"{obj['id']} is already defined with different content; markings never change")
+        if known is None and not _is_canonical_tlp(obj):
+            raise Unprocessable(f"{obj['id']} is a TLP marking id but the content differs from the standard object")
+        return None
+    ext = (obj.get("extensions") or {}).get(SHARING_EXTENSION_ID)
+    row: dict[str, Any] = {"id": obj["id"], "raw": orjson.dumps(obj).decode(), "originator_id": partner.id,
+                           "tlp": None, "kind": "other"}
+    if ext is not None:
+        row.update(_sharing_columns(snap, ext, obj["id"]))
+    elif stix.is_statement_marking(obj):
+        row["kind"] = "statement"
+    return row
+
+
+def _is_canonical_tlp(obj: dict) -> bool:
+    level = stix.marking_tlp(obj["id"])
+    canonical = stix.TLP1_MARKINGS.get(obj["id"]) or (stix.TLP2_MARKINGS.get(level) if level is not None else None)
+    return canonical is None or canonical == obj
+
+
+def _sharing_columns(snap: store.Snapshot, ext: Any, marking_id: str) -> dict:
+    if not isinstance(ext, dict) or not isinstance(ext.get("share_with", {}), dict):
+        raise Unprocessable(f"{marking_id}: the sharing extension must hold a 'share_with' object")
+    share = ext.get("share_with", {})
+    lists = {k: share.get(k, []) for k in ("partners", "groups", "countries")}
+    lists["exclude"] = ext.get("exclude_partners", [])
+    for name, values in lists.items():
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise Unprocessable(f"{marking_id}: '{name}' must be a list of strings")
+    for slug in lists["partners"] + lists["exclude"]:
+        if slug not in snap.by_slug:
+            raise Unprocessable(f"{marking_id}: unknown partner '{slug}' in sharing marking")
+    for slug in lists["groups"]:
+        if slug not in snap.world.groups:
+            raise Unprocessable(f"{marking_id}: unknown trust group '{slug}' in sharing marking")
+    if not (lists["partners"] or lists["groups"] or lists["countries"]):
+        raise Unprocessable(f"{marking_id}: a sharing marking must name at least one partner, group or country")
+    return {"kind": "sharing", "share_partners": ",".join(lists["partners"]),
+            "share_groups": ",".join(lists["groups"]),
+            "share_countries": ",".join(c.upper() for c in lists["countries"]),
+            "exclude_partners": ",".join(lists["exclude"]), "no_federation": bool(ext.get("no_federation", False))}
+
+
+def _sharing_from_row(row: dict) -> policy.SharingMarking | None:
+    if row["kind"] != "sharing":
+        return None
+    return policy.SharingMarking(
+        id=row["id"],
+        partners=frozenset(store.split_list(row["share_partners"])),
+        groups=frozenset(store.split_list(row["share_groups"])),
+        countries=frozenset(store.split_list(row["share_countries"])),
+        exclude_partners=frozenset(store.split_list(row["exclude_partners"])),
+        no_federation=row["no_federation"],
+    )
+
+
+def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy.Partner,
+               collection: store.CollectionInfo, prepared: list[_Prepared], result: IngestResult,
+               read_only: bool) -> None:
+    """Check ownership and duplicates under the writer lock, then insert with fresh ``date_added`` values."""
+    clock = store.lock_clock(session)
+    ids = [p.obj["id"] for p in prepared]
+    owner_pk = store.owners(session, ids)
+    stored = store.stored_versions(session, collection.pk, ids)
+    rows, saved_markings = [], set()
+    for item in prepared:
+        owner = owner_pk.get(item.obj["id"])
+        row = _row_for(session, snap, partner, collection, item, owner, stored, result, read_only)
+        if row is None:
+            continue
+        if item.marking_row is not None and item.marking_row["id"] not in saved_markings:
+            store.save_marking(session, item.marking_row)
+            saved_markings.add(item.marking_row["id"])
+        owner_pk.setdefault(item.obj["id"], row["originator_id"])
+        stored[(item.obj["id"], item.version_us)] = row["raw"]
+        rows.append(row)
+    start = max(store.now_us(), clock + 1)
+    for offset, row in enumerate(rows):
+        row["date_added"] = start + offset
+    store.insert_versions(session, rows)
+    if rows:
+        store.set_clock(session, start + len(rows) - 1)
+
+
+def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo,
+             item: _Prepared, owner: int | None, stored: dict[tuple[str, int], str], result: IngestResult,
+             read_only: bool) -> dict | None:
+    """Return the row to insert for one object, or None after recording why not (or that it is a duplicate)."""
+    owner_slug = snap.partners[owner].slug if owner is not None and owner in snap.partners else None
+    identical_elsewhere = owner_slug not in (None, partner.slug) and _identical_stored(session, item)
+    decision = policy.can_write(snap.world, partner, collection.rules, item.facts, read_only_key=read_only,
+                                owner=None if identical_elsewhere else owner_slug)
+    if not decision:
+        result.failures.append({**item.key, "message": "; ".join(decision.reasons)})
+        return None
+    raw_here = stored.get((item.obj["id"], item.version_us))
+    if raw_here is not None:
+        if orjson.loads(raw_here) == item.obj:
+            result.successes.append(item.key)  # an exact duplicate is not an error (TAXII 5.5)
+        else:
+            result.failures.append({**item.key, "message": "a different object with this id and version is "
+                                    "stored; versions are immutable, publish a new version"})
+        return None
+    result.successes.append(item.key)
+    restriction = (store.intern_restriction_set(session, snap, item.sharing_ids) if item.sharing_ids else None)
+    return {
+        "collection_id": collection.pk, "stix_id": item.obj["id"], "type": item.obj["type"],
+        "version": item.key["version"], "version_us": item.version_us,
+        "spec_version": item.obj.get("spec_version", "2.1"),
+        "originator_id": owner if identical_elsewhere else partner.id, "tlp": int(item.facts.tlp),
+        "restriction_set_id": restriction, "unknown_markings": bool(item.facts.unknown_markings),
+        "raw": orjson.dumps(item.obj).decode(),
+    }
+
+
+def _identical_stored(session: Session, item: _Prepared) -> bool:
+    """Tell whether this exact object version is stored in some collection (re-sharing a copy is harmless)."""
+    stmt = select(m.ObjectVersion.raw).where(m.ObjectVersion.stix_id == item.obj["id"],
+                                             m.ObjectVersion.version_us == item.version_us).limit(1)
+    raw = session.execute(stmt).scalar()
+    return raw is not None and orjson.loads(raw) == item.obj
+
+
+# --------------------------------------------------------------------- reference collection
+
+
+def reference_objects(session: Session) -> list[dict]:
+    """Build what every API root's reference collection holds, from the current configuration."""
+    state = session.get(m.HubState, 1)
+    assert state is not None
+    objs: list[dict] = [_identity(state.identity_id, state.name, "organization", REFERENCE_CREATED,
+                                  {"contact_information": state.contact} if state.contact else {})]
+    for p in session.scalars(select(m.Partner).where(m.Partner.kind != "hub").order_by(m.Partner.slug)):
+        extra = {"sectors": [p.sector]} if p.sector else {}
+        extra["x_cti_hub_partner"] = p.slug
+        objs.append(_identity(p.identity_id, p.name, "organization", stix.format_timestamp(p.created_us), extra))
+    objs += [stix.TLP2_EXTENSION_DEFINITION, *stix.TLP2_MARKINGS.values(), *stix.TLP1_MARKINGS.values()]
+    objs.append(sharing_extension_definition(state.identity_id))
+    for group in session.scalars(select(m.TrustGroup).order_by(m.TrustGroup.slug)):
+        objs.append(group_marking(group.marking_id, group.slug, group.name))
+    return objs
+
+
+def _identity(identity_id: str, name: str, klass: str, created: str, extra: dict) -> dict:
+    return {"type": "identity", "spec_version": "2.1", "id": identity_id, "created": created,
+            "modified": created, "name": name, "identity_class": klass, **extra}
+
+
+def sharing_extension_definition(hub_identity: str) -> dict:
+    """The STIX extension-definition of the hub's sharing-restriction marking."""
+    return {
+        "type": "extension-definition", "spec_version": "2.1", "id": SHARING_EXTENSION_ID,
+        "created_by_ref": hub_identity, "created": REFERENCE_CREATED, "modified": REFERENCE_CREATED,
+        "name": "Sharing restriction",
+        "description": "Restricts who may receive an object: share_with lists partners, trust groups and "
+                       "countries (a union); exclude_partners removes partners; no_federation keeps the object "
+                       "inside this hub. Several sharing markings on one object all apply.",
+        "schema": "https://github.com/cti-hub/cti-hub/blob/main/README.md#sharing-markings",
+        "version": "1.0.0", "extension_types": ["property-extension"],
+    }
+
+
+def group_marking(marking_id: str, slug: str, name: str) -> dict:
+    """The ready-made sharing marking that restricts an object to one trust group."""
+    return {"type": "marking-definition", "spec_version": "2.1", "id": marking_id, "created": REFERENCE_CREATED,
+            "name": f"Share with: {name}",
+            "extensions": {SHARING_EXTENSION_ID: {"extension_type": "property-extension",
+                                                  "share_with": {"partners": [], "groups": [slug], "countries": []},
+                                                  "exclude_partners": [], "no_federation": False}}}
+
+
+def publish_reference(session: Session) -> int:
+    """Bring every reference collection and the markings table up to date; return the versions added."""
+    hub_partner = session.execute(select(m.Partner).where(m.Partner.slug == "hub")).scalar_one()
+    objs = reference_objects(session)
+    _register_reference_markings(session, objs, hub_partner.id)
+    store.bump_rules(session)
+    clock = store.lock_clock(session)
+    rows = []
+    for collection in session.scalars(select(m.Collection).where(m.Collection.is_reference.is_(True))):
+        current = {v.stix_id: v for v in session.scalars(select(m.ObjectVersion).where(
+            m.ObjectVersion.collection_id == collection.id))}
+        for obj in objs:
+            row = _reference_row(obj, current.get(obj["id"]), collection.id, hub_partner.id)
+            if row is not None:
+                rows.append(row)
+    start = max(store.now_us(), clock + 1)
+    for offset, row in enumerate(rows):
+        row["date_added"] = start + offset
+    store.insert_versions(session, rows)
+    if rows:
+        store.set_clock(session, start + len(rows) - 1)
+    return len(rows)
+
+
+def _reference_row(obj: dict, latest: m.ObjectVersion | None, collection_pk: int, hub_pk: int) -> dict | None:
+    if latest is not None and orjson.loads(latest.raw) == obj:
+        return None
+    if latest is not None and "modified" in obj:
+        # A changed identity or group name becomes a new version, strictly later than the stored one.
+        stamp = max(store.now_us(), latest.version_us + 1000)
+        obj = {**obj, "modified": stix.format_timestamp(stamp // 1000 * 1000)}
+    elif latest is not None:
+        return None  # markings are immutable: keep the first
+    version = stix.object_version(obj)
+    return {"collection_id": collection_pk, "stix_id": obj["id"], "type": obj["type"], "version": version,
+            "version_us": stix.parse_timestamp(version), "spec_version": "2.1", "originator_id": hub_pk,
+            "tlp": int(TLP.CLEAR), "restriction_set_id": None, "unknown_markings": False,
+            "raw": orjson.dumps(obj).decode()}
+
+
+def _register_reference_markings(session: Session, objs: list[dict], hub_pk: int) -> None:
+    known = set(session.scalars(select(m.Marking.id)))
+    for obj in objs:
+        if obj["type"] != "marking-definition" or obj["id"] in known:
+            continue
+        level = stix.marking_tlp(obj["id"])
+        ext = (obj.get("extensions") or {}).get(SHARING_EXTENSION_ID, {})
+        share = ext.get("share_with", {})
+        session.add(m.Marking(
+            id=obj["id"], kind="tlp" if level is not None else "sharing", tlp=None if level is None else int(level),
+            share_partners=",".join(share.get("partners", [])), share_groups=",".join(share.get("groups", [])),
+            share_countries=",".join(share.get("countries", [])), exclude_partners="", no_federation=False,
+            raw=orjson.dumps(obj).decode(), originator_id=hub_pk))
+    session.flush()
+
+
+# --------------------------------------------------------------------- keys
+
+
+def create_key(session: Session, pepper: str, partner_slug: str, *, read_only: bool = False,
+               expires_days: int | None = None, cidrs: str = "", label: str = "", actor: str = "cli"
+               ) -> tuple[str, str]:
+    """Issue an API key for a partner; return (key id, secret). The secret is not stored."""
+    partner = session.execute(select(m.Partner).where(m.Partner.slug == partner_slug)).scalar_one_or_none()
+    if partner is None or partner.kind == "hub":
+        raise NotFound(f"unknown partner '{partner_slug}'")
+    if expires_days is not None and expires_days <= 0:
+        raise BadRequest("--expires-days must be a positive number of days")
+    try:
+        networks = auth.parse_cidrs(cidrs)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    secret, key_id, now = auth.new_secret(), auth.new_key_id(), store.now_us()
+    session.add(m.ApiKey(key_id=key_id, partner_id=partner.id, secret_hash=auth.hash_secret(pepper, secret),
+                         label=label, read_only=read_only, cidrs=",".join(str(n) for n in networks),
+                         created_us=now,
+                         expires_us=now + expires_days * 86_400_000_000 if expires_days else None))
+    store.audit(session, actor, "key.create", partner_slug, {"key_id": key_id, "read_only": read_only,
+                                                             "expires_days": expires_days, "cidrs": cidrs})
+    return key_id, secret
+
+
+def revoke_key(session: Session, key_id: str, *, actor: str = "cli") -> None:
+    key = session.execute(select(m.ApiKey).where(m.ApiKey.key_id == key_id)).scalar_one_or_none()
+    if key is None:
+        raise NotFound(f"unknown key '{key_id}'")
+    if key.revoked_us is None:
+        key.revoked_us = store.now_us()
+        store.audit(session, actor, "key.revoke", key_id)
+
+
+# --------------------------------------------------------------------- admin accounts
+
+
+def create_admin(session: Session, username: str, password: str, role: str = "admin") -> None:
+    """Create a panel account; passwords are typed by people, so they get argon2."""
+    from argon2 import PasswordHasher
+
+    if not username or len(username) > 64:
+        raise BadRequest("the username must be 1-64 characters")
+    if len(password) < 12:
+        raise BadRequest("the password must be at least 12 characters")
+    if session.execute(select(m.AdminUser).where(m.AdminUser.username == username)).scalar_one_or_none():
+        raise BadRequest(f"an account named '{username}' already exists")
+    session.add(m.AdminUser(username=username, password_hash=PasswordHasher().hash(password), role=role,
+                            created_us=store.now_us()))
+    store.audit(session, "cli", "admin.create", username, {"role": role})

@@ -1,0 +1,391 @@
+"""Storage: every SQL statement the hub runs lives here.
+
+Reads take a ``VersionQuery`` (one frozen value instead of a dozen arguments) and
+build the statement from small ``_apply_*`` steps. The sharing rules arrive
+already compiled (``policy.ReadFilter``) and become one WHERE clause, so a page
+costs the same whether the partner sees all of a collection or a sliver of it.
+
+Writes that add object versions first lock the hub clock row: writers queue on
+that lock, take their ``date_added`` values under it and commit before the next
+writer reads the clock. So ``date_added`` is unique and commits happen in
+``date_added`` order: a reader that has seen a value never sees a smaller one
+appear later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+from sqlalchemy import and_, delete, exists, false, func, insert, or_, select, true, update
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from hub import models as m
+from hub import policy
+from hub.policy import TLP
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def split_list(text: str) -> list[str]:
+    return [x for x in text.split(",") if x]
+
+
+# --------------------------------------------------------------------- snapshot
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    pk: int
+    uuid: str
+    api_root: str
+    alias: str
+    title: str
+    description: str
+    is_reference: bool
+    rules: policy.Collection
+
+
+@dataclass(frozen=True)
+class ApiRootInfo:
+    pk: int
+    slug: str
+    title: str
+    description: str
+    max_content_length: int
+
+
+@dataclass(frozen=True)
+class MarkingInfo:
+    id: str
+    kind: str
+    tlp: TLP | None
+    raw: str
+    sharing: policy.SharingMarking | None
+
+
+@dataclass
+class Snapshot:
+    """The sharing configuration at one ``rules_version``, loaded once and shared by requests."""
+
+    rules_version: int
+    hub_name: str
+    hub_contact: str
+    hub_identity: str
+    world: policy.World
+    partners: dict[int, policy.Partner]
+    partner_rows: dict[int, m.Partner]
+    by_slug: dict[str, int]
+    roots: dict[str, ApiRootInfo]
+    collections: dict[str, CollectionInfo]
+    markings: dict[str, MarkingInfo]
+    restriction_sets: dict[int, tuple[policy.SharingMarking, ...]]
+    restriction_keys: dict[str, int]
+    _filters: dict[tuple[int, str], policy.ReadFilter] = field(default_factory=dict)
+
+    def partner(self, slug: str) -> policy.Partner:
+        return self.partners[self.by_slug[slug]]
+
+    def collections_of(self, root: str) -> list[CollectionInfo]:
+        return sorted((c for c in self.collections.values() if c.api_root == root), key=lambda c: (c.alias, c.uuid))
+
+    def read_filter(self, partner_pk: int, collection: CollectionInfo) -> policy.ReadFilter:
+        key = (partner_pk, collection.uuid)
+        if key not in self._filters:
+            self._filters[key] = policy.compile_read(
+                self.world, self.partners[partner_pk], collection.rules, self.restriction_sets
+            )
+        return self._filters[key]
+
+
+def rules_version(session: Session) -> int:
+    return session.execute(select(m.HubState.rules_version).where(m.HubState.id == 1)).scalar_one()
+
+
+def bump_rules(session: Session) -> None:
+    """Invalidate every process's cached snapshot: the sharing configuration changed."""
+    session.execute(update(m.HubState).where(m.HubState.id == 1).values(rules_version=m.HubState.rules_version + 1))
+
+
+def load_snapshot(session: Session) -> Snapshot:
+    state = session.get(m.HubState, 1)
+    assert state is not None, "database not initialised: run `cti-hub db upgrade`"
+    partner_rows = {p.id: p for p in session.scalars(select(m.Partner))}
+    partners = {
+        p.id: policy.Partner(p.id, p.slug, p.country, TLP(p.clearance), p.active, p.kind) for p in partner_rows.values()
+    }
+    members: dict[int, set[str]] = {}
+    for group_id, partner_id in session.execute(select(m.TrustGroupMember.group_id, m.TrustGroupMember.partner_id)):
+        members.setdefault(group_id, set()).add(partner_rows[partner_id].slug)
+    groups = {
+        g.slug: policy.TrustGroup(g.slug, frozenset(members.get(g.id, ())), frozenset(split_list(g.countries)))
+        for g in session.scalars(select(m.TrustGroup))
+    }
+    roots = {
+        r.slug: ApiRootInfo(r.id, r.slug, r.title, r.description, r.max_content_length)
+        for r in session.scalars(select(m.ApiRoot))
+    }
+    root_slug = {r.pk: r.slug for r in roots.values()}
+    collections = {c.uuid: _collection_info(c, root_slug[c.api_root_id]) for c in session.scalars(select(m.Collection))}
+    markings = {mk.id: _marking_info(mk) for mk in session.scalars(select(m.Marking))}
+    sets: dict[int, tuple[policy.SharingMarking, ...]] = {}
+    keys: dict[str, int] = {}
+    for rs in session.scalars(select(m.RestrictionSet)):
+        ids = split_list(rs.marking_ids)
+        sets[rs.id] = tuple(markings[i].sharing for i in ids if markings[i].sharing is not None)  # type: ignore[misc]
+        keys[rs.marking_ids] = rs.id
+    return Snapshot(
+        rules_version=state.rules_version,
+        hub_name=state.name,
+        hub_contact=state.contact,
+        hub_identity=state.identity_id,
+        world=policy.World(groups),
+        partners=partners,
+        partner_rows=partner_rows,
+        by_slug={p.slug: p.id for p in partner_rows.values()},
+        roots=roots,
+        collections=collections,
+        markings=markings,
+        restriction_sets=sets,
+        restriction_keys=keys,
+    )
+
+
+def _collection_info(c: m.Collection, root: str) -> CollectionInfo:
+    rules = policy.Collection(
+        id=c.uuid,
+        max_tlp=TLP(c.max_tlp),
+        default_tlp=TLP(c.default_tlp),
+        types=frozenset(split_list(c.types)),
+        readers=policy.Grants.parse(split_list(c.readers)),
+        writers=policy.Grants.parse(split_list(c.writers)),
+    )
+    return CollectionInfo(c.id, c.uuid, root, c.alias, c.title, c.description, c.is_reference, rules)
+
+
+def _marking_info(mk: m.Marking) -> MarkingInfo:
+    sharing = None
+    if mk.kind == "sharing":
+        sharing = policy.SharingMarking(
+            id=mk.id,
+            partners=frozenset(split_list(mk.share_partners)),
+            groups=frozenset(split_list(mk.share_groups)),
+            countries=frozenset(split_list(mk.share_countries)),
+            exclude_partners=frozenset(split_list(mk.exclude_partners)),
+            no_federation=mk.no_federation,
+        )
+    return MarkingInfo(mk.id, mk.kind, TLP(mk.tlp) if mk.tlp is not None else None, mk.raw, sharing)
+
+
+# --------------------------------------------------------------------- keys, audit
+
+
+def find_key(session: Session, secret_hash: str) -> m.ApiKey | None:
+    return session.execute(select(m.ApiKey).where(m.ApiKey.secret_hash == secret_hash)).scalar_one_or_none()
+
+
+def touch_key(session: Session, key_pk: int, at_us: int) -> None:
+    session.execute(update(m.ApiKey).where(m.ApiKey.id == key_pk).values(last_used_us=at_us))
+
+
+def audit(session: Session, actor: str, action: str, target: str = "", detail: dict | None = None,
+          source: str = "") -> None:
+    session.add(m.AuditEvent(at_us=now_us(), actor=actor[:100], action=action, target=target[:200],
+                             source=source[:64], detail=orjson.dumps(detail or {}).decode()))
+
+
+def record_login_failure(session: Session, source: str, window_us: int) -> int:
+    """Count a failed login from ``source``; return the failures in the current window."""
+    now = now_us()
+    row = session.get(m.LoginFailure, source)
+    if row is None or now - row.window_us > window_us:
+        if row is None:
+            row = m.LoginFailure(source=source, window_us=now, count=0)
+            session.add(row)
+        row.window_us, row.count = now, 0
+    row.count += 1
+    return row.count
+
+
+def login_failures(session: Session, source: str, window_us: int) -> tuple[int, int]:
+    """Return (failures in the window, seconds until the window ends) for ``source``."""
+    row = session.get(m.LoginFailure, source)
+    if row is None:
+        return 0, 0
+    left = row.window_us + window_us - now_us()
+    return (row.count, max(1, left // 1_000_000)) if left > 0 else (0, 0)
+
+
+# --------------------------------------------------------------------- reads
+
+V = m.ObjectVersion
+
+
+@dataclass(frozen=True)
+class VersionQuery:
+    """One read of a partner's view of a collection."""
+
+    collection_pk: int
+    read: policy.ReadFilter
+    originator_pk: int
+    added_after: int | None = None
+    after: int | None = None
+    ids: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    versions: tuple[str | int, ...] = ("last",)
+    spec_versions: tuple[str, ...] = ()
+    limit: int = 1000
+
+
+def _visible(v: type[V], q: VersionQuery) -> ColumnElement[bool]:
+    """The sharing rules (``policy.filter_admits``) as a SQL condition on one version row."""
+    f = q.read
+    if not f.readable:
+        return false()
+    below_red = and_(v.tlp < int(TLP.RED), or_(v.restriction_set_id.is_(None),
+                                               v.restriction_set_id.in_(sorted(f.admitted_sets))))
+    at_red = and_(v.tlp == int(TLP.RED), v.restriction_set_id.in_(sorted(f.red_sets)))
+    content = and_(
+        v.tlp <= int(f.max_tlp),
+        v.unknown_markings.is_(False),
+        v.type.in_(sorted(f.types)) if f.types else true(),
+        or_(below_red, at_red) if f.max_tlp >= TLP.RED else below_red,
+    )
+    return or_(v.originator_id == q.originator_pk, content)
+
+
+def _apply_filters(stmt, v: type[V], q: VersionQuery):  # type: ignore[no-untyped-def]
+    stmt = stmt.where(v.collection_id == q.collection_pk, _visible(v, q))
+    if q.ids:
+        stmt = stmt.where(v.stix_id.in_(q.ids))
+    if q.types:
+        stmt = stmt.where(v.type.in_(q.types))
+    if q.spec_versions:
+        stmt = stmt.where(v.spec_version.in_(q.spec_versions))
+    return stmt
+
+
+def _apply_versions(stmt, v: type[V], q: VersionQuery):  # type: ignore[no-untyped-def]
+    if "all" in q.versions:
+        return stmt
+    conditions = []
+    for wanted in q.versions:
+        if wanted in ("first", "last"):
+            other = aliased(V)
+            newer = other.version_us > v.version_us if wanted == "last" else other.version_us < v.version_us
+            rival = _apply_filters(select(other.pk), other, q).where(other.stix_id == v.stix_id, newer)
+            conditions.append(~exists(rival))
+        else:
+            conditions.append(v.version_us == wanted)
+    return stmt.where(or_(*conditions))
+
+
+def _apply_position(stmt, v: type[V], q: VersionQuery):  # type: ignore[no-untyped-def]
+    floor = max(x for x in (q.added_after, q.after, -1) if x is not None)
+    if floor >= 0:
+        stmt = stmt.where(v.date_added > floor)
+    return stmt.order_by(v.date_added).limit(q.limit + 1)
+
+
+def page(session: Session, q: VersionQuery, columns: Sequence[str]) -> tuple[list, bool]:
+    """Return one page of the partner's view, oldest ``date_added`` first, and whether more follow."""
+    stmt = select(*(getattr(V, c) for c in columns))
+    stmt = _apply_position(_apply_versions(_apply_filters(stmt, V, q), V, q), V, q)
+    rows = session.execute(stmt).all()
+    return rows[: q.limit], len(rows) > q.limit
+
+
+def has_visible(session: Session, q: VersionQuery) -> bool:
+    """Tell whether the partner's view holds any version of the queried ids."""
+    stmt = _apply_filters(select(V.pk), V, VersionQuery(q.collection_pk, q.read, q.originator_pk, ids=q.ids)).limit(1)
+    return session.execute(stmt).first() is not None
+
+
+def versions_of(session: Session, collection_pk: int, stix_id: str) -> list[m.ObjectVersion]:
+    stmt = select(V).where(V.collection_id == collection_pk, V.stix_id == stix_id).order_by(V.version_us)
+    return list(session.scalars(stmt))
+
+
+def delete_versions(session: Session, collection_pk: int, stix_id: str, version_pks: Iterable[int]) -> int:
+    pks = list(version_pks)
+    if not pks:
+        return 0
+    session.execute(delete(V).where(V.collection_id == collection_pk, V.stix_id == stix_id, V.pk.in_(pks)))
+    return len(pks)
+
+
+# --------------------------------------------------------------------- writes
+
+
+def lock_clock(session: Session) -> int:
+    """Take the hub-wide writer lock and return the last ``date_added`` handed out."""
+    session.execute(update(m.HubState).where(m.HubState.id == 1).values(clock_us=m.HubState.clock_us))
+    return session.execute(select(m.HubState.clock_us).where(m.HubState.id == 1)).scalar_one()
+
+
+def set_clock(session: Session, value: int) -> None:
+    session.execute(update(m.HubState).where(m.HubState.id == 1).values(clock_us=value))
+
+
+def owners(session: Session, stix_ids: Iterable[str]) -> dict[str, int]:
+    """Return the originator partner of each already-stored object id."""
+    out: dict[str, int] = {}
+    ids = sorted(set(stix_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for stix_id, originator in session.execute(
+            select(V.stix_id, func.min(V.originator_id)).where(V.stix_id.in_(chunk)).group_by(V.stix_id)
+        ):
+            out[stix_id] = originator
+    return out
+
+
+def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> dict[tuple[str, int], str]:
+    """Return the raw JSON of every stored (id, version) among ``stix_ids`` in a collection."""
+    out: dict[tuple[str, int], str] = {}
+    ids = sorted(set(stix_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        stmt = select(V.stix_id, V.version_us, V.raw).where(V.collection_id == collection_pk, V.stix_id.in_(chunk))
+        for stix_id, version_us, raw in session.execute(stmt):
+            out[(stix_id, version_us)] = raw
+    return out
+
+
+def insert_versions(session: Session, rows: list[dict]) -> None:
+    if rows:
+        session.execute(insert(V), rows)
+
+
+def intern_restriction_set(session: Session, snapshot: Snapshot, marking_ids: Iterable[str]) -> int:
+    """Return the id of the restriction set holding exactly these sharing markings, creating it once."""
+    key = ",".join(sorted(set(marking_ids)))
+    if key in snapshot.restriction_keys:
+        return snapshot.restriction_keys[key]
+    found = session.execute(select(m.RestrictionSet.id).where(m.RestrictionSet.marking_ids == key)).scalar()
+    if found is None:
+        found = session.execute(insert(m.RestrictionSet).values(marking_ids=key).returning(m.RestrictionSet.id)).scalar_one()
+        bump_rules(session)
+    return found
+
+
+def save_marking(session: Session, row: dict) -> None:
+    session.execute(insert(m.Marking).values(**row))
+    bump_rules(session)
+
+
+def save_status(session: Session, status: m.Status) -> None:
+    session.add(status)
+
+
+def get_status(session: Session, status_id: str) -> m.Status | None:
+    return session.get(m.Status, status_id)
+
+
+def purge_statuses(session: Session, older_than_us: int) -> None:
+    session.execute(delete(m.Status).where(m.Status.request_us < older_than_us))

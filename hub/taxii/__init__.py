@@ -1,0 +1,43 @@
+"""The TAXII 2.1 API: medallion's blueprints on the hub's app, answered by ``HubBackend``."""
+
+from __future__ import annotations
+
+import medallion
+from flask import Flask, current_app, g, request
+from medallion import auth as medallion_auth
+
+from hub import auth
+from hub.auth import Principal
+from hub.taxii import compat
+from hub.taxii.backend import HubBackend
+
+
+def _verify_password(username: str, password: str) -> Principal | None:
+    """medallion's auth callback: return the calling partner's principal, or None for a 401."""
+    hub = current_app.extensions["cti_hub"]
+    settings = hub.settings
+    # flask-httpauth only understands Basic; read the header ourselves so Bearer/Token work too.
+    header = request.headers.get("Authorization", "")
+    with hub.session() as session:
+        principal = auth.authenticate(session, hub.pepper, header, request.remote_addr or "",
+                                      failure_limit=settings["login_failure_limit"],
+                                      window_seconds=settings["login_failure_window_seconds"])
+    g.hub_principal = principal
+    return principal
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("hub_session", None)
+    if session is not None:
+        session.close()
+
+
+def init_app(app: Flask) -> None:
+    """Serve TAXII 2.1 on ``app``."""
+    app.users_backend = {}  # medallion's get_pwd still reads it; keys live in the database
+    app.taxii_config = {"max_page_size": app.config["HUB"]["max_page_size"]}
+    app.medallion_backend = HubBackend()
+    medallion_auth.verify_password(_verify_password)
+    medallion.register_blueprints(app)
+    compat.init_app(app)
+    app.teardown_request(_close_session)
