@@ -38,6 +38,7 @@ class Principal:
     key_pk: int
     key_id: str
     read_only: bool
+    last_used_us: int | None = None
 
 
 def new_secret() -> str:
@@ -79,27 +80,33 @@ def credentials(header: str) -> tuple[str, str] | None:
     return None
 
 
-def authenticate(session: Session, pepper: str, header: str, source: str, *, failure_limit: int,
-                 window_seconds: int) -> Principal | None:
-    """Return the caller behind ``header``; None (recorded and audited) when the credentials fail.
-
-    Raises TooManyRequests when ``source`` failed too often in the current window.
-    """
+def identify(session: Session, pepper: str, header: str, source: str) -> Principal | str | None:
+    """Read-only: the caller behind ``header``, a failure reason, or None when no credentials were sent."""
     creds = credentials(header) if header else None
-    reason = "no credentials" if creds is None else _check(session, pepper, creds, source)
-    if isinstance(reason, Principal):
-        return reason
-    window_us = window_seconds * 1_000_000
-    failures, retry = store.login_failures(session, source, window_us)
+    if creds is None:
+        return "no credentials" if header else None
+    return _check(session, pepper, creds, source)
+
+
+def check_rate(session: Session, source: str, *, failure_limit: int, window_seconds: int) -> None:
+    """Raise TooManyRequests when ``source`` failed too often in the current window."""
+    failures, retry = store.login_failures(session, source, window_seconds * 1_000_000)
     if failures >= failure_limit:
         raise TooManyRequests(f"too many failed logins from this address; retry in {retry} s",
                               headers={"Retry-After": str(retry)})
-    if creds is not None:
-        # Only real attempts count and are audited; a bare unauthenticated probe is just a 401.
-        count = store.record_login_failure(session, source, window_us)
-        store.audit(session, creds[0][:64] or "-", "login.failed", detail={"reason": reason, "count": count},
-                    source=source)
-    return None
+
+
+def record_failure(session: Session, header: str, source: str, reason: str, *, window_seconds: int) -> None:
+    """Count and audit a failed login (a request without credentials is just a 401, not a failure)."""
+    creds = credentials(header)
+    user = creds[0][:64] if creds and creds[0] else "-"
+    count = store.record_login_failure(session, source, window_seconds * 1_000_000)
+    store.audit(session, user, "login.failed", detail={"reason": reason, "count": count}, source=source)
+
+
+def needs_touch(principal: Principal) -> bool:
+    """Tell whether the key's last-use time is stale enough to write (at most once a minute)."""
+    return principal.last_used_us is None or store.now_us() - principal.last_used_us > TOUCH_EVERY_US
 
 
 def _check(session: Session, pepper: str, creds: tuple[str, str], source: str) -> Principal | str:
@@ -120,9 +127,7 @@ def _check(session: Session, pepper: str, creds: tuple[str, str], source: str) -
         return "partner suspended"
     if key.cidrs and not _source_allowed(key.cidrs, source):
         return "source address not allowed for this key"
-    if key.last_used_us is None or now - key.last_used_us > TOUCH_EVERY_US:
-        store.touch_key(session, key.id, now)
-    return Principal(partner.id, partner.slug, key.id, key.key_id, key.read_only)
+    return Principal(partner.id, partner.slug, key.id, key.key_id, key.read_only, key.last_used_us)
 
 
 def _source_allowed(cidrs: str, source: str) -> bool:

@@ -34,12 +34,14 @@ class Hub:
         self.settings = settings
         self.engine = db.make_engine(settings["database_url"])
         self.sessions = db.session_factory(self.engine)
+        self.write_sessions = db.session_factory(self.engine, write=True)
         self.pepper: str = settings["secret_key"]
         self._snapshot: store.Snapshot | None = None
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        with db.transaction(self.sessions) as session:
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on error."""
+        with db.transaction(self.write_sessions if write else self.sessions) as session:
             yield session
 
     def snapshot(self, session: Session) -> store.Snapshot:

@@ -6,7 +6,7 @@ import medallion
 from flask import Flask, current_app, g, request
 from medallion import auth as medallion_auth
 
-from hub import auth
+from hub import auth, store
 from hub.auth import Principal
 from hub.taxii import compat
 from hub.taxii.backend import HubBackend
@@ -18,12 +18,20 @@ def _verify_password(username: str, password: str) -> Principal | None:
     settings = hub.settings
     # flask-httpauth only understands Basic; read the header ourselves so Bearer/Token work too.
     header = request.headers.get("Authorization", "")
-    with hub.session() as session:
-        principal = auth.authenticate(session, hub.pepper, header, request.remote_addr or "",
-                                      failure_limit=settings["login_failure_limit"],
-                                      window_seconds=settings["login_failure_window_seconds"])
-    g.hub_principal = principal
-    return principal
+    source = request.remote_addr or ""
+    window = settings["login_failure_window_seconds"]
+    with hub.session(write=False) as session:
+        found = auth.identify(session, hub.pepper, header, source)
+        if not isinstance(found, auth.Principal):
+            auth.check_rate(session, source, failure_limit=settings["login_failure_limit"], window_seconds=window)
+    if isinstance(found, str):
+        with hub.session() as session:
+            auth.record_failure(session, header, source, found, window_seconds=window)
+        return None
+    if found is not None and auth.needs_touch(found):
+        with hub.session() as session:
+            store.touch_key(session, found.key_pk, store.now_us())
+    return found
 
 
 def _close_session(_exc: BaseException | None) -> None:
