@@ -25,7 +25,7 @@ from hub import models as m
 from hub import store
 from hub.errors import TooManyRequests
 
-SECRET_PREFIX = "chub_"
+SECRET_PREFIX = "chub_"  # noqa: S105 - a public prefix that makes leaked keys easy to spot
 TOUCH_EVERY_US = 60 * 1_000_000
 
 

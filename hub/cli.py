@@ -228,7 +228,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
     args = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--worker-class", "gthread",
             "--threads", str(threads), "--timeout", "120", "--access-logfile", "-", "hub.wsgi:app"]
     click.echo(f"serving on http://{host}:{port}/taxii2/ with {workers} workers", err=True)
-    os.execvp(sys.executable, [sys.executable, "-m", *args])
+    os.execvp(sys.executable, [sys.executable, "-m", *args])  # noqa: S606 - replace this process with gunicorn
 
 
 @main.command()

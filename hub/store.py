@@ -369,7 +369,8 @@ def intern_restriction_set(session: Session, snapshot: Snapshot, marking_ids: It
         return snapshot.restriction_keys[key]
     found = session.execute(select(m.RestrictionSet.id).where(m.RestrictionSet.marking_ids == key)).scalar()
     if found is None:
-        found = session.execute(insert(m.RestrictionSet).values(marking_ids=key).returning(m.RestrictionSet.id)).scalar_one()
+        stmt = insert(m.RestrictionSet).values(marking_ids=key).returning(m.RestrictionSet.id)
+        found = session.execute(stmt).scalar_one()
         bump_rules(session)
     return found
 
