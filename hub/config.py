@@ -54,8 +54,9 @@ def load(file: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read settings file {path}: {exc}") from None
         settings.update(_layer(data, f"settings file {path}"))
-    env = {k.removeprefix("HUB_").lower(): v for k, v in os.environ.items() if k.startswith("HUB_")}
-    env.pop("config", None)
+    # HUB_CONFIG names the file itself; HUB_TEST_* belong to the test suite, not to the hub.
+    env = {k.removeprefix("HUB_").lower(): v for k, v in os.environ.items()
+           if k.startswith("HUB_") and k != "HUB_CONFIG" and not k.startswith("HUB_TEST_")}
     settings.update(_layer(env, "environment (HUB_*)"))
     settings.update(_layer(overrides or {}, "overrides"))
     if not settings["database_url"]:

@@ -183,6 +183,10 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
     if not isinstance(obj, dict):
         raise Unprocessable("not a STIX object (expected a JSON object)")
     errors = stix.validate(obj)
+    if not errors and "spec_version" not in obj and obj["type"] not in stix.SCO_TYPES:
+        # STIX 2.1 requires it on everything but observables; its absence means STIX 2.0 content.
+        errors = [f"{obj['id']}: property 'spec_version' is required (STIX 2.0 content must be upgraded to 2.1 "
+                  "first)"]
     if errors:
         raise Unprocessable("invalid STIX 2.1: " + "; ".join(errors[:5]))
     created_by = obj.get("created_by_ref")
@@ -248,9 +252,12 @@ def _marking_row(snap: store.Snapshot, partner: policy.Partner, obj: dict) -> di
     return row
 
 
+_CANONICAL_TLP = {**stix.TLP1_MARKINGS, **{o["id"]: o for o in stix.TLP2_MARKINGS.values()}}
+
+
 def _is_canonical_tlp(obj: dict) -> bool:
-    level = stix.marking_tlp(obj["id"])
-    canonical = stix.TLP1_MARKINGS.get(obj["id"]) or (stix.TLP2_MARKINGS.get(level) if level is not None else None)
+    """Tell whether a posted TLP marking is the standard object (OpenCTI's AMBER+STRICT has no standard form)."""
+    canonical = _CANONICAL_TLP.get(obj["id"])
     return canonical is None or canonical == obj
 
 

@@ -23,6 +23,7 @@ from stix2patterns.v21.object_validator import HASHES_REGEX as _PATTERN_HASH_RUL
 from hub.policy import TLP
 
 __all__ = [
+    "SCO_TYPES",
     "TLP1_MARKINGS",
     "TLP2_EXTENSION_DEFINITION",
     "TLP2_MARKINGS",
@@ -493,7 +494,8 @@ _SDO_TYPES = frozenset(
     "tool vulnerability".split()
 )
 _SRO_TYPES = frozenset({"relationship", "sighting"})
-_SCO_TYPES = frozenset(
+# The STIX 2.1 cyber-observable types (the only predefined types that may omit spec_version).
+SCO_TYPES: frozenset[str] = frozenset(
     "artifact autonomous-system directory domain-name email-addr email-message file ipv4-addr ipv6-addr "
     "mac-addr mutex network-traffic process software url user-account windows-registry-key "
     "x509-certificate".split()
@@ -501,7 +503,7 @@ _SCO_TYPES = frozenset(
 _CATEGORY = {
     **dict.fromkeys(_SDO_TYPES, "SDO"),
     **dict.fromkeys(_SRO_TYPES, "SRO"),
-    **dict.fromkeys(_SCO_TYPES, "SCO"),
+    **dict.fromkeys(SCO_TYPES, "SCO"),
 }
 _EXTENSION_TYPES = frozenset(
     {"new-sdo", "new-sco", "new-sro", "property-extension", "toplevel-property-extension"}

@@ -15,7 +15,7 @@ import pytest
 import requests
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
-from hub import services, sharing_config
+from hub import sharing_config
 from tests import factories as f
 
 ROOT = Path(__file__).resolve().parents[1]

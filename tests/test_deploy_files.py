@@ -1,0 +1,266 @@
+"""The deployment files and the README agree with each other and with the code.
+
+- docker-compose.yml validates with ``docker-compose config``;
+- the compose service command and HUB_* variables are the ones the README documents;
+- every HUB_* variable the README names is a real setting;
+- config/hub.toml loads and lists every setting with its default;
+- every ``cti-hub`` command the README shows exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from hub import config as hub_config
+from hub.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+COMPOSE = ROOT / "docker-compose.yml"
+HUB_TOML = ROOT / "config" / "hub.toml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+# HUB_* variables that are not settings: the settings-file path and the test database URL.
+NON_SETTING_VARS = {"HUB_CONFIG", "HUB_TEST_POSTGRES"}
+SETTING_VARS = {f"HUB_{key.upper()}" for key in hub_config.DEFAULTS}
+HUB_VAR = re.compile(r"\bHUB_[A-Z][A-Z0-9_]*")
+
+
+def readme() -> str:
+    return README.read_text(encoding="utf-8")
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+def compose_section() -> str:
+    """The README section about docker compose, up to the next second-level heading."""
+    match = re.search(r"^## [^\n]*docker compose[^\n]*\n(.*?)(?=^## |\Z)", readme(), re.M | re.S | re.I)
+    assert match, "README.md has no '## ... docker compose' section"
+    return match.group(1)
+
+
+def code_text(markdown: str) -> list[str]:
+    """Every line of fenced code blocks and every inline code span."""
+    out: list[str] = []
+    fenced = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
+    for block in fenced.findall(markdown):
+        out += block.splitlines()
+    rest = fenced.sub("", markdown)
+    out += re.findall(r"`([^`\n]+)`", rest)
+    return out
+
+
+# --------------------------------------------------------------------- (a) docker-compose config
+
+
+def _compose_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def docker_compose() -> str:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("the docker-compose binary is not installed (Debian: apt-get install -y docker-compose)")
+    return binary
+
+
+def test_compose_file_validates(docker_compose: str) -> None:
+    result = subprocess.run(
+        [docker_compose, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT, capture_output=True, text=True,
+        env=_compose_env(HUB_SECRET_KEY="test-secret"), timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_refuses_to_start_without_a_secret_key(docker_compose: str) -> None:
+    result = subprocess.run(
+        [docker_compose, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT, capture_output=True, text=True,
+        env=_compose_env(), timeout=120)
+    assert result.returncode != 0
+    assert "set HUB_SECRET_KEY" in result.stderr
+
+
+# --------------------------------------------------------------------- (b) compose file vs README
+
+
+def test_compose_services_are_as_documented() -> None:
+    services = compose()["services"]
+    assert set(services) == {"db", "hub"}
+    db = services["db"]
+    assert db["image"] == "postgres:15"
+    assert {k: db["environment"][k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")} == \
+        {"POSTGRES_USER": "hub", "POSTGRES_PASSWORD": "hub", "POSTGRES_DB": "hub"}
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    hub = services["hub"]
+    assert hub["build"] == "."
+    assert hub["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert "./config:/app/config:ro" in hub["volumes"]
+    assert "8000:8000" in hub["ports"]
+    assert "/readyz" in " ".join(hub["healthcheck"]["test"])
+    env = hub["environment"]
+    assert env["HUB_DATABASE_URL"] == "postgresql://hub:hub@db:5432/hub"
+    assert env["HUB_SECRET_KEY"] == "${HUB_SECRET_KEY:?set HUB_SECRET_KEY}"
+    assert env["HUB_DATA_DIR"] == "/data"
+
+
+def test_readme_compose_section_names_the_compose_command() -> None:
+    command = compose()["services"]["hub"]["command"]
+    assert command == "cti-hub serve --host 0.0.0.0 --port 8000 --workers 4"
+    assert command in compose_section()
+
+
+def test_every_compose_hub_variable_is_documented() -> None:
+    env = compose()["services"]["hub"]["environment"]
+    section, whole = compose_section(), readme()
+    for name in env:
+        assert name.startswith("HUB_"), name
+        assert name in section, f"{name} is set in docker-compose.yml but not described in the README's compose section"
+        assert name in whole
+    documented = set(HUB_VAR.findall(section))
+    assert documented <= set(env) | NON_SETTING_VARS, documented - set(env)
+
+
+def test_compose_hub_variables_are_settings() -> None:
+    env = compose()["services"]["hub"]["environment"]
+    assert set(env) <= SETTING_VARS, set(env) - SETTING_VARS
+
+
+def test_dockerfile_runs_the_documented_server_as_non_root() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert re.search(r"^FROM python:3\.11-slim\s*$", text, re.M)
+    assert re.search(r"^RUN pip install \.", text, re.M)
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0"), "the image must run as a non-root user"
+    assert 'CMD ["cti-hub", "serve", "--host", "0.0.0.0", "--port", "8000"]' in text
+    ignored = {line.strip() for line in DOCKERIGNORE.read_text().splitlines()}
+    # pip install . needs these in the build context (pyproject's readme is README.md).
+    for needed in ("pyproject.toml", "README.md", "hub", "feeds", "config"):
+        assert needed not in ignored, f".dockerignore drops {needed}, which the image needs"
+    for secret_or_bulk in (".git", ".venv", "var", ".env"):
+        assert secret_or_bulk in ignored, f".dockerignore should exclude {secret_or_bulk}"
+
+
+# --------------------------------------------------------------------- (c) README variables are settings
+
+
+def test_readme_hub_variables_are_real_settings() -> None:
+    named = set(HUB_VAR.findall(readme()))
+    assert named, "the README names no HUB_* variable"
+    unknown = named - SETTING_VARS - NON_SETTING_VARS
+    assert not unknown, f"the README names HUB_* variables that are not settings: {sorted(unknown)}"
+
+
+def test_readme_documents_every_setting() -> None:
+    text = readme()
+    for key, var in ((k, f"HUB_{k.upper()}") for k in hub_config.DEFAULTS):
+        row = re.search(rf"^\| `{key}` \| `{var}` \|", text, re.M)
+        assert row, f"the README's settings table lacks `{key}` / `{var}`"
+
+
+# --------------------------------------------------------------------- (d) config/hub.toml
+
+
+def test_hub_toml_lists_every_setting_with_its_default() -> None:
+    with HUB_TOML.open("rb") as fh:
+        data = tomllib.load(fh)
+    assert data == hub_config.DEFAULTS
+
+
+def test_hub_toml_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("HUB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # data_dir is ./var: keep the generated files out of the repository
+    settings = hub_config.load(HUB_TOML)
+    assert set(settings) == set(hub_config.DEFAULTS)
+    for key, default in hub_config.DEFAULTS.items():
+        if default != "":
+            assert settings[key] == default, key
+    assert settings["database_url"] == f"sqlite:///{(tmp_path / 'var' / 'hub.db').resolve()}"
+
+
+def test_hub_toml_comments_every_key() -> None:
+    lines = HUB_TOML.read_text(encoding="utf-8").splitlines()
+    for index, line in enumerate(lines):
+        key = re.match(r"^#?\s*([a-z_]+)\s*=", line)
+        if key and key.group(1) in hub_config.DEFAULTS and not line.startswith("#"):
+            assert index > 0 and lines[index - 1].startswith("#"), f"{key.group(1)} has no comment above it"
+            assert f"HUB_{key.group(1).upper()}" in "\n".join(lines[max(0, index - 8):index])
+
+
+# --------------------------------------------------------------------- (e) README commands exist
+
+
+def readme_commands() -> set[tuple[str, ...]]:
+    """The command paths (``("keys", "create")``) of every ``cti-hub`` invocation in the README's code."""
+    found: set[tuple[str, ...]] = set()
+    for line in code_text(readme()):
+        for match in re.finditer(r"(?<![\w./-])cti-hub((?:[ \t]+\S+)*)", line):
+            found.add(_command_path(match.group(1).split()))
+    return found
+
+
+def _command_path(words: list[str]) -> tuple[str, ...]:
+    """Follow the words through the click groups; an unknown name ends the path (and fails its test)."""
+    command: click.Command | None = main
+    path: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if not isinstance(command, click.Group):
+            break
+        if word.startswith("-"):
+            if word == "--config":
+                skip = True
+                continue
+            break
+        name = re.match(r"[a-z][a-z0-9-]*", word)
+        if name is None:
+            break
+        path.append(name.group(0))
+        command = command.commands.get(name.group(0))
+    return tuple(path)
+
+
+def test_readme_shows_cti_hub_commands() -> None:
+    commands = readme_commands()
+    for expected in (("sharing", "apply"), ("sharing", "export"), ("keys", "create"), ("serve",)):
+        assert expected in commands
+
+
+@pytest.mark.parametrize("path", sorted(readme_commands()), ids=lambda p: " ".join(p) or "(root)")
+def test_readme_command_exists(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_readme_lists_every_cli_command() -> None:
+    def leaves(group: click.Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+        out: set[tuple[str, ...]] = set()
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                out |= leaves(command, (*prefix, name))
+            else:
+                out.add((*prefix, name))
+        return out
+
+    missing = leaves(main) - readme_commands()
+    assert not missing, f"the README's command reference lacks: {sorted(' '.join(p) for p in missing)}"
