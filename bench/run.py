@@ -1,0 +1,199 @@
+"""Benchmark the hub through real HTTP under gunicorn, with the sharing rules enforced.
+
+Generates deterministic DPRK-style data (hub.demo_data), loads it through the same
+ingest path as TAXII POST, serves it with `cti-hub serve`, and measures each
+workload of the performance goals with a real HTTP client as a partner that sees
+about half of the collection. Prints one table with the goal beside each figure.
+
+    python bench/run.py --quick                 # 10,000 versions, SQLite
+    python bench/run.py --sizes 10000,1000000   # the goals' sizes
+    python bench/run.py --db postgresql://postgres@127.0.0.1:5432/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import requests
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hub import create_app, db, demo_data, services  # noqa: E402
+from hub.policy import TLP  # noqa: E402
+from tests import factories as f  # noqa: E402
+
+TAXII = "application/taxii+json;version=2.1"
+GOALS = {
+    "pull": ">= 50,000 obj/s",
+    "last/first page": "<= 1.5x",
+    "head poll p50": "<= 5 ms",
+    "head poll p99": "<= 25 ms",
+    "object GET p50": "<= 5 ms",
+    "POST 1,000/envelope": ">= 5,000 obj/s",
+    "bulk import": ">= 20,000 obj/s",
+}
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup_world(hub: services.Hub) -> dict:
+    """Two publishers; the reader `singcert` (clearance AMBER) sees roughly half of the collection."""
+    with hub.session() as s:
+        f.hub_partner(s)
+        kr = f.add_partner(s, "krcert", "KR", TLP.RED)
+        cisa = f.add_partner(s, "cisa", "US", TLP.RED)
+        f.add_partner(s, "singcert", "SG", TLP.AMBER)
+        f.add_group(s, "rokus", [kr, cisa])
+        root = f.add_root(s, "dprk", max_content_length=64 * 1024 * 1024)
+        coll = f.add_collection(s, root, "intel", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
+        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[],
+                         reference=True)
+        services.publish_reference(s)
+        partners = {p: hub.snapshot(s).by_slug[p] for p in ("krcert", "cisa")}
+        marking = f"marking-definition--{f.uuid.uuid5(services.NAMESPACE, 'group:rokus')}"
+    return {"collection": coll.uuid, "partners": partners, "rokus_marking": marking}
+
+
+def stream(n: int, world: dict, seed: int, slug: str) -> list[dict]:
+    pub = demo_data.Publisher(slug, f"identity--{f.uuid.uuid5(services.NAMESPACE, slug)}")
+    mix = {TLP.CLEAR: 0.1, TLP.GREEN: 0.4, TLP.AMBER: 0.2, TLP.AMBER_STRICT: 0.25, TLP.RED: 0.05}
+    return list(demo_data.indicators(n, publishers=[pub], seed=seed, tlp_mix=mix,
+                                     sharing_markings=[world["rokus_marking"]], sharing_ratio=0.1))
+
+
+def bulk_load(hub: services.Hub, world: dict, n: int) -> float:
+    """Load n versions through services.ingest_envelope (the import path); return objects/s."""
+    slugs = list(world["partners"])
+    start, done = time.perf_counter(), 0
+    per = n // len(slugs)
+    for i, slug in enumerate(slugs):
+        objs = stream(per, world, seed=100 + i, slug=slug)
+        for k in range(0, len(objs), 5000):
+            services.ingest_envelope(hub, world["partners"][slug], world["collection"], objs[k:k + 5000])
+        done += len(objs)
+    return done / (time.perf_counter() - start)
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1000
+
+
+def measure(base: str, key: str, writer_key: str, world: dict, n: int) -> dict:
+    http = requests.Session()
+    http.headers.update({"Accept": TAXII, "Authorization": f"Bearer {key}"})
+    url = f"{base}/dprk/collections/{world['collection']}/objects/"
+    out: dict = {}
+    pages, total, t0 = [], 0, time.perf_counter()
+    params: dict = {"limit": 1000}
+    while True:
+        t = time.perf_counter()
+        r = http.get(url, params=params)
+        body = r.json()
+        pages.append(time.perf_counter() - t)
+        total += len(body.get("objects", []))
+        if not body.get("more"):
+            break
+        params = {"limit": 1000, "next": body["next"]}
+    out["pull"] = total / (time.perf_counter() - t0)
+    out["visible"] = total
+    out["last/first page"] = pages[-2] / pages[0] if len(pages) > 2 else 1.0
+    last = r.headers["X-TAXII-Date-Added-Last"]
+    polls = sorted(timed(lambda: http.get(url, params={"added_after": last})) for _ in range(300))
+    out["head poll p50"], out["head poll p99"] = statistics.median(polls), polls[int(len(polls) * 0.99) - 1]
+    ids = [o["id"] for o in http.get(url, params={"limit": 200}).json()["objects"]]
+    gets = sorted(timed(lambda i=i: http.get(f"{url}{i}/")) for i in ids)
+    out["object GET p50"] = statistics.median(gets)
+    writer = requests.Session()
+    writer.headers.update({"Accept": TAXII, "Content-Type": TAXII, "Authorization": f"Bearer {writer_key}"})
+    posted, t0 = 0, time.perf_counter()
+    extra = stream(5000, world, seed=999 + n, slug="krcert")
+    for k in range(0, len(extra), 1000):
+        r = writer.post(url, data=orjson.dumps({"objects": extra[k:k + 1000]}))
+        posted += r.json()["success_count"]
+    out["POST 1,000/envelope"] = posted / (time.perf_counter() - t0)
+    return out
+
+
+def run_size(n: int, db_url: str | None, workdir: Path) -> dict:
+    settings = {"data_dir": str(workdir), "secret_key": "bench-secret"}
+    if db_url:
+        engine = db.make_engine(db_url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        engine.dispose()
+        settings["database_url"] = db_url
+    else:
+        settings["database_url"] = f"sqlite:///{workdir}/hub-{n}.db"
+    app = create_app(settings)
+    hub = app.extensions["cti_hub"]
+    db.upgrade(hub.engine)
+    world = setup_world(hub)
+    result = {"bulk import": bulk_load(hub, world, n)}
+    key, writer_key = f.key_for(hub, "singcert"), f.key_for(hub, "krcert")
+    hub.engine.dispose()
+    port = _port()
+    env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": "bench-secret",
+           "HUB_DATA_DIR": str(workdir)}
+    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        result.update(measure(base, key, writer_key, world, n))
+    finally:
+        proc.terminate()
+        proc.wait()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10,000 versions only")
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated collection sizes")
+    parser.add_argument("--db", default=None, help="PostgreSQL URL (default: SQLite in a temp dir)")
+    args = parser.parse_args()
+    sizes = [10_000] if args.quick else [int(x) for x in args.sizes.split(",")]
+    engine = "PostgreSQL" if args.db else "SQLite"
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {engine}")
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {n: run_size(n, args.db, Path(tmp)) for n in sizes}
+    print(f"\n{'workload':<22}" + "".join(f"{n:>14,}" for n in sizes) + f"  {'goal':<18}")
+    for name, goal in GOALS.items():
+        row = "".join(f"{_fmt(name, results[n][name]):>14}" for n in sizes)
+        print(f"{name:<22}{row}  {goal:<18}")
+    print(f"{'visible to reader':<22}" + "".join(f"{results[n]['visible']:>14,}" for n in sizes))
+
+
+def _fmt(name: str, value: float) -> str:
+    if "obj/s" in GOALS[name] or name in ("pull", "bulk import"):
+        return f"{value:,.0f}/s"
+    if "ms" in GOALS[name]:
+        return f"{value:.1f} ms"
+    return f"{value:.2f}x"
+
+
+if __name__ == "__main__":
+    main()
