@@ -255,7 +255,8 @@ def can_write(
         reasons.append(f"unknown marking {ref}")
     if reasons:
         return Decision(False, tuple(reasons))
-    return Decision(True, ())
+    return Decision(True, (f"{partner.slug} writes collection {collection.id} and {obj.tlp.label} is within "
+                           f"its maximum {collection.max_tlp.label}",))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -119,14 +120,14 @@ _TLP2_BY_ID = {m["id"]: m for m in TLP2_MARKINGS.values()}
 
 def marking_tlp(marking_ref: str) -> TLP | None:
     """Return the TLP level of a marking-definition id, or None if it is not a TLP id."""
-    return TLP_MARKING_IDS.get(marking_ref)
+    return TLP_MARKING_IDS.get(marking_ref) if isinstance(marking_ref, str) else None
 
 
 def is_statement_marking(obj: dict) -> bool:
     """Tell whether ``obj`` is a statement marking (copyright, terms of use) and not a TLP one."""
     if not isinstance(obj, dict) or obj.get("type") != "marking-definition":
         return False
-    if obj.get("id") in TLP_MARKING_IDS:
+    if marking_tlp(obj.get("id")) is not None:
         # OpenCTI exports AMBER+STRICT as a statement; the hub understands it as TLP.
         return False
     definition = obj.get("definition")
@@ -158,14 +159,22 @@ def _iso_micros(text: str, iso: str) -> int:
         # Fractions beyond microseconds are truncated, as fromisoformat does.
         return (datetime.fromisoformat(iso) - _EPOCH) // _ONE_US
     except ValueError:
-        raise ValueError(f"invalid timestamp {text!r}: date or time of day out of range") from None
+        raise ValueError(f"{text!r} is not a valid timestamp: date or time of day out of range") from None
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_stix_timestamp(text: str) -> int:
+    """Parse a string timestamp; cached because validate() reads most timestamps twice."""
+    if _TS_RE.fullmatch(text) is None:
+        raise ValueError(f"{text!r} is not a STIX timestamp (YYYY-MM-DDTHH:MM:SS[.fraction]Z)")
+    return _iso_micros(text, text)
 
 
 def parse_timestamp(text: str) -> int:
     """Parse a STIX timestamp (RFC 3339, 'Z', 0-9 fraction digits) into microseconds since the epoch."""
-    if not isinstance(text, str) or _TS_RE.fullmatch(text) is None:
-        raise ValueError(f"invalid STIX timestamp {text!r}: expected YYYY-MM-DDTHH:MM:SS[.fraction]Z")
-    return _iso_micros(text, text)
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a STIX timestamp (a string YYYY-MM-DDTHH:MM:SS[.fraction]Z)")
+    return _parse_stix_timestamp(text)
 
 
 def parse_filter_timestamp(text: str) -> int:
@@ -173,7 +182,7 @@ def parse_filter_timestamp(text: str) -> int:
     value = text.strip() if isinstance(text, str) else ""
     if _FILTER_TS_RE.fullmatch(value) is None:
         raise ValueError(
-            f"invalid timestamp {text!r}: expected YYYY-MM-DDTHH:MM:SS[.fraction] and Z, +hh:mm or -hh:mm"
+            f"{text!r} is not a valid timestamp (YYYY-MM-DDTHH:MM:SS[.fraction] and Z, +hh:mm or -hh:mm)"
         )
     # A space is what URL decoding leaves of '+'.
     iso = value[:10] + "T" + value[11:].upper()
@@ -234,6 +243,7 @@ _FIXED_KINDS = {
     "true": "bool",
     "false": "bool",
 }
+_KNOWN_KINDS = dict(_FIXED_KINDS)
 _LITERAL_PREFIXES = {"t": "ts", "h": "hex", "b": "bin"}
 _WORD_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _DIGITS = frozenset("0123456789")
@@ -256,7 +266,10 @@ def _token_kind(text: str) -> str:
     if first in _WORD_START:
         if not single and text[1] == "'":
             return _LITERAL_PREFIXES[first]
-        return "idh" if "-" in text else "id"
+        kind = "idh" if "-" in text else "id"
+        if len(_KNOWN_KINDS) < 20_000:  # object types and property names repeat across patterns
+            _KNOWN_KINDS[text] = kind
+        return kind
     if first == "'" and not single:
         return "str"
     if first in _DIGITS or (first in _NUMBER_START and not single):
@@ -275,42 +288,50 @@ class _PatternRecogniser:
     """Recursive-descent recogniser for the STIX 2.1 pattern grammar, minus rare corners."""
 
     def __init__(self, pattern: str) -> None:
+        """Tokenise ``pattern``."""
         self.texts = _PATTERN_TOKEN.findall(pattern)
-        fixed = _FIXED_KINDS.get
-        self.kinds = [fixed(t) or _token_kind(t) for t in self.texts]
-        self.kinds.append(None)  # end-of-input sentinel: peeking never runs off the list
+        known = _KNOWN_KINDS.get
+        self.kinds = [known(t) or _token_kind(t) for t in self.texts]
+        self.kinds.append(None)  # end-of-input sentinels: looking ahead never runs off the lists
+        self.texts.append("")
         self.pos = 0
 
     def take(self, *kinds: str) -> str:
+        """Consume one token of one of ``kinds`` and return its text."""
         if self.kinds[self.pos] not in kinds:
             raise _OutsideSubset
         self.pos += 1
         return self.texts[self.pos - 1]
 
     def pattern(self) -> None:
+        """pattern: observationExpressions EOF"""
         self.observations()
         if self.kinds[self.pos] is not None:
             raise _OutsideSubset
 
     def observations(self) -> None:
+        """observationExpressions: observationExpressionOr ('FOLLOWEDBY' observationExpressionOr)*"""
         self.observation_or()
         while self.kinds[self.pos] == "FOLLOWEDBY":
             self.pos += 1
             self.observation_or()
 
     def observation_or(self) -> None:
+        """observationExpressionOr: observationExpressionAnd ('OR' observationExpressionAnd)*"""
         self.observation_and()
         while self.kinds[self.pos] == "OR":
             self.pos += 1
             self.observation_and()
 
     def observation_and(self) -> None:
+        """observationExpressionAnd: observationExpression ('AND' observationExpression)*"""
         self.observation()
         while self.kinds[self.pos] == "AND":
             self.pos += 1
             self.observation()
 
     def observation(self) -> None:
+        """observationExpression: ('[' comparisonExpression ']' | '(' observationExpressions ')') qualifier*"""
         if self.take("[", "(") == "[":
             self.comparison_or()
             self.take("]")
@@ -325,6 +346,7 @@ class _PatternRecogniser:
             self.qualifier(kind)
 
     def qualifier(self, kind: str) -> None:
+        """START ts STOP ts | WITHIN number SECONDS | REPEATS integer TIMES"""
         self.pos += 1
         if kind == "START":
             self.take("ts")
@@ -338,18 +360,21 @@ class _PatternRecogniser:
             self.take("TIMES")
 
     def comparison_or(self) -> None:
+        """comparisonExpression: comparisonExpressionAnd ('OR' comparisonExpressionAnd)*"""
         self.comparison_and()
         while self.kinds[self.pos] == "OR":
             self.pos += 1
             self.comparison_and()
 
     def comparison_and(self) -> None:
+        """comparisonExpressionAnd: propTest ('AND' propTest)*"""
         self.comparison()
         while self.kinds[self.pos] == "AND":
             self.pos += 1
             self.comparison()
 
     def comparison(self) -> None:
+        """propTest: objectPath NOT? operator literal | '(' comparisonExpression ')' | EXISTS objectPath"""
         kind = self.kinds[self.pos]
         if kind == "(":
             self.pos += 1
@@ -379,6 +404,7 @@ class _PatternRecogniser:
             _check_pattern_hash(path, value)
 
     def set_literal(self) -> str:
+        """setLiteral: '(' (primitiveLiteral (',' primitiveLiteral)*)? ')'; returns its text"""
         self.take("(")
         if self.kinds[self.pos] == ")":
             self.pos += 1
@@ -391,23 +417,26 @@ class _PatternRecogniser:
         return "(" + ",".join(items) + ")"
 
     def object_path(self) -> list:
-        self.take("id", "idh")
-        self.take(":")
-        kind = self.kinds[self.pos]
-        path: list = [self.take("id", "str")]
-        if kind == "str":
-            path[0] = _unquote(path[0])
-        while (kind := self.kinds[self.pos]) == "." or kind == "[":
-            self.pos += 1
-            if kind == ".":
-                step_kind = self.kinds[self.pos]
-                step = self.take("id", "str")
+        """objectPath: type ':' first ('.' key | '[' index ']')*; returns the path components"""
+        kinds, texts, pos = self.kinds, self.texts, self.pos
+        # The end sentinel (None) fails every test below, so indexing never runs off the list.
+        if kinds[pos] not in ("id", "idh") or kinds[pos + 1] != ":" or kinds[pos + 2] not in ("id", "str"):
+            raise _OutsideSubset
+        pos += 2
+        path: list = [_unquote(texts[pos]) if kinds[pos] == "str" else texts[pos]]
+        pos += 1
+        while (kind := kinds[pos]) == "." or kind == "[":
+            step_kind, step = kinds[pos + 1], texts[pos + 1]
+            if kind == "." and step_kind in ("id", "str"):
                 path.append(_unquote(step) if step_kind == "str" else step)
+                pos += 2
+            elif kind == "[" and step_kind in ("int+", "*") and kinds[pos + 2] == "]":
+                # Negative list indexes crash the library's inspector: they are left to it.
+                path.append(_INDEX_STAR if step == "*" else int(step))
+                pos += 3
             else:
-                # Negative list indexes crash the library's inspector: leave them to it.
-                index = self.take("int+", "*")
-                path.append(_INDEX_STAR if index == "*" else int(index))
-                self.take("]")
+                raise _OutsideSubset
+        self.pos = pos
         return path
 
 
@@ -511,10 +540,12 @@ _EXTENSION_TYPES = frozenset(
 
 
 def _check_str(value: Any) -> str | None:
+    """A JSON string."""
     return None if isinstance(value, str) else "must be a string"
 
 
 def _check_bool(value: Any) -> str | None:
+    """A JSON boolean (not the strings 'true'/'false' that stix2 also takes)."""
     return None if value is True or value is False else "must be a boolean (true or false)"
 
 
@@ -549,23 +580,22 @@ def _number(low: float, high: float | None = None) -> Check:
 
 
 def _check_timestamp(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return "must be a timestamp string"
-    if _TS_RE.fullmatch(value) is None:
-        return f"is not a valid STIX timestamp: {value!r}"
+    """A STIX timestamp string."""
     try:
         parse_timestamp(value)
     except ValueError as exc:
-        return f"is not a valid STIX timestamp: {exc}"
+        return f"is invalid: {exc}"
     return None
 
 
 def _check_hex(value: Any) -> str | None:
+    """A hex string (STIX 2.1 hex type: an even number of hex digits)."""
     ok = isinstance(value, str) and _HEX_RE.fullmatch(value)
     return None if ok else "must be an even number of hexadecimal characters"
 
 
 def _check_binary(value: Any) -> str | None:
+    """A strictly valid base64 string."""
     if not isinstance(value, str):
         return "must be a base64 string"
     try:
@@ -576,6 +606,7 @@ def _check_binary(value: Any) -> str | None:
 
 
 def _check_lang(value: Any) -> str | None:
+    """An RFC 5646 language tag (shape only)."""
     ok = isinstance(value, str) and _LANG_RE.fullmatch(value)
     return None if ok else f"must be an RFC 5646 language tag, got {value!r}"
 
@@ -585,7 +616,9 @@ def _enum(*allowed: str) -> Check:
     values = frozenset(allowed)
 
     def check(value: Any) -> str | None:
-        return None if value in values else f"must be one of {', '.join(allowed)}; got {value!r}"
+        if isinstance(value, str) and value in values:
+            return None
+        return f"must be one of {', '.join(allowed)}; got {value!r}"
 
     return check
 
@@ -634,6 +667,7 @@ def _list_of(item: Check) -> Check:
 
 
 def _check_dictionary(value: Any) -> str | None:
+    """A non-empty STIX dictionary with valid keys."""
     if not isinstance(value, dict):
         return "must be a dictionary"
     if not value:
@@ -645,6 +679,7 @@ def _check_dictionary(value: Any) -> str | None:
 
 
 def _check_hashes(value: Any) -> str | None:
+    """A hashes dictionary; values of known algorithms must have the algorithm's form."""
     problem = _check_dictionary(value)
     if problem:
         return problem
@@ -687,6 +722,8 @@ _STR_LIST = _list_of(_check_str)
 _HASHES = _check_hashes
 _DICT = _check_dictionary
 _MARKING_REF = _reference("marking-definition")
+_ANY_REFERENCE = _reference()
+_ANY_REFERENCES = _list_of(_ANY_REFERENCE)
 _EXTERNAL_REFERENCES = _list_of(
     _object(
         {"source_name": _STR, "description": _STR, "url": _STR, "external_id": _STR, "hashes": _HASHES},
@@ -700,6 +737,7 @@ _KILL_CHAIN_PHASES = _list_of(
 
 
 def _check_granular_marking(value: Any) -> str | None:
+    """One granular marking: selectors plus exactly one of marking_ref and lang."""
     if not isinstance(value, dict):
         return "must be an object"
     if "selectors" not in value:
@@ -725,6 +763,7 @@ _MARKING_REFS = _list_of(_MARKING_REF)
 
 
 def _check_socket_options(value: Any) -> str | None:
+    """socket-ext options: SO_*/IP_*/... keys with integer values."""
     problem = _check_dictionary(value)
     if problem:
         return problem
@@ -820,7 +859,7 @@ def _extensions(object_type: str | None) -> Check:
                 if not isinstance(extension, dict):
                     return f"entry {key!r} must be an object"
                 kind = extension.get("extension_type")
-                if kind is not None and kind not in _EXTENSION_TYPES:
+                if kind is not None and not (isinstance(kind, str) and kind in _EXTENSION_TYPES):
                     return f"entry {key!r} has an unknown extension_type {kind!r}"
                 continue
             extension_check = predefined.get(key)
@@ -889,12 +928,14 @@ def _exactly_one(first: str, second: str) -> Rule:
 
 
 def _malware_rule(obj: dict) -> str | None:
+    """A malware family needs a name."""
     if obj.get("is_family") is True and "name" not in obj:
         return "property 'name' is required when 'is_family' is true"
     return None
 
 
 def _location_rule(obj: dict) -> str | None:
+    """A location needs a region, a country or coordinates; coordinates come in pairs."""
     if ("latitude" in obj) != ("longitude" in obj):
         return "properties 'latitude' and 'longitude' must be used together"
     if "precision" in obj and "latitude" not in obj:
@@ -905,6 +946,7 @@ def _location_rule(obj: dict) -> str | None:
 
 
 def _indicator_pattern_rule(obj: dict) -> str | None:
+    """A STIX-language indicator pattern must be a valid pattern."""
     pattern = obj.get("pattern")
     if obj.get("pattern_type") != "stix" or not isinstance(pattern, str):
         return None
@@ -915,6 +957,7 @@ def _indicator_pattern_rule(obj: dict) -> str | None:
 
 
 def _artifact_rule(obj: dict) -> str | None:
+    """An artifact has its payload inline or by URL (then with hashes), not both."""
     if ("payload_bin" in obj) == ("url" in obj):
         return "needs exactly one of the properties 'payload_bin' and 'url'"
     if "url" in obj and "hashes" not in obj:
@@ -923,6 +966,7 @@ def _artifact_rule(obj: dict) -> str | None:
 
 
 def _email_message_rule(obj: dict) -> str | None:
+    """Multipart bodies only on multipart messages, a plain body only on the others."""
     if "body_multipart" in obj and obj.get("is_multipart") is not True:
         return "property 'body_multipart' needs 'is_multipart' true"
     if "body" in obj and obj.get("is_multipart") is True:
@@ -931,6 +975,7 @@ def _email_message_rule(obj: dict) -> str | None:
 
 
 def _network_traffic_rule(obj: dict) -> str | None:
+    """Ended traffic cannot be active."""
     if "end" in obj and obj.get("is_active") is True:
         return "property 'is_active' must be false when 'end' is present"
     return None
@@ -962,6 +1007,8 @@ def _same_marking(obj: dict, builtin: dict) -> list[str]:
 def _tlp_marking_rule(obj: dict) -> str | None:
     """STIX 2.1 §7.2.1.4: the four built-in TLP marking definitions are the only TLP ones, unchanged."""
     marking_id = obj.get("id")
+    if not isinstance(marking_id, str):
+        return None  # reported by the 'id' check
     builtin = TLP1_MARKINGS.get(marking_id)
     if builtin is not None:
         differing = _same_marking(obj, builtin)
@@ -982,6 +1029,7 @@ def _tlp_marking_rule(obj: dict) -> str | None:
 
 
 def _marking_definition_rule(obj: dict) -> str | None:
+    """A marking has a tlp/statement definition or extensions, and obeys the TLP rule."""
     kind, definition = obj.get("definition_type"), obj.get("definition")
     if "extensions" not in obj and not (kind and definition):
         return "needs properties 'definition_type' and 'definition', or 'extensions'"
@@ -1015,6 +1063,7 @@ def _selector_resolves(obj: dict, selector: str) -> bool:
 
 
 def _granular_selectors_rule(obj: dict) -> str | None:
+    """Every granular-marking selector must point at content of the object."""
     markings = obj.get("granular_markings")
     if not isinstance(markings, list):
         return None
@@ -1031,6 +1080,8 @@ def _granular_selectors_rule(obj: dict) -> str | None:
 
 
 class _Spec(NamedTuple):
+    """What validate() needs to know about one object type."""
+
     kind: str  # "sdo", "sro", "sco", "marking", "meta" (language-content, extension-definition), "custom"
     props: dict[str, Check | None]  # None: checked before the property loop
     required: tuple[str, ...]
@@ -1300,36 +1351,39 @@ def _check_header(obj: dict, object_type: str, spec: _Spec) -> list[str]:
     return problems
 
 
-def _check_custom_property(name: str, value: Any) -> str | None:
-    """Check a property the type does not define (custom, or from a toplevel property extension)."""
+def _bad_custom_name(value: Any) -> str:
+    """The problem of a custom property whose name breaks the naming rule, whatever its value."""
+    return "is not a valid custom property name (3-250 characters of a-z, 0-9 and '_')"
+
+
+@functools.lru_cache(maxsize=4096)
+def _custom_property_check(name: str) -> Check | None:
+    """How to check a property the type does not define (custom, or from a toplevel property extension)."""
+    # Cached per name: custom names (x_mitre_*, x_opencti_*, ...) repeat on every object of a feed.
     if not _CUSTOM_PROPERTY_RE.fullmatch(name):
-        return f"property {name!r} is not a valid custom property name (3-250 characters of a-z, 0-9, '_')"
+        return _bad_custom_name
     if name.endswith("_ref"):
-        problem = _reference()(value)
-    elif name.endswith("_refs"):
-        problem = _list_of(_reference())(value)
-    else:
-        return None
-    return f"property '{name}' {problem}" if problem else None
+        return _ANY_REFERENCE
+    if name.endswith("_refs"):
+        return _ANY_REFERENCES
+    return None
+
+
+_UNDEFINED = object()
 
 
 def _check_properties(obj: dict, props: dict[str, Check | None]) -> list[str]:
     """Check every property value of ``obj`` (problems without the object label)."""
     problems = []
     for name, value in obj.items():
-        check = props.get(name, _check_custom_property)
+        check = props.get(name, _UNDEFINED)
+        if check is _UNDEFINED:
+            check = _custom_property_check(name)
         if check is None:
             continue
-        if value is None:
-            problems.append(f"property '{name}' must not be null")
-        elif check is _check_custom_property:
-            problem = _check_custom_property(name, value)
-            if problem:
-                problems.append(problem)
-        else:
-            problem = check(value)
-            if problem:
-                problems.append(f"property '{name}' {problem}")
+        problem = "must not be null" if value is None else check(value)
+        if problem:
+            problems.append(f"property '{name}' {problem}")
     return problems
 
 

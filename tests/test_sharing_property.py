@@ -161,6 +161,7 @@ COUNTRIES = ("KR", "US", "SG", "MY")
 GROUP_SLUGS = ("rokus", "asean", "five")
 ALIASES = ("alpha", "bravo", "charlie")
 tlps = st.sampled_from(list(TLP))
+high_tlps = st.sampled_from([TLP.CLEAR, TLP.GREEN, TLP.AMBER, TLP.AMBER_STRICT, *[TLP.RED] * 3])
 
 
 def mostly(common, *rare):
@@ -175,7 +176,7 @@ def subsets(values: Iterable[str], max_size: int = 2) -> st.SearchStrategy[tuple
 @st.composite
 def partner_specs(draw) -> tuple[PartnerSpec, ...]:
     count = draw(st.integers(3, 6))
-    return tuple(PartnerSpec(slug, draw(st.sampled_from(COUNTRIES)), draw(tlps),
+    return tuple(PartnerSpec(slug, draw(st.sampled_from(COUNTRIES)), draw(high_tlps),
                              draw(mostly(ACTIVE, INACTIVE, SUSPENDED_LATER))) for slug in SLUGS[:count])
 
 
@@ -190,13 +191,14 @@ def collection_specs(draw, slugs: tuple[str, ...], groups: tuple[str, ...]) -> t
     grants = subsets(["*", *(f"group:{g}" for g in groups), *(f"partner:{p}" for p in slugs)], 3)
     out = []
     for alias in ALIASES[: draw(st.integers(1, 3))]:
-        max_tlp = draw(tlps)
+        max_tlp = draw(high_tlps)
         default_tlp = draw(st.sampled_from([t for t in TLP if t <= max_tlp]))
         types = draw(mostly((), ("indicator",), ("indicator", "malware")))
-        readers = draw(grants)
-        writers = ("*",) if draw(st.booleans()) else draw(grants)
+        readers = ("*",) if draw(st.booleans()) else draw(grants)
+        writers = draw(mostly(("*",), draw(grants)))
         out.append(CollectionSpec(alias, max_tlp, default_tlp, types, readers, writers,
-                                  draw(mostly(None, TLP.GREEN, TLP.AMBER)), draw(mostly(None, ("malware",)))))
+                                  draw(st.sampled_from([None] * 6 + [TLP.GREEN, TLP.AMBER])),
+                                  draw(st.sampled_from([None] * 7 + [("malware",)]))))
     return tuple(out)
 
 
@@ -213,7 +215,8 @@ def marking_specs(draw, slugs: tuple[str, ...], groups: tuple[str, ...]) -> tupl
 def version_specs(draw, owner: str, slugs: tuple[str, ...], marking_ids: tuple[str, ...]) -> VersionSpec:
     refs = st.sampled_from([*marking_ids * 3, UNDEFINED])
     sharing = draw(st.lists(refs, unique=True, min_size=1, max_size=2).map(tuple))
-    return VersionSpec(draw(mostly(owner, *slugs)), draw(subsets(TLP_REFS)),
+    red = st.sampled_from([(TLP2[TLP.RED],), (TLP1_RED,)])
+    return VersionSpec(draw(mostly(owner, *slugs)), draw(red if draw(st.integers(0, 3)) == 0 else subsets(TLP_REFS)),
                        draw(st.sampled_from([(), sharing] if marking_ids else [(), (), (), sharing])))
 
 
@@ -468,7 +471,7 @@ def check_listings(client: f.Client, url: str, visible: list[Stored], all_ids: l
     stamps = [e["date_added"] for e in manifest_all]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     by_id = {"match[id]": ",".join(all_ids), "match[version]": "all"}
-    for suffix, as_pairs in (("objects/", object_pairs), ("manifest/", manifest_pairs)):
+    for suffix, as_pairs in (("objects/", object_pairs), ("manifest/", manifest_pairs)) if all_ids else ():
         response = client.get(url + suffix, by_id)
         assert response.status_code == 200
         assert as_pairs(response.get_json().get("objects", [])) == pairs(visible)
@@ -525,9 +528,12 @@ def check_locked_out(client: f.Client, uuids: dict) -> None:
 
 
 def ids_in(spec: WorldSpec, ledger: Ledger, alias: str) -> list[str]:
-    """Every id published (or attempted) in a collection, plus ids stored in other collections."""
-    ids = {s.id for s in ledger.stored} | {o.id for o in spec.objects}
-    return sorted(ids)
+    """Every id published (or refused) in a collection, plus a few stored in other collections."""
+    here = {o.id for o in spec.objects if o.alias == alias} | {s.id for s in ledger.stored if s.alias == alias}
+    if alias == MARKINGS:
+        here |= {m.id for m in spec.markings}
+    elsewhere = sorted({s.id for s in ledger.stored} - here)[:2]
+    return sorted(here) + elsewhere
 
 
 def check_partner(app, spec: WorldSpec, ledger: Ledger, uuids: dict, key: str, slug: str) -> None:
