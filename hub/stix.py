@@ -1135,7 +1135,6 @@ _ADDRESS_REFS = {
     "belongs_to_refs": _list_of(_reference("autonomous-system")),
 }
 _TRAFFIC_ENDPOINT = _reference("ipv4-addr", "ipv6-addr", "mac-addr", "domain-name")
-_MOTIVATION = _STR
 
 _SPECS: dict[str, _Spec] = {
     "attack-pattern": _sdo("sdo", {"name": _STR, "description": _STR, "aliases": _STR_LIST,
@@ -1161,7 +1160,7 @@ _SPECS: dict[str, _Spec] = {
                                    "first_seen": _TIMESTAMP, "last_seen": _TIMESTAMP}, ("name",), _SEEN),
     "intrusion-set": _sdo("sdo", {"name": _STR, "description": _STR, "aliases": _STR_LIST,
                                   "first_seen": _TIMESTAMP, "last_seen": _TIMESTAMP, "goals": _STR_LIST,
-                                  "resource_level": _STR, "primary_motivation": _MOTIVATION,
+                                  "resource_level": _STR, "primary_motivation": _STR,
                                   "secondary_motivations": _STR_LIST}, ("name",), _SEEN),
     "location": _sdo("sdo", {"name": _STR, "description": _STR, "latitude": _number(-90, 90),
                              "longitude": _number(-180, 180), "precision": _number(0), "region": _STR,
@@ -1202,7 +1201,7 @@ _SPECS: dict[str, _Spec] = {
     "threat-actor": _sdo("sdo", {"name": _STR, "description": _STR, "threat_actor_types": _STR_LIST,
                                  "aliases": _STR_LIST, "first_seen": _TIMESTAMP, "last_seen": _TIMESTAMP,
                                  "roles": _STR_LIST, "goals": _STR_LIST, "sophistication": _STR,
-                                 "resource_level": _STR, "primary_motivation": _MOTIVATION,
+                                 "resource_level": _STR, "primary_motivation": _STR,
                                  "secondary_motivations": _STR_LIST, "personal_motivations": _STR_LIST},
                          ("name",), _SEEN),
     "tool": _sdo("sdo", {"name": _STR, "description": _STR, "tool_types": _STR_LIST, "aliases": _STR_LIST,
