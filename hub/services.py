@@ -305,11 +305,17 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
     ids = [p.obj["id"] for p in prepared]
     owner_pk = store.owners(session, ids)
     stored = store.stored_versions(session, collection.pk, ids)
-    rows, saved_markings = [], set()
+    rows, saved_markings, refused_markings = [], set(), set()
     for item in prepared:
+        missing = [i for i in item.sharing_ids if i in refused_markings]
+        if missing:
+            result.failures.append({**item.key, "message": f"unknown marking {missing[0]} (refused in this envelope)"})
+            continue
         owner = owner_pk.get(item.obj["id"])
         row = _row_for(session, snap, partner, collection, item, owner, stored, result, read_only)
         if row is None:
+            if item.marking_row is not None and item.marking_row["id"] not in saved_markings:
+                refused_markings.add(item.marking_row["id"])
             continue
         if item.marking_row is not None and item.marking_row["id"] not in saved_markings:
             store.save_marking(session, item.marking_row)

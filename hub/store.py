@@ -137,7 +137,8 @@ def load_snapshot(session: Session) -> Snapshot:
     keys: dict[str, int] = {}
     for rs in session.scalars(select(m.RestrictionSet)):
         ids = split_list(rs.marking_ids)
-        sets[rs.id] = tuple(markings[i].sharing for i in ids if markings[i].sharing is not None)  # type: ignore[misc]
+        # A marking missing from the table admits nobody: the set fails closed rather than widening.
+        sets[rs.id] = tuple(_sharing_or_nobody(markings.get(i), i) for i in ids)
         keys[rs.marking_ids] = rs.id
     return Snapshot(
         rules_version=state.rules_version,
@@ -154,6 +155,12 @@ def load_snapshot(session: Session) -> Snapshot:
         restriction_sets=sets,
         restriction_keys=keys,
     )
+
+
+def _sharing_or_nobody(info: MarkingInfo | None, marking_id: str) -> policy.SharingMarking:
+    if info is not None and info.sharing is not None:
+        return info.sharing
+    return policy.SharingMarking(id=marking_id)
 
 
 def _collection_info(c: m.Collection, root: str) -> CollectionInfo:

@@ -28,9 +28,11 @@ from tests.conftest import PG_URL
 
 ROOT = "dprk"
 MARKINGS = "markings"  # the open collection the sharing markings are published in
-TLP_REFS: dict[str, TLP] = dict(stix.TLP_MARKING_IDS)  # TLP 2.0, TLP 1.0 and OpenCTI AMBER+STRICT ids
+# TLP 2.0, TLP 1.0 and OpenCTI AMBER+STRICT ids, the middle levels first (drawn more often)
+TLP_REFS: dict[str, TLP] = dict(sorted(stix.TLP_MARKING_IDS.items(), key=lambda item: abs(item[1] - TLP.AMBER)))
 TLP2 = {level: marking["id"] for level, marking in stix.TLP2_MARKINGS.items()}
-TLP1_RED = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed"
+TLP1 = {marking["name"]: marking["id"] for marking in stix.TLP1_MARKINGS.values()}  # TLP:WHITE, ... TLP:RED
+TLP1_RED = TLP1["TLP:RED"]
 OPENCTI_AMBER_STRICT = "marking-definition--826578e1-40ad-459f-bc73-ede076f81f37"
 UNDEFINED = "marking-definition--00000000-0000-4000-8000-000000000000"
 ACTIVE, INACTIVE, SUSPENDED_LATER = "active", "inactive", "suspended later"
@@ -160,8 +162,7 @@ SLUGS = ("krcert", "cisa", "singcert", "mycert", "vncert", "jpcert")
 COUNTRIES = ("KR", "US", "SG", "MY")
 GROUP_SLUGS = ("rokus", "asean", "five")
 ALIASES = ("alpha", "bravo", "charlie")
-tlps = st.sampled_from(list(TLP))
-high_tlps = st.sampled_from([TLP.CLEAR, TLP.GREEN, TLP.AMBER, TLP.AMBER_STRICT, *[TLP.RED] * 3])
+high_tlps = st.sampled_from([TLP.RED, TLP.AMBER_STRICT, TLP.AMBER, TLP.RED, TLP.GREEN, TLP.RED, TLP.CLEAR])
 
 
 def mostly(common, *rare):
@@ -170,7 +171,8 @@ def mostly(common, *rare):
 
 
 def subsets(values: Iterable[str], max_size: int = 2) -> st.SearchStrategy[tuple[str, ...]]:
-    return st.lists(st.sampled_from(sorted(values)), unique=True, max_size=max_size).map(tuple)
+    values = list(values)
+    return st.lists(st.sampled_from(values), unique=True, max_size=max_size).map(tuple) if values else st.just(())
 
 
 @st.composite
@@ -192,10 +194,10 @@ def collection_specs(draw, slugs: tuple[str, ...], groups: tuple[str, ...]) -> t
     out = []
     for alias in ALIASES[: draw(st.integers(1, 3))]:
         max_tlp = draw(high_tlps)
-        default_tlp = draw(st.sampled_from([t for t in TLP if t <= max_tlp]))
+        default_tlp = draw(st.sampled_from([t for t in reversed(TLP) if t <= max_tlp]))
         types = draw(mostly((), ("indicator",), ("indicator", "malware")))
         readers = ("*",) if draw(st.booleans()) else draw(grants)
-        writers = draw(mostly(("*",), draw(grants)))
+        writers = ("*",) if draw(mostly(True, False)) else draw(grants)
         out.append(CollectionSpec(alias, max_tlp, default_tlp, types, readers, writers,
                                   draw(st.sampled_from([None] * 6 + [TLP.GREEN, TLP.AMBER])),
                                   draw(st.sampled_from([None] * 7 + [("malware",)]))))
@@ -208,25 +210,31 @@ def marking_specs(draw, slugs: tuple[str, ...], groups: tuple[str, ...]) -> tupl
         MarkingSpec(f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, f'marking/{i}')}",
                     draw(st.sampled_from(slugs)), draw(subsets(slugs, 3)), draw(subsets(groups)),
                     draw(subsets((*COUNTRIES, "JP"))), draw(subsets(slugs, 1)))
-        for i in range(draw(st.integers(0, 4))))
+        for i in range(draw(st.sampled_from([2, 3, 4, 1, 0]))))
 
 
 @st.composite
-def version_specs(draw, owner: str, slugs: tuple[str, ...], marking_ids: tuple[str, ...]) -> VersionSpec:
-    refs = st.sampled_from([*marking_ids * 3, UNDEFINED])
+def version_specs(draw, owner: str, slugs: tuple[str, ...], markings: tuple[MarkingSpec, ...]) -> VersionSpec:
+    """Mostly the owner's versions; some TLP:RED ones naming recipients; now and then an undefined marking."""
+    publisher = draw(mostly(owner, *slugs))
+    naming = [m.id for m in markings if m.partners]
+    if naming and draw(mostly(False, True)):
+        named = draw(st.sampled_from(naming))
+        others = draw(subsets([m.id for m in markings if m.id != named], 1))
+        return VersionSpec(publisher, draw(st.sampled_from([(TLP2[TLP.RED],), (TLP1_RED,)])), (named, *others))
+    refs = st.sampled_from([*(m.id for m in markings), UNDEFINED] if markings else [UNDEFINED])
     sharing = draw(st.lists(refs, unique=True, min_size=1, max_size=2).map(tuple))
-    red = st.sampled_from([(TLP2[TLP.RED],), (TLP1_RED,)])
-    return VersionSpec(draw(mostly(owner, *slugs)), draw(red if draw(st.integers(0, 3)) == 0 else subsets(TLP_REFS)),
-                       draw(st.sampled_from([(), sharing] if marking_ids else [(), (), (), sharing])))
+    return VersionSpec(publisher, draw(subsets(TLP_REFS)),
+                       draw(st.sampled_from([sharing, (), ()] if markings else [(), (), (), sharing])))
 
 
 @st.composite
-def object_specs(draw, slugs, aliases, marking_ids) -> tuple[ObjectSpec, ...]:
+def object_specs(draw, slugs, aliases, markings) -> tuple[ObjectSpec, ...]:
     out = []
     for n in range(draw(st.integers(5, 30))):
         owner = draw(st.sampled_from(slugs))
-        count = draw(mostly(1, 2, 3))
-        versions = tuple(draw(version_specs(owner, slugs, marking_ids)) for _ in range(count))
+        count = draw(st.sampled_from([1, 1, 2, 3]))
+        versions = tuple(draw(version_specs(owner, slugs, markings)) for _ in range(count))
         out.append(ObjectSpec(n, draw(mostly("indicator", "malware")), draw(st.sampled_from(aliases)), versions))
     return tuple(out)
 
@@ -239,7 +247,7 @@ def world_specs(draw) -> WorldSpec:
     group_slugs = tuple(g.slug for g in groups)
     collections = draw(collection_specs(slugs, group_slugs))
     markings = draw(marking_specs(slugs, group_slugs))
-    objects = draw(object_specs(slugs, tuple(c.alias for c in collections), tuple(m.id for m in markings)))
+    objects = draw(object_specs(slugs, tuple(c.alias for c in collections), markings))
     return WorldSpec(partners, groups, collections, markings, objects, draw(st.integers(2, 5)))
 
 
@@ -454,14 +462,18 @@ def check_collection_listing(client: f.Client, spec: WorldSpec, uuids: dict, slu
     assert {c["id"]: (c["can_read"], c["can_write"]) for c in listed} == expected
 
 
+def assert_as_published(objects: list[dict], visible: list[Stored]) -> None:
+    raw = {(s.id, s.version): s.raw for s in visible}
+    assert all(o == raw[(o["id"], o.get("modified", o.get("created")))] for o in objects)
+
+
 def check_listings(client: f.Client, url: str, visible: list[Stored], all_ids: list[str], limit: int) -> None:
     """objects and manifest, paged both ways, default and all versions, and by match[id]."""
-    raw = {(s.id, s.version): s.raw for s in visible}
     last = pull(client, url + "objects/", {}, limit, resend=True)
     assert object_pairs(last) == pairs(latest(visible))
-    assert all(o == raw[(o["id"], o.get("modified", o.get("created")))] for o in last)
     every = pull(client, url + "objects/", {"match[version]": "all"}, limit, resend=False)
     assert object_pairs(every) == pairs(visible)
+    assert_as_published(last + every, visible)
     manifest = pull(client, url + "manifest/", {}, limit, resend=False)
     assert manifest_pairs(manifest) == pairs(latest(visible))
     manifest_all = pull(client, url + "manifest/", {"match[version]": "all"}, limit, resend=True)
@@ -492,22 +504,27 @@ def check_each_object(client: f.Client, url: str, all_ids: list[str], visible: l
             continue
         assert got.status_code == 200 and versions.status_code == 200
         assert object_pairs(got.get_json()["objects"]) == pairs(mine[obj_id])
+        assert_as_published(got.get_json()["objects"], mine[obj_id])
         expected = [s.version for s in sorted(mine[obj_id], key=lambda s: s.rank)]
         assert versions.get_json()["versions"] == expected
 
 
-def check_unreadable(client: f.Client, url_of: Callable[[str], str], col_uuid: str, writes: bool) -> None:
+def collection_url(col_uuid: str) -> str:
+    return f"/{ROOT}/collections/{col_uuid}/"
+
+
+def check_unreadable(client: f.Client, col_uuid: str, writes: bool) -> None:
     """A collection the partner may not read: 403 when it writes there, else exactly like a missing one."""
     absent = AbsentReference(client)
     for suffix in ("objects/", "manifest/"):
-        response = client.get(url_of(col_uuid) + suffix)
+        response = client.get(collection_url(col_uuid) + suffix)
         assert "objects" not in (response.get_json() or {})
         if writes:
             assert response.status_code == 403
         else:
-            absent.assert_like_absent(response, col_uuid, url_of("{}") + suffix)
+            absent.assert_like_absent(response, col_uuid, collection_url("{}") + suffix)
     if not writes:
-        absent.assert_like_absent(client.get(url_of(col_uuid)), col_uuid, url_of("{}"))
+        absent.assert_like_absent(client.get(collection_url(col_uuid)), col_uuid, collection_url("{}"))
 
 
 def check_statuses(client: f.Client, ledger: Ledger, slug: str) -> None:
@@ -522,7 +539,7 @@ def check_statuses(client: f.Client, ledger: Ledger, slug: str) -> None:
 
 
 def check_locked_out(client: f.Client, uuids: dict) -> None:
-    for path in ("/taxii2/", f"/{ROOT}/collections/", *(f"/{ROOT}/collections/{u}/objects/" for u in uuids.values())):
+    for path in ("/taxii2/", f"/{ROOT}/collections/", *(collection_url(u) + "objects/" for u in uuids.values())):
         response = client.get(path)
         assert response.status_code == 401 and "objects" not in (response.get_json() or {})
 
@@ -547,10 +564,9 @@ def check_partner(app, spec: WorldSpec, ledger: Ledger, uuids: dict, key: str, s
     check_statuses(client, ledger, slug)
     for c in spec.all_collections():
         rules = policy_collection(c, reading=True)
-        url = f"/{ROOT}/collections/{uuids[c.alias]}/"
+        url = collection_url(uuids[c.alias])
         if not world.granted(rules.readers, who):
-            check_unreadable(client, lambda u: f"/{ROOT}/collections/{u}/", uuids[c.alias],
-                             world.granted(rules.writers, who))
+            check_unreadable(client, uuids[c.alias], world.granted(rules.writers, who))
             continue
         visible = [s for s in ledger.stored if s.alias == c.alias and policy.can_read(world, who, rules, s.facts)]
         all_ids = ids_in(spec, ledger, c.alias)
@@ -558,8 +574,11 @@ def check_partner(app, spec: WorldSpec, ledger: Ledger, uuids: dict, key: str, s
         check_each_object(client, url, all_ids, visible)
 
 
-def run_world(app, spec: WorldSpec) -> Ledger:
-    """Build, publish, tighten, then check every partner on every collection and read path."""
+def run_world(app, spec: WorldSpec) -> tuple[dict[str, str], dict[str, str]]:
+    """Build, publish, tighten, then check every partner on every collection and read path.
+
+    Returns the collection uuids and the partners' API keys.
+    """
     hub = app.extensions["cti_hub"]
     try:
         pks, uuids, keys = build_world(hub, spec)
@@ -567,7 +586,7 @@ def run_world(app, spec: WorldSpec) -> Ledger:
         apply_later_changes(hub, spec, uuids)
         for p in spec.partners:
             check_partner(app, spec, ledger, uuids, keys[p.slug], p.slug)
-        return ledger
+        return uuids, keys
     finally:
         hub.engine.dispose()
 
@@ -580,3 +599,130 @@ def run_world(app, spec: WorldSpec) -> Ledger:
 @given(spec=world_specs())
 def test_every_partner_receives_exactly_what_the_rules_release(fresh_app, spec):
     run_world(fresh_app(), spec)
+
+
+def marking_id(name: str) -> str:
+    return f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, name)}"
+
+
+M_CISA, M_ASEAN_NOT_MY, M_KR = marking_id("cisa"), marking_id("asean-not-my"), marking_id("kr")
+M_ROKUS, M_RED, M_EMPTY, M_BY_INACTIVE = (marking_id(n) for n in ("rokus", "red", "empty", "by-inactive"))
+GREEN, AMBER, AMBER_STRICT, RED = (TLP2[level] for level in (TLP.GREEN, TLP.AMBER, TLP.AMBER_STRICT, TLP.RED))
+TLP1_AMBER, TLP1_WHITE = TLP1["TLP:AMBER"], TLP1["TLP:WHITE"]
+
+
+def one(n: int, publisher: str, *refs: str, kind: str = "indicator", alias: str = "alpha") -> ObjectSpec:
+    """An object with a single version; ``refs`` mixes TLP and sharing marking ids."""
+    tlp = tuple(r for r in refs if r in TLP_REFS)
+    return ObjectSpec(n, kind, alias, (VersionSpec(publisher, tlp, tuple(r for r in refs if r not in TLP_REFS)),))
+
+
+HAND_BUILT = WorldSpec(
+    partners=(PartnerSpec("krcert", "KR", TLP.RED), PartnerSpec("cisa", "US", TLP.RED),
+              PartnerSpec("singcert", "SG", TLP.AMBER), PartnerSpec("mycert", "MY", TLP.GREEN),
+              PartnerSpec("jpcert", "JP", TLP.RED), PartnerSpec("thaicert", "TH", TLP.RED, INACTIVE),
+              PartnerSpec("vncert", "VN", TLP.AMBER, SUSPENDED_LATER)),
+    groups=(GroupSpec("rokus", ("krcert", "cisa")), GroupSpec("asean", countries=("SG", "MY", "TH", "VN"))),
+    collections=(
+        CollectionSpec("alpha"),
+        CollectionSpec("bravo", TLP.AMBER_STRICT, TLP.AMBER, readers=("group:rokus", "partner:singcert"),
+                       writers=("group:rokus",), later_max_tlp=TLP.AMBER),
+        CollectionSpec("charlie", types=("indicator", "malware"), readers=("group:asean",),
+                       writers=("partner:krcert", "partner:cisa"), later_types=("indicator",)),
+    ),
+    markings=(MarkingSpec(M_CISA, "krcert", partners=("cisa",)),
+              MarkingSpec(M_ASEAN_NOT_MY, "singcert", groups=("asean",), exclude=("mycert",)),
+              MarkingSpec(M_KR, "cisa", countries=("KR",)), MarkingSpec(M_ROKUS, "krcert", groups=("rokus",)),
+              MarkingSpec(M_RED, "cisa", partners=("krcert",), countries=("JP",)),
+              MarkingSpec(M_EMPTY, "mycert"), MarkingSpec(M_BY_INACTIVE, "thaicert", partners=("krcert",))),
+    objects=(
+        one(0, "krcert", GREEN), one(1, "krcert", TLP1_AMBER), one(2, "cisa", OPENCTI_AMBER_STRICT),
+        one(3, "cisa", RED, M_RED), one(4, "singcert", GREEN, M_ASEAN_NOT_MY, kind="malware"),
+        ObjectSpec(5, "indicator", "alpha", (VersionSpec("krcert", (GREEN,)), VersionSpec("krcert", (AMBER,)),
+                                             VersionSpec("krcert", (AMBER_STRICT,)))),
+        ObjectSpec(6, "indicator", "alpha", (VersionSpec("krcert", (TLP1_WHITE,)), VersionSpec("cisa"))),
+        one(7, "mycert"), one(8, "krcert", UNDEFINED), one(9, "krcert", TLP1_RED), one(10, "krcert", M_KR, M_ROKUS),
+        one(11, "cisa", M_KR, M_ROKUS), one(12, "krcert", M_EMPTY), one(13, "krcert", RED, M_BY_INACTIVE),
+        one(14, "krcert", AMBER_STRICT, alias="bravo"), one(15, "cisa", alias="bravo"),
+        one(16, "krcert", kind="malware", alias="charlie"), one(17, "cisa", GREEN, alias="charlie"),
+        one(18, "singcert", alias="charlie"), one(19, "vncert", GREEN, M_KR), one(20, "thaicert", GREEN),
+    ),
+    page_limit=2,
+)
+
+
+def default_view(app, key: str, col_uuid: str) -> dict[str, str]:
+    """What a partner's plain GET of a collection's objects returns: id -> version."""
+    body = f.Client(app.test_client(), key).get(collection_url(col_uuid) + "objects/").get_json()
+    return {o["id"]: o.get("modified", o.get("created")) for o in body.get("objects", [])}
+
+
+def test_hand_built_world(make_app):
+    app = make_app()
+    uuids, keys = run_world(app, HAND_BUILT)
+    obj = {o.n: o.id for o in HAND_BUILT.objects}
+    views = {slug: default_view(app, keys[slug], uuids["alpha"]) for slug in ("krcert", "cisa", "singcert",
+                                                                             "mycert", "jpcert")}
+    assert [views[s].get(obj[5]) for s in ("mycert", "singcert", "krcert")] == [
+        "2024-05-01T00:00:00.000Z", "2024-05-02T00:00:00.000Z", "2024-05-03T00:00:00.000Z"]
+    assert obj[3] in views["krcert"] and obj[3] not in views["jpcert"]  # RED: named, not merely admitted
+    assert obj[4] in views["singcert"] and obj[4] not in views["mycert"]  # excluded from its own group
+    assert obj[10] not in views["cisa"] and obj[11] in views["krcert"]  # every marking must admit
+    assert obj[19] in views["krcert"] and obj[19] not in views["cisa"]  # a suspended originator's object stays
+    assert views["cisa"][obj[6]] == "2024-05-01T00:00:00.000Z"  # only the originator adds versions
+    assert not {obj[n] for n in (8, 9, 12, 13, 20)} & set(views["krcert"])  # refused at publication
+    bravo = default_view(app, keys["cisa"], uuids["bravo"])
+    assert obj[15] in bravo and obj[14] not in bravo  # the collection's maximum was lowered to AMBER
+    charlie = default_view(app, keys["singcert"], uuids["charlie"])
+    assert set(charlie) == {obj[17]}  # malware is no longer allowed there
+
+
+# --------------------------------------------------------------------- known problems
+
+
+def test_marking_refused_in_its_own_envelope_breaks_nothing(make_app):
+    app = make_app()
+    hub = app.extensions["cti_hub"]
+    with hub.session() as s:
+        f.hub_partner(s)
+        krcert = f.add_partner(s, "krcert", "KR")
+        f.add_partner(s, "cisa", "US")
+        f.add_partner(s, "singcert", "SG")
+        only_indicators = f.add_collection(s, f.add_root(s, ROOT), "ind", types=["indicator"])
+        publisher, col_uuid = krcert.id, only_indicators.uuid
+    marking = f.sharing_marking(M_CISA, partners=["cisa"])  # a marking-definition is not allowed here
+    services.ingest_envelope(hub, publisher, col_uuid, [marking, f.indicator(1, markings=[M_CISA])])
+    url = f"/{ROOT}/collections/{col_uuid}/objects/"
+    outsider = f.Client(app.test_client(), f.key_for(hub, "singcert")).get(url)
+    assert outsider.status_code == 200, outsider.get_data()
+    assert "objects" not in outsider.get_json()
+    assert f.Client(app.test_client(), f.key_for(hub, "cisa")).get(url).status_code == 200
+
+
+def test_versioning_a_hidden_object_is_refused_without_revealing_it(make_app):
+    """Integrity wins over existence-hiding on the write path (README, "What the hub guarantees").
+
+    Object ids are global and only the originator may version them, so a partner who already knows a
+    hidden object's id learns from the refusal that the id is taken; it learns nothing else: not the
+    owner, the collection or any content.
+    """
+    app = make_app()
+    hub = app.extensions["cti_hub"]
+    with hub.session() as s:
+        f.hub_partner(s)
+        krcert = f.add_partner(s, "krcert", "KR")
+        f.add_partner(s, "cisa", "US")
+        root = f.add_root(s, ROOT)
+        private = f.add_collection(s, root, "private", readers=["partner:krcert"], writers=["partner:krcert"])
+        shared = f.add_collection(s, root, "shared")
+        publisher, private_uuid, shared_uuid = krcert.id, private.uuid, shared.uuid
+    hidden = f.indicator(1)
+    assert services.ingest_envelope(hub, publisher, private_uuid, [hidden]).successes
+    cisa = f.Client(app.test_client(), f.key_for(hub, "cisa"))
+    later = {"modified": "2024-06-01T00:00:00.000Z", "name": "probe"}
+    statuses = [cisa.post(f"/{ROOT}/collections/{shared_uuid}/objects/", [{**obj, **later}]).get_json()
+                for obj in (hidden, f.indicator(2))]
+    counts = [(s["success_count"], s["failure_count"]) for s in statuses]
+    assert counts == [(0, 1), (1, 0)], statuses
+    message = statuses[0]["failures"][0]["message"]
+    assert "krcert" not in message and private_uuid not in message and "Lazarus" not in message
