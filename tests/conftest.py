@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from hub import db, models
 
@@ -25,37 +28,53 @@ def db_engine_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def db_template(db_engine_name: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Migrate once per session: a template SQLite file, or a fresh PostgreSQL schema."""
+def db_template(db_engine_name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Migrate once per session: a template SQLite file, or a PostgreSQL database of this run's own.
+
+    Each run creates (and finally drops) its own PostgreSQL database on the server HUB_TEST_POSTGRES
+    names, so parallel runs on one server never touch each other's data.
+    """
     if db_engine_name == "sqlite":
         path = tmp_path_factory.mktemp("template") / "hub.db"
         engine = db.make_engine(f"sqlite:///{path}")
         db.upgrade(engine)
         engine.dispose()
-        return str(path)
-    engine = db.make_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        yield str(path)
+        return
+    server = make_url(db.make_engine(PG_URL).url)
+    name = f"hub_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    engine = db.make_engine(url)
     db.upgrade(engine)
     engine.dispose()
-    return PG_URL
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
-@pytest.fixture
-def database_url(db_engine_name: str, db_template: str, tmp_path: Path) -> str:
-    """A migrated, empty database for one test."""
-    if db_engine_name == "sqlite":
-        target = tmp_path / "hub.db"
-        shutil.copy(db_template, target)
-        return f"sqlite:///{target}"
-    engine = db.make_engine(db_template)
+def fresh_database_url(engine_name: str, template: str, path: Path) -> str:
+    """Return a migrated, empty database: a copy of the SQLite template, or the run's PostgreSQL truncated."""
+    if engine_name == "sqlite":
+        shutil.copy(template, path)
+        return f"sqlite:///{path}"
+    engine = db.make_engine(template)
     tables = ", ".join(t.name for t in models.Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         conn.execute(text("INSERT INTO hub_state (id, clock_us, rules_version, name, contact, identity_id) "
                           "VALUES (1, 0, 1, 'cti-hub', '', '')"))
     engine.dispose()
-    return db_template
+    return template
+
+
+@pytest.fixture
+def database_url(db_engine_name: str, db_template: str, tmp_path: Path) -> str:
+    """A migrated, empty database for one test."""
+    return fresh_database_url(db_engine_name, db_template, tmp_path / "hub.db")
 
 
 @pytest.fixture

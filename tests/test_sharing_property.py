@@ -9,22 +9,20 @@ on every read path. The expected view is computed from the generated model with 
 from __future__ import annotations
 
 import itertools
-import shutil
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text, update
+from sqlalchemy import update
 
-from hub import db, models, policy, services, stix, store
+from hub import models, policy, services, stix, store
 from hub.policy import TLP
 from tests import factories as f
-from tests.conftest import PG_URL
+from tests.conftest import fresh_database_url
 
 ROOT = "dprk"
 MARKINGS = "markings"  # the open collection the sharing markings are published in
@@ -252,21 +250,6 @@ def world_specs(draw) -> WorldSpec:
 
 
 # --------------------------------------------------------------------- fresh databases
-
-
-def fresh_database_url(engine_name: str, template: str, path: Path) -> str:
-    """Return the URL of a migrated, empty database: a copy of the SQLite template, or truncated PostgreSQL."""
-    if engine_name == "sqlite":
-        shutil.copy(template, path)
-        return f"sqlite:///{path}"
-    engine = db.make_engine(PG_URL)
-    tables = ", ".join(t.name for t in models.Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        conn.execute(text("INSERT INTO hub_state (id, clock_us, rules_version, name, contact, identity_id) "
-                          "VALUES (1, 0, 1, 'cti-hub', '', '')"))
-    engine.dispose()
-    return PG_URL
 
 
 @pytest.fixture
