@@ -69,12 +69,15 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration; safe to run on every start."""
-    command.upgrade(alembic_config(engine), "head")
+    """Bring the schema to the newest migrations; safe to run on every start.
+
+    Sub-systems add their tables in migrations of their own, so there may be several heads.
+    """
+    command.upgrade(alembic_config(engine), "heads")
 
 
 def is_current(engine: Engine) -> bool:
     """Tell whether the database carries the newest migration."""
-    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision() == head
+        return set(MigrationContext.configure(conn).get_current_heads()) == heads
