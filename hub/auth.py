@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from hub import models as m
 from hub import store
 from hub.errors import TooManyRequests
 
@@ -114,20 +113,18 @@ def _check(session: Session, pepper: str, creds: tuple[str, str], source: str) -
     key = store.find_key(session, hash_secret(pepper, secret))
     if key is None:
         return "unknown key"
-    partner = session.get(m.Partner, key.partner_id)
-    assert partner is not None
     now = store.now_us()
-    if user and user not in (partner.slug, key.key_id):
+    if user and user not in (key.slug, key.key_id):
         return "user does not match key"
     if key.revoked_us is not None:
         return "key revoked"
     if key.expires_us is not None and key.expires_us <= now:
         return "key expired"
-    if not partner.active:
+    if not key.active:
         return "partner suspended"
     if key.cidrs and not _source_allowed(key.cidrs, source):
         return "source address not allowed for this key"
-    return Principal(partner.id, partner.slug, key.id, key.key_id, key.read_only, key.last_used_us)
+    return Principal(key.partner_id, key.slug, key.id, key.key_id, key.read_only, key.last_used_us)
 
 
 def _source_allowed(cidrs: str, source: str) -> bool:

@@ -190,8 +190,7 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
     if errors:
         raise Unprocessable("invalid STIX 2.1: " + "; ".join(errors[:5]))
     created_by = obj.get("created_by_ref")
-    identities = {row.identity_id: row.slug for row in snap.partner_rows.values()}
-    if created_by is not None and identities.get(created_by, partner.slug) != partner.slug:
+    if created_by is not None and snap.identities.get(created_by, partner.slug) != partner.slug:
         raise Unprocessable(f"created_by_ref {created_by} names another partner; publish under your own identity")
     marking_row = _marking_row(snap, partner, obj) if _is_marking(obj) else None
     levels, sharing_ids, unknown = _classify_markings(snap, obj, new_markings)

@@ -14,13 +14,15 @@ appear later.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, exists, false, func, insert, or_, select, true, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, bindparam, delete, exists, false, func, insert, or_, select, true, update
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from hub import models as m
@@ -86,6 +88,7 @@ class Snapshot:
     markings: dict[str, MarkingInfo]
     restriction_sets: dict[int, tuple[policy.SharingMarking, ...]]
     restriction_keys: dict[str, int]
+    identities: dict[str, str] = field(default_factory=dict)
     _filters: dict[tuple[int, str], policy.ReadFilter] = field(default_factory=dict)
 
     def partner(self, slug: str) -> policy.Partner:
@@ -154,6 +157,7 @@ def load_snapshot(session: Session) -> Snapshot:
         markings=markings,
         restriction_sets=sets,
         restriction_keys=keys,
+        identities={p.identity_id: p.slug for p in partner_rows.values()},
     )
 
 
@@ -192,8 +196,12 @@ def _marking_info(mk: m.Marking) -> MarkingInfo:
 # --------------------------------------------------------------------- keys, audit
 
 
-def find_key(session: Session, secret_hash: str) -> m.ApiKey | None:
-    return session.execute(select(m.ApiKey).where(m.ApiKey.secret_hash == secret_hash)).scalar_one_or_none()
+def find_key(session: Session, secret_hash: str) -> Any:
+    """Return the key with that hash joined to its partner's slug and state (one indexed lookup), or None."""
+    k, p = m.ApiKey.__table__.c, m.Partner.__table__.c
+    stmt = select(k.id, k.key_id, k.partner_id, k.read_only, k.cidrs, k.expires_us, k.revoked_us, k.last_used_us,
+                  p.slug, p.active).join_from(m.ApiKey.__table__, m.Partner.__table__, k.partner_id == p.id)
+    return session.connection().execute(stmt.where(k.secret_hash == secret_hash)).first()
 
 
 def touch_key(session: Session, key_pk: int, at_us: int) -> None:
@@ -249,68 +257,124 @@ class VersionQuery:
     limit: int = 1000
 
 
-def _visible(v: type[V], q: VersionQuery) -> ColumnElement[bool]:
+VT = m.ObjectVersion.__table__
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What decides a read statement's SQL text; the values go in as bound parameters."""
+
+    columns: tuple[str, ...]
+    readable: bool
+    typed_collection: bool
+    red: bool
+    ids: bool
+    types: bool
+    spec_versions: bool
+    versions: tuple[str, ...]
+    positioned: bool
+
+
+def _visible(v: Any, shape: _Shape) -> ColumnElement[bool]:
     """The sharing rules (``policy.filter_admits``) as a SQL condition on one version row."""
-    f = q.read
-    if not f.readable:
+    c = v.c
+    if not shape.readable:
         return false()
-    below_red = and_(v.tlp < int(TLP.RED), or_(v.restriction_set_id.is_(None),
-                                               v.restriction_set_id.in_(sorted(f.admitted_sets))))
-    at_red = and_(v.tlp == int(TLP.RED), v.restriction_set_id.in_(sorted(f.red_sets)))
+    below_red = and_(c.tlp < int(TLP.RED), or_(c.restriction_set_id.is_(None),
+                                               c.restriction_set_id.in_(bindparam("admitted", expanding=True))))
+    sharing = below_red
+    if shape.red:
+        at_red = and_(c.tlp == int(TLP.RED), c.restriction_set_id.in_(bindparam("red_sets", expanding=True)))
+        sharing = or_(below_red, at_red)
     content = and_(
-        v.tlp <= int(f.max_tlp),
-        v.unknown_markings.is_(False),
-        v.type.in_(sorted(f.types)) if f.types else true(),
-        or_(below_red, at_red) if f.max_tlp >= TLP.RED else below_red,
+        c.tlp <= bindparam("max_tlp"),
+        c.unknown_markings.is_(False),
+        c.type.in_(bindparam("collection_types", expanding=True)) if shape.typed_collection else true(),
+        sharing,
     )
-    return or_(v.originator_id == q.originator_pk, content)
+    return or_(c.originator_id == bindparam("originator"), content)
 
 
-def _apply_filters(stmt, v: type[V], q: VersionQuery):  # type: ignore[no-untyped-def]
-    stmt = stmt.where(v.collection_id == q.collection_pk, _visible(v, q))
-    if q.ids:
-        stmt = stmt.where(v.stix_id.in_(q.ids))
-    if q.types:
-        stmt = stmt.where(v.type.in_(q.types))
-    if q.spec_versions:
-        stmt = stmt.where(v.spec_version.in_(q.spec_versions))
+def _apply_filters(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def]
+    c = v.c
+    stmt = stmt.where(c.collection_id == bindparam("collection"), _visible(v, shape))
+    if shape.ids:
+        stmt = stmt.where(c.stix_id.in_(bindparam("ids", expanding=True)))
+    if shape.types:
+        stmt = stmt.where(c.type.in_(bindparam("types", expanding=True)))
+    if shape.spec_versions:
+        stmt = stmt.where(c.spec_version.in_(bindparam("spec_versions", expanding=True)))
     return stmt
 
 
-def _apply_versions(stmt, v: type[V], q: VersionQuery):  # type: ignore[no-untyped-def]
-    if "all" in q.versions:
+def _apply_versions(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def]
+    if "all" in shape.versions:
         return stmt
     conditions = []
-    for wanted in q.versions:
+    for wanted in shape.versions:
         if wanted in ("first", "last"):
-            other = aliased(V)
-            newer = other.version_us > v.version_us if wanted == "last" else other.version_us < v.version_us
-            rival = _apply_filters(select(other.pk), other, q).where(other.stix_id == v.stix_id, newer)
+            other = VT.alias()
+            newer = other.c.version_us > v.c.version_us if wanted == "last" else other.c.version_us < v.c.version_us
+            rival = _apply_filters(select(other.c.pk), other, shape).where(other.c.stix_id == v.c.stix_id, newer)
             conditions.append(~exists(rival))
         else:
-            conditions.append(v.version_us == wanted)
+            conditions.append(v.c.version_us.in_(bindparam("version_values", expanding=True)))
     return stmt.where(or_(*conditions))
 
 
-def _apply_position(stmt, v: type[V], q: VersionQuery):  # type: ignore[no-untyped-def]
+def _apply_position(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def]
+    if shape.positioned:
+        stmt = stmt.where(v.c.date_added > bindparam("floor"))
+    # With ids given, the few matching rows are found by (collection, id) and sorted; "+ 0" keeps the
+    # planner from walking the whole collection in date_added order instead.
+    order = v.c.date_added + 0 if shape.ids else v.c.date_added
+    return stmt.order_by(order).limit(bindparam("limit"))
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(shape: _Shape):  # type: ignore[no-untyped-def]
+    """Build (once per shape) the statement for a page of a partner's view."""
+    stmt = select(*(VT.c[name] for name in shape.columns))
+    return _apply_position(_apply_versions(_apply_filters(stmt, VT, shape), VT, shape), VT, shape)
+
+
+def _bind(q: VersionQuery, columns: Sequence[str]) -> tuple[_Shape, dict[str, Any]]:
+    f = q.read
     floor = max(x for x in (q.added_after, q.after, -1) if x is not None)
-    if floor >= 0:
-        stmt = stmt.where(v.date_added > floor)
-    return stmt.order_by(v.date_added).limit(q.limit + 1)
+    kinds = tuple(sorted({v if v in ("first", "last", "all") else "at" for v in q.versions}))
+    shape = _Shape(tuple(columns), f.readable, bool(f.types), f.max_tlp >= TLP.RED, bool(q.ids), bool(q.types),
+                   bool(q.spec_versions), kinds, floor >= 0)
+    params = {"collection": q.collection_pk, "originator": q.originator_pk, "max_tlp": int(f.max_tlp),
+              "admitted": sorted(f.admitted_sets), "red_sets": sorted(f.red_sets),
+              "collection_types": sorted(f.types), "ids": list(q.ids), "types": list(q.types),
+              "spec_versions": list(q.spec_versions), "floor": floor, "limit": q.limit + 1,
+              "version_values": [v for v in q.versions if isinstance(v, int)]}
+    return shape, params
 
 
 def page(session: Session, q: VersionQuery, columns: Sequence[str]) -> tuple[list, bool]:
     """Return one page of the partner's view, oldest ``date_added`` first, and whether more follow."""
-    stmt = select(*(getattr(V, c) for c in columns))
-    stmt = _apply_position(_apply_versions(_apply_filters(stmt, V, q), V, q), V, q)
-    rows = session.execute(stmt).all()
+    shape, params = _bind(q, columns)
+    stmt = _statement(shape)
+    rows = session.connection().execute(stmt, _used_params(shape, params)).all()
     return rows[: q.limit], len(rows) > q.limit
+
+
+@functools.lru_cache(maxsize=256)
+def _param_names(shape: _Shape) -> frozenset[str]:
+    return frozenset(_statement(shape).compile().params)
+
+
+def _used_params(shape: _Shape, params: dict[str, Any]) -> dict[str, Any]:
+    names = _param_names(shape)
+    return {k: v for k, v in params.items() if k in names}
 
 
 def has_visible(session: Session, q: VersionQuery) -> bool:
     """Tell whether the partner's view holds any version of the queried ids."""
-    stmt = _apply_filters(select(V.pk), V, VersionQuery(q.collection_pk, q.read, q.originator_pk, ids=q.ids)).limit(1)
-    return session.execute(stmt).first() is not None
+    probe = VersionQuery(q.collection_pk, q.read, q.originator_pk, ids=q.ids, versions=("all",), limit=0)
+    rows, more = page(session, probe, ("pk",))
+    return more
 
 
 def versions_of(session: Session, collection_pk: int, stix_id: str) -> list[m.ObjectVersion]:
@@ -365,8 +429,9 @@ def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str
 
 
 def insert_versions(session: Session, rows: list[dict]) -> None:
+    """Insert version rows in one executemany (Core: no ORM bookkeeping, no RETURNING)."""
     if rows:
-        session.execute(insert(V), rows)
+        session.connection().execute(VT.insert(), rows)
 
 
 def intern_restriction_set(session: Session, snapshot: Snapshot, marking_ids: Iterable[str]) -> int:

@@ -8,7 +8,7 @@ from medallion import auth as medallion_auth
 
 from hub import auth, store
 from hub.auth import Principal
-from hub.taxii import compat
+from hub.taxii import backend, compat
 from hub.taxii.backend import HubBackend
 
 
@@ -20,10 +20,11 @@ def _verify_password(username: str, password: str) -> Principal | None:
     header = request.headers.get("Authorization", "")
     source = request.remote_addr or ""
     window = settings["login_failure_window_seconds"]
-    with hub.session(write=False) as session:
-        found = auth.identify(session, hub.pepper, header, source)
-        if not isinstance(found, auth.Principal):
-            auth.check_rate(session, source, failure_limit=settings["login_failure_limit"], window_seconds=window)
+    # The request's read session (see backend) serves authentication too: one transaction per request.
+    session = backend.read_session()
+    found = auth.identify(session, hub.pepper, header, source)
+    if not isinstance(found, auth.Principal):
+        auth.check_rate(session, source, failure_limit=settings["login_failure_limit"], window_seconds=window)
     if isinstance(found, str):
         with hub.session() as session:
             auth.record_failure(session, header, source, found, window_seconds=window)

@@ -37,7 +37,7 @@ def hub() -> services.Hub:
     return current_app.extensions["cti_hub"]
 
 
-def _session():  # type: ignore[no-untyped-def]
+def read_session():  # type: ignore[no-untyped-def]
     """Return this request's read session (closed at teardown)."""
     if "hub_session" not in g:
         g.hub_session = hub().sessions()
@@ -46,7 +46,7 @@ def _session():  # type: ignore[no-untyped-def]
 
 def _snapshot() -> store.Snapshot:
     if "hub_snapshot" not in g:
-        g.hub_snapshot = hub().snapshot(_session())
+        g.hub_snapshot = hub().snapshot(read_session())
     return g.hub_snapshot
 
 
@@ -174,7 +174,7 @@ def _unjson(filters: dict[str, Any]) -> dict[str, Any]:
 def _page(collection: store.CollectionInfo, query: store.VersionQuery, filters: dict[str, Any], endpoint: str,
           columns: tuple[str, ...]) -> tuple[list, dict[str, Any], dict[str, str]]:
     """Run the query; return rows, the paging properties (more/next) and the X-TAXII-Date-Added headers."""
-    rows, more = store.page(_session(), query, columns)
+    rows, more = store.page(read_session(), query, columns)
     paging: dict[str, Any] = {"more": more}
     if rows:
         first, last = rows[0].date_added, rows[-1].date_added
@@ -258,7 +258,7 @@ class HubBackend(Backend):
         collection = _require(api_root, collection_id)
         query, filters = _query(collection, f"object:{object_id}", filter_args, allowed_filters, limit,
                                 ids=(object_id,))
-        if not store.has_visible(_session(), query):
+        if not store.has_visible(read_session(), query):
             raise ProcessingError(f"Object '{object_id}' not found", 404)
         rows, paging, headers = _page(collection, query, filters, f"object:{object_id}", ("raw", "date_added"))
         return _envelope(rows, paging), headers
@@ -268,7 +268,7 @@ class HubBackend(Backend):
         collection = _require(api_root, collection_id)
         query, filters = _query(collection, f"versions:{object_id}", filter_args, allowed_filters, limit,
                                 ids=(object_id,), default_version="all")
-        if not store.has_visible(_session(), query):
+        if not store.has_visible(read_session(), query):
             raise ProcessingError(f"Object '{object_id}' not found", 404)
         rows, paging, headers = _page(collection, query, filters, f"versions:{object_id}", ("version", "date_added"))
         out = dict(paging)
@@ -297,7 +297,7 @@ class HubBackend(Backend):
         return self._status(result.status_id)
 
     def get_status(self, api_root: str, status_id: str) -> dict | None:
-        row = store.get_status(_session(), status_id)
+        row = store.get_status(read_session(), status_id)
         root = _snapshot().roots.get(api_root)
         if row is None or root is None or row.api_root_id != root.pk or row.partner_id != _principal().partner_pk:
             return None
@@ -314,7 +314,7 @@ class HubBackend(Backend):
         collection = _require(api_root, collection_id)
         query, _ = _query(collection, "delete", {k: v for k, v in filter_args.items() if k != "next"},
                           allowed_filters, 10_000, ids=(object_id,), default_version="all")
-        rows, _more = store.page(_session(), query, ("pk", "originator_id"))
+        rows, _more = store.page(read_session(), query, ("pk", "originator_id"))
         if not rows:
             raise NotFound(f"Object '{object_id}' not found")
         if any(r.originator_id != _principal().partner_pk for r in rows):
