@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +44,9 @@ GOALS = {
     "object GET p50": "<= 5 ms",
     "POST 1,000/envelope": ">= 5,000 obj/s",
     "bulk import": ">= 20,000 obj/s",
+    "worker RSS max": "< 300 MB",
+    "load errors": "0",
+    "load page p99": "<= 250 ms",
 }
 
 
@@ -96,11 +100,90 @@ def timed(fn) -> float:
     return (time.perf_counter() - t) * 1000
 
 
+class RssSampler(threading.Thread):
+    """Sample the resident memory of the gunicorn workers (children of the server process)."""
+
+    def __init__(self, server_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.server_pid, self.peak_kb, self.done = server_pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for pid in _children(self.server_pid):
+                self.peak_kb = max(self.peak_kb, _rss_kb(pid))
+            time.sleep(0.05)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = task / "children"
+        if children.exists():
+            out += [int(x) for x in children.read_text().split()]
+    return out + [c for child in out for c in _children(child)]
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def load(base: str, key: str, writer_key: str, world: dict, clients: int, seconds: float) -> dict:
+    """``clients`` threads for ``seconds``: page pulls, head polls and publishes; count errors, time pages."""
+    url = f"{base}/dprk/collections/{world['collection']}/objects/"
+    stop = time.perf_counter() + seconds
+    pages: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        http = requests.Session()
+        publisher = i % 5 == 0
+        http.headers.update({"Accept": TAXII, "Content-Type": TAXII,
+                             "Authorization": f"Bearer {writer_key if publisher else key}"})
+        extra = stream(2000, world, seed=50_000 + i, slug="krcert") if publisher else []
+        k = 0
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            try:
+                if publisher:
+                    r = http.post(url, data=orjson.dumps({"objects": extra[k:k + 100]}), timeout=30)
+                    k = (k + 100) % len(extra)
+                elif i % 2:
+                    r = http.get(url, params={"limit": 1000}, timeout=30)
+                else:
+                    r = http.get(url, params={"added_after": "2099-01-01T00:00:00Z"}, timeout=30)
+                ok = r.status_code in (200, 202)
+            except requests.RequestException:
+                ok = False
+            with lock:
+                if not ok:
+                    errors[0] += 1
+                elif not publisher:
+                    pages.append((time.perf_counter() - t) * 1000)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    pages.sort()
+    return {"load errors": errors[0], "load page p99": pages[int(len(pages) * 0.99) - 1] if pages else float("nan"),
+            "load requests": len(pages)}
+
+
 def measure(base: str, key: str, writer_key: str, world: dict, n: int) -> dict:
     http = requests.Session()
     http.headers.update({"Accept": TAXII, "Authorization": f"Bearer {key}"})
     url = f"{base}/dprk/collections/{world['collection']}/objects/"
     out: dict = {}
+    for _ in range(8):  # warm every worker: snapshot loaded, statements compiled
+        http.get(url, params={"limit": 10})
     pages, total, t0 = [], 0, time.perf_counter()
     params: dict = {"limit": 1000}
     while True:
@@ -132,7 +215,7 @@ def measure(base: str, key: str, writer_key: str, world: dict, n: int) -> dict:
     return out
 
 
-def run_size(n: int, db_url: str | None, workdir: Path) -> dict:
+def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: float) -> dict:
     settings = {"data_dir": str(workdir), "secret_key": "bench-secret"}
     if db_url:
         engine = db.make_engine(db_url)
@@ -162,7 +245,12 @@ def run_size(n: int, db_url: str | None, workdir: Path) -> dict:
                     break
             except requests.RequestException:
                 time.sleep(0.2)
+        sampler = RssSampler(proc.pid)
+        sampler.start()
         result.update(measure(base, key, writer_key, world, n))
+        sampler.done.set()
+        result["worker RSS max"] = sampler.peak_kb / 1024
+        result.update(load(base, key, writer_key, world, clients, seconds))
     finally:
         proc.terminate()
         proc.wait()
@@ -174,12 +262,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10,000 versions only")
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated collection sizes")
     parser.add_argument("--db", default=None, help="PostgreSQL URL (default: SQLite in a temp dir)")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients in the load workload")
+    parser.add_argument("--seconds", type=float, default=60, help="duration of the load workload")
     args = parser.parse_args()
     sizes = [10_000] if args.quick else [int(x) for x in args.sizes.split(",")]
+    seconds = 10 if args.quick else args.seconds
     engine = "PostgreSQL" if args.db else "SQLite"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {engine}")
     with tempfile.TemporaryDirectory() as tmp:
-        results = {n: run_size(n, args.db, Path(tmp)) for n in sizes}
+        results = {n: run_size(n, args.db, Path(tmp), args.clients, seconds) for n in sizes}
     print(f"\n{'workload':<22}" + "".join(f"{n:>14,}" for n in sizes) + f"  {'goal':<18}")
     for name, goal in GOALS.items():
         row = "".join(f"{_fmt(name, results[n][name]):>14}" for n in sizes)
@@ -188,6 +279,10 @@ def main() -> None:
 
 
 def _fmt(name: str, value: float) -> str:
+    if name == "load errors":
+        return f"{value:,.0f}"
+    if "MB" in GOALS[name]:
+        return f"{value:,.0f} MB"
     if "obj/s" in GOALS[name] or name in ("pull", "bulk import"):
         return f"{value:,.0f}/s"
     if "ms" in GOALS[name]:
