@@ -98,7 +98,8 @@ def check_rate(session: Session, source: str, *, failure_limit: int, window_seco
 def record_failure(session: Session, header: str, source: str, reason: str, *, window_seconds: int) -> None:
     """Count and audit a failed login (a request without credentials is just a 401, not a failure)."""
     creds = credentials(header)
-    user = creds[0][:64] if creds and creds[0] else "-"
+    # The user name is attacker-controlled: keep it printable so it cannot forge or break audit lines.
+    user = "".join(ch if ch.isprintable() else "?" for ch in creds[0][:64]) if creds and creds[0] else "-"
     count = store.record_login_failure(session, source, window_seconds * 1_000_000)
     store.audit(session, user, "login.failed", detail={"reason": reason, "count": count}, source=source)
 

@@ -79,6 +79,7 @@ class _Prepared:
     facts: policy.ObjectFacts
     sharing_ids: tuple[str, ...]
     version_us: int
+    raw: str
     marking_row: dict | None = None
 
 
@@ -189,6 +190,10 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
                   "first)"]
     if errors:
         raise Unprocessable("invalid STIX 2.1: " + "; ".join(errors[:5]))
+    try:
+        raw = orjson.dumps(obj).decode()
+    except orjson.JSONEncodeError as exc:  # e.g. nested deeper than the serialiser goes
+        raise Unprocessable(f"cannot store this object: {exc}") from None
     created_by = obj.get("created_by_ref")
     if created_by is not None and snap.identities.get(created_by, partner.slug) != partner.slug:
         raise Unprocessable(f"created_by_ref {created_by} names another partner; publish under your own identity")
@@ -203,7 +208,7 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
     )
     version = stix.object_version(obj)
     return _Prepared(obj, {"id": obj["id"], "version": version}, facts, tuple(sorted(set(sharing_ids))),
-                     stix.parse_timestamp(version), marking_row)
+                     stix.parse_timestamp(version), raw, marking_row)
 
 
 def _sharing(snap: store.Snapshot, new: dict[str, store.MarkingInfo], marking_id: str) -> policy.SharingMarking:
@@ -357,7 +362,7 @@ def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, co
         "spec_version": item.obj.get("spec_version", "2.1"),
         "originator_id": owner if identical_elsewhere else partner.id, "tlp": int(item.facts.tlp),
         "restriction_set_id": restriction, "unknown_markings": bool(item.facts.unknown_markings),
-        "raw": orjson.dumps(item.obj).decode(),
+        "raw": item.raw,
     }
 
 
