@@ -478,6 +478,30 @@ def _register_reference_markings(session: Session, objs: list[dict], hub_pk: int
     session.flush()
 
 
+def reannounce(session: Session, before: store.Snapshot) -> int:
+    """Re-date versions that a rule change made visible to some partner, so ``added_after`` pollers get them.
+
+    A partner that polls with ``added_after`` never looks back: an old version it may now receive would
+    stay invisible to it forever under its original ``date_added``. Such versions get a new ``date_added``
+    after every value handed out so far; partners that already had them may receive them once more
+    (same id and version, so SIEMs de-duplicate), and nobody misses them.
+    """
+    after = store.load_snapshot(session)
+    found: set[int] = set()
+    for collection in after.collections.values():
+        old_collection = before.collections.get(collection.uuid)
+        if old_collection is None:
+            continue  # a new collection: nobody has polled it yet
+        for partner_pk, partner in after.partners.items():
+            now = after.read_filter(partner_pk, collection)
+            if partner.kind == "hub" or not now.readable or partner_pk not in before.partners:
+                continue  # a new partner starts from the beginning anyway
+            old = before.read_filter(partner_pk, old_collection)
+            if old != now:
+                found |= store.newly_visible(session, collection.pk, partner_pk, now, old)
+    return store.restamp(session, found)
+
+
 # --------------------------------------------------------------------- keys
 
 

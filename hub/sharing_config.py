@@ -590,6 +590,7 @@ def apply(session: Session, spec: SharingSpec, *, actor: str = "cli") -> list[Ch
     the database untouched.
     """
     steps = _steps(session, spec)
+    before = store.load_snapshot(session)
     for step in steps:
         step.run()
         # Flushed one by one: later steps look up rows (new partners, roots) by slug.
@@ -599,7 +600,15 @@ def apply(session: Session, spec: SharingSpec, *, actor: str = "cli") -> list[Ch
         store.bump_rules(session)
     session.flush()
     _publish_reference(session)
+    if steps:
+        _reannounce(session, before)
     return [step.change for step in steps]
+
+
+def _reannounce(session: Session, before: store.Snapshot) -> None:
+    """Re-date what the change made visible to partners (see ``services.reannounce``)."""
+    services = importlib.import_module("hub.services")
+    services.reannounce(session, before)
 
 
 def _publish_reference(session: Session) -> None:

@@ -370,6 +370,49 @@ def _used_params(shape: _Shape, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in names}
 
 
+def _visible_as(v: Any, f: policy.ReadFilter, originator_pk: int) -> ColumnElement[bool]:
+    """``_visible`` with the values inlined, for the rare statements that compare two read filters."""
+    c = v.c
+    if not f.readable:
+        return false()
+    below_red = and_(c.tlp < int(TLP.RED), or_(c.restriction_set_id.is_(None),
+                                               c.restriction_set_id.in_(sorted(f.admitted_sets))))
+    at_red = and_(c.tlp == int(TLP.RED), c.restriction_set_id.in_(sorted(f.red_sets)))
+    content = and_(c.tlp <= int(f.max_tlp), c.unknown_markings.is_(False),
+                   c.type.in_(sorted(f.types)) if f.types else true(),
+                   or_(below_red, at_red) if f.max_tlp >= TLP.RED else below_red)
+    return or_(c.originator_id == originator_pk, content)
+
+
+def newly_visible(session: Session, collection_pk: int, partner_pk: int, now: policy.ReadFilter,
+                  before: policy.ReadFilter | None) -> set[int]:
+    """Return the versions of a collection a partner sees under ``now`` but did not under ``before``."""
+    condition = _visible_as(VT, now, partner_pk)
+    if before is not None:
+        condition = and_(condition, ~_visible_as(VT, before, partner_pk))
+    stmt = select(VT.c.pk).where(VT.c.collection_id == collection_pk, condition)
+    return set(session.connection().execute(stmt).scalars())
+
+
+def restamp(session: Session, version_pks: Iterable[int]) -> int:
+    """Give versions fresh ``date_added`` values after every value handed out so far, in their old order."""
+    pks = sorted(version_pks)
+    if not pks:
+        return 0
+    clock = lock_clock(session)
+    ordered: list[int] = []
+    for start in range(0, len(pks), 500):
+        chunk = pks[start : start + 500]
+        ordered += session.connection().execute(
+            select(VT.c.pk, VT.c.date_added).where(VT.c.pk.in_(chunk))).all()  # type: ignore[arg-type]
+    ordered.sort(key=lambda row: row[1])  # type: ignore[index]
+    first = max(now_us(), clock + 1)
+    session.connection().execute(update(VT).where(VT.c.pk == bindparam("b_pk")).values(date_added=bindparam("b_at")),
+                                 [{"b_pk": row[0], "b_at": first + i} for i, row in enumerate(ordered)])  # type: ignore[index]
+    set_clock(session, first + len(ordered) - 1)
+    return len(ordered)
+
+
 def has_visible(session: Session, q: VersionQuery) -> bool:
     """Tell whether the partner's view holds any version of the queried ids."""
     probe = VersionQuery(q.collection_pk, q.read, q.originator_pk, ids=q.ids, versions=("all",), limit=0)

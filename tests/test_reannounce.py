@@ -1,0 +1,72 @@
+"""A rule change that lets a partner see older objects re-dates them, so added_after pollers receive them."""
+
+from __future__ import annotations
+
+from hub import sharing_config
+from tests import factories as f
+
+GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
+AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
+
+CONFIG = """
+hub: {{name: "Test hub", contact: "ops@hub.example"}}
+partners:
+  - {{id: krcert, name: "KrCERT/CC", country: KR, clearance: RED}}
+  - {{id: mycert, name: "MyCERT", country: MY, clearance: {clearance}}}
+trust_groups: []
+api_roots:
+  - id: dprk
+    title: "DPRK"
+    collections:
+      - {{alias: intel, title: "Intel", max_tlp: AMBER, default_tlp: GREEN, readers: ["*"], writers: ["*"]}}
+"""
+
+
+def apply(hub, clearance: str) -> list:
+    with hub.session() as s:
+        return sharing_config.apply(s, sharing_config.loads(CONFIG.format(clearance=clearance)))
+
+
+def poll(client, cursor: str | None) -> tuple[list[str], str | None]:
+    params = {"added_after": cursor} if cursor else {}
+    r = client.get("/dprk/collections/intel/objects/", params)
+    assert r.status_code == 200
+    ids = [o["id"] for o in r.get_json().get("objects", [])]
+    return ids, r.headers["X-TAXII-Date-Added-Last"] if ids else cursor
+
+
+def test_raised_clearance_reaches_a_poller_that_is_past_the_objects(make_app):
+    app = make_app()
+    hub = app.extensions["cti_hub"]
+    apply(hub, "GREEN")
+    kr = f.Client(app.test_client(), f.key_for(hub, "krcert"))
+    my = f.Client(app.test_client(), f.key_for(hub, "mycert"))
+    amber, green = f.indicator(1, markings=[AMBER]), f.indicator(2, markings=[GREEN])
+    assert kr.post("/dprk/collections/intel/objects/", [amber, green]).get_json()["success_count"] == 2
+    seen, cursor = poll(my, None)
+    assert green["id"] in seen and amber["id"] not in seen
+    later = f.indicator(3, markings=[GREEN])
+    kr.post("/dprk/collections/intel/objects/", [later])
+    seen, cursor = poll(my, cursor)
+    assert seen == [later["id"]]
+
+    assert apply(hub, "AMBER")  # the partner may now receive TLP:AMBER
+    seen, cursor = poll(my, cursor)
+    assert seen == [amber["id"]], "the older AMBER object must reach the poller"
+    assert poll(my, cursor)[0] == []
+    assert apply(hub, "AMBER") == []  # nothing changed: nothing re-dated
+    assert poll(my, cursor)[0] == []
+
+
+def test_narrowing_re_dates_nothing(make_app):
+    app = make_app()
+    hub = app.extensions["cti_hub"]
+    apply(hub, "AMBER")
+    kr = f.Client(app.test_client(), f.key_for(hub, "krcert"))
+    my = f.Client(app.test_client(), f.key_for(hub, "mycert"))
+    kr.post("/dprk/collections/intel/objects/", [f.indicator(1, markings=[AMBER]), f.indicator(2)])
+    _, my_cursor = poll(my, None)
+    _, kr_cursor = poll(kr, None)
+    apply(hub, "GREEN")
+    assert poll(my, my_cursor)[0] == []
+    assert poll(kr, kr_cursor)[0] == []
