@@ -471,9 +471,9 @@ def _parse_roots(r: _Reader, nodes: list[Node], partners: set[str], groups: set[
 
 
 def reference_collection(root: str) -> CollectionSpec:
-    """Return the read-only reference collection every API root carries."""
+    """Return the reference collection every API root carries: read by all, written only by the hub itself."""
     return CollectionSpec(REFERENCE_ALIAS, collection_uuid(root, REFERENCE_ALIAS), REFERENCE_TITLE,
-                          REFERENCE_DESCRIPTION, TLP.CLEAR, TLP.CLEAR, (), (policy.EVERYONE,), (),
+                          REFERENCE_DESCRIPTION, TLP.CLEAR, TLP.CLEAR, (), (policy.EVERYONE,), (f"partner:{HUB_SLUG}",),
                           is_reference=True)
 
 

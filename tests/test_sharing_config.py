@@ -311,7 +311,7 @@ def test_apply_writes_the_model(factory: sessionmaker[Session]) -> None:
         assert set(collections) == {"community", "regional", "rok-us", "reference"}
         ref = collections["reference"]
         assert (ref.is_reference, ref.title, ref.readers, ref.writers, ref.max_tlp, ref.default_tlp) == (
-            True, "Reference data", "*", "", int(TLP.CLEAR), int(TLP.CLEAR))
+            True, "Reference data", "*", "partner:hub", int(TLP.CLEAR), int(TLP.CLEAR))
         assert ref.uuid == str(uuid.uuid5(sc.NAMESPACE, "dprk/reference"))
         assert collections["regional"].readers == "group:asean,group:rok-us"
 
