@@ -1,7 +1,9 @@
 """Import and export connectors, each a small class in an explicit registry.
 
 A connector registers itself with ``@register``; the CLI and the server look
-connectors up by name in ``REGISTRY``. No connector ships yet.
+connectors up by name in ``REGISTRY``. Importing a module registers its connectors:
+``feeds.stix_bundle`` (stix), ``feeds.iocs`` (csv, text, ecs), ``feeds.attack`` (attack) and
+``feeds.taxii_source`` (taxii); ``feeds.cli`` imports them all. ``feeds.export`` serves the SIEM feeds.
 """
 
 from __future__ import annotations

@@ -246,5 +246,11 @@ def demo(ctx: click.Context, file: str, objects: int, url: str) -> None:
     demo_module.run(hub, file, objects, url, echo=click.echo)
 
 
+from feeds.cli import actors, feeds  # noqa: E402 - the feeds commands plug into this group
+
+main.add_command(feeds)
+main.add_command(actors)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -201,3 +201,18 @@ class AdminUser(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), default="admin")
     created_us: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class FeedSource(Base):
+    """A remote TAXII collection the hub imports from: target, credentials' env names and the cursor."""
+
+    __tablename__ = "feed_sources"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(Text)
+    partner_slug: Mapped[str] = mapped_column(String(64))
+    collection_uuid: Mapped[str] = mapped_column(String(36))
+    settings: Mapped[str] = mapped_column(Text, default="{}")
+    cursor: Mapped[str] = mapped_column(String(40), default="")
+    last_run_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_summary: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,265 @@
+"""Flat feeds for SIEMs and firewalls, per partner and collection, under the same rules as TAXII.
+
+``GET /feeds/<api_root>/<collection>/<fmt>`` with ``fmt`` one of ``stix`` (a STIX 2.1 bundle),
+``csv``, ``ecs`` (Elastic Common Schema NDJSON) or a blocklist ``ip.txt``, ``domain.txt``,
+``url.txt``, ``sha256.txt``. Authentication is the TAXII one (Basic with the API key as password,
+or Bearer/Token). Every page is read through the partner's compiled read filter, exactly as the
+TAXII endpoints read: a collection the partner cannot read, and every hidden object, is absent.
+
+Incremental: the response carries ``X-Feed-Cursor`` (a ``date_added`` value); the next poll sends
+it back as ``?since=``. The cursor is the hub clock when the request began, so rows committed during
+a long download come in the next poll instead of being skipped. By default only active indicators
+are listed (not revoked, not past ``valid_until``); ``?include=withdrawn`` adds the withdrawn ones,
+flagged, so a SIEM can remove them (blocklists then list only the withdrawn values: a removal list).
+The body streams page by page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, request
+
+from hub import auth, services, stix, store
+from hub import models as m
+from hub.errors import TooManyRequests
+from hub.policy import TLP
+
+bp = Blueprint("feeds", __name__, url_prefix="/feeds")
+PAGE = 1000
+FORMATS = {"stix": "application/stix+json;version=2.1", "csv": "text/csv; charset=utf-8",
+           "ecs": "application/x-ndjson", "ip.txt": "text/plain; charset=utf-8",
+           "domain.txt": "text/plain; charset=utf-8", "url.txt": "text/plain; charset=utf-8",
+           "sha256.txt": "text/plain; charset=utf-8"}
+BLOCKLISTS = {"ip.txt": ("ipv4-addr", "ipv6-addr"), "domain.txt": ("domain-name",), "url.txt": ("url",),
+              "sha256.txt": ("file:SHA-256",)}
+CSV_COLUMNS = ("id", "observable_type", "value", "name", "tlp", "valid_from", "valid_until", "modified",
+               "confidence", "status", "pattern")
+_SIMPLE = re.compile(r"^\[\s*([a-z0-9-]+):([A-Za-z0-9_.'-]+)\s*=\s*'((?:[^'\\]|\\.)*)'\s*\]$")
+CHALLENGE = 'Basic realm="cti-hub", Bearer realm="cti-hub"'
+
+
+def init_app(app: Flask) -> None:
+    """Serve the flat feeds on ``app``."""
+    app.register_blueprint(bp)
+
+
+def _hub() -> services.Hub:
+    return current_app.extensions["cti_hub"]
+
+
+def _plain(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(message + "\n", status=status, mimetype="text/plain", headers=headers or {})
+
+
+def _authenticate(hub: services.Hub) -> auth.Principal | Response:
+    header = request.headers.get("Authorization", "")
+    source = request.remote_addr or ""
+    settings = hub.settings
+    window = settings["login_failure_window_seconds"]
+    try:
+        with hub.session(write=False) as session:
+            found = auth.identify(session, hub.pepper, header, source)
+            if not isinstance(found, auth.Principal):
+                auth.check_rate(session, source, failure_limit=settings["login_failure_limit"], window_seconds=window)
+    except TooManyRequests as exc:
+        return _plain(429, exc.message, dict(exc.headers or {}))
+    if isinstance(found, str):
+        with hub.session() as session:
+            auth.record_failure(session, header, source, found, window_seconds=window)
+    if isinstance(found, auth.Principal) and auth.needs_touch(found):
+        with hub.session() as session:
+            store.touch_key(session, found.key_pk, store.now_us())
+    if not isinstance(found, auth.Principal):
+        return _plain(401, "authentication required: HTTP Basic (API key as password) or Bearer",
+                      {"WWW-Authenticate": CHALLENGE})
+    return found
+
+
+@bp.get("/<api_root>/<collection_id>/<fmt>")
+def feed(api_root: str, collection_id: str, fmt: str) -> Response:
+    """One feed: authenticate, find the collection the partner reads, stream its view."""
+    hub = _hub()
+    principal = _authenticate(hub)
+    if isinstance(principal, Response):
+        return principal
+    if fmt not in FORMATS:
+        return _plain(404, f"unknown feed format {fmt!r}: use one of {', '.join(FORMATS)}")
+    since = None
+    if request.args.get("since"):
+        try:
+            since = stix.parse_filter_timestamp(request.args["since"])
+        except ValueError:
+            return _plain(400, f"since: {request.args['since']!r} is not an RFC 3339 timestamp")
+    include = request.args.get("include", "")
+    if include not in ("", "withdrawn"):
+        return _plain(400, f"include: {include!r} is not supported (use include=withdrawn)")
+    with hub.session(write=False) as session:
+        snap = hub.snapshot(session)
+        collection = _readable(snap, principal.partner_pk, api_root, collection_id)
+        if collection is None:
+            return _plain(404, f"collection '{collection_id}' not found")
+        state = session.get(m.HubState, 1)
+        assert state is not None
+        upto = state.clock_us
+        query = store.VersionQuery(collection_pk=collection.pk, read=snap.read_filter(principal.partner_pk, collection),
+                                   originator_pk=principal.partner_pk, after=since,
+                                   types=() if fmt == "stix" else ("indicator",), limit=PAGE)
+        context = {"feed": snap.hub_name, "collection": collection, "withdrawn": include == "withdrawn",
+                   "providers": {pk: row.slug for pk, row in snap.partner_rows.items()}}
+    cursor = stix.format_timestamp(max(upto, since or 0))
+    body = _stream(hub, query, upto, fmt, context)
+    return Response(body, mimetype=FORMATS[fmt], headers={"X-Feed-Cursor": cursor, "Cache-Control": "no-store"})
+
+
+def _readable(snap: store.Snapshot, partner_pk: int, api_root: str, collection_id: str
+              ) -> store.CollectionInfo | None:
+    found = snap.collections.get(collection_id)
+    if found is None or found.api_root != api_root:
+        found = next((c for c in snap.collections_of(api_root) if c.alias == collection_id), None)
+    if found is None or not snap.world.granted(found.rules.readers, snap.partners[partner_pk]):
+        return None
+    return found
+
+
+def _rows(hub: services.Hub, query: store.VersionQuery, upto: int) -> Iterator[Any]:
+    """Every row of the partner's view up to ``upto``, one page per query and its own session."""
+    after = query.after
+    while True:
+        page_query = replace(query, after=after)
+        session = hub.sessions()
+        try:
+            rows, more = store.page(session, page_query, ("raw", "date_added", "tlp", "originator_id"))
+        finally:
+            session.close()
+        for row in rows:
+            if row.date_added > upto:
+                return
+            yield row
+        if not more or not rows:
+            return
+        after = rows[-1].date_added
+
+
+def withdrawn(obj: dict, now_us: int) -> bool:
+    """Tell whether an object is revoked or past its ``valid_until``."""
+    if obj.get("revoked") is True:
+        return True
+    until = obj.get("valid_until")
+    try:
+        return isinstance(until, str) and stix.parse_timestamp(until) <= now_us
+    except ValueError:
+        return False
+
+
+def observable(obj: dict) -> tuple[str, str] | None:
+    """The (type, value) of a single-observable pattern, e.g. ("ipv4-addr", "198.51.100.7")."""
+    found = _SIMPLE.match(obj.get("pattern") or "") if obj.get("pattern_type", "stix") == "stix" else None
+    if found is None:
+        return None
+    kind, path, value = found.group(1), found.group(2), re.sub(r"\\(.)", r"\1", found.group(3))
+    if kind == "file" and path.startswith("hashes."):
+        return f"file:{path.removeprefix('hashes.').strip(chr(39))}", value
+    if path != "value":
+        return None
+    return kind, value
+
+
+def _stream(hub: services.Hub, query: store.VersionQuery, upto: int, fmt: str, context: dict) -> Iterator[str]:
+    now = store.now_us()
+    if fmt == "stix":
+        yield '{"type":"bundle","id":"bundle--' + _bundle_id(context, upto) + '","objects":['
+    elif fmt == "csv":
+        yield ",".join(CSV_COLUMNS) + "\r\n"
+    first = True
+    seen: set[str] = set()
+    for row in _rows(hub, query, upto):
+        obj = orjson.loads(row.raw)
+        gone = withdrawn(obj, now)
+        if fmt == "stix":
+            if gone and not context["withdrawn"]:
+                continue
+            yield ("" if first else ",") + row.raw
+            first = False
+            continue
+        if gone and not context["withdrawn"]:
+            continue
+        found = observable(obj)
+        if fmt in BLOCKLISTS:
+            if found is None or found[0] not in BLOCKLISTS[fmt] or gone != context["withdrawn"]:
+                continue
+            value = found[1].split("://", 1)[1] if fmt == "url.txt" and "://" in found[1] else found[1]
+            if value not in seen:
+                seen.add(value)
+                yield value + "\n"
+        elif fmt == "csv":
+            yield _csv_line(obj, found, row.tlp, gone)
+        else:
+            yield orjson.dumps(ecs_document(obj, found, row.tlp, gone, context, row.originator_id)).decode() + "\n"
+    if fmt == "stix":
+        yield "]}"
+
+
+def _bundle_id(context: dict, upto: int) -> str:
+    return str(uuid.uuid5(services.NAMESPACE, f"feed|{context['collection'].uuid}|{upto}"))
+
+
+def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow([
+        obj["id"], found[0] if found else "", found[1] if found else "", obj.get("name", ""),
+        TLP(tlp).label, obj.get("valid_from", ""), obj.get("valid_until", ""), obj.get("modified", ""),
+        obj.get("confidence", ""), "withdrawn" if gone else "active", obj.get("pattern", "")])
+    return out.getvalue()
+
+
+def _confidence(value: Any) -> str:
+    if not isinstance(value, int):
+        return "Not Specified"
+    if value == 0:
+        return "None"
+    return "Low" if value < 30 else "Medium" if value < 70 else "High"
+
+
+def ecs_document(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool, context: dict,
+                 originator_pk: int) -> dict:
+    """One ECS ``threat.indicator`` document for an indicator (see the ECS threat field set)."""
+    indicator: dict[str, Any] = {
+        "id": [obj["id"]], "name": obj.get("name", ""), "confidence": _confidence(obj.get("confidence")),
+        "first_seen": obj.get("valid_from"), "last_seen": obj.get("modified"), "modified_at": obj.get("modified"),
+        "marking": {"tlp": TLP(tlp).name.replace("_", "+"), "tlp_version": "2.0"},
+        "provider": context["providers"].get(originator_pk, ""),
+    }
+    if obj.get("description"):
+        indicator["description"] = obj["description"]
+    if found is not None:
+        kind, value = found
+        indicator["type"] = "file" if kind.startswith("file:") else kind
+        if kind in ("ipv4-addr", "ipv6-addr"):
+            indicator["ip"] = value
+        elif kind == "domain-name":
+            indicator["url"] = {"domain": value}
+        elif kind == "url":
+            indicator["url"] = {"full": value, "original": value}
+        elif kind == "email-addr":
+            indicator["email"] = {"address": value}
+        elif kind.startswith("file:"):
+            name = kind.removeprefix("file:").replace("-", "").lower()
+            indicator["file"] = {"hash": {name: value}}
+    collection = context["collection"]
+    doc: dict[str, Any] = {
+        "@timestamp": obj.get("modified") or obj.get("created"),
+        "event": {"kind": "enrichment", "category": ["threat"], "type": ["indicator"]},
+        "threat": {"feed": {"name": context["feed"], "description": collection.title}, "indicator": indicator},
+    }
+    tags = [*(obj.get("labels") or []), *(["withdrawn"] if gone else [])]
+    if tags:
+        doc["tags"] = tags
+    return {k: v for k, v in doc.items() if v is not None}
