@@ -38,7 +38,8 @@ def _tune_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA cache_size=-65536")
+        # A small per-connection cache keeps worker memory flat; the OS page cache holds the hot pages.
+        cur.execute("PRAGMA cache_size=-8192")
         cur.close()
 
     @event.listens_for(engine, "begin")
