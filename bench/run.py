@@ -259,23 +259,95 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 versions only")
+    parser.add_argument("--quick", action="store_true", help="10,000 versions only, no peers, 10 s of load")
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated collection sizes")
     parser.add_argument("--db", default=None, help="PostgreSQL URL (default: SQLite in a temp dir)")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients in the load workload")
     parser.add_argument("--seconds", type=float, default=60, help="duration of the load workload")
+    parser.add_argument("--peers", default="medallion,opentaxii", help="peer servers to run ('' for none)")
+    parser.add_argument("--peer-sizes", default="1000,10000", help="collection sizes for the peers")
+    parser.add_argument("--chart", default=str(ROOT / "bench" / "page-latency.png"), help="where to draw the chart")
     args = parser.parse_args()
     sizes = [10_000] if args.quick else [int(x) for x in args.sizes.split(",")]
     seconds = 10 if args.quick else args.seconds
+    peer_names = [] if args.quick else [p for p in args.peers.split(",") if p]
+    peer_sizes = [int(x) for x in args.peer_sizes.split(",")]
     engine = "PostgreSQL" if args.db else "SQLite"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {engine}")
     with tempfile.TemporaryDirectory() as tmp:
         results = {n: run_size(n, args.db, Path(tmp), args.clients, seconds) for n in sizes}
+        peer_results = run_peers(peer_names, peer_sizes, Path(tmp))
     print(f"\n{'workload':<22}" + "".join(f"{n:>14,}" for n in sizes) + f"  {'goal':<18}")
     for name, goal in GOALS.items():
         row = "".join(f"{_fmt(name, results[n][name]):>14}" for n in sizes)
         print(f"{name:<22}{row}  {goal:<18}")
     print(f"{'visible to reader':<22}" + "".join(f"{results[n]['visible']:>14,}" for n in sizes))
+    print_ratios(results, peer_results)
+    if peer_results or len(sizes) > 1:
+        draw_chart(Path(args.chart), engine, results, peer_results)
+
+
+COMPARED = ("pull", "head poll p50", "object GET p50", "POST 1,000/envelope")
+
+
+def run_peers(names: list[str], sizes: list[int], workdir: Path) -> dict[str, dict[int, dict]]:
+    """Run each peer server on the same generated objects at each size."""
+    if not names:
+        return {}
+    from bench import peers
+
+    out: dict[str, dict[int, dict]] = {}
+    for name in names:
+        for n in sizes:
+            objects = peers.workload(n)
+            print(f"running {name} at {n:,} objects ...", flush=True)
+            out.setdefault(name, {})[n] = peers.run_peer(name, n, workdir / f"{name}-{n}", objects)
+    return out
+
+
+def print_ratios(hub: dict[int, dict], peers: dict[str, dict[int, dict]]) -> None:
+    """Print each peer's figures and how many times faster the hub is (throughput up, latency down)."""
+    for name, by_size in peers.items():
+        print(f"\n{name}: peer figure (hub speed-up where the hub ran the same size)")
+        for n, result in sorted(by_size.items()):
+            cells = []
+            for workload in COMPARED:
+                value = result.get(workload)
+                if value is None:
+                    cells.append(f"{workload}: did not finish")
+                    continue
+                mine = hub.get(n, {}).get(workload)
+                speed = (mine / value if "p50" not in workload else value / mine) if mine else None
+                cells.append(f"{workload}: {_fmt(workload, value)}" + (f" ({speed:,.1f}x)" if speed else ""))
+            print(f"  {n:>9,}  " + "; ".join(cells))
+
+
+def draw_chart(path: Path, engine: str, hub: dict[int, dict], peers: dict[str, dict[int, dict]]) -> None:
+    """Draw time per 1,000-object page against collection size for the hub and the peers."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib not installed: no chart; pip install '.[bench]')")
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    series = {f"cti-hub ({engine})": hub, **peers}
+    for label, by_size in series.items():
+        points = sorted((n, 1000 / r["pull"] * 1000) for n, r in by_size.items() if r.get("pull"))
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("object versions in the collection")
+    ax.set_ylabel("ms per 1,000-object page (full pull)")
+    ax.set_title("TAXII page latency against collection size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"chart written to {path}")
 
 
 def _fmt(name: str, value: float) -> str:

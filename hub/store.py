@@ -323,12 +323,12 @@ def _apply_versions(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def
 
 
 def _apply_position(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def]
-    if shape.positioned:
-        stmt = stmt.where(v.c.date_added > bindparam("floor"))
     # With ids given, the few matching rows are found by (collection, id) and sorted; "+ 0" keeps the
-    # planner from walking the whole collection in date_added order instead.
-    order = v.c.date_added + 0 if shape.ids else v.c.date_added
-    return stmt.order_by(order).limit(bindparam("limit"))
+    # planner from walking the collection's date_added index instead.
+    added = v.c.date_added + 0 if shape.ids else v.c.date_added
+    if shape.positioned:
+        stmt = stmt.where(added > bindparam("floor"))
+    return stmt.order_by(added).limit(bindparam("limit"))
 
 
 @functools.lru_cache(maxsize=256)
