@@ -30,6 +30,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, settings_file: str | 
     from feeds import export as feed_export
 
     feed_export.init_app(app)
+    from hub import ops
+
+    ops.init_app(app)
 
     @app.get("/healthz")
     def healthz() -> Response:

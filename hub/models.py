@@ -183,6 +183,8 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(200), default="")
     source: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")
+    hash: Mapped[str] = mapped_column(String(64), default="")
 
 
 class LoginFailure(Base):
@@ -201,6 +203,48 @@ class AdminUser(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), default="admin")
     created_us: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AuditHead(Base):
+    """One row: the newest audit event and its hash, so deleting the tail of the chain shows too."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Delivery(Base):
+    """One served TAXII page: who, through which key, what range of ``date_added``, under which rules.
+
+    Versions are immutable, so (collection, the partner's view at ``rules_version``, the filters,
+    ``first_added``..``last_added``) identifies exactly the versions that went out. Append-only.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_collection_range", "collection_id", "first_added", "last_added"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at_us: Mapped[int] = mapped_column(BigInteger, index=True)
+    partner_id: Mapped[int] = mapped_column(Integer, index=True)
+    partner_slug: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+    endpoint: Mapped[str] = mapped_column(String(16))
+    collection_id: Mapped[int] = mapped_column(Integer)
+    filters: Mapped[str] = mapped_column(Text, default="{}")
+    rules_version: Mapped[int] = mapped_column(BigInteger)
+    first_added: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_added: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeliveryView(Base):
+    """A partner's compiled read filter on a collection at one ``rules_version``, as the ledger saw it."""
+
+    __tablename__ = "delivery_views"
+    partner_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rules_version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    read_filter: Mapped[str] = mapped_column(Text)
 
 
 class FeedSource(Base):

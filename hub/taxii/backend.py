@@ -18,7 +18,7 @@ from medallion import auth as medallion_auth
 from medallion.backends.base import Backend
 from medallion.exceptions import ProcessingError
 
-from hub import services, stix, store
+from hub import ledger, services, stix, store
 from hub.auth import Principal
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.taxii import cursor
@@ -175,6 +175,7 @@ def _page(collection: store.CollectionInfo, query: store.VersionQuery, filters: 
           columns: tuple[str, ...]) -> tuple[list, dict[str, Any], dict[str, str]]:
     """Run the query; return rows, the paging properties (more/next) and the X-TAXII-Date-Added headers."""
     rows, more = store.page(read_session(), query, columns)
+    ledger.record_page(hub(), _principal(), _snapshot(), collection, query, endpoint, rows)
     paging: dict[str, Any] = {"more": more}
     if rows:
         first, last = rows[0].date_added, rows[-1].date_added

@@ -1,0 +1,151 @@
+"""The delivery ledger: every TAXII page served, and "who received this object (version)".
+
+A page is recorded as one row: partner, key, endpoint, collection, the filters, the rules
+version in force and the ``date_added`` range of the rows it held. Versions never change once
+stored, so that row identifies exactly what went out: the versions of the collection whose
+``date_added`` falls in the range, that match the filters and that the partner's view admitted.
+The view itself (the compiled read filter) is saved once per (partner, collection, rules
+version), so the answer stays exact after the sharing rules change: it is re-derived with
+``policy.filter_admits`` under the rules that were in force at the time, not today's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import orjson
+from sqlalchemy.orm import Session
+
+from hub import ops, policy, stix, store
+from hub.auth import Principal
+from hub.errors import NotFound
+
+# Per hub (database): the (partner, collection, rules_version) views this process already saved.
+_saved_views: WeakKeyDictionary[Any, set[tuple[int, int, int]]] = WeakKeyDictionary()
+
+
+def record_page(hub: Any, principal: Principal, snapshot: store.Snapshot, collection: store.CollectionInfo,
+                query: store.VersionQuery, endpoint: str, rows: list) -> None:
+    """Append one delivery for a page just computed (one short write transaction)."""
+    kind = endpoint.partition(":")[0]
+    first = rows[0].date_added if rows else None
+    last = rows[-1].date_added if rows else None
+    key = (principal.partner_pk, collection.pk, snapshot.rules_version)
+    saved = _saved_views.setdefault(hub, set())
+    view = None
+    if key not in saved:
+        view = {"partner_id": key[0], "collection_id": key[1], "rules_version": key[2],
+                "read_filter": _dump_filter(query.read)}
+    row = {"at_us": store.now_us(), "partner_id": principal.partner_pk, "partner_slug": principal.slug,
+           "key_id": principal.key_id, "endpoint": kind, "collection_id": collection.pk,
+           "filters": _dump_query(query), "rules_version": snapshot.rules_version,
+           "first_added": first, "last_added": last, "count": len(rows)}
+    with hub.session() as session:
+        store.record_delivery(session, row, view)
+    saved.add(key)
+    if rows and kind in ("objects", "object"):
+        ops.DELIVERED.labels(principal.slug).inc(len(rows))
+
+
+def _dump_filter(f: policy.ReadFilter) -> str:
+    return orjson.dumps({"readable": f.readable, "originator": f.originator, "max_tlp": int(f.max_tlp),
+                         "types": sorted(f.types), "admitted_sets": sorted(f.admitted_sets),
+                         "red_sets": sorted(f.red_sets)}).decode()
+
+
+def _load_filter(text: str) -> policy.ReadFilter:
+    d = orjson.loads(text)
+    return policy.ReadFilter(readable=d["readable"], originator=d["originator"], max_tlp=policy.TLP(d["max_tlp"]),
+                             types=frozenset(d["types"]), admitted_sets=frozenset(d["admitted_sets"]),
+                             red_sets=frozenset(d["red_sets"]))
+
+
+def _dump_query(q: store.VersionQuery) -> str:
+    out: dict[str, Any] = {"versions": list(q.versions)}
+    for name in ("ids", "types", "spec_versions"):
+        if getattr(q, name):
+            out[name] = list(getattr(q, name))
+    if q.added_after is not None:
+        out["added_after"] = q.added_after
+    if q.after is not None:
+        out["after"] = q.after
+    return orjson.dumps(out).decode()
+
+
+# --------------------------------------------------------------------- who received
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One partner receiving one object version through one page."""
+
+    partner: str
+    key_id: str
+    at_us: int
+    endpoint: str
+    collection: str
+    version: str
+    rules_version: int
+
+
+def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, version: str | None = None
+                 ) -> list[Receipt]:
+    """Return every delivery of ``stix_id`` (or of one version of it), oldest first.
+
+    Raises NotFound when the hub holds no such object (version).
+    """
+    versions = store.versions_by_id(session, stix_id)
+    if version is not None:
+        try:
+            wanted = stix.parse_filter_timestamp(version)
+        except ValueError:
+            raise NotFound(f"version {version!r} is not a timestamp") from None
+        versions = [v for v in versions if v.version_us == wanted]
+    if not versions:
+        raise NotFound(f"the hub holds no {stix_id}" + (f" version {version}" if version else ""))
+    by_object: dict[int, list] = {}
+    for v in store.versions_by_id(session, stix_id):
+        by_object.setdefault(v.collection_id, []).append(v)
+    alias = {c.pk: c.alias for c in snapshot.collections.values()}
+    filters: dict[tuple[int, int, int], policy.ReadFilter | None] = {}
+    out = []
+    for v in versions:
+        for d in store.deliveries_covering(session, v.collection_id, v.date_added):
+            key = (d.partner_id, d.collection_id, d.rules_version)
+            if key not in filters:
+                saved = store.delivery_view(session, *key)
+                filters[key] = _load_filter(saved) if saved is not None else None
+            view = filters[key]
+            if view is None or not _delivered(snapshot, view, d, v, by_object[v.collection_id]):
+                continue
+            out.append(Receipt(d.partner_slug, d.key_id, d.at_us, d.endpoint, alias.get(d.collection_id, "?"),
+                               v.version, d.rules_version))
+    return sorted(out, key=lambda r: (r.at_us, r.partner))
+
+
+def _admits(snapshot: store.Snapshot, view: policy.ReadFilter, v: Any) -> bool:
+    originator = snapshot.partner_rows.get(v.originator_id)
+    facts = policy.ObjectFacts(type=v.type, tlp=policy.TLP(v.tlp),
+                               originator=originator.slug if originator is not None else "",
+                               unknown_markings=("?",) if v.unknown_markings else ())
+    return policy.filter_admits(view, facts, v.restriction_set_id)
+
+
+def _delivered(snapshot: store.Snapshot, view: policy.ReadFilter, d: Any, v: Any, siblings: list) -> bool:
+    """Tell whether delivery ``d`` (whose range covers ``v``) held ``v``: the view and the filters admit it."""
+    if not _admits(snapshot, view, v):
+        return False
+    f = orjson.loads(d.filters)
+    if (f.get("ids") and v.stix_id not in f["ids"]) or (f.get("types") and v.type not in f["types"]):
+        return False
+    if f.get("spec_versions") and v.spec_version not in f["spec_versions"]:
+        return False
+    wanted = f.get("versions", ["last"])
+    if "all" in wanted or v.version_us in wanted:
+        return True
+    # first/last are relative to the versions the partner could see when the page was served.
+    seen = [s.version_us for s in siblings if s.date_added <= d.at_us and _admits(snapshot, view, s)]
+    return ("last" in wanted and v.version_us == max(seen, default=None)) or (
+        "first" in wanted and v.version_us == min(seen, default=None))

@@ -1,0 +1,139 @@
+"""Running the hub: Prometheus metrics at ``/metrics`` and one JSON log line per request.
+
+Metrics are labelled by the Flask URL rule (``/<api_root>/collections/<id>/objects/``), never by
+the raw path, so an id in a URL never becomes a new time series. Under gunicorn, set
+``PROMETHEUS_MULTIPROC_DIR`` to an empty directory writable by every worker (before the workers
+start): each worker then writes its samples there and ``/metrics`` adds up all workers. Every
+metric here is a counter or a histogram, which stay correct after a worker exits, so no gunicorn
+``child_exit`` hook is needed.
+
+The access log (logger ``hub.access``) carries a request id (the client's ``X-Request-ID`` when it
+is a sane token, else a fresh one; echoed in the response), method, rule, status, duration and the
+partner slug. It never carries query strings (``next`` tokens), keys or Authorization headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+
+import orjson
+from flask import Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess as prom_multiprocess
+
+from hub.auth import Principal
+
+REQUESTS = Counter("cti_hub_http_requests_total", "HTTP requests served", ["method", "endpoint", "status"])
+LATENCY = Histogram("cti_hub_http_request_duration_seconds", "Time to serve a request", ["method", "endpoint"],
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+INGESTED = Counter("cti_hub_objects_ingested_total", "Object versions accepted from a partner", ["partner"])
+REFUSED = Counter("cti_hub_objects_refused_total", "Objects refused on publish, by reason", ["partner", "reason"])
+DELIVERED = Counter("cti_hub_objects_delivered_total", "Object versions served to a partner (objects endpoints)",
+                    ["partner"])
+DENIALS = Counter("cti_hub_sharing_denials_total", "Requests or objects the sharing rules refused, by reason",
+                  ["reason"])
+
+ACCESS = logging.getLogger("hub.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Publish refusals grouped into a few stable reasons (the full message is in the status resource).
+_REFUSAL_REASONS = (
+    ("invalid STIX", "invalid_stix"),
+    ("not a STIX", "invalid_stix"),
+    ("already", "conflict"),
+    ("different object with this id", "conflict"),
+    ("read-only", "read_only_key"),
+    ("created_by_ref", "wrong_identity"),
+    ("TLP", "tlp"),
+    ("originator", "not_originator"),
+    ("type", "type_not_allowed"),
+    ("marking", "marking"),
+)
+
+
+def init_app(app: Flask) -> None:
+    """Add ``/metrics``, request metrics and the JSON access log to ``app``."""
+    if not ACCESS.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        ACCESS.addHandler(handler)
+        ACCESS.setLevel(logging.INFO)
+        ACCESS.propagate = False
+    app.before_request(_start)
+    app.after_request(_finish)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _registry():  # type: ignore[no-untyped-def]
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        prom_multiprocess.MultiProcessCollector(registry)
+        return registry
+    from prometheus_client import REGISTRY
+
+    return REGISTRY
+
+
+def request_id() -> str:
+    """Return this request's id (the client's X-Request-ID when sane, else a new one)."""
+    if "hub_request_id" not in g:
+        sent = request.headers.get("X-Request-ID", "")
+        g.hub_request_id = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex
+    return g.hub_request_id
+
+
+def _start() -> None:
+    g.hub_started = time.perf_counter()
+    request_id()
+
+
+def _finish(response: Response) -> Response:
+    elapsed = time.perf_counter() - g.get("hub_started", time.perf_counter())
+    rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+    principal = g.get("flask_httpauth_user")
+    partner = principal.slug if isinstance(principal, Principal) else ""
+    status = response.status_code
+    REQUESTS.labels(request.method, rule, str(status)).inc()
+    LATENCY.labels(request.method, rule).observe(elapsed)
+    if status == 401 and request.headers.get("Authorization"):
+        DENIALS.labels("authentication").inc()
+    elif status == 429:
+        DENIALS.labels("rate_limited").inc()
+    if partner and request.method == "POST" and status == 202 and rule.endswith("/objects/"):
+        _count_publish(partner, response)
+    rid = request_id()
+    response.headers["X-Request-ID"] = rid
+    ACCESS.info(orjson.dumps({
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request_id": rid, "method": request.method,
+        "rule": rule, "status": status, "duration_ms": round(elapsed * 1000, 3), "partner": partner,
+        "remote": request.remote_addr or "",
+    }).decode())
+    return response
+
+
+def _count_publish(partner: str, response: Response) -> None:
+    """Count accepted and refused objects from the status resource a publish returned."""
+    try:
+        status = orjson.loads(response.get_data())
+    except orjson.JSONDecodeError:
+        return
+    INGESTED.labels(partner).inc(status.get("success_count", 0))
+    for failure in status.get("failures", ()):
+        reason = refusal_reason(str(failure.get("message", "")))
+        REFUSED.labels(partner, reason).inc()
+        DENIALS.labels("publish_" + reason).inc()
+
+
+def refusal_reason(message: str) -> str:
+    """Map a status failure message to a short, bounded metric label."""
+    for needle, reason in _REFUSAL_REASONS:
+        if needle in message:
+            return reason
+    return "other"

@@ -1,0 +1,256 @@
+"""Operator commands: the audit trail, the delivery ledger, backup and restore."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess  # noqa: S404 - pg_dump / pg_restore are run with argument lists, never a shell
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from hub import config as hub_config
+from hub import db, ledger, services, stix, store
+from hub.errors import HubError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+PG_MAGIC = b"PGDMP"
+
+
+def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HubError as exc:
+            raise click.ClickException(exc.message) from None
+    return wrapper
+
+
+def _hub(ctx: click.Context) -> services.Hub:
+    """The hub for this command, with migrations applied (as every ``cti-hub`` command does)."""
+    if ctx.obj is None:
+        ctx.obj = services.Hub(hub_config.load(ctx.find_root().params.get("config")))
+        ctx.call_on_close(ctx.obj.engine.dispose)
+        db.upgrade(ctx.obj.engine)
+    return ctx.obj
+
+
+# --------------------------------------------------------------------- audit
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """The result of walking the audit chain: how many events, the head, the first break if any."""
+
+    events: int
+    head: str
+    problem: str | None = None
+
+
+def verify_chain(session: Session, batch: int = 5000) -> ChainCheck:
+    """Recompute every link of the audit chain; name the first event that does not verify."""
+    prev, last_id, count = "", 0, 0
+    while True:
+        events = store.audit_events(session, after_id=last_id, limit=batch)
+        for ev in events:
+            row = {k: getattr(ev, k) for k in store.AUDIT_FIELDS}
+            where = f"event {ev.id} ({stix.format_timestamp(ev.at_us)} {ev.action} by {ev.actor})"
+            if ev.prev_hash != prev:
+                return ChainCheck(count, prev, f"audit chain broken at {where}: the event before it was "
+                                               "deleted or altered")
+            if store.audit_hash(prev, row) != ev.hash:
+                return ChainCheck(count, prev, f"audit chain broken at {where}: its content was edited")
+            prev, last_id, count = ev.hash, ev.id, count + 1
+        if len(events) < batch:
+            break
+    head_id, head_hash = store.audit_head(session)
+    if (head_id, head_hash) != (last_id, prev):
+        return ChainCheck(count, prev, f"audit chain broken after event {last_id}: the chain head records event "
+                                       f"{head_id}; the newest events were deleted or altered")
+    return ChainCheck(count, prev)
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The hash-chained audit trail."""
+
+
+@audit_group.command("verify")
+@click.pass_context
+@_fail_cleanly
+def audit_verify(ctx: click.Context) -> None:
+    """Check every audit event against the hash chain; exit 1 naming the first broken one."""
+    with _hub(ctx).session(write=False) as session:
+        result = verify_chain(session)
+    if result.problem:
+        raise click.ClickException(result.problem)
+    click.echo(f"audit chain intact: {result.events} events, head {result.head or '-'}")
+
+
+@audit_group.command("list")
+@click.option("--action", help="Only this action (e.g. key.create, login.failed).")
+@click.option("--actor", help="Only events by this actor.")
+@click.option("--since", help="Only events at or after this RFC 3339 time.")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100_000))
+@click.pass_context
+@_fail_cleanly
+def audit_list(ctx: click.Context, action: str | None, actor: str | None, since: str | None, limit: int) -> None:
+    """List audit events, oldest first."""
+    since_us = None
+    if since:
+        try:
+            since_us = stix.parse_filter_timestamp(since)
+        except ValueError:
+            raise click.BadParameter(f"{since!r} is not an RFC 3339 timestamp", param_hint="--since") from None
+    with _hub(ctx).session(write=False) as session:
+        events = store.audit_events(session, action=action, actor=actor, since_us=since_us, limit=limit)
+    click.echo(f"{'ID':<8} {'AT':<20} {'ACTOR':<16} {'ACTION':<18} {'TARGET':<30} DETAIL")
+    for ev in events:
+        at = stix.format_timestamp(ev.at_us)[:19].replace("T", " ")
+        click.echo(f"{ev.id:<8} {at:<20} {ev.actor:<16} {ev.action:<18} {ev.target:<30} {ev.detail}")
+
+
+# --------------------------------------------------------------------- ledger
+
+
+@click.group("ledger")
+def ledger_group() -> None:
+    """The delivery ledger."""
+
+
+@ledger_group.command("who-received")
+@click.argument("object_id")
+@click.option("--version", help="Only this version (its 'modified' timestamp).")
+@click.pass_context
+@_fail_cleanly
+def ledger_who_received(ctx: click.Context, object_id: str, version: str | None) -> None:
+    """Which partners received OBJECT_ID (or one version of it), when, through which key and rules."""
+    hub = _hub(ctx)
+    with hub.session(write=False) as session:
+        receipts = ledger.who_received(session, hub.snapshot(session), object_id, version)
+    if not receipts:
+        click.echo(f"no partner has received {object_id}" + (f" version {version}" if version else ""))
+        return
+    click.echo(f"{'PARTNER':<14} {'KEY':<15} {'AT':<28} {'ENDPOINT':<9} {'COLLECTION':<14} {'RULES':<6} VERSION")
+    for r in receipts:
+        click.echo(f"{r.partner:<14} {r.key_id:<15} {stix.format_timestamp(r.at_us):<28} {r.endpoint:<9} "
+                   f"{r.collection:<14} {r.rules_version:<6} {r.version}")
+
+
+# --------------------------------------------------------------------- backup and restore
+
+
+def _database_url(ctx: click.Context) -> str:
+    return hub_config.load(ctx.find_root().params.get("config"))["database_url"]
+
+
+def _sqlite_path(url: str) -> Path:
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        raise HubError("backup and restore need a file database, not an in-memory one")
+    return Path(database)
+
+
+def _libpq(url: str) -> tuple[str, dict[str, str]]:
+    """Return a libpq connection URI without the password, and an environment carrying it."""
+    parsed = make_url(url)
+    env = dict(os.environ)
+    if parsed.password:
+        env["PGPASSWORD"] = str(parsed.password)
+    plain = parsed.set(drivername="postgresql", password=None)
+    return plain.render_as_string(hide_password=False), env
+
+
+def _run(args: list[str], env: dict[str, str]) -> None:
+    if shutil.which(args[0]) is None:
+        raise HubError(f"{args[0]} is not installed: install the PostgreSQL client tools (same major version as "
+                       "the server or newer)")
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise HubError(f"{args[0]} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
+
+
+def backup_database(url: str, target: Path) -> None:
+    """Write a consistent copy of the live database to ``target`` (SQLite file or pg_dump custom format)."""
+    if url.startswith("sqlite"):
+        source = sqlite3.connect(_sqlite_path(url))
+        dest = sqlite3.connect(target)
+        try:
+            with dest:
+                source.backup(dest)
+        finally:
+            dest.close()
+            source.close()
+        return
+    uri, env = _libpq(url)
+    _run(["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={target}", uri], env)
+
+
+def restore_database(url: str, source: Path) -> None:
+    """Load a backup into an empty database, then bring its schema up to date."""
+    magic = source.read_bytes()[:16]
+    is_sqlite = url.startswith("sqlite")
+    if is_sqlite and not magic.startswith(SQLITE_MAGIC):
+        raise HubError(f"{source} is not a SQLite backup (this hub's database is SQLite)")
+    if not is_sqlite and not magic.startswith(PG_MAGIC):
+        raise HubError(f"{source} is not a pg_dump custom-format backup (this hub's database is PostgreSQL)")
+    engine = db.make_engine(url)
+    try:
+        tables = inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    if tables:
+        raise HubError(f"the database at {make_url(url).render_as_string(hide_password=True)} is not empty; "
+                       "restore only into a new, empty database")
+    if is_sqlite:
+        src = sqlite3.connect(source)
+        dest = sqlite3.connect(_sqlite_path(url))
+        try:
+            with dest:
+                src.backup(dest)
+        finally:
+            dest.close()
+            src.close()
+    else:
+        uri, env = _libpq(url)
+        _run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+              f"--dbname={uri}", str(source)], env)
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@click.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@click.pass_context
+@_fail_cleanly
+def backup(ctx: click.Context, file: str) -> None:
+    """Write a consistent backup of the live database to FILE (the hub keeps serving)."""
+    url = _hub(ctx).settings["database_url"]
+    target = Path(file)
+    if target.exists():
+        raise click.ClickException(f"{file} already exists; choose a new file")
+    backup_database(url, target)
+    click.echo(f"backup written to {file} ({target.stat().st_size} bytes)")
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.pass_context
+@_fail_cleanly
+def restore(ctx: click.Context, file: str) -> None:
+    """Restore FILE (from `cti-hub backup`) into the configured database, which must be empty."""
+    url = _database_url(ctx)
+    restore_database(url, Path(file))
+    click.echo(f"restored {file} into {make_url(url).render_as_string(hide_password=True)}")
