@@ -24,7 +24,14 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get("hub_relaxed"):
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+    return engine
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -46,12 +53,21 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(conn):  # type: ignore[no-untyped-def]
         # Writers take the write lock up front: a deferred transaction that read first and then
         # writes fails at once (SQLITE_BUSY_SNAPSHOT) when another writer committed in between.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("hub_write") else "BEGIN")
+        options = conn.get_execution_options()
+        # Relaxed units of work (the delivery ledger) skip the fsync: a crash of the machine may lose the
+        # last few of them, never an acknowledged publication, which keeps FULL.
+        conn.exec_driver_sql(f"PRAGMA synchronous={'NORMAL' if options.get('hub_relaxed') else 'FULL'}")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("hub_write") else "BEGIN")
 
 
-def session_factory(engine: Engine, *, write: bool = False) -> sessionmaker[Session]:
-    """Sessions for reading, or (``write``) for units of work that change the database."""
-    bind = engine.execution_options(hub_write=True) if write else engine
+def session_factory(engine: Engine, *, write: bool = False, relaxed: bool = False) -> sessionmaker[Session]:
+    """Sessions for reading, or (``write``) for units of work that change the database.
+
+    ``relaxed`` writes commit without waiting for the disk (records the hub can afford to lose on a
+    power cut, such as delivery-ledger rows); acknowledged publications never use them.
+    """
+    bind = engine.execution_options(hub_write=True, hub_relaxed=True) if relaxed else \
+        engine.execution_options(hub_write=True) if write else engine
     return sessionmaker(bind, expire_on_commit=False)
 
 

@@ -11,7 +11,10 @@ version), so the answer stays exact after the sharing rules change: it is re-der
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import atexit
+import threading
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -26,27 +29,78 @@ from hub.errors import NotFound
 _saved_views: WeakKeyDictionary[Any, set[tuple[int, int, int]]] = WeakKeyDictionary()
 
 
+EMPTY_FLUSH_US = 5_000_000
+
+
+@dataclass
+class _EmptyPolls:
+    """Empty pages waiting to be written: they delivered nothing, so they are batched."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    rows: dict[tuple, dict] = field(default_factory=dict)
+    since: int = 0
+
+
+_empty: WeakKeyDictionary[Any, _EmptyPolls] = WeakKeyDictionary()
+
+
 def record_page(hub: Any, principal: Principal, snapshot: store.Snapshot, collection: store.CollectionInfo,
                 query: store.VersionQuery, endpoint: str, rows: list) -> None:
-    """Append one delivery for a page just computed (one short write transaction)."""
+    """Record one page just computed.
+
+    A page that delivered objects is written at once (one short transaction that does not wait for
+    the disk); empty polls, the bulk of SIEM traffic, are batched and written every few seconds, so a
+    head poll costs no write at all.
+    """
     kind = endpoint.partition(":")[0]
-    first = rows[0].date_added if rows else None
-    last = rows[-1].date_added if rows else None
+    row = {"at_us": store.now_us(), "partner_id": principal.partner_pk, "partner_slug": principal.slug,
+           "key_id": principal.key_id, "endpoint": kind, "collection_id": collection.pk,
+           "filters": _dump_query(query), "rules_version": snapshot.rules_version,
+           "first_added": rows[0].date_added if rows else None, "last_added": rows[-1].date_added if rows else None,
+           "count": len(rows)}
+    if not rows:
+        _hold_empty(hub, row)
+        return
     key = (principal.partner_pk, collection.pk, snapshot.rules_version)
     saved = _saved_views.setdefault(hub, set())
     view = None
     if key not in saved:
         view = {"partner_id": key[0], "collection_id": key[1], "rules_version": key[2],
                 "read_filter": _dump_filter(query.read)}
-    row = {"at_us": store.now_us(), "partner_id": principal.partner_pk, "partner_slug": principal.slug,
-           "key_id": principal.key_id, "endpoint": kind, "collection_id": collection.pk,
-           "filters": _dump_query(query), "rules_version": snapshot.rules_version,
-           "first_added": first, "last_added": last, "count": len(rows)}
-    with hub.session() as session:
+    with hub.session(relaxed=True) as session:
         store.record_delivery(session, row, view)
     saved.add(key)
-    if rows and kind in ("objects", "object"):
+    if kind in ("objects", "object"):
         ops.DELIVERED.labels(principal.slug).inc(len(rows))
+    flush_empty(hub, force=False)
+
+
+def _hold_empty(hub: Any, row: dict) -> None:
+    if hub not in _empty:
+        ref = weakref.ref(hub)
+        atexit.register(lambda: (h := ref()) is not None and flush_empty(h))  # a worker's last polls
+    pending = _empty.setdefault(hub, _EmptyPolls())
+    with pending.lock:
+        if not pending.rows:
+            pending.since = row["at_us"]
+        key = (row["partner_id"], row["key_id"], row["collection_id"], row["endpoint"], row["filters"])
+        pending.rows[key] = row  # the latest poll of each kind stands for the window
+    flush_empty(hub, force=False)
+
+
+def flush_empty(hub: Any, *, force: bool = True) -> int:
+    """Write the batched empty polls (all of them when ``force``, else only once the window has passed)."""
+    pending = _empty.get(hub)
+    if pending is None:
+        return 0
+    with pending.lock:
+        if not pending.rows or (not force and store.now_us() - pending.since < EMPTY_FLUSH_US):
+            return 0
+        rows, pending.rows = list(pending.rows.values()), {}
+    with hub.session(relaxed=True) as session:
+        for row in rows:
+            store.record_delivery(session, row, None)
+    return len(rows)
 
 
 def _dump_filter(f: policy.ReadFilter) -> str:

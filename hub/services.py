@@ -35,13 +35,15 @@ class Hub:
         self.engine = db.make_engine(settings["database_url"])
         self.sessions = db.session_factory(self.engine)
         self.write_sessions = db.session_factory(self.engine, write=True)
+        self.relaxed_sessions = db.session_factory(self.engine, relaxed=True)
         self.pepper: str = settings["secret_key"]
         self._snapshot: store.Snapshot | None = None
 
     @contextmanager
-    def session(self, *, write: bool = True) -> Iterator[Session]:
-        """A unit of work: committed on success, rolled back on error."""
-        with db.transaction(self.write_sessions if write else self.sessions) as session:
+    def session(self, *, write: bool = True, relaxed: bool = False) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on error (see ``db.session_factory``)."""
+        factory = self.relaxed_sessions if relaxed else self.write_sessions if write else self.sessions
+        with db.transaction(factory) as session:
             yield session
 
     def snapshot(self, session: Session) -> store.Snapshot:

@@ -63,6 +63,8 @@ def test_every_page_is_recorded_with_partner_key_filters_range_and_rules(hub, wo
     as_("cisa").get(world["url"], {"next": first.get_json()["next"]})
     as_("cisa").get(world["url"].replace("objects/", "manifest/"))
     as_("mycert").get(world["url"], {"added_after": "2099-01-01T00:00:00Z"})
+    assert len(deliveries(hub)) == 3  # the empty poll waits for the batch
+    assert ledger.flush_empty(hub) == 1
     rows = deliveries(hub)
     assert [(d.partner_slug, d.endpoint, d.count) for d in rows] == [
         ("cisa", "objects", 2), ("cisa", "objects", 3), ("cisa", "manifest", 5), ("mycert", "objects", 0)]
