@@ -12,6 +12,7 @@ version), so the answer stays exact after the sharing rules change: it is re-der
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -77,8 +78,7 @@ def record_page(hub: Any, principal: Principal, snapshot: store.Snapshot, collec
 
 def _hold_empty(hub: Any, row: dict) -> None:
     if hub not in _empty:
-        ref = weakref.ref(hub)
-        atexit.register(lambda: (h := ref()) is not None and flush_empty(h))  # a worker's last polls
+        atexit.register(_flush_at_exit, weakref.ref(hub))
     pending = _empty.setdefault(hub, _EmptyPolls())
     with pending.lock:
         if not pending.rows:
@@ -86,6 +86,14 @@ def _hold_empty(hub: Any, row: dict) -> None:
         key = (row["partner_id"], row["key_id"], row["collection_id"], row["endpoint"], row["filters"])
         pending.rows[key] = row  # the latest poll of each kind stands for the window
     flush_empty(hub, force=False)
+
+
+def _flush_at_exit(ref: weakref.ref) -> None:
+    """Write a worker's last batched polls when it stops; best effort, the process is ending."""
+    hub = ref()
+    if hub is not None:
+        with contextlib.suppress(Exception):
+            flush_empty(hub)
 
 
 def flush_empty(hub: Any, *, force: bool = True) -> int:
