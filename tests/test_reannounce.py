@@ -70,3 +70,20 @@ def test_narrowing_re_dates_nothing(make_app):
     apply(hub, "GREEN")
     assert poll(my, my_cursor)[0] == []
     assert poll(kr, kr_cursor)[0] == []
+
+
+def test_the_admin_panel_re_dates_too(make_app):
+    from hub.admin import data
+
+    app = make_app()
+    hub = app.extensions["cti_hub"]
+    apply(hub, "GREEN")
+    kr = f.Client(app.test_client(), f.key_for(hub, "krcert"))
+    my = f.Client(app.test_client(), f.key_for(hub, "mycert"))
+    amber = f.indicator(1, markings=[AMBER])
+    kr.post("/dprk/collections/intel/objects/", [amber, f.indicator(2)])
+    _, cursor = poll(my, None)
+    with hub.session() as s:
+        values = {**data.partner_values(data.get_partner(s, "mycert")), "clearance": "AMBER"}
+        data.save_partner(s, "admin", "mycert", values)
+    assert poll(my, cursor)[0] == [amber["id"]]

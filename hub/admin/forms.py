@@ -1,0 +1,109 @@
+"""The panel's forms (Flask-WTF: every form carries a CSRF token)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
+
+TLP_LEVELS = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
+TLP_CHOICES = [SelectChoice(t, "TLP:" + t) for t in TLP_LEVELS]
+KIND_CHOICES = [SelectChoice(k) for k in ("cert", "government", "private")]
+SLUG = Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$", message="use 1-64 lower-case letters, digits, '-' or '_'")
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{1,248}[a-z0-9]$")
+_GRANT = re.compile(r"^(\*|(group:|partner:)?[a-z0-9][a-z0-9_-]{0,63})$")
+
+
+def split_words(text: str | None) -> list[str]:
+    """Read a list typed as commas, spaces or lines."""
+    return [w for w in re.split(r"[\s,]+", text or "") if w]
+
+
+def _each(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
+    def check(_form: Any, field: Any) -> None:
+        bad = [w for w in split_words(field.data) if not pattern.match(w)]
+        if bad:
+            raise ValidationError(f"not a valid {what}: {', '.join(bad[:5])}")
+
+    return check
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token."""
+
+
+class PartnerForm(FlaskForm):
+    slug = StringField("Partner id", validators=[DataRequired(), SLUG],
+                       description="Short id used as the TAXII user name, e.g. vncert. Cannot be changed later.")
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    country = StringField("Country (ISO 3166 alpha-2)", validators=[Optional(), Regexp(
+        r"^[A-Za-z]{2}$", message="use a two-letter ISO 3166 code such as VN")])
+    sector = StringField("Sector", validators=[Optional(), Length(max=64)])
+    kind = SelectField("Kind", choices=KIND_CHOICES)
+    clearance = SelectField("TLP clearance", choices=TLP_CHOICES, default="AMBER",
+                            description="The most restrictive TLP this partner may receive.")
+    active = BooleanField("Active", default=True)
+    confirm = BooleanField("I have seen the effect of this change; save it")
+
+    def values(self) -> dict[str, Any]:
+        return {"slug": self.slug.data, "name": self.name.data.strip(), "country": (self.country.data or "").upper(),
+                "sector": (self.sector.data or "").strip(), "kind": self.kind.data,
+                "clearance": self.clearance.data, "active": bool(self.active.data)}
+
+
+class KeyForm(FlaskForm):
+    label = StringField("Label", validators=[Optional(), Length(max=200)],
+                        description="What the key is for, e.g. 'Sentinel production'.")
+    read_only = BooleanField("Read-only (cannot publish)")
+    expires_days = IntegerField("Expires after (days)", validators=[Optional(), NumberRange(min=1, max=3650)])
+    cidrs = StringField("Allowed source networks (CIDR, comma-separated)", validators=[Optional(), Length(max=2000)])
+
+
+class GroupForm(FlaskForm):
+    slug = StringField("Group id", validators=[DataRequired(), SLUG])
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    members = TextAreaField("Explicit members (partner ids)", validators=[_each(re.compile(r"^[a-z0-9][a-z0-9_-]*$"),
+                                                                               "partner id")])
+    countries = StringField("Countries (every partner of these countries is a member)",
+                            validators=[_each(_COUNTRY, "two-letter country code")])
+    confirm = BooleanField("I have seen the effect of this change; save it")
+
+    def values(self) -> dict[str, Any]:
+        return {"slug": self.slug.data, "name": self.name.data.strip(), "members": split_words(self.members.data),
+                "countries": [c.upper() for c in split_words(self.countries.data)]}
+
+
+class CollectionForm(FlaskForm):
+    root = SelectField("API root", choices=[])
+    alias = StringField("Alias", validators=[DataRequired(), SLUG])
+    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
+    max_tlp = SelectField("Maximum TLP", choices=TLP_CHOICES, default="AMBER")
+    default_tlp = SelectField("Default TLP (objects without a TLP marking)", choices=TLP_CHOICES, default="AMBER")
+    types = StringField("Allowed object types (empty: all)", validators=[_each(_TYPE, "STIX type")])
+    readers = StringField("Readers", validators=[_each(_GRANT, "grant ('*', group:ID, partner:ID or a partner id)")],
+                          description="'*' for everyone, group:ID, partner:ID; separated by commas.")
+    writers = StringField("Writers", validators=[_each(_GRANT, "grant ('*', group:ID, partner:ID or a partner id)")])
+    confirm = BooleanField("I have seen the effect of this change; save it")
+
+    def validate_default_tlp(self, field: Any) -> None:
+        order = list(TLP_LEVELS)
+        if field.data in order and self.max_tlp.data in order and order.index(field.data) > order.index(
+                self.max_tlp.data):
+            raise ValidationError("the default TLP cannot be above the collection's maximum")
+
+    def values(self) -> dict[str, Any]:
+        return {"root": self.root.data, "alias": self.alias.data, "title": self.title.data.strip(),
+                "description": (self.description.data or "").strip(), "max_tlp": self.max_tlp.data,
+                "default_tlp": self.default_tlp.data, "types": split_words(self.types.data),
+                "readers": split_words(self.readers.data), "writers": split_words(self.writers.data)}
+
