@@ -14,6 +14,8 @@ the first failing step denies, and every failing step is listed in the reasons:
 5. Every sharing marking on O admits P (union of its partners, groups and
    countries) and none excludes P.
 6. O carries no marking the hub does not understand.
+7. P is a peer hub (kind ``hub``): O is below TLP:AMBER+STRICT and no sharing
+   marking on O forbids federation; such objects never leave through federation.
 
 The originator of O always sees O in a collection it reads (steps 2-6 are
 skipped for it). ``compile_read`` turns the same steps into a ``ReadFilter``:
@@ -220,6 +222,10 @@ def _content_reasons(world: World, partner: Partner, collection: Collection, obj
             reasons.append(f"sharing marking {marking.id} does not admit {partner.slug}")
     for ref in obj.unknown_markings:
         reasons.append(f"unknown marking {ref} (fails closed)")
+    if partner.kind == "hub":
+        if obj.tlp >= TLP.AMBER_STRICT:
+            reasons.append(f"{obj.tlp.label} never leaves through federation")
+        reasons += [f"sharing marking {m.id} forbids federation" for m in obj.sharing if m.no_federation]
     return reasons
 
 
@@ -286,8 +292,11 @@ def compile_read(
     """Compile the read rules for ``partner`` over every known restriction set."""
     admitted: set[int] = set()
     red: set[int] = set()
+    peer = partner.kind == "hub"
     for set_id, markings in restriction_sets.items():
         markings = tuple(markings)
+        if peer and any(m.no_federation for m in markings):
+            continue
         if all(world.marking_admits(m, partner) for m in markings):
             admitted.add(set_id)
             if any(partner.slug in m.partners for m in markings):
@@ -295,7 +304,7 @@ def compile_read(
     return ReadFilter(
         readable=partner.active and world.granted(collection.readers, partner),
         originator=partner.slug,
-        max_tlp=min(collection.max_tlp, partner.clearance),
+        max_tlp=min(collection.max_tlp, partner.clearance, TLP.AMBER if peer else TLP.RED),
         types=collection.types,
         admitted_sets=frozenset(admitted),
         red_sets=frozenset(red),

@@ -197,7 +197,9 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
     except orjson.JSONEncodeError as exc:  # e.g. nested deeper than the serialiser goes
         raise Unprocessable(f"cannot store this object: {exc}") from None
     created_by = obj.get("created_by_ref")
-    if created_by is not None and snap.identities.get(created_by, partner.slug) != partner.slug:
+    # A peer hub (kind "hub") relays objects created by others, so it may name them; a partner may not.
+    if created_by is not None and partner.kind != "hub" and \
+            snap.identities.get(created_by, partner.slug) != partner.slug:
         raise Unprocessable(f"created_by_ref {created_by} names another partner; publish under your own identity")
     marking_row = _marking_row(snap, partner, obj) if _is_marking(obj) else None
     levels, sharing_ids, unknown = _classify_markings(snap, obj, new_markings)

@@ -317,7 +317,8 @@ def worlds(draw) -> World:
 
 
 partners = st.builds(Partner, id=st.just(1), slug=st.sampled_from(SLUGS),
-                     country=st.sampled_from((*COUNTRIES, "")), clearance=tlps, active=mostly(True, False))
+                     country=st.sampled_from((*COUNTRIES, "")), clearance=tlps, active=mostly(True, False),
+                     kind=mostly("cert", "hub"))
 grants = st.builds(Grants, partners=slug_sets, groups=group_sets, everyone=mostly(True, False))
 collections = st.builds(Collection, id=st.just("c"), max_tlp=tlps, default_tlp=tlps,
                         types=mostly(frozenset(), frozenset({"indicator"}), frozenset({"malware"})),
@@ -331,7 +332,8 @@ def restriction_sets(draw) -> dict[int, tuple[SharingMarking, ...]]:
     for set_id in range(1, count + 1):
         markings = draw(st.lists(st.builds(
             SharingMarking, id=st.sampled_from(("m1", "m2", "m3")), partners=slug_sets, groups=group_sets,
-            countries=country_sets, exclude_partners=st.frozensets(st.sampled_from(SLUGS), max_size=1)),
+            countries=country_sets, exclude_partners=st.frozensets(st.sampled_from(SLUGS), max_size=1),
+            no_federation=mostly(False, True)),
             min_size=1, max_size=3))
         out[set_id] = tuple(markings)
     return out
@@ -364,3 +366,30 @@ def test_compiled_filter_agrees_on_sharing_markings(world, slug, country, sets, 
     who = Partner(1, slug, country, TLP.RED)
     what = ObjectFacts("indicator", tlp, originator="vncert")
     assert_filter_agrees(world, who, collection(), sets, data, what)
+
+
+# --------------------------------------------------------------------- federation
+
+PEER = Partner(9, "peer-hub", "SG", TLP.RED, kind="hub")
+NO_FED = SharingMarking("m-nofed", countries=frozenset({"SG"}), no_federation=True)
+ASEAN_SG = SharingMarking("m-sg", countries=frozenset({"SG"}))
+
+
+@pytest.mark.parametrize("tlp,sharing,allowed,reason", [
+    (TLP.GREEN, (), True, "within clearance"),
+    (TLP.AMBER, (ASEAN_SG,), True, "within clearance"),
+    (TLP.AMBER_STRICT, (), False, "TLP:AMBER+STRICT never leaves through federation"),
+    (TLP.RED, (SharingMarking("m-red", partners=frozenset({"peer-hub"})),), False, "never leaves through federation"),
+    (TLP.GREEN, (NO_FED,), False, "forbids federation"),
+])
+def test_federation_withholds_strict_red_and_no_federation(tlp, sharing, allowed, reason):
+    decision = policy.can_read(World(), PEER, collection(), ObjectFacts("indicator", tlp, "krcert", sharing))
+    assert decision.allowed is allowed and reason in str(decision)
+
+
+@settings(max_examples=300, deadline=None)
+@given(world=worlds(), country=st.sampled_from(COUNTRIES), sets=restriction_sets(), tlp=tlps, data=st.data())
+def test_compiled_filter_agrees_for_peer_hubs(world, country, sets, tlp, data):
+    """A cleared peer hub in an open collection: federation limits, sharing markings and RED decide."""
+    who = Partner(1, "vncert", country, TLP.RED, kind="hub")
+    assert_filter_agrees(world, who, collection(), sets, data, ObjectFacts("indicator", tlp, originator="krcert"))
