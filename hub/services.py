@@ -514,7 +514,7 @@ def create_key(session: Session, pepper: str, partner_slug: str, *, read_only: b
                ) -> tuple[str, str]:
     """Issue an API key for a partner; return (key id, secret). The secret is not stored."""
     partner = session.execute(select(m.Partner).where(m.Partner.slug == partner_slug)).scalar_one_or_none()
-    if partner is None or partner.kind == "hub":
+    if partner is None or partner.slug == "hub":  # the hub itself never authenticates; peer hubs do
         raise NotFound(f"unknown partner '{partner_slug}'")
     if expires_days is not None and expires_days <= 0:
         raise BadRequest("--expires-days must be a positive number of days")
