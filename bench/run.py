@@ -234,6 +234,7 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
     hub.engine.dispose()
     port = _port()
     env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": "bench-secret",
+           "HUB_RATE_LIMIT_PER_MINUTE": "0",
            "HUB_DATA_DIR": str(workdir)}
     proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -27,6 +27,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, settings_file: str | 
         n = settings["trusted_proxies"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
     taxii.init_app(app)
+    from hub import openapi
+
+    openapi.init_app(app)
     from hub import admin
 
     admin.init_app(app)

@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "trusted_proxies": 0,
     "login_failure_limit": 20,
     "login_failure_window_seconds": 300,
+    "rate_limit_per_minute": 600,
     "discovery_title": "cti-hub",
     "discovery_description": "Regional threat-intelligence sharing hub (TAXII 2.1)",
 }

@@ -173,6 +173,8 @@ def _prepare_all(snap: store.Snapshot, partner: policy.Partner, collection: stor
             row = item.marking_row
             new_markings[row["id"]] = store.MarkingInfo(row["id"], row["kind"], None, row["raw"],
                                                         _sharing_from_row(row))
+        elif _is_marking(obj) and obj["id"] in snap.markings:
+            new_markings[obj["id"]] = snap.markings[obj["id"]]  # sent whole, so the publisher knows it
         prepared.append(item)
     return prepared
 
@@ -229,7 +231,7 @@ def _classify_markings(snap: store.Snapshot, obj: dict, new: dict[str, store.Mar
     levels, sharing, unknown = [], [], []
     for ref in refs:
         level = stix.marking_tlp(ref)
-        info = snap.markings.get(ref) or new.get(ref)
+        info = new.get(ref) or snap.markings.get(ref)
         if level is not None:
             levels.append(level)
         elif info is not None and info.kind == "sharing":

@@ -69,6 +69,7 @@ class MarkingInfo:
     tlp: TLP | None
     raw: str
     sharing: policy.SharingMarking | None
+    originator: int | None = None
 
 
 @dataclass
@@ -190,7 +191,8 @@ def _marking_info(mk: m.Marking) -> MarkingInfo:
             exclude_partners=frozenset(split_list(mk.exclude_partners)),
             no_federation=mk.no_federation,
         )
-    return MarkingInfo(mk.id, mk.kind, TLP(mk.tlp) if mk.tlp is not None else None, mk.raw, sharing)
+    return MarkingInfo(mk.id, mk.kind, TLP(mk.tlp) if mk.tlp is not None else None, mk.raw, sharing,
+                       mk.originator_id)
 
 
 # --------------------------------------------------------------------- keys, audit

@@ -42,8 +42,9 @@ def live(make_app, settings, tmp_path):
     port = _free_port()
     env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
            "HUB_DATA_DIR": str(tmp_path)}
+    log = open(tmp_path / "server.log", "wb")  # a file, not a pipe: nobody reads it while the server runs
     proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc)
@@ -51,14 +52,14 @@ def live(make_app, settings, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-        proc.stderr.close()
+        log.close()
 
 
 def _wait_ready(base: str, proc: subprocess.Popen) -> None:
     deadline = time.time() + 30
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("server exited: " + proc.stderr.read().decode()[-2000:])
+            raise RuntimeError(f"server exited with {proc.returncode}")
         try:
             if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
                 return

@@ -6,7 +6,7 @@ import medallion
 from flask import Flask, current_app, g, request
 from medallion import auth as medallion_auth
 
-from hub import auth, store
+from hub import auth, ratelimit, store
 from hub.auth import Principal
 from hub.taxii import backend, compat
 from hub.taxii.backend import HubBackend
@@ -29,6 +29,8 @@ def _verify_password(username: str, password: str) -> Principal | None:
         with hub.session() as session:
             auth.record_failure(session, header, source, found, window_seconds=window)
         return None
+    if found is not None:
+        ratelimit.check(current_app, found.key_id)
     if found is not None and auth.needs_touch(found):
         with hub.session() as session:
             store.touch_key(session, found.key_pk, store.now_us())

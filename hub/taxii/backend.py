@@ -27,6 +27,7 @@ STIX_MEDIA = "application/stix+json;version=2.1"
 TAXII_MEDIA = "application/taxii+json;version=2.1"
 EPOCH = "1970-01-01T00:00:00.000000Z"
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,248}[a-z0-9]--[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$")
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{1,248}[a-z0-9]$")
 _SPEC = re.compile(r"^\d\.\d$")
 _FILTER_KEYS = {"id": "match[id]", "type": "match[type]", "version": "match[version]",
@@ -73,6 +74,12 @@ def _require(api_root: str, collection_id: str) -> store.CollectionInfo:
     if found is None:
         raise ProcessingError(f"Collection '{collection_id}' not found", 404)
     return found
+
+
+def _require_id(object_id: str) -> None:
+    """Answer a malformed object id exactly like an absent one, without asking the database."""
+    if not _ID.match(object_id):
+        raise ProcessingError(f"Object '{object_id}' not found", 404)
 
 
 # --------------------------------------------------------------------- filters
@@ -257,6 +264,7 @@ class HubBackend(Backend):
     def get_object(self, api_root: str, collection_id: str, object_id: str, filter_args: dict,
                    allowed_filters: tuple, limit: int) -> tuple[dict, dict]:
         collection = _require(api_root, collection_id)
+        _require_id(object_id)
         query, filters = _query(collection, f"object:{object_id}", filter_args, allowed_filters, limit,
                                 ids=(object_id,))
         if not store.has_visible(read_session(), query):
@@ -267,6 +275,7 @@ class HubBackend(Backend):
     def get_object_versions(self, api_root: str, collection_id: str, object_id: str, filter_args: dict,
                             allowed_filters: tuple, limit: int) -> tuple[dict, dict]:
         collection = _require(api_root, collection_id)
+        _require_id(object_id)
         query, filters = _query(collection, f"versions:{object_id}", filter_args, allowed_filters, limit,
                                 ids=(object_id,), default_version="all")
         if not store.has_visible(read_session(), query):
@@ -298,6 +307,8 @@ class HubBackend(Backend):
         return self._status(result.status_id)
 
     def get_status(self, api_root: str, status_id: str) -> dict | None:
+        if not _UUID.match(status_id):
+            return None  # not an id the hub ever issued; never sent to the database
         row = store.get_status(read_session(), status_id)
         root = _snapshot().roots.get(api_root)
         if row is None or root is None or row.api_root_id != root.pk or row.partner_id != _principal().partner_pk:
@@ -313,6 +324,7 @@ class HubBackend(Backend):
     def delete_object(self, api_root: str, collection_id: str, object_id: str, filter_args: dict,
                       allowed_filters: tuple) -> None:
         collection = _require(api_root, collection_id)
+        _require_id(object_id)
         query, _ = _query(collection, "delete", {k: v for k, v in filter_args.items() if k != "next"},
                           allowed_filters, 10_000, ids=(object_id,), default_version="all")
         rows, _more = store.page(read_session(), query, ("pk", "originator_id"))

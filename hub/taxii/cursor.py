@@ -62,7 +62,12 @@ def decode(secret: str, token: str, *, now_us: int, ttl_us: int) -> Position:
     expected = hmac.new(secret.encode(), _TAG + payload, hashlib.sha256).digest()[:16]
     if not hmac.compare_digest(expected, given):
         raise BadRequest(_INVALID)
-    partner, collection, endpoint, filters, after, issued = orjson.loads(payload)
-    if now_us - issued > ttl_us:
+    try:
+        partner, collection, endpoint, filters, after, issued = orjson.loads(payload)
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        raise BadRequest(_INVALID) from None
+    shape = (int, str, str, dict, int, int)
+    values = (partner, collection, endpoint, filters, after, issued)
+    if not all(type(v) is t for v, t in zip(values, shape, strict=True)) or now_us - issued > ttl_us:
         raise BadRequest(_INVALID)
     return Position(partner, collection, endpoint, filters, after, issued)

@@ -1,0 +1,169 @@
+"""Resource abuse: each gets a clear error or a bound, never a 500, a hang or unbounded memory."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import orjson
+import pytest
+
+from tests import factories as f
+from tests.security.conftest import GREEN
+
+
+class CountingStream(io.RawIOBase):
+    """A request body of ``size`` bytes that remembers how much the server read."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.read_bytes = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        n = min(len(buffer), self.size - self.read_bytes)
+        buffer[:n] = b" " * n
+        self.read_bytes += n
+        return n
+
+
+def post_stream(world, stream: CountingStream, *, length: bool, auth: bool = True) -> int:  # type: ignore[no-untyped-def]
+    """POST ``stream`` through the WSGI app (with or without Content-Length); return the status code."""
+    from flask.testing import EnvironBuilder
+    from werkzeug.test import run_wsgi_app
+
+    headers = {"Content-Type": f.TAXII, "Accept": f.TAXII}
+    if auth:
+        headers["Authorization"] = f"Bearer {world.keys['krcert']}"
+    environ = EnvironBuilder(world.app, world.url("shared"), method="POST", headers=headers).get_environ()
+    environ["wsgi.input"] = stream
+    if length:
+        environ["CONTENT_LENGTH"] = str(stream.size)
+    else:
+        environ.pop("CONTENT_LENGTH", None)
+        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    app_iter, status, _headers = run_wsgi_app(world.app.wsgi_app, environ)
+    b"".join(app_iter)
+    return int(status.split()[0])
+
+
+def post_raw(world, body: bytes, slug: str = "krcert"):  # type: ignore[no-untyped-def]
+    return world.client(slug).post(world.url("shared"), body=body)
+
+
+def test_huge_limit_is_capped_at_the_page_size(world):
+    app = world.make_app(max_page_size=2)
+    kr = f.Client(app.test_client(), world.keys["krcert"])
+    assert kr.post(world.url("shared"), [f.indicator(n, markings=[GREEN]) for n in (970, 971, 972)]).status_code == 202
+    for limit in ("3", "1000000", str(10**30)):
+        page = kr.get(world.url("shared"), {"limit": limit}).get_json()
+        assert len(page["objects"]) == 2 and page["more"] is True and page["next"]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1e3", "", " 5", "0x10", "\u0661"])
+def test_bad_limits_are_a_400(world, limit):
+    r = world.client("krcert").get(world.url("shared"), {"limit": limit})
+    assert r.status_code in (200, 400) and r.status_code != 500
+    if r.status_code == 200:  # Python's int() accepts surrounding spaces and other digits: still bounded
+        assert len(r.get_json().get("objects", [])) <= world.hub.settings["max_page_size"]
+
+
+@pytest.mark.parametrize("depth", [99_000, 2_000])
+def test_deeply_nested_json_body_is_a_clean_4xx(world, depth):
+    start = time.perf_counter()
+    r = post_raw(world, b"[" * depth + b"]" * depth)
+    assert r.status_code in (400, 422) and r.get_json()["http_status"] == str(r.status_code)
+    nested = b'{"objects": [' + b"[" * depth + b"]" * depth + b"]}"
+    assert post_raw(world, nested).status_code in (400, 422)
+    assert time.perf_counter() - start < 5
+
+
+def test_object_nested_below_the_parser_limit_is_refused_per_object(world):
+    value: list = []
+    for _ in range(400):
+        value = [value]
+    obj = f.indicator(973, x_deep=value)
+    body = json.dumps({"objects": [obj, f.indicator(974)]}).encode()  # orjson itself stops at 254 levels
+    r = world.client("krcert").post(world.url("shared"), body=body)
+    assert r.status_code == 202, r.get_data()[:200]
+    assert r.get_json()["success_count"] == 1
+
+
+def test_a_body_above_max_content_length_is_refused_without_reading_it(world):
+    stream = CountingStream(50 * 1024 * 1024)
+    assert post_stream(world, stream, length=True) == 413
+    assert stream.read_bytes <= 1024 * 1024
+
+
+def test_a_body_without_length_is_read_only_up_to_the_limit(world):
+    stream = CountingStream(50 * 1024 * 1024)
+    assert post_stream(world, stream, length=False) == 413
+    assert stream.read_bytes <= 200_000 + 64 * 1024
+
+
+def test_a_huge_body_from_an_unauthenticated_client_is_not_read(world):
+    stream = CountingStream(50 * 1024 * 1024)
+    assert post_stream(world, stream, length=True, auth=False) in (401, 413)
+    assert stream.read_bytes <= 1024 * 1024
+
+
+def test_many_tiny_objects_are_bounded_by_the_body_limit(world):
+    start = time.perf_counter()
+    body = b'{"objects": [' + b",".join([b"{}"] * 60_000) + b"]}"
+    assert len(body) < 200_000
+    r = post_raw(world, body)
+    assert r.status_code == 202
+    status = r.get_json()
+    assert status["total_count"] == 60_000 and status["failure_count"] == 60_000
+    assert time.perf_counter() - start < 30
+
+
+def test_many_tiny_valid_objects_in_one_envelope(world):
+    objs = [f.indicator(10_000 + n, markings=[GREEN]) for n in range(400)]
+    start = time.perf_counter()
+    r = world.client("krcert").post(world.url("shared"), objs)
+    assert r.status_code == 202 and r.get_json()["success_count"] == 400
+    assert time.perf_counter() - start < 20
+
+
+@pytest.mark.parametrize("pattern", [
+    " OR ".join(["[ipv4-addr:value = '198.51.100.1']"] * 4000),
+    "(" * 20_000 + "[ipv4-addr:value = '198.51.100.1']" + ")" * 20_000,
+    "[" + "(" * 20_000 + "ipv4-addr:value = '198.51.100.1'" + ")" * 20_000 + "]",
+    "[file:name MATCHES '" + "(a+)+" * 2000 + "$']",
+    "[ipv4-addr:value = '" + "\\'" * 50_000 + "']",
+    "[" * 30_000,
+], ids=["long-or", "deep-parens", "deep-inner-parens", "regex", "escapes", "brackets"])
+def test_pathological_patterns_get_an_answer_in_bounded_time(world, pattern):
+    obj = f.indicator(975, pattern=pattern)
+    start = time.perf_counter()
+    r = world.client("krcert").post(world.url("shared"), [obj])
+    assert r.status_code == 202, r.get_data()[:200]
+    assert r.get_json()["total_count"] == 1
+    assert time.perf_counter() - start < 10
+
+
+def test_an_envelope_of_large_strings_stays_within_the_limit(world):
+    obj = f.indicator(976, description="x" * 190_000)
+    r = world.client("krcert").post(world.url("shared"), [obj])
+    assert r.status_code == 202
+    too_big = f.indicator(977, description="x" * 210_000)
+    assert world.client("krcert").post(world.url("shared"), [too_big]).status_code == 413
+
+
+def test_many_filter_values_are_bounded(world):
+    ids = ",".join(f"indicator--{n:08d}-0000-4000-8000-000000000000" for n in range(2000))
+    start = time.perf_counter()
+    r = world.client("singcert").get(world.url("shared"), {"match[id]": ids})
+    assert r.status_code in (200, 400, 414)
+    types = ",".join(["indicator"] * 5000)
+    assert world.client("singcert").get(world.url("shared"), {"match[type]": types}).status_code in (200, 400, 414)
+    assert time.perf_counter() - start < 10
+
+
+def test_a_long_version_list_is_bounded(world):
+    versions = ",".join(f"2024-05-01T00:00:{n // 1000:02d}.{n % 1000:03d}Z" for n in range(500))
+    r = world.client("singcert").get(world.url("shared"), {"match[version]": versions})
+    assert r.status_code in (200, 400) and orjson.loads(r.get_data())
