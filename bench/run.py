@@ -230,6 +230,8 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
     db.upgrade(hub.engine)
     world = setup_world(hub)
     result = {"bulk import": bulk_load(hub, world, n)}
+    with hub.engine.begin() as conn:  # fresh planner statistics, as autovacuum would gather soon after a load
+        conn.exec_driver_sql("ANALYZE")
     key, writer_key = f.key_for(hub, "singcert"), f.key_for(hub, "krcert")
     hub.engine.dispose()
     port = _port()
