@@ -35,7 +35,8 @@ lint: install ## ruff and mypy on hub/ and feeds/
 	$(PY) -m ruff check hub feeds tests
 	$(PY) -m mypy hub feeds --ignore-missing-imports
 
-bench: install ## The performance goals at full size (see bench/README.md)
+bench: install ## The performance goals at full size, with medallion and OpenTAXII beside (see bench/README.md)
+	$(PY) -m pip install -q matplotlib
 	$(PY) bench/run.py
 
 bench-quick: install ## A one-minute benchmark check
