@@ -12,22 +12,13 @@ from feeds import attack as attack_feed
 from feeds import iocs as _iocs  # noqa: F401 - registers the csv and text connectors
 from feeds import stix_bundle as _stix_bundle  # noqa: F401 - registers the stix connector
 from feeds.base import resolve_target
-from hub import config as hub_config
-from hub import db, services
+from hub.clitools import hub_of as _hub
 from hub.errors import HubError
 from hub.policy import TLP
 
 REFUSALS_SHOWN = 20
 TLP_NAMES = {"CLEAR": TLP.CLEAR, "WHITE": TLP.CLEAR, "GREEN": TLP.GREEN, "AMBER": TLP.AMBER,
              "AMBER+STRICT": TLP.AMBER_STRICT, "RED": TLP.RED}
-
-
-def _hub(ctx: click.Context) -> services.Hub:
-    root = ctx.find_root()
-    if root.obj is None:
-        root.obj = services.Hub(hub_config.load(root.params.get("config")))
-        db.upgrade(root.obj.engine)
-    return root.obj
 
 
 @click.group()

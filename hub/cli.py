@@ -4,36 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any
 
 import click
 from sqlalchemy import select
 
-from hub import __version__, db, services, store
-from hub import config as hub_config
+from hub import __version__, services, store
 from hub import models as m
-from hub.errors import HubError
+from hub.clitools import fail_cleanly as _fail_cleanly
+from hub.clitools import hub_of as _hub
 from hub.policy import TLP
-
-
-def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except HubError as exc:
-            raise click.ClickException(exc.message) from None
-    return wrapper
-
-
-def _hub(ctx: click.Context) -> services.Hub:
-    if ctx.obj is None:
-        ctx.obj = services.Hub(hub_config.load(ctx.find_root().params.get("config")))
-        db.upgrade(ctx.obj.engine)
-    return ctx.obj
 
 
 @click.group()

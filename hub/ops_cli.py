@@ -6,11 +6,8 @@ import os
 import shutil
 import sqlite3
 import subprocess  # noqa: S404 - pg_dump / pg_restore are run with argument lists, never a shell
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
 from pathlib import Path
-from typing import Any
 
 import click
 from sqlalchemy import inspect
@@ -18,30 +15,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from hub import config as hub_config
-from hub import db, ledger, services, stix, store
+from hub import db, ledger, stix, store
+from hub.clitools import fail_cleanly as _fail_cleanly
+from hub.clitools import hub_of as _hub
 from hub.errors import HubError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_MAGIC = b"PGDMP"
-
-
-def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except HubError as exc:
-            raise click.ClickException(exc.message) from None
-    return wrapper
-
-
-def _hub(ctx: click.Context) -> services.Hub:
-    """The hub for this command, with migrations applied (as every ``cti-hub`` command does)."""
-    if ctx.obj is None:
-        ctx.obj = services.Hub(hub_config.load(ctx.find_root().params.get("config")))
-        ctx.call_on_close(ctx.obj.engine.dispose)
-        db.upgrade(ctx.obj.engine)
-    return ctx.obj
 
 
 # --------------------------------------------------------------------- audit

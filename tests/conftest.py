@@ -97,3 +97,14 @@ def make_app(settings):
     yield make
     for app in built:
         app.extensions["cti_hub"].engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    """The hub's Flask app on this test's database (a module may override it)."""
+    return make_app()
+
+
+@pytest.fixture
+def hub(app):
+    return app.extensions["cti_hub"]

@@ -26,16 +26,6 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def app(make_app):
-    return make_app()
-
-
-@pytest.fixture
-def hub(app):
-    return app.extensions["cti_hub"]
-
-
-@pytest.fixture
 def world(hub):
     """Partners, groups, collections, objects and two panel accounts."""
     with hub.session() as s:

@@ -18,11 +18,6 @@ AMBER = stix.TLP2_MARKINGS[TLP.AMBER]["id"]
 
 
 @pytest.fixture
-def app(make_app):
-    return make_app()
-
-
-@pytest.fixture
 def hub(app) -> services.Hub:
     hub = app.extensions["cti_hub"]
     with hub.session() as s:

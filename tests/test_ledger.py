@@ -21,16 +21,6 @@ V2 = "2024-06-01T00:00:00.000Z"
 
 
 @pytest.fixture
-def app(make_app):
-    return make_app()
-
-
-@pytest.fixture
-def hub(app):
-    return app.extensions["cti_hub"]
-
-
-@pytest.fixture
 def world(hub):
     return build_world(hub)
 

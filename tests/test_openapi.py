@@ -26,11 +26,6 @@ def _openapi_path(rule: str) -> str:
     return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule)
 
 
-@pytest.fixture
-def app(make_app):
-    return make_app()
-
-
 def test_the_document_is_served_without_credentials(app):
     r = app.test_client().get("/openapi.json")
     assert r.status_code == 200 and r.mimetype == "application/json"

@@ -26,16 +26,6 @@ OBJECTS_RULE = "/<string:api_root>/collections/<string:collection_id>/objects/"
 
 
 @pytest.fixture
-def app(make_app):
-    return make_app()
-
-
-@pytest.fixture
-def hub(app):
-    return app.extensions["cti_hub"]
-
-
-@pytest.fixture
 def world(hub):
     return build_world(hub)
 

@@ -27,11 +27,6 @@ HOUR_US = 3_600_000_000
 
 
 @pytest.fixture
-def app(make_app):
-    return make_app()
-
-
-@pytest.fixture
 def hub(app) -> services.Hub:
     hub = app.extensions["cti_hub"]
     with hub.session() as s:

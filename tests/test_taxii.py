@@ -20,16 +20,6 @@ TLP1_RED = "marking-definition--5e57c739-391a-4eb3-9eb6-2ae5a4c7c8f0"
 
 
 @pytest.fixture
-def app(make_app):
-    return make_app()
-
-
-@pytest.fixture
-def hub(app):
-    return app.extensions["cti_hub"]
-
-
-@pytest.fixture
 def world(hub):
     """Partners, groups and collections used across the tests; returns collection ids and keys."""
     with hub.session() as s:
