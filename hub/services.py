@@ -119,7 +119,8 @@ def ingest_envelope(hub: Hub, partner_pk: int, collection_uuid: str, objects: li
         collection = snap.collections[collection_uuid]
         partner = snap.partners[partner_pk]
         result = IngestResult()
-        prepared = _prepare_all(snap, partner, collection, objects, result)
+        hidden = _hidden_markings(session, snap, partner, objects)
+        prepared = _prepare_all(snap, partner, collection, objects, result, hidden)
         _store_all(session, hub, snap, partner, collection, prepared, result, read_only)
         if with_status:
             result.status_id = str(uuid.uuid4())
@@ -156,8 +157,34 @@ def delete_versions(hub: Hub, principal: auth.Principal, collection: store.Colle
         return count
 
 
+def _hidden_markings(session: Session, snap: store.Snapshot, partner: policy.Partner, objects: list[Any]
+                     ) -> frozenset[str]:
+    """Stored marking ids the envelope names that the publisher cannot read: to it they do not exist.
+
+    A marking is known to a publisher when it defined it, can read it in some collection, or sends it
+    whole in the envelope; any other stored marking is treated exactly like a never-defined one, so
+    referring to it tells the publisher nothing it could not see.
+    """
+    named: set[str] = set()
+    for obj in objects:
+        if not isinstance(obj, dict):
+            continue
+        refs = obj.get("object_marking_refs")
+        if isinstance(refs, list):
+            named.update(r for r in refs if isinstance(r, str))
+        granular = obj.get("granular_markings")
+        if isinstance(granular, list):
+            named.update(g["marking_ref"] for g in granular
+                         if isinstance(g, dict) and isinstance(g.get("marking_ref"), str))
+    candidates = {r for r in named if r in snap.markings and stix.marking_tlp(r) is None
+                  and snap.markings[r].originator != partner.id}
+    if not candidates:
+        return frozenset()
+    return frozenset(candidates - store.readable_ids(session, snap, partner.id, candidates))
+
+
 def _prepare_all(snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo,
-                 objects: list[Any], result: IngestResult) -> list[_Prepared]:
+                 objects: list[Any], result: IngestResult, hidden: frozenset[str] = frozenset()) -> list[_Prepared]:
     """Validate every object and work out its markings; markings first so objects can use them."""
     order = sorted(range(len(objects)), key=lambda i: not _is_marking(objects[i]))
     new_markings: dict[str, store.MarkingInfo] = {}
@@ -165,7 +192,7 @@ def _prepare_all(snap: store.Snapshot, partner: policy.Partner, collection: stor
     for index in order:
         obj = objects[index]
         try:
-            item = _prepare(snap, partner, collection, obj, new_markings)
+            item = _prepare(snap, partner, collection, obj, new_markings, hidden)
         except Unprocessable as exc:
             result.fail(obj, index, exc.message)
             continue
@@ -184,7 +211,7 @@ def _is_marking(obj: Any) -> bool:
 
 
 def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo, obj: Any,
-             new_markings: dict[str, store.MarkingInfo]) -> _Prepared:
+             new_markings: dict[str, store.MarkingInfo], hidden: frozenset[str] = frozenset()) -> _Prepared:
     if not isinstance(obj, dict):
         raise Unprocessable("not a STIX object (expected a JSON object)")
     errors = stix.validate(obj)
@@ -204,7 +231,7 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
             snap.identities.get(created_by, partner.slug) != partner.slug:
         raise Unprocessable(f"created_by_ref {created_by} names another partner; publish under your own identity")
     marking_row = _marking_row(snap, partner, obj) if _is_marking(obj) else None
-    levels, sharing_ids, unknown = _classify_markings(snap, obj, new_markings)
+    levels, sharing_ids, unknown = _classify_markings(snap, obj, new_markings, hidden)
     facts = policy.ObjectFacts(
         type=obj["type"],
         tlp=policy.effective_tlp(levels, collection.rules.default_tlp),
@@ -223,15 +250,15 @@ def _sharing(snap: store.Snapshot, new: dict[str, store.MarkingInfo], marking_id
     return info.sharing
 
 
-def _classify_markings(snap: store.Snapshot, obj: dict, new: dict[str, store.MarkingInfo]
-                       ) -> tuple[list[TLP], list[str], list[str]]:
+def _classify_markings(snap: store.Snapshot, obj: dict, new: dict[str, store.MarkingInfo],
+                       hidden: frozenset[str] = frozenset()) -> tuple[list[TLP], list[str], list[str]]:
     """Split an object's marking refs (object and granular) into TLP levels, sharing markings and unknown ones."""
     refs = list(obj.get("object_marking_refs") or [])
     refs += [g["marking_ref"] for g in obj.get("granular_markings") or [] if "marking_ref" in g]
     levels, sharing, unknown = [], [], []
     for ref in refs:
         level = stix.marking_tlp(ref)
-        info = new.get(ref) or snap.markings.get(ref)
+        info = new.get(ref) or (None if ref in hidden else snap.markings.get(ref))
         if level is not None:
             levels.append(level)
         elif info is not None and info.kind == "sharing":

@@ -428,6 +428,23 @@ def has_visible(session: Session, q: VersionQuery) -> bool:
     return more
 
 
+def readable_ids(session: Session, snapshot: Snapshot, partner_pk: int, ids: Iterable[str]) -> set[str]:
+    """The ids among ``ids`` of which the partner can read some version, in any collection."""
+    wanted, found = tuple(sorted(set(ids))), set()
+    partner = snapshot.partners[partner_pk]
+    for collection in snapshot.collections.values():
+        rest = tuple(i for i in wanted if i not in found)
+        if not rest:
+            break
+        if not snapshot.world.granted(collection.rules.readers, partner):
+            continue
+        q = VersionQuery(collection.pk, snapshot.read_filter(partner_pk, collection), partner_pk, ids=rest,
+                         versions=("all",), limit=1000)
+        rows, _ = page(session, q, ("stix_id",))
+        found.update(r.stix_id for r in rows)
+    return found
+
+
 def versions_of(session: Session, collection_pk: int, stix_id: str) -> list[m.ObjectVersion]:
     stmt = select(V).where(V.collection_id == collection_pk, V.stix_id == stix_id).order_by(V.version_us)
     return list(session.scalars(stmt))

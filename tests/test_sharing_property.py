@@ -102,12 +102,13 @@ class WorldSpec:
     markings: tuple[MarkingSpec, ...]
     objects: tuple[ObjectSpec, ...]
     page_limit: int = 3
+    marking_readers: tuple[str, ...] = ("*",)  # who may read the markings collection
 
     def partner(self, slug: str) -> PartnerSpec:
         return next(p for p in self.partners if p.slug == slug)
 
     def all_collections(self) -> tuple[CollectionSpec, ...]:
-        return (CollectionSpec(MARKINGS, default_tlp=TLP.CLEAR), *self.collections)
+        return (CollectionSpec(MARKINGS, default_tlp=TLP.CLEAR, readers=self.marking_readers), *self.collections)
 
 
 def policy_world(spec: WorldSpec) -> policy.World:
@@ -246,7 +247,10 @@ def world_specs(draw) -> WorldSpec:
     collections = draw(collection_specs(slugs, group_slugs))
     markings = draw(marking_specs(slugs, group_slugs))
     objects = draw(object_specs(slugs, tuple(c.alias for c in collections), markings))
-    return WorldSpec(partners, groups, collections, markings, objects, draw(st.integers(2, 5)))
+    # Now and then the markings are readable by some partners only: to the others they do not exist.
+    grants = subsets([*(f"group:{g}" for g in group_slugs), *(f"partner:{p}" for p in slugs)], 3)
+    marking_readers = draw(mostly(("*",), draw(grants)))
+    return WorldSpec(partners, groups, collections, markings, objects, draw(st.integers(2, 5)), marking_readers)
 
 
 # --------------------------------------------------------------------- fresh databases
@@ -312,12 +316,27 @@ def stix_object(o: ObjectSpec, rank: int) -> dict:
     return obj
 
 
-def version_facts(ledger: Ledger, o: ObjectSpec, rank: int, rules: policy.Collection) -> policy.ObjectFacts:
+def knows_marking(spec: WorldSpec, ledger: Ledger, publisher: str, marking_id: str) -> bool:
+    """A publisher knows a stored marking it defined or can read; any other is as unknown as an undefined one."""
+    if marking_id not in ledger.markings:
+        return False
+    owner = next(m.owner for m in spec.markings if m.id == marking_id)
+    if owner == publisher:
+        return True
+    rules = policy_collection(spec.all_collections()[0], reading=False)
+    facts = policy.ObjectFacts("marking-definition", TLP.CLEAR, owner)
+    return policy.can_read(policy_world(spec), policy_partner(spec.partner(publisher), reading=False), rules,
+                           facts).allowed
+
+
+def version_facts(spec: WorldSpec, ledger: Ledger, o: ObjectSpec, rank: int, rules: policy.Collection
+                  ) -> policy.ObjectFacts:
     """The facts the rules see for one version, derived from the model (not from the hub)."""
     v = o.versions[rank]
     tlp = policy.effective_tlp([TLP_REFS[r] for r in v.tlp_refs], rules.default_tlp)
-    sharing = tuple(ledger.markings[m] for m in v.sharing if m in ledger.markings)
-    unknown = tuple(m for m in v.sharing if m not in ledger.markings)
+    known = [knows_marking(spec, ledger, v.publisher, m) for m in v.sharing]
+    sharing = tuple(ledger.markings[m] for m, k in zip(v.sharing, known, strict=True) if k)
+    unknown = tuple(m for m, k in zip(v.sharing, known, strict=True) if not k)
     return policy.ObjectFacts(o.kind, tlp, v.publisher, sharing, unknown)
 
 
@@ -332,7 +351,7 @@ def publish_envelope(hub: services.Hub, spec: WorldSpec, ledger: Ledger, pks: di
     ledger.statuses[publisher].append(result.status_id)
     accepted = {(s["id"], s["version"]) for s in result.successes}
     for o, obj in zip(batch, objects, strict=True):
-        facts = version_facts(ledger, o, rank, rules)
+        facts = version_facts(spec, ledger, o, rank, rules)
         decision = policy.can_write(policy_world(spec), writer, rules, facts, owner=ledger.owners.get(o.id))
         assert ((o.id, obj["modified"]) in accepted) == decision.allowed, (decision, result.failures)
         if decision:

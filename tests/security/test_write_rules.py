@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import orjson
-import pytest
 from sqlalchemy import select
 
 from hub import models as m
@@ -185,11 +184,6 @@ def test_unknown_markings_are_refused_and_never_served(world):
         assert world.client(slug).get(world.url("shared", f"objects/{unknown['id']}/")).status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="hub/services.py _classify_markings looks marking ids up hub-wide "
-                   "(snapshot.markings): a partner can tell a marking defined in a collection it cannot read from a "
-                   "never-defined id (accepted vs 'unknown marking'). Low severity: the id must be known already; "
-                   "fix: count as known only markings the publisher can read (reference collection, its readable "
-                   "collections, or its own)")
 def test_a_marking_hidden_from_the_publisher_is_as_unknown_as_an_absent_one(world):
     hidden_marking = f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, 'rokus-only-marking')}"
     posted = world.client("krcert").post(world.url("rokus"), [f.sharing_marking(hidden_marking, partners=["cisa"])])
