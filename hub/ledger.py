@@ -168,19 +168,26 @@ def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, versi
     if not versions:
         raise NotFound(f"the hub holds no {stix_id}" + (f" version {version}" if version else ""))
     by_object: dict[int, list] = {}
-    for v in store.versions_by_id(session, stix_id):
+    siblings = store.versions_by_id(session, stix_id)
+    for v in siblings:
         by_object.setdefault(v.collection_id, []).append(v)
+    # A rule change may have re-dated a version: pages served before then found it at its former date_added.
+    former = store.former_dates(session, [v.pk for v in siblings])
+    first_added = {v.pk: min([v.date_added, *(at for at, _ in former.get(v.pk, ()))]) for v in siblings}
     alias = {c.pk: c.alias for c in snapshot.collections.values()}
     filters: dict[tuple[int, int, int], policy.ReadFilter | None] = {}
     out = []
     for v in versions:
-        for d in store.deliveries_covering(session, v.collection_id, v.date_added):
+        covering = store.deliveries_covering(session, v.collection_id, v.date_added)
+        for at, replaced_us in former.get(v.pk, ()):
+            covering += store.deliveries_covering(session, v.collection_id, at, before_us=replaced_us)
+        for d in covering:
             key = (d.partner_id, d.collection_id, d.rules_version)
             if key not in filters:
                 saved = store.delivery_view(session, *key)
                 filters[key] = _load_filter(saved) if saved is not None else None
             view = filters[key]
-            if view is None or not _delivered(snapshot, view, d, v, by_object[v.collection_id]):
+            if view is None or not _delivered(snapshot, view, d, v, by_object[v.collection_id], first_added):
                 continue
             out.append(Receipt(d.partner_slug, d.key_id, d.at_us, d.endpoint, alias.get(d.collection_id, "?"),
                                v.version, d.rules_version))
@@ -195,7 +202,8 @@ def _admits(snapshot: store.Snapshot, view: policy.ReadFilter, v: Any) -> bool:
     return policy.filter_admits(view, facts, v.restriction_set_id)
 
 
-def _delivered(snapshot: store.Snapshot, view: policy.ReadFilter, d: Any, v: Any, siblings: list) -> bool:
+def _delivered(snapshot: store.Snapshot, view: policy.ReadFilter, d: Any, v: Any, siblings: list,
+               first_added: dict[int, int]) -> bool:
     """Tell whether delivery ``d`` (whose range covers ``v``) held ``v``: the view and the filters admit it."""
     if not _admits(snapshot, view, v):
         return False
@@ -208,6 +216,6 @@ def _delivered(snapshot: store.Snapshot, view: policy.ReadFilter, d: Any, v: Any
     if "all" in wanted or v.version_us in wanted:
         return True
     # first/last are relative to the versions the partner could see when the page was served.
-    seen = [s.version_us for s in siblings if s.date_added <= d.at_us and _admits(snapshot, view, s)]
+    seen = [s.version_us for s in siblings if first_added[s.pk] <= d.at_us and _admits(snapshot, view, s)]
     return ("last" in wanted and v.version_us == max(seen, default=None)) or (
         "first" in wanted and v.version_us == min(seen, default=None))

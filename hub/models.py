@@ -237,6 +237,15 @@ class Delivery(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class VersionRedate(Base):
+    """A ``date_added`` a version held until a rule change re-dated it; deliveries before then saw it there."""
+
+    __tablename__ = "version_redates"
+    version_pk: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    date_added: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    replaced_us: Mapped[int] = mapped_column(BigInteger)
+
+
 class DeliveryView(Base):
     """A partner's compiled read filter on a collection at one ``rules_version``, as the ledger saw it."""
 

@@ -415,6 +415,9 @@ def restamp(session: Session, version_pks: Iterable[int]) -> int:
             select(VT.c.pk, VT.c.date_added).where(VT.c.pk.in_(chunk))).all()  # type: ignore[arg-type]
     ordered.sort(key=lambda row: row[1])  # type: ignore[index]
     first = max(now_us(), clock + 1)
+    # The delivery ledger finds what a page held by date_added: keep the values these versions leave.
+    session.execute(insert(m.VersionRedate), [{"version_pk": row[0], "date_added": row[1], "replaced_us": first}
+                                              for row in ordered])  # type: ignore[index]
     session.connection().execute(update(VT).where(VT.c.pk == bindparam("b_pk")).values(date_added=bindparam("b_at")),
                                  [{"b_pk": row[0], "b_at": first + i} for i, row in enumerate(ordered)])  # type: ignore[index]
     set_clock(session, first + len(ordered) - 1)
@@ -592,11 +595,28 @@ def record_delivery(session: Session, row: dict, view: dict | None) -> None:
     session.execute(insert(m.Delivery).values(**row))
 
 
-def deliveries_covering(session: Session, collection_pk: int, date_added: int) -> list[m.Delivery]:
-    """Return the deliveries of a collection whose ``date_added`` range covers one value, oldest first."""
+def deliveries_covering(session: Session, collection_pk: int, date_added: int, *, before_us: int | None = None
+                        ) -> list[m.Delivery]:
+    """Return the deliveries of a collection whose ``date_added`` range covers one value, oldest first.
+
+    ``before_us`` keeps only deliveries made before then (while a re-dated version still held the value).
+    """
     stmt = select(m.Delivery).where(m.Delivery.collection_id == collection_pk,
                                     m.Delivery.first_added <= date_added, m.Delivery.last_added >= date_added)
+    if before_us is not None:
+        stmt = stmt.where(m.Delivery.at_us < before_us)
     return list(session.scalars(stmt.order_by(m.Delivery.at_us)))
+
+
+def former_dates(session: Session, version_pks: Iterable[int]) -> dict[int, list[tuple[int, int]]]:
+    """The (date_added, replaced_us) pairs each version held before rule changes re-dated it."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    pks = list(version_pks)
+    for start in range(0, len(pks), 500):
+        stmt = select(m.VersionRedate).where(m.VersionRedate.version_pk.in_(pks[start:start + 500]))
+        for r in session.scalars(stmt):
+            out.setdefault(r.version_pk, []).append((r.date_added, r.replaced_us))
+    return out
 
 
 def delivery_view(session: Session, partner_pk: int, collection_pk: int, rules_version: int) -> str | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from hub import sharing_config
+from sqlalchemy import select
+
+from hub import ledger, sharing_config
+from hub import models as m
 from tests import factories as f
 
 GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
@@ -87,3 +90,36 @@ def test_the_admin_panel_re_dates_too(make_app):
         values = {**data.partner_values(data.get_partner(s, "mycert")), "clearance": "AMBER"}
         data.save_partner(s, "admin", "mycert", values)
     assert poll(my, cursor)[0] == [amber["id"]]
+
+
+def test_the_ledger_still_names_pages_served_before_a_version_was_re_dated(make_app):
+    app = make_app()
+    hub = app.extensions["cti_hub"]
+    config = CONFIG.replace("  - {{id: mycert", '  - {{id: cisa, name: "CISA", country: US, clearance: AMBER}}\n'
+                                                "  - {{id: mycert")
+    with hub.session() as s:
+        sharing_config.apply(s, sharing_config.loads(config.format(clearance="GREEN")))
+    kr, us, my = (f.Client(app.test_client(), f.key_for(hub, slug)) for slug in ("krcert", "cisa", "mycert"))
+    amber = f.indicator(1, markings=[AMBER])
+    assert kr.post("/dprk/collections/intel/objects/", [amber]).get_json()["success_count"] == 1
+    seen, us_cursor = poll(us, None)
+    assert seen == [amber["id"]]
+
+    def received() -> list[str]:
+        with hub.session(write=False) as s:
+            return [r.partner for r in ledger.who_received(s, hub.snapshot(s), amber["id"])]
+
+    def date_added() -> int:
+        with hub.session(write=False) as s:
+            return s.scalars(select(m.ObjectVersion.date_added).where(m.ObjectVersion.stix_id == amber["id"])).one()
+
+    served_at = date_added()
+    assert received() == ["cisa"]
+    with hub.session() as s:
+        assert sharing_config.apply(s, sharing_config.loads(config.format(clearance="AMBER")))
+    assert date_added() > served_at, "mycert may now read it: the version is re-dated"
+    assert received() == ["cisa"], "the page cisa received before the re-dating is still on record, once"
+    assert poll(my, None)[0] == [amber["id"]]
+    assert received() == ["cisa", "mycert"]
+    assert poll(us, us_cursor)[0] == [amber["id"]], "a poller past the old date receives the re-dated version again"
+    assert received() == ["cisa", "mycert", "cisa"]
