@@ -14,6 +14,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Any fixed 64-bit number: the PostgreSQL advisory lock that serialises concurrent `db upgrade` runs.
+MIGRATION_LOCK = 0x6374_6968_7562_0001
 
 
 def make_engine(url: str) -> Engine:
@@ -28,8 +30,12 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        if conn.get_execution_options().get("hub_relaxed"):
+        options = conn.get_execution_options()
+        if options.get("hub_relaxed"):
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        if options.get("hub_migrate"):
+            # Held until this migration transaction ends: a second upgrader waits, then finds nothing to do.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
 
     return engine
 
@@ -88,9 +94,12 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migrations; safe to run on every start.
 
-    Sub-systems add their tables in migrations of their own, so there may be several heads.
+    Sub-systems add their tables in migrations of their own, so there may be several heads. Several
+    processes may upgrade at once (hosts starting together): the migration runs in one transaction
+    that first takes the writer lock (SQLite) or an advisory lock (PostgreSQL), so the others wait and
+    then read an up-to-date version table.
     """
-    command.upgrade(alembic_config(engine), "heads")
+    command.upgrade(alembic_config(engine.execution_options(hub_write=True, hub_migrate=True)), "heads")
 
 
 def is_current(engine: Engine) -> bool:
