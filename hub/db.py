@@ -11,6 +11,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -66,6 +67,21 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("hub_write") else "BEGIN")
 
 
+class HubSession(Session):
+    """A session whose ``close`` survives a connection the database server already dropped."""
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except DBAPIError as exc:
+            # Closing rolls back; on a terminated connection (failover, pg_terminate_backend) that
+            # rollback fails although the server already ended the transaction. Discard the connection
+            # instead of failing a request whose answer is ready (its commit, if any, succeeded).
+            if not exc.connection_invalidated:
+                raise
+            self.invalidate()
+
+
 def session_factory(engine: Engine, *, write: bool = False, relaxed: bool = False) -> sessionmaker[Session]:
     """Sessions for reading, or (``write``) for units of work that change the database.
 
@@ -74,7 +90,7 @@ def session_factory(engine: Engine, *, write: bool = False, relaxed: bool = Fals
     """
     bind = engine.execution_options(hub_write=True, hub_relaxed=True) if relaxed else \
         engine.execution_options(hub_write=True) if write else engine
-    return sessionmaker(bind, expire_on_commit=False)
+    return sessionmaker(bind, class_=HubSession, expire_on_commit=False)
 
 
 @contextmanager
