@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 HUB := $(VENV)/bin/cti-hub
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-sqlite test-postgres lint bench bench-quick clean fuzz
+.PHONY: help install run test test-sqlite test-postgres lint bench bench-quick clean fuzz soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ bench-quick: install ## A one-minute benchmark check
 fuzz: install ## Long fuzzing runs: STIX validation, patterns, next tokens (FUZZ_EXAMPLES) and schemathesis (FUZZ_SECONDS)
 	HUB_TEST_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),20000) $(PY) -m pytest -q tests/test_fuzz.py $(PYTEST_ARGS)
 	HUB_TEST_SCHEMATHESIS_SECONDS=$(or $(FUZZ_SECONDS),600) $(PY) -m pytest -q tests/test_openapi.py -k schemathesis $(PYTEST_ARGS)
+
+soak: install ## Soak test: 50 mixed clients against gunicorn for SOAK_SECONDS (300); SOAK_DATABASE_URL: an empty database
+	HUB_TEST_SOAK_SECONDS=$(or $(SOAK_SECONDS),300) $(PY) -m tests.soak $(if $(SOAK_DATABASE_URL),--database-url '$(SOAK_DATABASE_URL)')
 
 clean: ## Remove the virtualenv and the demo database
 	rm -rf $(VENV) var

@@ -101,34 +101,37 @@ def publish(base: str, url: str, key: str, traffic: Traffic) -> None:
             traffic.error(r)
 
 
-def poll(base: str, url: str, key: str, traffic: Traffic, after: str | None, stop: threading.Event | None
-         ) -> str | None:
-    """Page with added_after/next, retrying after errors, until caught up (or stopped); return the last
-    X-TAXII-Date-Added-Last received."""
-    headers = {"Authorization": f"Bearer {key}", "Accept": f.TAXII}
-    params: dict = {"limit": "500", **({"added_after": after} if after else {})}
+def fetch(base: str, url: str, headers: dict, params: dict, traffic: Traffic) -> requests.Response:
+    """GET one page, asking again (after noting the failure) until it is served."""
     while True:
         try:
             r = requests.get(base + url, params=params, headers=headers, timeout=120)
         except requests.RequestException as exc:
             traffic.exceptions.append(repr(exc))
-            time.sleep(0.2)
-            continue
-        if r.status_code != 200:
+        else:
+            if r.status_code == 200:
+                return r
             traffic.error(r)
-            time.sleep(0.2)
-            continue  # the same page again
-        body = r.json()
-        traffic.seen.extend(o["id"] for o in body.get("objects", []))
-        if body.get("objects"):
-            after = r.headers["X-TAXII-Date-Added-Last"]
-        if body.get("more"):
-            params = {"limit": "500", "next": body["next"]}
-            continue
-        if stop is None or stop.is_set():
+        time.sleep(0.2)
+
+
+def poll(base: str, url: str, key: str, traffic: Traffic, after: str | None, stop: threading.Event | None
+         ) -> str | None:
+    """Page with added_after/next until caught up (or stopped); return the last X-TAXII-Date-Added-Last."""
+    headers = {"Authorization": f"Bearer {key}", "Accept": f.TAXII}
+    params: dict = {"limit": "500", **({"added_after": after} if after else {})}
+    while True:
+        r = fetch(base, url, headers, params, traffic)
+        objects = r.json().get("objects", [])
+        traffic.seen.extend(o["id"] for o in objects)
+        after = r.headers["X-TAXII-Date-Added-Last"] if objects else after
+        if r.json().get("more"):
+            params = {"limit": "500", "next": r.json()["next"]}
+        elif stop is None or stop.is_set():
             return after
-        params = {"limit": "500", **({"added_after": after} if after else {})}
-        time.sleep(0.05)
+        else:
+            params = {"limit": "500", **({"added_after": after} if after else {})}
+            time.sleep(0.05)
 
 
 def drop_connections(database_url: str, traffic: Traffic, stop: threading.Event, drops: list[tuple]) -> None:
