@@ -69,7 +69,7 @@ GREEN_V2 = _indicator(1, "2024-05-02T00:00:00.000Z")
 AMBER_OBJ = _indicator(2, "2024-05-01T00:00:00.000Z", AMBER_REF)
 
 
-def _rows(dialect: str) -> dict[str, list[dict]]:
+def _rows() -> dict[str, list[dict]]:
     """The data, table by table, with every column any revision had; each insert keeps the ones it has."""
     identity = {slug: f"identity--{uuid.uuid5(NS, slug)}" for slug in ("hub", "krcert", "cisa", "mycert")}
     partners = [(1, "hub", "XX", "hub", TLP.RED), (2, "krcert", "KR", "cert", TLP.RED),
@@ -124,7 +124,7 @@ def _rows(dialect: str) -> dict[str, list[dict]]:
 def populate(engine: sa.Engine) -> set[str]:
     """Insert the data into the tables this revision has, with the columns they have; return the tables."""
     tables = set(sa.inspect(engine).get_table_names())
-    data = _rows(engine.dialect.name)
+    data = _rows()
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE hub_state SET name = 'Old hub', identity_id = :i, clock_us = :c, "
                              "rules_version = 2"), {"i": f"identity--{uuid.uuid5(NS, 'hub')}", "c": T0 + 3})
