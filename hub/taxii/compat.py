@@ -28,6 +28,7 @@ from flask import Flask, Request, Response, current_app, request
 from flask.json.provider import JSONProvider
 from medallion import auth as medallion_auth
 from medallion.exceptions import MedallionError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from hub.errors import (
@@ -150,6 +151,12 @@ def _on_http_error(error: HTTPException) -> Response:
 
 
 def _on_unexpected(error: Exception) -> Response:
+    if isinstance(error, OperationalError):
+        # The database went away or is busy (a dropped connection, a failover): nothing was acknowledged,
+        # and a retry is safe, since publishing the same object version again changes nothing.
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, type(error.orig).__name__)
+        return error_response(503, "Service Unavailable", "the database is unavailable; retry shortly",
+                              {"Retry-After": "1"})
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, "Internal error", "the server failed to process the request; it has been logged")
 
