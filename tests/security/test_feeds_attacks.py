@@ -13,11 +13,14 @@ import uuid
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import update
 
 from hub import models as m
 from hub import services, store
 from tests import factories as f
+from tests import test_sharing_property as prop
 from tests.security.conftest import AMBER, GREEN, ONLY_CISA, RED, feed, feed_ids, same_but_ids
 from tests.security.test_authentication import basic, bearer
 
@@ -298,3 +301,51 @@ def test_amber_and_red_never_reach_a_partner_below_them(world):
         assert world.client("krcert").post(world.url("shared"), [obj]).get_json()["success_count"] == 1
         for fmt in FORMATS:
             assert obj["id"] not in feed(world, slug, "shared", fmt, {"include": "withdrawn"}).get_data(as_text=True)
+
+
+# --------------------------------------------------------------------- generated worlds
+
+
+fresh_app = prop.fresh_app  # a new database per hypothesis example
+
+
+def feed_view(app, key: str, col_uuid: str, fmt: str):  # type: ignore[no-untyped-def]
+    return app.test_client().get(f"/feeds/{prop.ROOT}/{col_uuid}/{fmt}", query_string={"include": "withdrawn"},
+                                 headers=bearer(key))
+
+
+def check_feeds_match_taxii(app, spec, uuids: dict, key: str, slug: str) -> None:  # type: ignore[no-untyped-def]
+    client = f.Client(app.test_client(), key)
+    for c in spec.all_collections():
+        url = prop.collection_url(uuids[c.alias])
+        bundle, table = feed_view(app, key, uuids[c.alias], "stix"), feed_view(app, key, uuids[c.alias], "csv")
+        if client.get(url + "objects/").status_code != 200:
+            assert bundle.status_code == table.status_code in (401, 404), (slug, c.alias)
+            continue
+        taxii = prop.pull(client, url + "objects/", {}, spec.page_limit, resend=False)
+        assert bundle.status_code == 200 and table.status_code == 200
+        assert prop.object_pairs(orjson.loads(bundle.get_data())["objects"]) == prop.object_pairs(taxii), slug
+        csv_ids = sorted(row[0] for row in list(csv.reader(io.StringIO(table.get_data(as_text=True))))[1:])
+        assert csv_ids == sorted(o["id"] for o in taxii if o["type"] == "indicator"), slug
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(spec=prop.world_specs(), data=st.data())
+def test_feeds_release_exactly_what_taxii_releases(fresh_app, spec, data):
+    """In generated worlds (one partner possibly a peer hub) every partner's feeds equal its TAXII pull."""
+    app = fresh_app()
+    hub = app.extensions["cti_hub"]
+    try:
+        pks, uuids, keys = prop.build_world(hub, spec)
+        prop.publish(hub, spec, pks, uuids)
+        prop.apply_later_changes(hub, spec, uuids)
+        peer = data.draw(st.none() | st.sampled_from([p.slug for p in spec.partners]), label="peer hub")
+        if peer is not None:
+            with hub.session() as s:
+                s.execute(update(m.Partner).where(m.Partner.slug == peer).values(kind="hub"))
+                store.bump_rules(s)
+        for p in spec.partners:
+            check_feeds_match_taxii(app, spec, uuids, keys[p.slug], p.slug)
+    finally:
+        hub.engine.dispose()
