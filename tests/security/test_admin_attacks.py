@@ -316,3 +316,13 @@ def test_a_partner_api_key_cannot_log_in_or_reach_the_panel(app, world, hub):
         r = client.post("/admin/partners/new", headers={"Authorization": header}, data=ANY_FORM)
         assert r.status_code in (302, 400)
     assert everything(hub) == before
+
+
+def test_no_page_shows_a_secret_to_the_auditor(app, auditor, world, hub):
+    with hub.session(write=False) as s:
+        hashes = [*s.scalars(select(m.ApiKey.secret_hash)), *s.scalars(select(m.AdminUser.password_hash))]
+    secrets = [*world["keys"].values(), *hashes, hub.settings["secret_key"], hub.pepper, app.secret_key]
+    assert len(hashes) >= 6
+    for path in [*get_views(world), "/admin/partners/cisa", "/admin/audit.csv"]:
+        body = auditor.get(path).get_data(as_text=True)
+        assert not [x for x in secrets if x and x in body], path
