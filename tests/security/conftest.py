@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hub import create_app, services, store
 from hub import models as m
@@ -58,6 +58,12 @@ class World:
             store.bump_rules(s)
         self.keys[slug] = f.key_for(self.hub, slug)
         return self.keys[slug]
+
+    def suspend(self, slug: str) -> None:
+        """Suspend a partner the test added, as an administrator would."""
+        with self.hub.session() as s:
+            s.execute(update(m.Partner).where(m.Partner.slug == slug).values(active=False))
+            store.bump_rules(s)
 
     def new_collection(self, alias: str, **kwargs: Any) -> str:
         with self.hub.session() as s:

@@ -210,9 +210,7 @@ def test_no_credentials_and_bad_credentials_are_a_401(world):
 def test_suspended_partner_revoked_and_expired_keys_are_refused(world):
     secret = world.new_partner("feedcert")
     assert raw_feed(world.app, bearer(secret)).status_code == 200
-    with world.hub.session() as s:
-        s.execute(update(m.Partner).where(m.Partner.slug == "feedcert").values(active=False))
-        store.bump_rules(s)
+    world.suspend("feedcert")
     assert_feed_401(raw_feed(world.app, bearer(secret)))
     with world.hub.session() as s:
         key_id, revoked = services.create_key(s, world.hub.pepper, "cisa")
