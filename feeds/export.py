@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
 import re
 import uuid
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 
-from hub import auth, services, stix, store
+from hub import auth, ratelimit, services, stix, store
 from hub import models as m
 from hub.errors import TooManyRequests
 from hub.policy import TLP
@@ -74,6 +75,11 @@ def _authenticate(hub: services.Hub) -> auth.Principal | Response:
     if isinstance(found, str):
         with hub.session() as session:
             auth.record_failure(session, header, source, found, window_seconds=window)
+    if isinstance(found, auth.Principal):
+        try:
+            ratelimit.check(current_app, found.key_id)  # the key's one budget, shared with TAXII
+        except TooManyRequests as exc:
+            return _plain(429, exc.message, dict(exc.headers or {}))
     if isinstance(found, auth.Principal) and auth.needs_touch(found):
         with hub.session() as session:
             store.touch_key(session, found.key_pk, store.now_us())
@@ -196,7 +202,7 @@ def _stream(hub: services.Hub, query: store.VersionQuery, upto: int, fmt: str, c
             if found is None or found[0] not in BLOCKLISTS[fmt] or gone != context["withdrawn"]:
                 continue
             value = found[1].split("://", 1)[1] if fmt == "url.txt" and "://" in found[1] else found[1]
-            if value not in seen:
+            if value not in seen and blocklist_safe(found[0], value):
                 seen.add(value)
                 yield value + "\n"
         elif fmt == "csv":
@@ -207,13 +213,35 @@ def _stream(hub: services.Hub, query: store.VersionQuery, upto: int, fmt: str, c
         yield "]}"
 
 
+_HEX64 = re.compile(r"^[0-9A-Fa-f]{64}$")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def blocklist_safe(kind: str, value: str) -> bool:
+    """Tell whether a value can be one blocklist line: a published value must never add lines of its own."""
+    if kind in ("ipv4-addr", "ipv6-addr"):
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            return False
+        return True
+    if kind == "file:SHA-256":
+        return bool(_HEX64.match(value))
+    return bool(value) and value.isprintable() and not any(ch.isspace() for ch in value)
+
+
+def csv_cell(value: Any) -> Any:
+    """Keep a cell text in spreadsheets: one starting with = + - @ tab or CR would be read as a formula."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
 def _bundle_id(context: dict, upto: int) -> str:
     return str(uuid.uuid5(services.NAMESPACE, f"feed|{context['collection'].uuid}|{upto}"))
 
 
 def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool) -> str:
     out = io.StringIO()
-    csv.writer(out).writerow([
+    csv.writer(out).writerow(csv_cell(cell) for cell in [
         obj["id"], found[0] if found else "", found[1] if found else "", obj.get("name", ""),
         TLP(tlp).label, obj.get("valid_from", ""), obj.get("valid_until", ""), obj.get("modified", ""),
         obj.get("confidence", ""), "withdrawn" if gone else "active", obj.get("pattern", "")])

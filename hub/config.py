@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "rate_limit_per_minute": 600,
     "discovery_title": "cti-hub",
     "discovery_description": "Regional threat-intelligence sharing hub (TAXII 2.1)",
+    "metrics_token": "",
 }
 
 

@@ -1,5 +1,8 @@
 """Running the hub: Prometheus metrics at ``/metrics`` and one JSON log line per request.
 
+``/metrics`` names partners: with the ``metrics_token`` setting it needs ``Authorization: Bearer
+<token>``; without it, it is open and belongs on the monitoring network only.
+
 Metrics are labelled by the Flask URL rule (``/<api_root>/collections/<id>/objects/``), never by
 the raw path, so an id in a URL never becomes a new time series. Under gunicorn, set
 ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory writable by every worker (before the workers
@@ -14,6 +17,7 @@ partner slug. It never carries query strings (``next`` tokens), keys or Authoriz
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import re
@@ -68,7 +72,18 @@ def init_app(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics() -> Response:
+        if not _metrics_allowed(app.config["HUB"]["metrics_token"]):
+            return Response("metrics need Authorization: Bearer <metrics_token>\n", status=401, mimetype="text/plain",
+                            headers={"WWW-Authenticate": 'Bearer realm="cti-hub metrics"'})
         return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _metrics_allowed(token: str) -> bool:
+    """No token configured: open. Otherwise the request must send it as a Bearer token (compared in constant time)."""
+    if not token:
+        return True
+    scheme, _, sent = request.headers.get("Authorization", "").strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
 
 
 def _registry():  # type: ignore[no-untyped-def]

@@ -76,7 +76,7 @@ def _guard() -> Response | None:
     if user and not expired:
         # Re-read the account: a deleted account or a changed role takes effect on the next request.
         with current_app.extensions["cti_hub"].session(write=False) as db_session:
-            user = data.account(db_session, user["id"])
+            user = data.account(db_session, user["id"], int(session.get("since", 0)))
     if not user or expired:
         session.clear()
         return redirect(url_for("admin.login", next=request.full_path.rstrip("?") if request.method == "GET" else None,

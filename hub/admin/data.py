@@ -63,10 +63,21 @@ def login(session: Session, username: str, password: str, source: str) -> tuple[
     return {"id": user.id, "name": user.username, "role": user.role}, ""
 
 
-def account(session: Session, user_id: int) -> dict[str, Any] | None:
-    """Return the logged-in account as it is now (deleted or re-roled accounts take effect at once)."""
+def account(session: Session, user_id: int, logged_in_us: int = 0) -> dict[str, Any] | None:
+    """Return the logged-in account as it is now (deleted or re-roled accounts take effect at once).
+
+    None too when the account logged out at or after ``logged_in_us``: the session cookie is signed,
+    not stored, so a copy taken before a logout must die with it.
+    """
     user = session.get(m.AdminUser, user_id)
-    return None if user is None else {"id": user.id, "name": user.username, "role": user.role}
+    if user is None:
+        return None
+    logged_out = select(m.AuditEvent.id).where(m.AuditEvent.action == "admin.logout",
+                                               m.AuditEvent.actor == user.username,
+                                               m.AuditEvent.at_us >= logged_in_us).limit(1)
+    if session.execute(logged_out).first() is not None:
+        return None
+    return {"id": user.id, "name": user.username, "role": user.role}
 
 
 # --------------------------------------------------------------------- partners
@@ -399,8 +410,8 @@ def audit_csv(session: Session, f: AuditFilter) -> str:
     writer.writerow(["time_utc", "actor", "action", "target", "source", "detail"])
     for e in session.scalars(_audit_stmt(f).limit(100_000)):
         cells = [when(e.at_us), e.actor, e.action, e.target, e.source, e.detail]
-        # A cell starting with = + - @ is a formula to spreadsheets: prefix it so it stays text.
-        writer.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") else c for c in cells])
+        # A cell starting with = + - @ (or tab, CR) is a formula to spreadsheets: prefix it so it stays text.
+        writer.writerow(["'" + c if c[:1] in ("=", "+", "-", "@", "\t", "\r") else c for c in cells])
     return out.getvalue()
 
 

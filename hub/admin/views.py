@@ -62,8 +62,9 @@ def login() -> Any:
         session.permanent = True
         session["user"] = user
         session["seen"] = int(time.time())
+        session["since"] = store.now_us()  # a logout after this moment ends the session (data.account)
         target = request.args.get("next", "")
-        if not target.startswith("/admin/") or target.startswith("//") or "\\" in target:
+        if not target.startswith("/admin/") or "\\" in target or not target.isprintable():
             target = url_for("admin.dashboard")
         return redirect(target)
     return render_template("admin/login.html", form=form, error=error)

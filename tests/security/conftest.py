@@ -14,8 +14,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hub import create_app, services, store
 from hub import models as m
@@ -57,6 +58,12 @@ class World:
             store.bump_rules(s)
         self.keys[slug] = f.key_for(self.hub, slug)
         return self.keys[slug]
+
+    def suspend(self, slug: str) -> None:
+        """Suspend a partner the test added, as an administrator would."""
+        with self.hub.session() as s:
+            s.execute(update(m.Partner).where(m.Partner.slug == slug).values(active=False))
+            store.bump_rules(s)
 
     def new_collection(self, alias: str, **kwargs: Any) -> str:
         with self.hub.session() as s:
@@ -113,3 +120,32 @@ def world(db_engine_name, db_template, tmp_path_factory) -> World:
     yield built
     for each in built.apps:
         each.extensions["cti_hub"].engine.dispose()
+
+
+# --------------------------------------------------------------------- flat feeds
+
+PER_REQUEST_HEADERS = {"Date", "X-Request-ID"}
+
+
+def feed(world: World, slug: str, collection: str, fmt: str, params: dict | None = None, *,
+         root: str = "dprk", headers: dict | None = None) -> Any:
+    """GET one flat feed as a partner; ``collection`` is an alias of the world, a uuid or any string."""
+    target = world.ids.get(collection, collection) if collection in ("shared", "ind", "reference") else collection
+    return world.app.test_client().get(f"/feeds/{root}/{target}/{fmt}", query_string=params or {},
+                                       headers={"Authorization": f"Bearer {world.keys[slug]}", **(headers or {})})
+
+
+def feed_ids(world: World, slug: str, collection: str, **params: str) -> set[str]:
+    """The ids in a partner's STIX feed of a collection."""
+    response = feed(world, slug, collection, "stix", params)
+    assert response.status_code == 200, response.get_data()
+    return {o["id"] for o in orjson.loads(response.get_data())["objects"]}
+
+
+def same_but_ids(got: Any, reference: Any, hidden: str, absent: str) -> None:
+    """Assert two responses are identical (status, headers, body) once the ids are swapped."""
+    assert got.status_code == reference.status_code
+    headers = [(k, v) for k, v in got.headers.items() if k not in PER_REQUEST_HEADERS]
+    expected = [(k, v) for k, v in reference.headers.items() if k not in PER_REQUEST_HEADERS]
+    assert headers == expected
+    assert got.get_data().replace(hidden.encode(), b"X") == reference.get_data().replace(absent.encode(), b"X")
