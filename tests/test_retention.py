@@ -77,7 +77,7 @@ def ids(body: dict) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------- archiving
 
 
-def test_archiving_keeps_the_latest_version_of_every_object(hub, ops, as_):
+def test_archiving_keeps_the_latest_version_of_every_object(hub, ops, as_, monkeypatch):
     one, two, three = f.indicator(1), f.indicator(2), f.indicator(3)
     publish(as_, ops["url"], [one, f.indicator(1, modified=V3), f.indicator(1, modified=V2), two, three])
     publish(as_, ops["url"], [f.indicator(3, modified=V2)])
@@ -87,8 +87,17 @@ def test_archiving_keeps_the_latest_version_of_every_object(hub, ops, as_):
     assert retention.run(hub)[0].archived == 0  # superseded, but not 30 days old yet
     assert stored(hub, ops["shared"]) == before
 
+    locked = []
+    real_lock = store.lock_clock
+
+    def lock(session):
+        locked.append(session.in_transaction())
+        return real_lock(session)
+
+    monkeypatch.setattr(store, "lock_clock", lock)
     [outcome] = run_later(hub, batch_size=2)
     assert (outcome.collection, outcome.retention_days, outcome.archived, outcome.batches) == ("dprk/shared", 30, 3, 2)
+    assert locked == [True, True]  # each batch in its own transaction, under the writer lock
     assert stored(hub, ops["shared"]) == [(one["id"], V3), (two["id"], V1), (three["id"], V2)]
     assert len(stored(hub, ops["kept"])) == 2  # no retention: every version kept
     gone = archived(hub)
