@@ -651,11 +651,18 @@ def retained_collections(session: Session) -> list[tuple[int, str, str, int]]:
 
 
 def _superseded(collection_pk: int, added_before_us: int) -> ColumnElement[bool]:
-    """Versions of a collection added before a time for which a newer version of the object is stored."""
-    newer = VT.alias()
+    """Versions of a collection added before a time for which a newer version of the object is stored.
+
+    The row with the highest ``pk`` of the table always stays: SQLite gives a new row max(pk) + 1, so an
+    archived version's ``pk`` is never handed to another version, and records kept per version (the
+    archive, ``version_redates``) go on naming exactly one version.
+    """
+    newer, every = VT.alias(), VT.alias()
     rival = select(newer.c.pk).where(newer.c.collection_id == VT.c.collection_id, newer.c.stix_id == VT.c.stix_id,
                                      newer.c.version_us > VT.c.version_us)
-    return and_(VT.c.collection_id == collection_pk, VT.c.date_added < added_before_us, exists(rival))
+    highest = select(func.max(every.c.pk)).scalar_subquery()
+    return and_(VT.c.collection_id == collection_pk, VT.c.date_added < added_before_us, exists(rival),
+                VT.c.pk < highest)
 
 
 def count_superseded(session: Session, collection_pk: int, added_before_us: int) -> int:

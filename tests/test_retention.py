@@ -21,7 +21,7 @@ from hub.cli import main
 from tests import factories as f
 from tests.test_admin import admin, audit_events, auditor, world  # noqa: F401
 from tests.test_backup import env_for
-from tests.test_ops_world import build_world, empty_database  # noqa: F401
+from tests.test_ops_world import AMBER, build_world, empty_database  # noqa: F401
 
 V1, V2, V3 = f.CLOCK, "2024-06-01T00:00:00.000Z", "2024-07-01T00:00:00.000Z"
 DAY_US = retention.DAY_US
@@ -113,6 +113,21 @@ def test_archiving_keeps_the_latest_version_of_every_object(hub, ops, as_, monke
     events = audit_events(hub, "retention.run")
     assert [orjson.loads(e.detail)["archived"] for e in events] == [
         {"dprk/shared": 0}, {"dprk/shared": 3}, {"dprk/shared": 0}]
+
+
+def test_the_version_with_the_highest_pk_waits_for_a_later_run(hub, ops, as_):
+    """An older version published last holds the highest pk: archived once a newer row exists, never before."""
+    obj = f.indicator(1)
+    publish(as_, ops["url"], [f.indicator(1, modified=V2)])
+    publish(as_, ops["url"], [obj])
+    assert run_later(hub)[0].archived == 0
+    assert stored(hub, ops["shared"]) == [(obj["id"], V2), (obj["id"], V1)]
+    publish(as_, ops["kept_url"], [f.indicator(2)])
+    assert run_later(hub)[0].archived == 1
+    assert stored(hub, ops["shared"]) == [(obj["id"], V2)]
+    with hub.session(write=False) as s:
+        pks = set(s.scalars(select(m.ObjectVersion.pk)))
+    assert not pks & {a.pk for a in archived(hub)}
 
 
 def test_dry_run_changes_nothing(hub, ops, as_):
@@ -459,3 +474,43 @@ def test_an_indicator_that_expires_while_a_siem_polls_moves_to_the_withdrawn_lis
     assert poll() == ["203.0.113.2"]
     assert poll(include="withdrawn") == ["203.0.113.1"]
     assert stored(hub, ops["shared"]) == before  # no new version was needed
+
+
+REDATE_CONFIG = """
+hub: {{name: "Test hub"}}
+partners:
+  - {{id: krcert, name: "KrCERT/CC", country: KR}}
+  - {{id: cisa, name: "CISA", country: US, clearance: AMBER}}
+  - {{id: mycert, name: "MyCERT", country: MY, clearance: {clearance}}}
+api_roots:
+  - id: dprk
+    title: "DPRK"
+    collections:
+      - {{alias: intel, title: "Intel", max_tlp: AMBER, default_tlp: GREEN, readers: ["*"], writers: ["*"],
+         retention_days: 30}}
+"""
+
+
+def test_the_ledger_answers_for_a_version_re_dated_and_then_archived(make_app):
+    from hub import sharing_config
+
+    app = make_app()
+    hub = app.extensions["cti_hub"]
+
+    def apply(clearance: str) -> None:
+        with hub.session() as s:
+            assert sharing_config.apply(s, sharing_config.loads(REDATE_CONFIG.format(clearance=clearance)))
+
+    apply("GREEN")
+    kr, us, my = (f.Client(app.test_client(), f.key_for(hub, slug)) for slug in ("krcert", "cisa", "mycert"))
+    url = "/dprk/collections/intel/objects/"
+    amber = f.indicator(1, markings=[AMBER])
+    assert kr.post(url, [amber]).get_json()["success_count"] == 1
+    assert ids(us.get(url).get_json()) == [(amber["id"], V1)]
+    apply("AMBER")  # mycert may now read it: the version is re-dated
+    assert ids(my.get(url).get_json()) == [(amber["id"], V1)]
+    assert kr.post(url, [{**amber, "modified": V2}]).get_json()["success_count"] == 1
+
+    assert run_later(hub)[0].archived == 1
+    assert [a.version for a in archived(hub)] == [V1]
+    assert received(hub, amber["id"], V1) == [("cisa", V1), ("mycert", V1)]
