@@ -283,7 +283,7 @@ class ArchivedVersion(Base):
     __tablename__ = "archived_versions"
     __table_args__ = (Index("ix_archived_object", "stix_id", "collection_id", "version_us"),)
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    # The version's ``pk`` in object_versions; SQLite may hand that value out again, so it is not the key here.
+    # The version's ``pk`` in object_versions, which per-version records (version_redates) name.
     pk: Mapped[int] = mapped_column(BigInteger)
     collection_id: Mapped[int] = mapped_column(Integer)
     stix_id: Mapped[str] = mapped_column(String(100))

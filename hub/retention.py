@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub import stix, store
+
+if TYPE_CHECKING:
+    from hub.services import Hub
 
 DAY_US = 86_400_000_000
 DEFAULT_BATCH = 500
@@ -52,7 +55,7 @@ class Outcome:
                 f"(retention {self.retention_days} days, {batches})")
 
 
-def run(hub: Any, *, dry_run: bool = False, batch_size: int = DEFAULT_BATCH, now_us: int | None = None,
+def run(hub: Hub, *, dry_run: bool = False, batch_size: int = DEFAULT_BATCH, now_us: int | None = None,
         actor: str = "cli") -> list[Outcome]:
     """Archive, in every collection with a retention, the superseded versions older than it.
 
@@ -85,7 +88,7 @@ def run(hub: Any, *, dry_run: bool = False, batch_size: int = DEFAULT_BATCH, now
     return done
 
 
-def _archive_collection(hub: Any, pk: int, name: str, days: int, cutoff: int, batch_size: int) -> Outcome:
+def _archive_collection(hub: Hub, pk: int, name: str, days: int, cutoff: int, batch_size: int) -> Outcome:
     total = batches = 0
     while True:
         with hub.session() as session:
@@ -97,7 +100,7 @@ def _archive_collection(hub: Any, pk: int, name: str, days: int, cutoff: int, ba
             return Outcome(name, days, cutoff, total, batches)
 
 
-def _audit(hub: Any, actor: str, done: list[Outcome], error: str | None = None) -> None:
+def _audit(hub: Hub, actor: str, done: list[Outcome], error: str | None = None) -> None:
     detail: dict[str, Any] = {"archived": {o.collection: o.archived for o in done},
                               "retention_days": {o.collection: o.retention_days for o in done}}
     if error is not None:
