@@ -238,6 +238,10 @@ main.add_command(ledger_group)
 main.add_command(backup)
 main.add_command(restore)
 
+from hub.ops_cli import retention_group  # noqa: E402 - registered after main exists
+
+main.add_command(retention_group)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

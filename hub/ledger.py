@@ -158,7 +158,9 @@ def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, versi
 
     Raises NotFound when the hub holds no such object (version).
     """
-    versions = store.versions_by_id(session, stix_id)
+    # Archived versions (hub.retention) were delivered like any other: they answer too.
+    every = [*store.versions_by_id(session, stix_id), *store.archived_by_id(session, stix_id)]
+    versions = every
     if version is not None:
         try:
             wanted = stix.parse_filter_timestamp(version)
@@ -168,7 +170,7 @@ def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, versi
     if not versions:
         raise NotFound(f"the hub holds no {stix_id}" + (f" version {version}" if version else ""))
     by_object: dict[int, list] = {}
-    siblings = store.versions_by_id(session, stix_id)
+    siblings = every
     for v in siblings:
         by_object.setdefault(v.collection_id, []).append(v)
     # A rule change may have re-dated a version: pages served before then found it at its former date_added.
@@ -216,6 +218,12 @@ def _delivered(snapshot: store.Snapshot, view: policy.ReadFilter, d: Any, v: Any
     if "all" in wanted or v.version_us in wanted:
         return True
     # first/last are relative to the versions the partner could see when the page was served.
-    seen = [s.version_us for s in siblings if first_added[s.pk] <= d.at_us and _admits(snapshot, view, s)]
+    seen = [s.version_us for s in siblings if _stored_at(s, first_added[s.pk], d.at_us) and _admits(snapshot, view, s)]
     return ("last" in wanted and v.version_us == max(seen, default=None)) or (
         "first" in wanted and v.version_us == min(seen, default=None))
+
+
+def _stored_at(v: Any, added_us: int, at_us: int) -> bool:
+    """Tell whether version ``v``, first added at ``added_us``, was stored (and not yet archived) at ``at_us``."""
+    archived = getattr(v, "archived_us", None)
+    return added_us <= at_us and (archived is None or archived > at_us)

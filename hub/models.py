@@ -107,6 +107,7 @@ class Collection(Base):
     readers: Mapped[str] = mapped_column(Text, default="")
     writers: Mapped[str] = mapped_column(Text, default="")
     is_reference: Mapped[bool] = mapped_column(Boolean, default=False)
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: keep every version
 
 
 class Marking(Base):
@@ -269,3 +270,31 @@ class FeedSource(Base):
     cursor: Mapped[str] = mapped_column(String(40), default="")
     last_run_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_summary: Mapped[str] = mapped_column(Text, default="")
+
+
+class ArchivedVersion(Base):
+    """A superseded object version moved out of ``object_versions`` by the retention run.
+
+    The columns and values of the version as it was stored (its ``pk`` included), plus when it
+    was archived. History, like the ledger: no foreign keys, nothing serves it over TAXII; the
+    delivery ledger reads it to answer for versions that were delivered and later archived.
+    """
+
+    __tablename__ = "archived_versions"
+    __table_args__ = (Index("ix_archived_object", "stix_id", "collection_id", "version_us"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # The version's ``pk`` in object_versions, which per-version records (version_redates) name.
+    pk: Mapped[int] = mapped_column(BigInteger)
+    collection_id: Mapped[int] = mapped_column(Integer)
+    stix_id: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(250))
+    version: Mapped[str] = mapped_column(String(40))
+    version_us: Mapped[int] = mapped_column(BigInteger)
+    spec_version: Mapped[str] = mapped_column(String(8), default="2.1")
+    date_added: Mapped[int] = mapped_column(BigInteger)
+    originator_id: Mapped[int] = mapped_column(Integer)
+    tlp: Mapped[int] = mapped_column(SmallInteger)
+    restriction_set_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    unknown_markings: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[str] = mapped_column(Text)
+    archived_us: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -1,4 +1,4 @@
-"""Operator commands: the audit trail, the delivery ledger, backup and restore."""
+"""Operator commands: the audit trail, the delivery ledger, retention, backup and restore."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from hub import config as hub_config
-from hub import db, ledger, stix, store
+from hub import db, ledger, retention, stix, store
 from hub.clitools import fail_cleanly as _fail_cleanly
 from hub.clitools import hub_of as _hub
 from hub.errors import HubError
@@ -124,6 +124,29 @@ def ledger_who_received(ctx: click.Context, object_id: str, version: str | None)
     for r in receipts:
         click.echo(f"{r.partner:<14} {r.key_id:<15} {stix.format_timestamp(r.at_us):<28} {r.endpoint:<9} "
                    f"{r.collection:<14} {r.rules_version:<6} {r.version}")
+
+
+# --------------------------------------------------------------------- retention
+
+
+@click.group("retention")
+def retention_group() -> None:
+    """Archive superseded object versions past their collection's retention."""
+
+
+@retention_group.command("run")
+@click.option("--dry-run", is_flag=True, help="Print what would be archived; change nothing.")
+@click.option("--batch-size", default=retention.DEFAULT_BATCH, show_default=True, type=click.IntRange(1, 100_000),
+              help="Versions moved per write transaction.")
+@click.pass_context
+@_fail_cleanly
+def retention_run(ctx: click.Context, dry_run: bool, batch_size: int) -> None:
+    """Archive, per collection with retention_days, the superseded versions older than it; one line each."""
+    outcomes = retention.run(_hub(ctx), dry_run=dry_run, batch_size=batch_size)
+    if not outcomes:
+        click.echo("no collection has retention_days: every version is kept")
+    for outcome in outcomes:
+        click.echo(outcome.summary(dry_run))
 
 
 # --------------------------------------------------------------------- backup and restore

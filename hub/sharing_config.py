@@ -122,6 +122,7 @@ class CollectionSpec:
     is_reference: bool = False
     uuid_explicit: bool = False
     line: int = field(default=0, compare=False)
+    retention_days: int | None = None  # None: keep every version
 
 
 @dataclass(frozen=True)
@@ -496,7 +497,8 @@ def _parse_collections(r: _Reader, nodes: list[Node], ctx: _RootContext) -> list
     return out
 
 
-_COLLECTION_KEYS = ("id", "description", "max_tlp", "default_tlp", "types", "readers", "writers")
+_COLLECTION_KEYS = ("id", "description", "max_tlp", "default_tlp", "types", "readers", "writers", "retention_days")
+MAX_RETENTION_DAYS = 36_500
 
 
 def _parse_collection(r: _Reader, node: Node, ctx: _RootContext) -> CollectionSpec | None:
@@ -519,11 +521,25 @@ def _parse_collection(r: _Reader, node: Node, ctx: _RootContext) -> CollectionSp
     types = _parse_types(r, keys.get("types"), what)
     readers = _parse_grants(r, keys.get("readers"), "readers", what, ctx)
     writers = _parse_grants(r, keys.get("writers"), "writers", what, ctx)
+    retention = _parse_retention(r, keys.get("retention_days"), what)
     if alias is None or title is None or max_tlp is None or default_tlp is None:
         return None
     return CollectionSpec(alias, explicit or collection_uuid(ctx.root, alias), title, description or "",
                           max_tlp, default_tlp, types, readers, writers, False, bool(explicit),
-                          node.start_mark.line + 1)
+                          node.start_mark.line + 1, retention)
+
+
+def _parse_retention(r: _Reader, node: Node | None, what: str) -> int | None:
+    """Return ``retention_days`` (absent or null: keep every version), or None after reporting a bad value."""
+    if node is None or r._is_null(node):
+        return None
+    value = r._scalar(node)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RETENTION_DAYS:
+        shown = node.value if isinstance(node, yaml.ScalarNode) else "(not a single value)"
+        r.error(node, f"bad retention_days of {what}: {shown!r} (use a whole number of days from 1 to "
+                      f"{MAX_RETENTION_DAYS}, or leave it out to keep every version)")
+        return None
+    return value
 
 
 def _parse_uuid(r: _Reader, node: Node | None, what: str) -> str:
@@ -652,6 +668,8 @@ def _column(value: Any) -> Any:
 
 
 def _show(value: Any) -> str:
+    if value is None:
+        return "none"
     if isinstance(value, TLP):
         return _tlp_name(value)
     if isinstance(value, bool):
@@ -868,13 +886,15 @@ def _collection_values(row: m.Collection) -> dict[str, Any]:
     return {"uuid": row.uuid, "title": row.title, "description": row.description,
             "max_tlp": TLP(row.max_tlp), "default_tlp": TLP(row.default_tlp),
             "types": tuple(sorted(store.split_list(row.types))), "readers": grants(row.readers),
-            "writers": grants(row.writers), "is_reference": row.is_reference}
+            "writers": grants(row.writers), "is_reference": row.is_reference,
+            "retention_days": row.retention_days}
 
 
 def _collection_wanted(c: CollectionSpec, row: m.Collection | None) -> dict[str, Any]:
     values: dict[str, Any] = {"title": c.title, "description": c.description, "max_tlp": c.max_tlp,
                               "default_tlp": c.default_tlp, "types": c.types, "readers": c.readers,
-                              "writers": c.writers, "is_reference": c.is_reference}
+                              "writers": c.writers, "is_reference": c.is_reference,
+                              "retention_days": c.retention_days}
     # A derived id never replaces one already stored: TAXII clients have saved it.
     if c.uuid_explicit or row is None:
         values["uuid"] = c.uuid
@@ -884,7 +904,8 @@ def _collection_wanted(c: CollectionSpec, row: m.Collection | None) -> dict[str,
 def _collection_summary(c: CollectionSpec) -> str:
     return (f"{c.title}; max_tlp {_tlp_name(c.max_tlp)}, default_tlp {_tlp_name(c.default_tlp)}; "
             f"types {', '.join(c.types) or 'all'}; readers {', '.join(c.readers) or 'none'}; "
-            f"writers {', '.join(c.writers) or 'none'}")
+            f"writers {', '.join(c.writers) or 'none'}"
+            + (f"; retention {c.retention_days} days" if c.retention_days is not None else ""))
 
 
 def _collection_step(session: Session, key: _Key, c: CollectionSpec, row: m.Collection | None) -> list[_Step]:
@@ -1037,4 +1058,6 @@ def _export_collection(root: str, c: m.Collection) -> dict[str, Any]:
     out["types"] = list(values["types"])
     out["readers"] = list(values["readers"])
     out["writers"] = list(values["writers"])
+    if c.retention_days is not None:
+        out["retention_days"] = c.retention_days
     return out

@@ -488,7 +488,7 @@ def owners(session: Session, stix_ids: Iterable[str]) -> dict[str, int]:
 
 
 def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> dict[tuple[str, int], str]:
-    """Return the raw JSON of every stored (id, version) among ``stix_ids`` in a collection."""
+    """Return the raw JSON of every stored or archived (id, version) among ``stix_ids`` in a collection."""
     out: dict[tuple[str, int], str] = {}
     ids = sorted(set(stix_ids))
     for start in range(0, len(ids), 500):
@@ -496,6 +496,11 @@ def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str
         stmt = select(V.stix_id, V.version_us, V.raw).where(V.collection_id == collection_pk, V.stix_id.in_(chunk))
         for stix_id, version_us, raw in session.execute(stmt):
             out[(stix_id, version_us)] = raw
+        # An archived version is still this collection's: publishing it again is a duplicate, not new.
+        archived = select(AT.c.stix_id, AT.c.version_us, AT.c.raw).where(AT.c.collection_id == collection_pk,
+                                                                          AT.c.stix_id.in_(chunk))
+        for stix_id, version_us, raw in session.execute(archived):
+            out.setdefault((stix_id, version_us), raw)
     return out
 
 
@@ -628,3 +633,62 @@ def delivery_view(session: Session, partner_pk: int, collection_pk: int, rules_v
 def versions_by_id(session: Session, stix_id: str) -> list[m.ObjectVersion]:
     """Every stored version of an object, in every collection."""
     return list(session.scalars(select(V).where(V.stix_id == stix_id).order_by(V.collection_id, V.version_us)))
+
+
+# --------------------------------------------------------------------- retention
+
+AT = m.ArchivedVersion.__table__
+_VERSION_COLUMNS = tuple(c.name for c in VT.columns)
+
+
+def retained_collections(session: Session) -> list[tuple[int, str, str, int]]:
+    """Return (pk, API root, alias, retention_days) of every collection with a retention, by root and alias."""
+    stmt = (select(m.Collection.id, m.ApiRoot.slug, m.Collection.alias, m.Collection.retention_days)
+            .join(m.ApiRoot, m.ApiRoot.id == m.Collection.api_root_id)
+            .where(m.Collection.retention_days.is_not(None), m.Collection.is_reference.is_(False))
+            .order_by(m.ApiRoot.slug, m.Collection.alias))
+    return [(pk, root, alias, days) for pk, root, alias, days in session.execute(stmt)]
+
+
+def _superseded(collection_pk: int, added_before_us: int) -> ColumnElement[bool]:
+    """Versions of a collection added before a time for which a newer version of the object is stored.
+
+    The row with the highest ``pk`` of the table always stays: SQLite gives a new row max(pk) + 1, so an
+    archived version's ``pk`` is never handed to another version, and records kept per version (the
+    archive, ``version_redates``) go on naming exactly one version.
+    """
+    newer, every = VT.alias(), VT.alias()
+    rival = select(newer.c.pk).where(newer.c.collection_id == VT.c.collection_id, newer.c.stix_id == VT.c.stix_id,
+                                     newer.c.version_us > VT.c.version_us)
+    highest = select(func.max(every.c.pk)).scalar_subquery()
+    return and_(VT.c.collection_id == collection_pk, VT.c.date_added < added_before_us, exists(rival),
+                VT.c.pk < highest)
+
+
+def count_superseded(session: Session, collection_pk: int, added_before_us: int) -> int:
+    stmt = select(func.count()).select_from(VT).where(_superseded(collection_pk, added_before_us))
+    return session.connection().execute(stmt).scalar_one()
+
+
+def archive_superseded(session: Session, collection_pk: int, added_before_us: int, limit: int, at_us: int) -> int:
+    """Move up to ``limit`` superseded versions (oldest ``date_added`` first) into the archive; return how many.
+
+    The caller holds the writer lock (``lock_clock``), so no version is added or archived meanwhile.
+    """
+    conn = session.connection()
+    stmt = select(VT.c.pk).where(_superseded(collection_pk, added_before_us)).order_by(VT.c.date_added).limit(limit)
+    pks = list(conn.execute(stmt).scalars())
+    if not pks:
+        return 0
+    archived_us = bindparam("archived_us", at_us, type_=AT.c.archived_us.type)
+    copy = select(*(VT.c[name] for name in _VERSION_COLUMNS), archived_us)
+    conn.execute(insert(AT).from_select([*_VERSION_COLUMNS, "archived_us"], copy.where(VT.c.pk.in_(pks))))
+    conn.execute(delete(VT).where(VT.c.pk.in_(pks)))
+    return len(pks)
+
+
+def archived_by_id(session: Session, stix_id: str) -> list[m.ArchivedVersion]:
+    """Every archived version of an object, in every collection."""
+    stmt = select(m.ArchivedVersion).where(m.ArchivedVersion.stix_id == stix_id)
+    return list(session.scalars(stmt.order_by(m.ArchivedVersion.collection_id, m.ArchivedVersion.version_us)))
+

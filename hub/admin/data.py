@@ -294,7 +294,8 @@ def get_collection(session: Session, uuid: str) -> m.Collection:
 def collection_values(row: m.Collection) -> dict[str, Any]:
     return {"title": row.title, "description": row.description, "max_tlp": tlp_name(row.max_tlp),
             "default_tlp": tlp_name(row.default_tlp), "types": store.split_list(row.types),
-            "readers": store.split_list(row.readers), "writers": store.split_list(row.writers)}
+            "readers": store.split_list(row.readers), "writers": store.split_list(row.writers),
+            "retention_days": row.retention_days}
 
 
 def check_grants(session: Session, entries: list[str], what: str) -> None:
@@ -327,7 +328,7 @@ def save_collection(session: Session, actor: str, uuid: str | None, values: dict
     columns = {"title": values["title"], "description": values["description"],
                "max_tlp": int(TLP.parse(values["max_tlp"])), "default_tlp": int(TLP.parse(values["default_tlp"])),
                "types": ",".join(values["types"]), "readers": ",".join(values["readers"]),
-               "writers": ",".join(values["writers"])}
+               "writers": ",".join(values["writers"]), "retention_days": values.get("retention_days")}
     if uuid is None:
         root = session.execute(select(m.ApiRoot).where(m.ApiRoot.slug == values["root"])).scalar_one_or_none()
         if root is None:

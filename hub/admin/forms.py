@@ -93,6 +93,11 @@ class CollectionForm(FlaskForm):
     readers = StringField("Readers", validators=[_each(_GRANT, "grant ('*', group:ID, partner:ID or a partner id)")],
                           description="'*' for everyone, group:ID, partner:ID; separated by commas.")
     writers = StringField("Writers", validators=[_each(_GRANT, "grant ('*', group:ID, partner:ID or a partner id)")])
+    retention_days = IntegerField(
+        "Keep superseded versions for (days)",
+        validators=[Optional(), NumberRange(min=1, max=36_500, message="use a whole number of days from 1 to 36500")],
+        description="Empty: keep every version. Otherwise the retention run archives the versions a newer version "
+                    "replaced once they are this old; the newest version of every object is always kept.")
     confirm = BooleanField("I have seen the effect of this change; save it")
 
     def validate_default_tlp(self, field: Any) -> None:
@@ -105,5 +110,6 @@ class CollectionForm(FlaskForm):
         return {"root": self.root.data, "alias": self.alias.data, "title": self.title.data.strip(),
                 "description": (self.description.data or "").strip(), "max_tlp": self.max_tlp.data,
                 "default_tlp": self.default_tlp.data, "types": split_words(self.types.data),
-                "readers": split_words(self.readers.data), "writers": split_words(self.writers.data)}
+                "readers": split_words(self.readers.data), "writers": split_words(self.writers.data),
+                "retention_days": self.retention_days.data}
 
