@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from hub import config as hub_config
-from hub import db, ledger, stix, store
+from hub import db, ledger, stix, store, withdrawals
 from hub.clitools import fail_cleanly as _fail_cleanly
 from hub.clitools import hub_of as _hub
 from hub.errors import HubError
@@ -124,6 +124,22 @@ def ledger_who_received(ctx: click.Context, object_id: str, version: str | None)
     for r in receipts:
         click.echo(f"{r.partner:<14} {r.key_id:<15} {stix.format_timestamp(r.at_us):<28} {r.endpoint:<9} "
                    f"{r.collection:<14} {r.rules_version:<6} {r.version}")
+
+
+@click.command("recall")
+@click.argument("object_id")
+@click.option("--reason", default="", help="Why the object is recalled (kept with the recall and the audit event).")
+@click.pass_context
+@_fail_cleanly
+def recall(ctx: click.Context, object_id: str, reason: str) -> None:
+    """Recall OBJECT_ID from every partner that received it: notices, withdrawals in their feeds, an audit event."""
+    hub = _hub(ctx)
+    with hub.session() as session:
+        result = withdrawals.recall(session, hub.snapshot(session), object_id, "cli", reason.strip())
+    if not result.recipients:
+        click.echo(f"recall {result.id} recorded: no partner has received {object_id}")
+        return
+    click.echo(f"recall {result.id} recorded: {object_id} withdrawn from {', '.join(result.recipients)}")
 
 
 # --------------------------------------------------------------------- backup and restore
