@@ -197,20 +197,11 @@ def _stream(hub: services.Hub, query: store.VersionQuery, upto: int, fmt: str, c
             yield ("" if first else ",") + row.raw
             first = False
             continue
-        if gone and not context["withdrawn"]:
+        if (gone and not context["withdrawn"]) or (fmt in BLOCKLISTS and gone != context["withdrawn"]):
             continue
-        found = observable(obj)
-        if fmt in BLOCKLISTS:
-            if found is None or found[0] not in BLOCKLISTS[fmt] or gone != context["withdrawn"]:
-                continue
-            value = found[1].split("://", 1)[1] if fmt == "url.txt" and "://" in found[1] else found[1]
-            if value not in seen:
-                seen.add(value)
-                yield value + "\n"
-        elif fmt == "csv":
-            yield _csv_line(obj, found, row.tlp, gone)
-        else:
-            yield orjson.dumps(ecs_document(obj, found, row.tlp, gone, context, row.originator_id)).decode() + "\n"
+        line = _flat_line(fmt, obj, row.tlp, gone, row.originator_id, context, seen)
+        if line is not None:
+            yield line
     for line in _removed(context, fmt, seen):
         yield ("" if first or fmt != "stix" else ",") + line
         first = False
@@ -226,19 +217,27 @@ def _removed(context: dict, fmt: str, seen: set[str]) -> Iterator[str]:
             continue
         if w.object_type != "indicator":
             continue
-        obj = {**orjson.loads(w.summary), "id": w.stix_id}
-        found = observable(obj)
-        if fmt in BLOCKLISTS:
-            if found is None or found[0] not in BLOCKLISTS[fmt]:
-                continue
-            value = found[1].split("://", 1)[1] if fmt == "url.txt" and "://" in found[1] else found[1]
-            if value not in seen:
-                seen.add(value)
-                yield value + "\n"
-        elif fmt == "csv":
-            yield _csv_line(obj, found, w.tlp, True)
-        else:
-            yield orjson.dumps(ecs_document(obj, found, w.tlp, True, context, w.originator_id)).decode() + "\n"
+        line = _flat_line(fmt, {**orjson.loads(w.summary), "id": w.stix_id}, w.tlp, True, w.originator_id,
+                          context, seen)
+        if line is not None:
+            yield line
+
+
+def _flat_line(fmt: str, obj: dict, tlp: int, gone: bool, originator_pk: int, context: dict, seen: set[str]
+               ) -> str | None:
+    """One indicator as a blocklist value, CSV row or ECS document; None for a value of another kind or listed."""
+    found = observable(obj)
+    if fmt == "csv":
+        return _csv_line(obj, found, tlp, gone)
+    if fmt not in BLOCKLISTS:
+        return orjson.dumps(ecs_document(obj, found, tlp, gone, context, originator_pk)).decode() + "\n"
+    if found is None or found[0] not in BLOCKLISTS[fmt]:
+        return None
+    value = found[1].split("://", 1)[1] if fmt == "url.txt" and "://" in found[1] else found[1]
+    if value in seen:
+        return None
+    seen.add(value)
+    return value + "\n"
 
 
 def withdrawal_object(w: Any) -> dict:

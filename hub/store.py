@@ -671,7 +671,7 @@ def withdrawals_for(session: Session, partner_pk: int, collection_pk: int, after
     """Return a partner's withdrawals in a collection with ``after`` < position <= ``upto``, in order."""
     c = WT.c
     stmt = select(c.id, c.position, c.at_us, c.stix_id, c.object_type, c.reason, c.tlp, c.originator_id, c.summary,
-                  c.recall_id).where(c.partner_id == partner_pk, c.collection_id == collection_pk,
+                  c.recall_id, c.served_us).where(c.partner_id == partner_pk, c.collection_id == collection_pk,
                                      c.position <= upto)
     if after is not None:
         stmt = stmt.where(c.position > after)

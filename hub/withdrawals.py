@@ -131,12 +131,18 @@ def recall(session: Session, snap: store.Snapshot, stix_id: str, actor: str, rea
 
 
 def for_feed(hub: Any, partner_pk: int, collection_pk: int, after: int | None, upto: int) -> list:
-    """Return a partner's withdrawals in a collection for one feed response, and record them as served."""
-    with hub.session() as session:
+    """Return a partner's withdrawals in a collection for one feed response, and record them as served.
+
+    Only the first listing is written (as the ledger writes: without waiting for the disk), so a
+    SIEM polling with ``include=withdrawn`` costs a write only when something new is listed.
+    """
+    with hub.session(write=False) as session:
         rows = store.withdrawals_for(session, partner_pk, collection_pk, after, upto)
-        if rows:
-            store.mark_withdrawals_served(session, partner_pk, [r.id for r in rows],
-                                          [r.recall_id for r in rows if r.recall_id is not None], store.now_us())
+    fresh = [r for r in rows if r.served_us is None]
+    if fresh:
+        with hub.session(relaxed=True) as session:
+            store.mark_withdrawals_served(session, partner_pk, [r.id for r in fresh],
+                                          [r.recall_id for r in fresh if r.recall_id is not None], store.now_us())
     return rows
 
 
