@@ -94,6 +94,10 @@ def test_narrowed_clearance_lists_the_lost_objects_in_that_partners_feed_only(wo
     assert withdrawal_refs(world["mycert"], since=my_cursor, include="withdrawn") == [amber["id"]]
     assert feed(world["mycert"], "ip.txt", since=my_cursor, include="withdrawn").get_data(as_text=True) == \
         "198.51.100.1\n"
+    docs = [orjson.loads(x) for x in feed(world["mycert"], "ecs", since=my_cursor, include="withdrawn").get_data(
+        as_text=True).splitlines()]
+    assert [(d["threat"]["indicator"]["id"], d["threat"]["indicator"]["ip"], d["tags"]) for d in docs] == [
+        ([amber["id"]], "198.51.100.1", ["withdrawn"])]
     assert csv_rows(world["mycert"], since=my_cursor) == []  # without include=withdrawn: active ones only
     # cisa lost nothing: its feed lists no withdrawal, and no id it never lost.
     assert csv_rows(world["cisa"], since=cisa_cursor, include="withdrawn") == []
