@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from hub import ledger, policy, store
 
-REASONS = ("rules", "deleted", "recalled")
 # What a partner already had of an object and may be shown again in its feed's withdrawal list.
 SUMMARY_FIELDS = ("name", "pattern", "pattern_type", "valid_from", "valid_until", "modified", "confidence")
 
