@@ -11,7 +11,11 @@ it back as ``?since=``. The cursor is the hub clock when the request began, so r
 a long download come in the next poll instead of being skipped. By default only active indicators
 are listed (not revoked, not past ``valid_until``); ``?include=withdrawn`` adds the withdrawn ones,
 flagged, so a SIEM can remove them (blocklists then list only the withdrawn values: a removal list).
-The body streams page by page.
+It also lists the objects that left this partner's view (``hub.withdrawals``: the rules narrowed,
+the originator deleted it, an administrator recalled it) after the same cursor: in the STIX bundle as
+an ``x-cti-hub-withdrawal`` object whose ``object_ref`` names the object, in the other formats as
+the indicator last seen, flagged withdrawn. The response is recorded in the delivery ledger before
+the body streams page by page.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 
-from hub import auth, ratelimit, services, stix, store
+from hub import auth, ledger, ratelimit, services, stix, store, withdrawals
 from hub import models as m
 from hub.errors import TooManyRequests
 from hub.policy import TLP
@@ -119,7 +123,11 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
                                    originator_pk=principal.partner_pk, after=since,
                                    types=() if fmt == "stix" else ("indicator",), limit=PAGE)
         context = {"feed": snap.hub_name, "collection": collection, "withdrawn": include == "withdrawn",
-                   "providers": {pk: row.slug for pk, row in snap.partner_rows.items()}}
+                   "providers": {pk: row.slug for pk, row in snap.partner_rows.items()}, "removed": []}
+        span = store.view_range(session, query, upto)
+    ledger.record_feed(hub, principal, snap, collection, query, fmt, span, include)
+    if include == "withdrawn":
+        context["removed"] = withdrawals.for_feed(hub, principal.partner_pk, collection.pk, since, upto)
     cursor = stix.format_timestamp(max(upto, since or 0))
     body = _stream(hub, query, upto, fmt, context)
     return Response(body, mimetype=FORMATS[fmt], headers={"X-Feed-Cursor": cursor, "Cache-Control": "no-store"})
@@ -195,20 +203,14 @@ def _stream(hub: services.Hub, query: store.VersionQuery, upto: int, fmt: str, c
             yield ("" if first else ",") + row.raw
             first = False
             continue
-        if gone and not context["withdrawn"]:
+        if (gone and not context["withdrawn"]) or (fmt in BLOCKLISTS and gone != context["withdrawn"]):
             continue
-        found = observable(obj)
-        if fmt in BLOCKLISTS:
-            if found is None or found[0] not in BLOCKLISTS[fmt] or gone != context["withdrawn"]:
-                continue
-            value = found[1].split("://", 1)[1] if fmt == "url.txt" and "://" in found[1] else found[1]
-            if value not in seen and blocklist_safe(found[0], value):
-                seen.add(value)
-                yield value + "\n"
-        elif fmt == "csv":
-            yield _csv_line(obj, found, row.tlp, gone)
-        else:
-            yield orjson.dumps(ecs_document(obj, found, row.tlp, gone, context, row.originator_id)).decode() + "\n"
+        line = _flat_line(fmt, obj, row.tlp, gone, row.originator_id, context, seen)
+        if line is not None:
+            yield line
+    for line in _removed(context, fmt, seen):
+        yield ("" if first or fmt != "stix" else ",") + line
+        first = False
     if fmt == "stix":
         yield "]}"
 
@@ -233,6 +235,46 @@ def blocklist_safe(kind: str, value: str) -> bool:
 def csv_cell(value: Any) -> Any:
     """Keep a cell text in spreadsheets: one starting with = + - @ tab or CR would be read as a formula."""
     return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
+def _removed(context: dict, fmt: str, seen: set[str]) -> Iterator[str]:
+    """The partner's withdrawals (objects that left its view), in the feed's format."""
+    for w in context["removed"]:
+        if fmt == "stix":
+            yield orjson.dumps(withdrawal_object(w)).decode()
+            continue
+        if w.object_type != "indicator":
+            continue
+        line = _flat_line(fmt, {**orjson.loads(w.summary), "id": w.stix_id}, w.tlp, True, w.originator_id,
+                          context, seen)
+        if line is not None:
+            yield line
+
+
+def _flat_line(fmt: str, obj: dict, tlp: int, gone: bool, originator_pk: int, context: dict, seen: set[str]
+               ) -> str | None:
+    """One indicator as a blocklist value, CSV row or ECS document; None for a value of another kind or listed."""
+    found = observable(obj)
+    if fmt == "csv":
+        return _csv_line(obj, found, tlp, gone)
+    if fmt not in BLOCKLISTS:
+        return orjson.dumps(ecs_document(obj, found, tlp, gone, context, originator_pk)).decode() + "\n"
+    if found is None or found[0] not in BLOCKLISTS[fmt]:
+        return None
+    value = found[1].split("://", 1)[1] if fmt == "url.txt" and "://" in found[1] else found[1]
+    if value in seen or not blocklist_safe(found[0], value):
+        return None
+    seen.add(value)
+    return value + "\n"
+
+
+def withdrawal_object(w: Any) -> dict:
+    """The STIX bundle entry telling a partner that an object left its view: drop ``object_ref``."""
+    at = stix.format_timestamp(w.at_us)
+    return {"type": "x-cti-hub-withdrawal", "spec_version": "2.1",
+            "id": f"x-cti-hub-withdrawal--{uuid.uuid5(services.NAMESPACE, f'withdrawal|{w.id}')}",
+            "created": at, "modified": at, "object_ref": w.stix_id, "object_type": w.object_type,
+            "reason": w.reason, "withdrawn": True}
 
 
 def _bundle_id(context: dict, upto: int) -> str:

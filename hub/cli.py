@@ -231,10 +231,11 @@ from feeds.cli import actors, feeds  # noqa: E402 - the feeds commands plug into
 main.add_command(feeds)
 main.add_command(actors)
 
-from hub.ops_cli import audit_group, backup, ledger_group, restore  # noqa: E402 - registered after main exists
+from hub.ops_cli import audit_group, backup, ledger_group, recall, restore  # noqa: E402 - registered after main exists
 
 main.add_command(audit_group)
 main.add_command(ledger_group)
+main.add_command(recall)
 main.add_command(backup)
 main.add_command(restore)
 

@@ -1,4 +1,4 @@
-"""The delivery ledger: every TAXII page served, and "who received this object (version)".
+"""The delivery ledger: every TAXII page and feed response served, and "who received this object (version)".
 
 A page is recorded as one row: partner, key, endpoint, collection, the filters, the rules
 version in force and the ``date_added`` range of the rows it held. Versions never change once
@@ -7,6 +7,8 @@ stored, so that row identifies exactly what went out: the versions of the collec
 The view itself (the compiled read filter) is saved once per (partner, collection, rules
 version), so the answer stays exact after the sharing rules change: it is re-derived with
 ``policy.filter_admits`` under the rules that were in force at the time, not today's.
+A feed response (``/feeds``) is one row too, written before its body streams: the endpoint is the
+feed format and the range is what the response covers, up to the clock value it stops at.
 """
 
 from __future__ import annotations
@@ -54,12 +56,32 @@ def record_page(hub: Any, principal: Principal, snapshot: store.Snapshot, collec
     head poll costs no write at all.
     """
     kind = endpoint.partition(":")[0]
+    span = (rows[0].date_added, rows[-1].date_added, len(rows)) if rows else (None, None, 0)
+    _record(hub, principal, snapshot, collection, query.read, kind, _dump_query(query), span)
+    if rows and kind in ("objects", "object"):
+        ops.DELIVERED.labels(principal.slug).inc(len(rows))
+
+
+def record_feed(hub: Any, principal: Principal, snapshot: store.Snapshot, collection: store.CollectionInfo,
+                query: store.VersionQuery, fmt: str, span: tuple[int | None, int | None, int],
+                include: str = "") -> None:
+    """Record one feed response before its body streams: ``span`` is (first, last, count) of what it covers.
+
+    The endpoint is the feed format; the filters are the query's (``after`` is the ``since`` cursor),
+    plus ``include`` when given.
+    """
+    filters = _dump_query(query, {"include": include} if include else {})
+    _record(hub, principal, snapshot, collection, query.read, fmt, filters, span)
+
+
+def _record(hub: Any, principal: Principal, snapshot: store.Snapshot, collection: store.CollectionInfo,
+            read: policy.ReadFilter, endpoint: str, filters: str, span: tuple[int | None, int | None, int]) -> None:
+    first, last, count = span
     row = {"at_us": store.now_us(), "partner_id": principal.partner_pk, "partner_slug": principal.slug,
-           "key_id": principal.key_id, "endpoint": kind, "collection_id": collection.pk,
-           "filters": _dump_query(query), "rules_version": snapshot.rules_version,
-           "first_added": rows[0].date_added if rows else None, "last_added": rows[-1].date_added if rows else None,
-           "count": len(rows)}
-    if not rows:
+           "key_id": principal.key_id, "endpoint": endpoint, "collection_id": collection.pk,
+           "filters": filters, "rules_version": snapshot.rules_version,
+           "first_added": first if count else None, "last_added": last if count else None, "count": count}
+    if not count:
         _hold_empty(hub, row)
         return
     key = (principal.partner_pk, collection.pk, snapshot.rules_version)
@@ -67,12 +89,10 @@ def record_page(hub: Any, principal: Principal, snapshot: store.Snapshot, collec
     view = None
     if key not in saved:
         view = {"partner_id": key[0], "collection_id": key[1], "rules_version": key[2],
-                "read_filter": _dump_filter(query.read)}
+                "read_filter": _dump_filter(read)}
     with hub.session(relaxed=True) as session:
         store.record_delivery(session, row, view)
     saved.add(key)
-    if kind in ("objects", "object"):
-        ops.DELIVERED.labels(principal.slug).inc(len(rows))
     flush_empty(hub, force=False)
 
 
@@ -124,8 +144,8 @@ def _load_filter(text: str) -> policy.ReadFilter:
                              red_sets=frozenset(d["red_sets"]))
 
 
-def _dump_query(q: store.VersionQuery) -> str:
-    out: dict[str, Any] = {"versions": list(q.versions)}
+def _dump_query(q: store.VersionQuery, extra: dict[str, Any] | None = None) -> str:
+    out: dict[str, Any] = {"versions": list(q.versions), **(extra or {})}
     for name in ("ids", "types", "spec_versions"):
         if getattr(q, name):
             out[name] = list(getattr(q, name))
@@ -150,6 +170,7 @@ class Receipt:
     collection: str
     version: str
     rules_version: int
+    collection_pk: int = 0
 
 
 def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, version: str | None = None
@@ -192,7 +213,7 @@ def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, versi
             if view is None or not _delivered(snapshot, view, d, v, by_object[v.collection_id], first_added):
                 continue
             out.append(Receipt(d.partner_slug, d.key_id, d.at_us, d.endpoint, alias.get(d.collection_id, "?"),
-                               v.version, d.rules_version))
+                               v.version, d.rules_version, d.collection_id))
     return sorted(out, key=lambda r: (r.at_us, r.partner))
 
 

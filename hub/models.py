@@ -298,3 +298,50 @@ class ArchivedVersion(Base):
     unknown_markings: Mapped[bool] = mapped_column(Boolean, default=False)
     raw: Mapped[str] = mapped_column(Text)
     archived_us: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class Withdrawal(Base):
+    """An object that left one partner's view of one collection: rules narrowed, deleted, or recalled.
+
+    ``position`` comes from the hub clock, like ``date_added``, so the feeds' ``since`` cursor covers
+    withdrawals too. ``summary`` keeps what that partner already had of the object (indicator name and
+    pattern of the newest version it could see), so its blocklists can still name the removed value.
+    """
+
+    __tablename__ = "withdrawals"
+    __table_args__ = (Index("ix_withdrawals_partner_position", "partner_id", "collection_id", "position"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, unique=True)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    partner_id: Mapped[int] = mapped_column(Integer)
+    collection_id: Mapped[int] = mapped_column(Integer)
+    stix_id: Mapped[str] = mapped_column(String(300), index=True)
+    object_type: Mapped[str] = mapped_column(String(250))
+    reason: Mapped[str] = mapped_column(String(16))
+    tlp: Mapped[int] = mapped_column(SmallInteger)
+    originator_id: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[str] = mapped_column(Text, default="{}")
+    recall_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    served_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Recall(Base):
+    """An administrator's recall of an object from every partner that received it."""
+
+    __tablename__ = "recalls"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stix_id: Mapped[str] = mapped_column(String(300), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class RecallNotice(Base):
+    """One recipient of a recall: when it was notified, when its feed first listed the withdrawal."""
+
+    __tablename__ = "recall_notices"
+    recall_id: Mapped[int] = mapped_column(Integer, ForeignKey("recalls.id"), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    partner_slug: Mapped[str] = mapped_column(String(64))
+    notified_us: Mapped[int] = mapped_column(BigInteger)
+    served_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

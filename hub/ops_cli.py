@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from hub import config as hub_config
-from hub import db, ledger, retention, stix, store
+from hub import db, ledger, retention, stix, store, withdrawals
 from hub.clitools import fail_cleanly as _fail_cleanly
 from hub.clitools import hub_of as _hub
 from hub.errors import HubError
@@ -147,6 +147,22 @@ def retention_run(ctx: click.Context, dry_run: bool, batch_size: int) -> None:
         click.echo("no collection has retention_days: every version is kept")
     for outcome in outcomes:
         click.echo(outcome.summary(dry_run))
+
+
+@click.command("recall")
+@click.argument("object_id")
+@click.option("--reason", default="", help="Why the object is recalled (kept with the recall and the audit event).")
+@click.pass_context
+@_fail_cleanly
+def recall(ctx: click.Context, object_id: str, reason: str) -> None:
+    """Recall OBJECT_ID from every partner that received it: notices, withdrawals in their feeds, an audit event."""
+    hub = _hub(ctx)
+    with hub.session() as session:
+        result = withdrawals.recall(session, hub.snapshot(session), object_id, "cli", reason.strip())
+    if not result.recipients:
+        click.echo(f"recall {result.id} recorded: no partner has received {object_id}")
+        return
+    click.echo(f"recall {result.id} recorded: {object_id} withdrawn from {', '.join(result.recipients)}")
 
 
 # --------------------------------------------------------------------- backup and restore

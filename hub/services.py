@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import auth, db, policy, stix, store
+from hub import auth, db, policy, stix, store, withdrawals
 from hub import models as m
 from hub.errors import BadRequest, NotFound, Unprocessable
 from hub.policy import TLP
@@ -151,7 +151,9 @@ def delete_versions(hub: Hub, principal: auth.Principal, collection: store.Colle
                     version_pks: list[int]) -> int:
     """Delete versions of an object from a collection, on the originator's request."""
     with hub.session() as session:
+        gone = withdrawals.before_delete(session, hub.snapshot(session), collection, stix_id, version_pks)
         count = store.delete_versions(session, collection.pk, stix_id, version_pks)
+        store.add_withdrawals(session, gone)
         store.audit(session, principal.slug, "object.delete", stix_id,
                     {"collection": collection.uuid, "versions": count, "key": principal.key_id})
         return count
@@ -517,7 +519,8 @@ def reannounce(session: Session, before: store.Snapshot) -> int:
     A partner that polls with ``added_after`` never looks back: an old version it may now receive would
     stay invisible to it forever under its original ``date_added``. Such versions get a new ``date_added``
     after every value handed out so far; partners that already had them may receive them once more
-    (same id and version, so SIEMs de-duplicate), and nobody misses them.
+    (same id and version, so SIEMs de-duplicate), and nobody misses them. Objects the change took
+    out of a partner's view become withdrawals that partner's feeds list (``withdrawals.after_rule_change``).
     """
     after = store.load_snapshot(session)
     found: set[int] = set()
@@ -532,7 +535,9 @@ def reannounce(session: Session, before: store.Snapshot) -> int:
             old = before.read_filter(partner_pk, old_collection)
             if old != now:
                 found |= store.newly_visible(session, collection.pk, partner_pk, now, old)
-    return store.restamp(session, found)
+    count = store.restamp(session, found)
+    withdrawals.after_rule_change(session, before, after)
+    return count
 
 
 # --------------------------------------------------------------------- keys

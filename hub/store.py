@@ -692,3 +692,105 @@ def archived_by_id(session: Session, stix_id: str) -> list[m.ArchivedVersion]:
     stmt = select(m.ArchivedVersion).where(m.ArchivedVersion.stix_id == stix_id)
     return list(session.scalars(stmt.order_by(m.ArchivedVersion.collection_id, m.ArchivedVersion.version_us)))
 
+
+# --------------------------------------------------------------------- withdrawals and recalls
+
+WT = m.Withdrawal.__table__
+
+
+def removed_from_view(session: Session, collection_pk: int, partner_pk: int, now: policy.ReadFilter,
+                      before: policy.ReadFilter) -> list:
+    """Return the versions a partner saw under ``before`` of objects it sees no version of under ``now``."""
+    other = VT.alias()
+    still = exists(select(other.c.pk).where(other.c.collection_id == collection_pk,
+                                            other.c.stix_id == VT.c.stix_id, _visible_as(other, now, partner_pk)))
+    stmt = select(VT.c.pk, VT.c.stix_id, VT.c.type, VT.c.version_us, VT.c.tlp, VT.c.originator_id, VT.c.raw).where(
+        VT.c.collection_id == collection_pk, _visible_as(VT, before, partner_pk), ~still)
+    return list(session.connection().execute(stmt).all())
+
+
+def visible_versions(session: Session, collection_pk: int, stix_id: str, partner_pk: int,
+                     f: policy.ReadFilter) -> list:
+    """Return every version of one object a partner's read filter admits in a collection."""
+    stmt = select(VT.c.pk, VT.c.stix_id, VT.c.type, VT.c.version_us, VT.c.tlp, VT.c.originator_id, VT.c.raw).where(
+        VT.c.collection_id == collection_pk, VT.c.stix_id == stix_id, _visible_as(VT, f, partner_pk))
+    return list(session.connection().execute(stmt).all())
+
+
+def add_withdrawals(session: Session, rows: list[dict]) -> int:
+    """Insert withdrawal rows with positions from the hub clock (after every ``date_added`` handed out)."""
+    if not rows:
+        return 0
+    clock = lock_clock(session)
+    first = max(now_us(), clock + 1)
+    for offset, row in enumerate(rows):
+        row["position"] = first + offset
+    session.connection().execute(WT.insert(), rows)
+    set_clock(session, first + len(rows) - 1)
+    return len(rows)
+
+
+def withdrawals_for(session: Session, partner_pk: int, collection_pk: int, after: int | None, upto: int) -> list:
+    """Return a partner's withdrawals in a collection with ``after`` < position <= ``upto``, in order."""
+    c = WT.c
+    stmt = select(c.id, c.position, c.at_us, c.stix_id, c.object_type, c.reason, c.tlp, c.originator_id, c.summary,
+                  c.recall_id, c.served_us).where(c.partner_id == partner_pk, c.collection_id == collection_pk,
+                                     c.position <= upto)
+    if after is not None:
+        stmt = stmt.where(c.position > after)
+    return list(session.connection().execute(stmt.order_by(c.position)).all())
+
+
+def mark_withdrawals_served(session: Session, partner_pk: int, ids: Sequence[int], recall_ids: Iterable[int],
+                            at_us: int) -> None:
+    """Record the first time a partner's feed listed these withdrawals (and the recalls they belong to)."""
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        session.execute(update(m.Withdrawal).where(m.Withdrawal.id.in_(chunk), m.Withdrawal.served_us.is_(None))
+                        .values(served_us=at_us))
+    recalls = sorted(set(recall_ids))
+    if recalls:
+        session.execute(update(m.RecallNotice).where(
+            m.RecallNotice.partner_id == partner_pk, m.RecallNotice.recall_id.in_(recalls),
+            m.RecallNotice.served_us.is_(None)).values(served_us=at_us))
+
+
+def save_recall(session: Session, stix_id: str, actor: str, reason: str, at_us: int,
+                notices: Sequence[tuple[int, str]]) -> int:
+    """Store a recall and one notice per recipient (partner pk, slug); return the recall's id."""
+    recall_id = session.execute(insert(m.Recall).values(stix_id=stix_id, actor=actor[:100], reason=reason,
+                                                        at_us=at_us).returning(m.Recall.id)).scalar_one()
+    if notices:
+        session.execute(insert(m.RecallNotice), [{"recall_id": recall_id, "partner_id": pk, "partner_slug": slug,
+                                                  "notified_us": at_us} for pk, slug in notices])
+    return recall_id
+
+
+def recalls_of(session: Session, stix_id: str) -> list[tuple[m.Recall, list[m.RecallNotice]]]:
+    """Every recall of an object, newest first, with its notices by partner."""
+    recalls = list(session.scalars(select(m.Recall).where(m.Recall.stix_id == stix_id)
+                                   .order_by(m.Recall.at_us.desc(), m.Recall.id.desc())))
+    notices: dict[int, list[m.RecallNotice]] = {r.id: [] for r in recalls}
+    if recalls:
+        for n in session.scalars(select(m.RecallNotice).where(m.RecallNotice.recall_id.in_(list(notices)))
+                                 .order_by(m.RecallNotice.partner_slug)):
+            notices[n.recall_id].append(n)
+    return [(r, notices[r.id]) for r in recalls]
+
+
+@functools.lru_cache(maxsize=64)
+def _range_statement(shape: _Shape):  # type: ignore[no-untyped-def]
+    added = VT.c.date_added
+    stmt = _apply_versions(_apply_filters(select(func.min(added), func.max(added), func.count()), VT, shape),
+                           VT, shape).where(added <= bindparam("upto"))
+    stmt = stmt.where(added > bindparam("floor")) if shape.positioned else stmt
+    return stmt, frozenset(stmt.compile().params)
+
+
+def view_range(session: Session, q: VersionQuery, upto: int) -> tuple[int | None, int | None, int]:
+    """Return (first, last, count) of ``date_added`` over the partner's view from the query's floor to ``upto``."""
+    shape, params = _bind(q, ("date_added",))
+    stmt, names = _range_statement(shape)
+    first, last, count = session.connection().execute(
+        stmt, {k: v for k, v in {**params, "upto": upto}.items() if k in names}).one()
+    return first, last, count or 0

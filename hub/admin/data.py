@@ -15,8 +15,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from hub import ledger, policy, services, sharing_config, store
 from hub import models as m
-from hub import policy, services, sharing_config, store
 from hub.errors import BadRequest, NotFound
 from hub.policy import TLP
 
@@ -466,6 +466,11 @@ def search_objects(session: Session, snap: store.Snapshot, q: ObjectSearch, page
 def object_versions(session: Session, stix_id: str) -> list[m.ObjectVersion]:
     return list(session.scalars(select(m.ObjectVersion).where(m.ObjectVersion.stix_id == stix_id)
                                 .order_by(m.ObjectVersion.collection_id, m.ObjectVersion.version_us.desc())))
+
+
+def recipients(session: Session, snap: store.Snapshot, stix_id: str) -> list[str]:
+    """The partners the delivery ledger says received any version of an object."""
+    return sorted({r.partner for r in ledger.who_received(session, snap, stix_id)})
 
 
 def object_types(session: Session) -> list[str]:

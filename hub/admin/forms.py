@@ -113,3 +113,9 @@ class CollectionForm(FlaskForm):
                 "readers": split_words(self.readers.data), "writers": split_words(self.writers.data),
                 "retention_days": self.retention_days.data}
 
+
+
+class RecallForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[Optional(), Length(max=2000)],
+                           description="Kept with the recall and in the audit trail.")
+    confirm = BooleanField("I have checked the recipients above; recall the object from all of them")

@@ -10,7 +10,7 @@ import orjson
 from flask import Response, abort, current_app, flash, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from hub import policy, services, store
+from hub import policy, services, store, withdrawals
 from hub.admin import bp, current_user, data, forms, preview
 from hub.errors import BadRequest, HubError, NotFound
 from hub.policy import TLP
@@ -449,6 +449,10 @@ def objects() -> Any:
 
 @bp.get("/objects/<stix_id>")
 def object_detail(stix_id: str) -> Any:
+    return _object_page(stix_id, forms.RecallForm())
+
+
+def _object_page(stix_id: str, recall_form: forms.RecallForm, error: str | None = None) -> Any:
     hub = _hub()
     with hub.session(write=False) as s:
         snap = hub.snapshot(s)
@@ -461,5 +465,24 @@ def object_detail(stix_id: str) -> Any:
                   "json": orjson.dumps(orjson.loads(v.raw), option=orjson.OPT_INDENT_2).decode()} for v in versions]
         audiences = preview.who_can_see(s, snap, stix_id)
         body = render_template("admin/object.html", stix_id=stix_id, versions=shown, audiences=audiences,
-                               markings=snap.markings)
-    return body
+                               markings=snap.markings, recipients=data.recipients(s, snap, stix_id),
+                               recalls=withdrawals.recalls_of(s, stix_id), recall_form=recall_form,
+                               recall_error=error)
+    return body, 400 if error else 200
+
+
+@bp.post("/objects/<stix_id>/recall")
+def object_recall(stix_id: str) -> Any:
+    hub = _hub()
+    form = forms.RecallForm()
+    if not form.validate():
+        return _object_page(stix_id, form, "The recall was not recorded: " + "; ".join(
+            f"{form[k].label.text}: {', '.join(v)}" for k, v in form.errors.items()))
+    if not form.confirm.data:
+        return _object_page(stix_id, form, "The recall was not recorded: tick the confirmation first.")
+    with hub.session() as s:
+        result = withdrawals.recall(s, hub.snapshot(s), stix_id, _actor(), (form.reason.data or "").strip(),
+                                    source=request.remote_addr or "")
+    who = ", ".join(result.recipients) or "nobody (no partner has received it)"
+    flash(f"Recall recorded: {stix_id} is withdrawn from {who}; their feeds list it from their next poll.")
+    return redirect(url_for("admin.object_detail", stix_id=stix_id))
