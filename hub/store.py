@@ -658,8 +658,15 @@ def _superseded(collection_pk: int, added_before_us: int) -> ColumnElement[bool]
     archive, ``version_redates``) go on naming exactly one version.
     """
     newer, every = VT.alias(), VT.alias()
-    rival = select(newer.c.pk).where(newer.c.collection_id == VT.c.collection_id, newer.c.stix_id == VT.c.stix_id,
-                                     newer.c.version_us > VT.c.version_us)
+    # The newer version must reach everyone the old one reached: no higher TLP, the same sharing markings,
+    # no unknown marking the old one did not have (same object, so same type and originator). Archiving
+    # then never takes an object away from a partner, whatever its rules.
+    rival = select(newer.c.pk).where(
+        newer.c.collection_id == VT.c.collection_id, newer.c.stix_id == VT.c.stix_id,
+        newer.c.version_us > VT.c.version_us, newer.c.tlp <= VT.c.tlp,
+        or_(newer.c.restriction_set_id == VT.c.restriction_set_id,
+            and_(newer.c.restriction_set_id.is_(None), VT.c.restriction_set_id.is_(None))),
+        or_(newer.c.unknown_markings.is_(False), VT.c.unknown_markings.is_(True)))
     highest = select(func.max(every.c.pk)).scalar_subquery()
     return and_(VT.c.collection_id == collection_pk, VT.c.date_added < added_before_us, exists(rival),
                 VT.c.pk < highest)

@@ -115,6 +115,19 @@ def test_archiving_keeps_the_latest_version_of_every_object(hub, ops, as_, monke
         {"dprk/shared": 0}, {"dprk/shared": 3}, {"dprk/shared": 0}]
 
 
+def test_a_version_stays_while_its_successor_reaches_fewer_partners(hub, ops, as_):
+    raised = f.indicator(5)  # GREEN, then AMBER: mycert (clearance GREEN) only ever had the first
+    lowered = f.indicator(6, markings=[AMBER])  # AMBER, then GREEN: everyone who had it gets the second
+    publish(as_, ops["url"], [raised, f.indicator(5, modified=V2, markings=[AMBER]),
+                              lowered, f.indicator(6, modified=V2)])
+    publish(as_, ops["url"], [f.indicator(7)])  # the newest row of the hub waits for a later run anyway
+    [outcome] = run_later(hub)
+    assert outcome.archived == 1
+    assert [(a.stix_id, a.version) for a in archived(hub)] == [(lowered["id"], V1)]
+    got = as_("mycert").get(ops["url"] + f"{raised['id']}/")
+    assert got.status_code == 200 and ids(got.get_json()) == [(raised["id"], V1)]
+
+
 def test_the_version_with_the_highest_pk_waits_for_a_later_run(hub, ops, as_):
     """An older version published last holds the highest pk: archived once a newer row exists, never before."""
     obj = f.indicator(1)
