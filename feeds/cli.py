@@ -103,14 +103,7 @@ def sync(ctx: click.Context, names: tuple[str, ...]) -> None:
     failed = 0
     for row in sources:
         try:
-            with hub.session(write=False) as session:
-                snap = hub.snapshot(session)
-                info = snap.collections.get(row.collection_uuid)
-            if info is None:
-                raise HubError(f"collection {row.collection_uuid} no longer exists")
-            target = resolve_target(hub, row.partner_slug, info.uuid, info.api_root)
-            connector = taxii_source.TaxiiSource(hub, target, source_label=row.name)
-            click.echo(f"{row.name}: {connector.sync(row.url).summary()}")
+            click.echo(f"{row.name}: {taxii_source.sync_saved(hub, row).summary()}")
         except HubError as exc:
             failed += 1
             click.echo(f"{row.name}: failed: {exc.message}", err=True)
