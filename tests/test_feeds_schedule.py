@@ -17,34 +17,12 @@ from feeds import schedule, taxii_source
 from hub import models as m
 from hub import services
 from hub.errors import ConfigError
-from hub.policy import TLP
 from tests import factories as f
+from tests import test_feeds
 
+# The feeds tests' world (krcert; collections shared, krlist) and a live TAXII server on its database.
+hub, live = test_feeds.hub, test_feeds.live
 SECOND = 1_000_000
-
-
-@pytest.fixture
-def hub(make_app) -> services.Hub:
-    hub = make_app().extensions["cti_hub"]
-    with hub.session() as s:
-        f.hub_partner(s)
-        f.add_partner(s, "krcert", "KR", TLP.RED)
-        root = f.add_root(s, "dprk")
-        f.add_collection(s, root, "shared", max_tlp=TLP.RED)
-        f.add_collection(s, root, "krlist", readers=["partner:krcert"], writers=["partner:krcert"])
-    return hub
-
-
-@pytest.fixture
-def live(make_app) -> Iterator[str]:
-    """A real TAXII 2.1 server on 127.0.0.1, serving the test database (the remote source)."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, make_app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 def collection_uuid(hub: services.Hub, alias: str) -> str:
