@@ -145,8 +145,8 @@ class MispEvents(Connector):
 
     # -- one event
 
-    def _event(self, key: str, event: dict) -> Iterable[Item | Refusal]:
-        event = self._with_uuids(event)
+    def _event(self, key: str, original: dict) -> Iterable[Item | Refusal]:
+        event = self._with_uuids(original)
         parser = _parser()
         try:
             parser.parse_misp_event({"Event": copy.deepcopy(event)})  # some versions consume their input
@@ -162,7 +162,7 @@ class MispEvents(Connector):
         for obj in objects:
             obj = self._mark(obj, levels)
             if obj["id"] == report_id:
-                yield Item(obj, original={"Event": event}, changes=("converted from a MISP event by misp-stix",))
+                yield Item(obj, original={"Event": original}, changes=("converted from a MISP event by misp-stix",))
             else:
                 yield Item(obj)
 
