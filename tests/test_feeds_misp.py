@@ -359,3 +359,17 @@ def test_cli_import_misp(hub, attack, tmp_path):
     bad.write_text("{not json")
     result = runner.invoke(main, [*args[:3], str(bad), *args[4:]], obj=hub)
     assert result.exit_code == 1 and result.output.startswith("Error: not JSON:")
+
+
+def test_attributes_without_uuid_get_a_stable_one_and_the_audit_keeps_the_event_as_read(hub, tmp_path):
+    domain, = iocs("volexity-2022-07-28-sharptongue-kimsuky-sharpext.csv", "domain-name", 1)
+    bare = attribute("domain", domain)
+    del bare["uuid"]
+    doc = event("SharpExt without uuids", [bare])
+    path = write(tmp_path / "e.json", doc)
+    first = run(hub, "misp", path)
+    assert first.refused_total == 0 and "1 x attribute without a uuid given one" in first.summary()
+    assert run(hub, "misp", path).accepted == 0
+    with hub.session(write=False) as s:
+        detail = s.scalars(select(m.AuditEvent.detail).where(m.AuditEvent.action == "feed.import.originals")).one()
+    assert orjson.loads(detail)["objects"]["report--" + doc["Event"]["uuid"]]["original"] == doc
