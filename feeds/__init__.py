@@ -2,8 +2,9 @@
 
 A connector registers itself with ``@register``; the CLI and the server look
 connectors up by name in ``REGISTRY``. Importing a module registers its connectors:
-``feeds.stix_bundle`` (stix), ``feeds.iocs`` (csv, text, ecs), ``feeds.attack`` (attack) and
-``feeds.taxii_source`` (taxii); ``feeds.cli`` imports them all. ``feeds.export`` serves the SIEM feeds.
+``feeds.stix_bundle`` (stix), ``feeds.iocs`` (csv, text, ecs), ``feeds.attack`` (attack), ``feeds.misp``
+(misp) and ``feeds.taxii_source`` (taxii); ``feeds.cli`` imports them all. ``feeds.export`` serves the SIEM
+feeds; ``feeds.schedule`` runs the saved TAXII sources inside the server.
 """
 
 from __future__ import annotations

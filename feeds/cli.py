@@ -10,6 +10,7 @@ import click
 from feeds import REGISTRY, taxii_source
 from feeds import attack as attack_feed
 from feeds import iocs as _iocs  # noqa: F401 - registers the csv and text connectors
+from feeds import misp as _misp  # noqa: F401 - registers the misp connector
 from feeds import stix_bundle as _stix_bundle  # noqa: F401 - registers the stix connector
 from feeds.base import resolve_target
 from hub.clitools import hub_of as _hub
@@ -50,7 +51,7 @@ def import_(ctx: click.Context, kind: str, source: str, partner: str | None, col
             tlp: str | None, strict: bool, actor: str | None, value_column: str | None, type_column: str | None,
             notes_column: str | None, source_name: str | None, user: str | None, password_env: str | None,
             token_env: str | None, cert: str | None, key: str | None) -> None:
-    """Import SOURCE (a file or URL) with the KIND connector; print a one-line summary."""
+    """Import SOURCE (a file or URL; for misp also a feed directory) with the KIND connector; print a summary."""
     cls: Any = REGISTRY[kind]
     partner = partner or getattr(cls, "default_partner", None)
     collection = collection or getattr(cls, "default_collection", None)
@@ -103,14 +104,7 @@ def sync(ctx: click.Context, names: tuple[str, ...]) -> None:
     failed = 0
     for row in sources:
         try:
-            with hub.session(write=False) as session:
-                snap = hub.snapshot(session)
-                info = snap.collections.get(row.collection_uuid)
-            if info is None:
-                raise HubError(f"collection {row.collection_uuid} no longer exists")
-            target = resolve_target(hub, row.partner_slug, info.uuid, info.api_root)
-            connector = taxii_source.TaxiiSource(hub, target, source_label=row.name)
-            click.echo(f"{row.name}: {connector.sync(row.url).summary()}")
+            click.echo(f"{row.name}: {taxii_source.sync_saved(hub, row).summary()}")
         except HubError as exc:
             failed += 1
             click.echo(f"{row.name}: failed: {exc.message}", err=True)

@@ -20,7 +20,7 @@ from taxii2client.exceptions import TAXIIServiceException  # type: ignore[import
 from taxii2client.v21 import Collection, as_pages  # type: ignore[import-untyped]
 
 from feeds import register
-from feeds.base import FeedError, Item, Outcome, Refusal, Target
+from feeds.base import FeedError, Item, Outcome, Refusal, Target, resolve_target
 from feeds.stix_bundle import StixBundle
 from hub import models as m
 from hub import services, store
@@ -127,6 +127,16 @@ def _env(name: str) -> str:
     if not value:
         raise FeedError(f"environment variable {name} is not set")
     return value
+
+
+def sync_saved(hub: services.Hub, row: m.FeedSource, progress: Callable[[int], None] | None = None) -> Outcome:
+    """Pull what is new from one saved source, as the partner and into the collection it was saved with."""
+    with hub.session(write=False) as session:
+        info = hub.snapshot(session).collections.get(row.collection_uuid)
+    if info is None:
+        raise FeedError(f"collection {row.collection_uuid} no longer exists")
+    target = resolve_target(hub, row.partner_slug, info.uuid, info.api_root)
+    return TaxiiSource(hub, target, source_label=row.name).sync(row.url, progress)
 
 
 def saved_sources(hub: services.Hub) -> list[m.FeedSource]:

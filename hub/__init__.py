@@ -39,6 +39,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, settings_file: str | 
     from hub import ops
 
     ops.init_app(app)
+    from feeds import schedule
+
+    schedule.init_app(app)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "discovery_title": "cti-hub",
     "discovery_description": "Regional threat-intelligence sharing hub (TAXII 2.1)",
     "metrics_token": "",
+    "feeds_sync_interval_seconds": 0,
 }
 
 

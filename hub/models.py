@@ -345,3 +345,16 @@ class RecallNotice(Base):
     partner_slug: Mapped[str] = mapped_column(String(64))
     notified_us: Mapped[int] = mapped_column(BigInteger)
     served_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class FeedLease(Base):
+    """Who may run a scheduled job (the sync of remote sources) and until when; one row per job.
+
+    ``next_run_us`` is when the job is due again, so N workers on M hosts run it once per interval.
+    """
+
+    __tablename__ = "feed_leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200), default="")
+    expires_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    next_run_us: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -41,6 +41,8 @@ DELIVERED = Counter("cti_hub_objects_delivered_total", "Object versions served t
                     ["partner"])
 DENIALS = Counter("cti_hub_sharing_denials_total", "Requests or objects the sharing rules refused, by reason",
                   ["reason"])
+FEED_SYNCS = Counter("cti_hub_feed_syncs_total", "Scheduled syncs of remote feed sources, by source and outcome",
+                     ["source", "outcome"])
 
 ACCESS = logging.getLogger("hub.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
