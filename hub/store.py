@@ -500,9 +500,24 @@ def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str
 
 
 def insert_versions(session: Session, rows: list[dict]) -> None:
-    """Insert version rows in one executemany (Core: no ORM bookkeeping, no RETURNING)."""
-    if rows:
-        session.connection().execute(VT.insert(), rows)
+    """Insert version rows (all with the same keys) in one executemany straight to the driver.
+
+    The values are plain ints, strings, booleans and None, which both drivers bind as they are, so
+    the statement is compiled once per dialect and column set and no per-row processing is done.
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    sql, names = _insert_sql(conn.dialect, tuple(rows[0]))
+    params = [tuple(row[n] for n in names) for row in rows] if names else rows
+    conn.exec_driver_sql(sql, params)
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_sql(dialect: Any, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...] | None]:
+    """The INSERT for these columns, and the order of its parameters when the dialect's are positional."""
+    compiled = VT.insert().compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
+    return compiled.string, tuple(compiled.positiontup) if compiled.positional else None
 
 
 def intern_restriction_set(session: Session, snapshot: Snapshot, marking_ids: Iterable[str]) -> int:
