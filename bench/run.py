@@ -74,12 +74,14 @@ def setup_world(hub: services.Hub) -> dict:
         f.add_group(s, "rokus", [kr, cisa])
         root = f.add_root(s, "dprk", max_content_length=64 * 1024 * 1024)
         coll = f.add_collection(s, root, "intel", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
+        # The timed POSTs go here, so that every worker count pulls the same collection.
+        inbox = f.add_collection(s, root, "inbox", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
         f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[],
                          reference=True)
         services.publish_reference(s)
         partners = {p: hub.snapshot(s).by_slug[p] for p in ("krcert", "cisa")}
         marking = f"marking-definition--{f.uuid.uuid5(services.NAMESPACE, 'group:rokus')}"
-    return {"collection": coll.uuid, "partners": partners, "rokus_marking": marking}
+    return {"collection": coll.uuid, "inbox": inbox.uuid, "partners": partners, "rokus_marking": marking}
 
 
 def generate(n: int, world: dict, seed: int, slug: str) -> Iterator[dict]:
@@ -242,10 +244,11 @@ def measure(base: str, key: str, writer_key: str, world: dict, n: int, sampler: 
     out["object GET p50"] = statistics.median(gets)
     writer = requests.Session()
     writer.headers.update({"Accept": TAXII, "Content-Type": TAXII, "Authorization": f"Bearer {writer_key}"})
-    posted, t0 = 0, time.perf_counter()
     extra = stream(5000, world, seed=seed, slug="krcert")
+    inbox = f"{base}/dprk/collections/{world['inbox']}/objects/"
+    posted, t0 = 0, time.perf_counter()
     for k in range(0, len(extra), 1000):
-        r = writer.post(url, data=orjson.dumps({"objects": extra[k:k + 1000]}))
+        r = writer.post(inbox, data=orjson.dumps({"objects": extra[k:k + 1000]}))
         posted += r.json()["success_count"]
     out["POST 1,000/envelope"] = posted / (time.perf_counter() - t0)
     return out
