@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, exists, false, func, insert, or_, select, true, update
+from sqlalchemy import String, and_, any_, bindparam, delete, exists, false, func, insert, or_, select, true, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -474,29 +475,30 @@ def set_clock(session: Session, value: int) -> None:
     session.execute(update(m.HubState).where(m.HubState.id == 1).values(clock_us=value))
 
 
+def _stix_id_among(session: Session, stix_ids: Iterable[str]) -> ColumnElement[bool]:
+    """``stix_id IN (...)`` with the whole list bound as one parameter (a JSON text or an array).
+
+    An expanding IN list costs SQLAlchemy work per value and a new statement per list length; one
+    parameter keeps the statement cached (and prepared on PostgreSQL) however many ids an envelope has.
+    """
+    ids = sorted(set(stix_ids))
+    if session.get_bind().dialect.name == "postgresql":
+        return V.stix_id == any_(bindparam("stix_ids", ids, type_=postgresql.ARRAY(String)))
+    listed = func.json_each(bindparam("stix_ids", orjson.dumps(ids).decode())).table_valued("value")
+    return V.stix_id.in_(select(listed.c.value))
+
+
 def owners(session: Session, stix_ids: Iterable[str]) -> dict[str, int]:
     """Return the originator partner of each already-stored object id."""
-    out: dict[str, int] = {}
-    ids = sorted(set(stix_ids))
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for stix_id, originator in session.execute(
-            select(V.stix_id, func.min(V.originator_id)).where(V.stix_id.in_(chunk)).group_by(V.stix_id)
-        ):
-            out[stix_id] = originator
-    return out
+    stmt = select(V.stix_id, func.min(V.originator_id)).where(_stix_id_among(session, stix_ids)).group_by(V.stix_id)
+    return dict(session.execute(stmt).tuples().all())
 
 
 def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> dict[tuple[str, int], str]:
     """Return the raw JSON of every stored (id, version) among ``stix_ids`` in a collection."""
-    out: dict[tuple[str, int], str] = {}
-    ids = sorted(set(stix_ids))
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        stmt = select(V.stix_id, V.version_us, V.raw).where(V.collection_id == collection_pk, V.stix_id.in_(chunk))
-        for stix_id, version_us, raw in session.execute(stmt):
-            out[(stix_id, version_us)] = raw
-    return out
+    stmt = select(V.stix_id, V.version_us, V.raw).where(V.collection_id == collection_pk,
+                                                         _stix_id_among(session, stix_ids))
+    return {(stix_id, version_us): raw for stix_id, version_us, raw in session.execute(stmt)}
 
 
 def insert_versions(session: Session, rows: list[dict]) -> None:
