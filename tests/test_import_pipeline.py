@@ -22,10 +22,9 @@ def make_hub(make_app) -> services.Hub:
     hub = make_app().extensions["cti_hub"]
     with hub.session() as s:
         f.hub_partner(s)
-        f.add_partner(s, "krcert", "KR", TLP.RED)
-        f.add_partner(s, "cisa", "US", TLP.RED)
-        root = f.add_root(s, "dprk")
-        f.add_collection(s, root, "shared", max_tlp=TLP.RED)
+        for slug, country in (("krcert", "KR"), ("cisa", "US")):
+            f.add_partner(s, slug, country, TLP.RED)
+        f.add_collection(s, f.add_root(s, "dprk"), "shared", max_tlp=TLP.RED)
     return hub
 
 
