@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def load(base: str, key: str, writer_key: str, world: dict, clients: int, second
     url = f"{base}/dprk/collections/{world['collection']}/objects/"
     stop = time.perf_counter() + seconds
     pages: list[float] = []
-    errors = [0]
+    errors: Counter[str] = Counter()
     lock = threading.Lock()
 
     def client(i: int) -> None:
@@ -188,12 +189,12 @@ def load(base: str, key: str, writer_key: str, world: dict, clients: int, second
                     r = http.get(url, params={"limit": 1000}, timeout=30)
                 else:
                     r = http.get(url, params={"added_after": "2099-01-01T00:00:00Z"}, timeout=30)
-                ok = r.status_code in (200, 202)
-            except requests.RequestException:
-                ok = False
+                error = "" if r.status_code in (200, 202) else f"HTTP {r.status_code}"
+            except requests.RequestException as exc:
+                error = type(exc).__name__
             with lock:
-                if not ok:
-                    errors[0] += 1
+                if error:
+                    errors[error] += 1
                 elif not publisher:
                     pages.append((time.perf_counter() - t) * 1000)
 
@@ -203,8 +204,10 @@ def load(base: str, key: str, writer_key: str, world: dict, clients: int, second
     for th in threads:
         th.join()
     pages.sort()
-    return {"load errors": errors[0], "load page p99": pages[int(len(pages) * 0.99) - 1] if pages else float("nan"),
-            "load requests": len(pages)}
+    if errors:
+        print(f"  load errors: {dict(errors)}", flush=True)
+    return {"load errors": sum(errors.values()), "load requests": len(pages),
+            "load page p99": pages[int(len(pages) * 0.99) - 1] if pages else float("nan")}
 
 
 def measure(base: str, key: str, writer_key: str, world: dict, n: int, sampler: RssSampler, seed: int) -> dict:
@@ -281,8 +284,9 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
     for count in workers:
         print(f"size {n:,}: measuring with {count} worker(s) ...", flush=True)
         port = _port()
+        log = open(os.environ["BENCH_SERVER_LOG"], "ab") if os.environ.get("BENCH_SERVER_LOG") else subprocess.DEVNULL  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers",
-                                 str(count)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 str(count)], env=env, cwd=ROOT, stdout=log, stderr=log)
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(100):
@@ -304,6 +308,8 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
         finally:
             proc.terminate()
             proc.wait()
+            if log is not subprocess.DEVNULL:
+                log.close()
     return result
 
 
