@@ -491,7 +491,7 @@ def _stix_id_among(session: Session, stix_ids: Iterable[str]) -> ColumnElement[b
 def owners(session: Session, stix_ids: Iterable[str]) -> dict[str, int]:
     """Return the originator partner of each already-stored object id."""
     stmt = select(V.stix_id, func.min(V.originator_id)).where(_stix_id_among(session, stix_ids)).group_by(V.stix_id)
-    return dict(session.execute(stmt).tuples().all())
+    return {stix_id: originator for stix_id, originator in session.execute(stmt)}
 
 
 def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> dict[tuple[str, int], str]:
