@@ -257,6 +257,21 @@ def measure(base: str, key: str, writer_key: str, world: dict, n: int, sampler: 
     return out
 
 
+def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait for the server to answer /readyz; stop the benchmark if it exits or never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with status {proc.returncode} (set BENCH_SERVER_LOG=FILE to see why)")
+        try:
+            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the server did not become ready in {timeout:.0f} s")
+
+
 def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: float, workers: list[int]) -> dict:
     """Load n versions, then measure with each number of gunicorn workers; the load runs with the last."""
     settings = {"data_dir": str(workdir), "secret_key": "bench-secret"}
@@ -289,12 +304,7 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
                                  str(count)], env=env, cwd=ROOT, stdout=log, stderr=log)
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(100):
-                try:
-                    if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    time.sleep(0.2)
+            _wait_ready(base, proc)
             sampler = RssSampler(proc.pid)
             sampler.start()
             # Each run posts 5,000 new versions of its own.
