@@ -86,6 +86,7 @@ class Checked:
 
     errors: list[str]
     raw: str
+    version_us: int | None = None  # stix.parse_timestamp of the object's version, when it is valid
 
 
 @dataclass
@@ -259,8 +260,10 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
         unknown_markings=tuple(unknown),
     )
     version = stix.object_version(obj)
+    version_us = checked.version_us if checked is not None and checked.version_us is not None else \
+        stix.parse_timestamp(version)
     return _Prepared(obj, {"id": obj["id"], "version": version}, facts, tuple(sorted(set(sharing_ids))),
-                     stix.parse_timestamp(version), raw, marking_row)
+                     version_us, raw, marking_row)
 
 
 def _sharing(snap: store.Snapshot, new: dict[str, store.MarkingInfo], marking_id: str) -> policy.SharingMarking:
