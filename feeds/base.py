@@ -4,16 +4,25 @@ A connector turns its source into STIX 2.1 objects (or refusals with a reason) a
 ``services.ingest_envelope`` in chunks: the same validation, write rules and commit as a TAXII POST.
 An object already stored byte-for-byte in the target collection counts as "unchanged", so running
 an import twice stores nothing new and says so.
+
+A large import is a two-stage pipeline: a worker process validates chunk N+1 (``stix.validate``,
+handed over as orjson bytes) while this process stores chunk N, each chunk in one transaction.
+The verdicts are those of the same function, so the outcome is the same as validating inline.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import threading
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +33,8 @@ from hub.errors import HubError
 from hub.policy import TLP
 
 CHUNK = 1000
+# Imports of at most this many objects validate inline: starting a worker process costs more than it saves.
+PIPELINE_MIN = 2 * CHUNK
 SUMMARY_REASONS = 5
 AUDIT_INLINE_LIMIT = 16 * 1024
 AUDIT_EVENT_LIMIT = 512 * 1024
@@ -155,6 +166,62 @@ def _digest(obj: Any) -> dict:
     return {"original_sha256": hashlib.sha256(raw).hexdigest(), "original_size": len(raw)}
 
 
+def validate_payload(payload: bytes) -> list[tuple[list[str], int | None]]:
+    """Run in the worker process: the ``stix.validate`` verdict of each object of a JSON array, and
+    the microseconds of its version when it is valid (parsing timestamps is a good part of the work)."""
+    out: list[tuple[list[str], int | None]] = []
+    for obj in orjson.loads(payload):
+        errors = stix.validate(obj)
+        version_us = None
+        if not errors:
+            try:
+                version_us = stix.parse_timestamp(stix.object_version(obj))
+            except ValueError:
+                pass
+        out.append((errors, version_us))
+    return out
+
+
+def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+@dataclass
+class _Chunk:
+    """One chunk on its way through the pipeline: its items, their objects, and the pending verdicts."""
+
+    items: list[Item]
+    objects: list[dict]
+    raws: list[bytes | None] = field(default_factory=list)
+    verdicts: Future | None = None
+
+    def checked(self) -> list[services.Checked | None] | None:
+        """Wait for the worker's verdicts; pair them with the serialised objects."""
+        if self.verdicts is None:
+            return None
+        try:
+            verdicts = iter(self.verdicts.result())
+        except BrokenProcessPool:  # the worker died (e.g. killed for memory): validate inline
+            return None
+        out: list[services.Checked | None] = []
+        for raw in self.raws:
+            if raw is None:
+                out.append(None)
+                continue
+            errors, version_us = next(verdicts)
+            out.append(services.Checked(errors, raw.decode(), version_us))
+        return out
+
+
+def _validator() -> ProcessPoolExecutor:
+    """One worker process; forked when this process has a single thread (no lock can be held)."""
+    methods = multiprocessing.get_all_start_methods()
+    method = "fork" if "fork" in methods and threading.active_count() == 1 else "spawn"
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context(method))
+
+
 @dataclass
 class Item:
     """One object ready for ingest, with the source's original when the connector changed it."""
@@ -168,6 +235,9 @@ class Connector:
     """Base class: subclasses implement ``items`` (objects to ingest, or refusals)."""
 
     name = ""
+    # The items are plain JSON values (parsed from JSON, or built of dicts, lists, str, int, float,
+    # bool and None), so validating their orjson form elsewhere gives the same verdict.
+    json_items = False
 
     def __init__(self, hub: services.Hub, target: Target, *, tlp: TLP | None = None, strict: bool = False,
                  source_label: str = "") -> None:
@@ -195,13 +265,27 @@ class Connector:
         ready.sort(key=lambda i: i.obj.get("type") != "marking-definition")
         return ready
 
-    def ingest(self, ready: list[Item], progress: Callable[[int], None] | None = None) -> Outcome:
-        """Hand the converted objects to the hub in chunks; return the tally."""
-        for start in range(0, len(ready), CHUNK):
-            chunk = ready[start:start + CHUNK]
-            self._ingest(chunk)
-            if progress is not None:
-                progress(len(chunk))
+    def ingest(self, ready: Iterable[Item], progress: Callable[[int], None] | None = None) -> Outcome:
+        """Hand the converted objects to the hub in chunks; return the tally.
+
+        ``ready`` may be a generator: only two chunks are held at a time. With JSON items and more
+        than PIPELINE_MIN of them (or an unsized stream), the next chunk is validated in a worker
+        process while the current one is stored.
+        """
+        sized = isinstance(ready, list | tuple)
+        pool = _validator() if self.json_items and (not sized or len(ready) > PIPELINE_MIN) else None
+        try:
+            chunks = _chunks(ready, CHUNK)
+            current = self._start(next(chunks, None), pool)
+            while current is not None:
+                following = self._start(next(chunks, None), pool)  # validated while this one is stored
+                self._ingest(current.items, current)
+                if progress is not None:
+                    progress(len(current.items))
+                current = following
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
         self._audit_run()
         return self.outcome
 
@@ -209,18 +293,32 @@ class Connector:
         """Import ``source``: read, convert, ingest in chunks; return the tally."""
         return self.ingest(self.load(source))
 
-    def _ingest(self, chunk: list[Item]) -> None:
-        objects = [apply_tlp(i.obj, self.tlp) for i in chunk]
-        ids = [o["id"] for o in objects if isinstance(o.get("id"), str)]
-        with self.hub.session(write=False) as session:
-            before = store.stored_versions(session, self.target.collection.pk, ids)
-        result = services.ingest_envelope(self.hub, self.target.partner_pk, self.target.collection.uuid, objects)
-        by_key = {(o["id"], stix.object_version(o)): (o, item) for o, item in zip(objects, chunk, strict=True)}
+    def _start(self, items: list[Item] | None, pool: ProcessPoolExecutor | None) -> _Chunk | None:
+        """Apply the TLP default to a chunk and, with a worker, send it off to be validated."""
+        if items is None:
+            return None
+        chunk = _Chunk(items, [apply_tlp(i.obj, self.tlp) for i in items])
+        if pool is not None:
+            for obj in chunk.objects:
+                try:
+                    chunk.raws.append(orjson.dumps(obj))
+                except orjson.JSONEncodeError:  # validated inline, where the error is reported
+                    chunk.raws.append(None)
+            payload = b"[" + b",".join(raw for raw in chunk.raws if raw is not None) + b"]"
+            chunk.verdicts = pool.submit(validate_payload, payload)
+        return chunk
+
+    def _ingest(self, items: list[Item], chunk: _Chunk | None = None) -> None:
+        chunk = chunk or _Chunk(items, [apply_tlp(i.obj, self.tlp) for i in items])
+        objects = chunk.objects
+        result = services.ingest_envelope(self.hub, self.target.partner_pk, self.target.collection.uuid, objects,
+                                          checked=chunk.checked())
+        unchanged = {(key["id"], key["version"]) for key in result.unchanged}
+        by_key = {(o["id"], stix.object_version(o)): (o, item) for o, item in zip(objects, items, strict=True)}
         fresh = []
         for key in result.successes:
             obj, item = by_key[(key["id"], key["version"])]
-            raw = before.get((obj["id"], stix.parse_timestamp(key["version"])))
-            if raw is not None and orjson.loads(raw) == obj:
+            if (key["id"], key["version"]) in unchanged:
                 self.outcome.unchanged += 1
             else:
                 self.outcome.accepted += 1

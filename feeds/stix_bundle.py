@@ -99,6 +99,7 @@ class StixBundle(Connector):
     """A STIX 2.1 or 2.0 bundle from a file or URL."""
 
     name = "stix"
+    json_items = True  # parsed from JSON; upgrades add only strings, lists and booleans
 
     def items(self, data: bytes) -> Iterable[Item | Refusal]:
         objects, bundle_spec = parse_bundle(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,13 +11,19 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed 64-bit number: the PostgreSQL advisory lock that serialises concurrent `db upgrade` runs.
 MIGRATION_LOCK = 0x6374_6968_7562_0001
+# PostgreSQL: a statement run this many times on a connection becomes a server-side prepared statement
+# (parsed and planned once), and each connection keeps up to PREPARED_MAX of them.
+PREPARE_THRESHOLD = 1
+PREPARED_MAX = 256
+# A pooled PostgreSQL connection idle for longer than this is pinged before use; busy ones are not.
+PING_AFTER_IDLE_S = 10.0
 
 
 def make_engine(url: str) -> Engine:
@@ -27,7 +34,13 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _tune_sqlite(engine)
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20,
+                           connect_args={"prepare_threshold": PREPARE_THRESHOLD})
+    _ping_when_idle(engine)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.prepared_max = PREPARED_MAX
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
@@ -39,6 +52,29 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
 
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle (a server restart or a dropped link).
+
+    A ping on every checkout (``pool_pre_ping``) costs a round trip per unit of work; connections in
+    steady use are known to be alive. A dead one is replaced before the request sees it.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+            dbapi_conn.rollback()
+        except Exception as error:  # noqa: BLE001 - any failure means the connection is unusable
+            raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -73,11 +109,11 @@ class HubSession(Session):
     def close(self) -> None:
         try:
             super().close()
-        except DBAPIError as exc:
+        except DBAPIError as error:
             # Closing rolls back; on a terminated connection (failover, pg_terminate_backend) that
             # rollback fails although the server already ended the transaction. Discard the connection
             # instead of failing a request whose answer is ready (its commit, if any, succeeded).
-            if not exc.connection_invalidated:
+            if not error.connection_invalidated:
                 raise
             self.invalidate()
 

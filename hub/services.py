@@ -8,7 +8,7 @@ admin panel) decide the unit of work.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +65,8 @@ class IngestResult:
     successes: list[dict] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
     status_id: str = ""
+    # Successes that were already stored byte-for-byte before this envelope (a subset of successes).
+    unchanged: list[dict] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -72,6 +74,19 @@ class IngestResult:
 
     def fail(self, obj: Any, index: int, message: str) -> None:
         self.failures.append({**_status_key(obj, index), "message": message})
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An object's ``stix.validate`` verdict and its serialised form, worked out ahead of ingest.
+
+    Lets a bulk import validate the next chunk in another process while this one is stored; the
+    verdict is the very function ``_prepare`` would call, so the outcome is the same.
+    """
+
+    errors: list[str]
+    raw: str
+    version_us: int | None = None  # stix.parse_timestamp of the object's version, when it is valid
 
 
 @dataclass
@@ -107,11 +122,13 @@ def envelope_objects(body: Any) -> list[Any]:
 
 
 def ingest_envelope(hub: Hub, partner_pk: int, collection_uuid: str, objects: list[Any], *,
-                    read_only: bool = False, with_status: bool = False) -> IngestResult:
+                    read_only: bool = False, with_status: bool = False,
+                    checked: Sequence[Checked | None] | None = None) -> IngestResult:
     """Validate, check and store an envelope's objects; commit durably before returning.
 
     With ``with_status`` the TAXII status resource is written in the same transaction,
-    so a status exists exactly when its objects do.
+    so a status exists exactly when its objects do. ``checked`` (one entry per object, None where
+    not worked out) carries verdicts computed ahead of time (see ``Checked``).
     """
     request_us = store.now_us()
     with hub.session() as session:
@@ -120,7 +137,7 @@ def ingest_envelope(hub: Hub, partner_pk: int, collection_uuid: str, objects: li
         partner = snap.partners[partner_pk]
         result = IngestResult()
         hidden = _hidden_markings(session, snap, partner, objects)
-        prepared = _prepare_all(snap, partner, collection, objects, result, hidden)
+        prepared = _prepare_all(snap, partner, collection, objects, result, hidden, checked)
         _store_all(session, hub, snap, partner, collection, prepared, result, read_only)
         if with_status:
             result.status_id = str(uuid.uuid4())
@@ -186,7 +203,8 @@ def _hidden_markings(session: Session, snap: store.Snapshot, partner: policy.Par
 
 
 def _prepare_all(snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo,
-                 objects: list[Any], result: IngestResult, hidden: frozenset[str] = frozenset()) -> list[_Prepared]:
+                 objects: list[Any], result: IngestResult, hidden: frozenset[str] = frozenset(),
+                 checked: Sequence[Checked | None] | None = None) -> list[_Prepared]:
     """Validate every object and work out its markings; markings first so objects can use them."""
     order = sorted(range(len(objects)), key=lambda i: not _is_marking(objects[i]))
     new_markings: dict[str, store.MarkingInfo] = {}
@@ -194,7 +212,8 @@ def _prepare_all(snap: store.Snapshot, partner: policy.Partner, collection: stor
     for index in order:
         obj = objects[index]
         try:
-            item = _prepare(snap, partner, collection, obj, new_markings, hidden)
+            item = _prepare(snap, partner, collection, obj, new_markings, hidden,
+                            checked[index] if checked is not None else None)
         except Unprocessable as exc:
             result.fail(obj, index, exc.message)
             continue
@@ -213,10 +232,11 @@ def _is_marking(obj: Any) -> bool:
 
 
 def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo, obj: Any,
-             new_markings: dict[str, store.MarkingInfo], hidden: frozenset[str] = frozenset()) -> _Prepared:
+             new_markings: dict[str, store.MarkingInfo], hidden: frozenset[str] = frozenset(),
+             checked: Checked | None = None) -> _Prepared:
     if not isinstance(obj, dict):
         raise Unprocessable("not a STIX object (expected a JSON object)")
-    errors = stix.validate(obj)
+    errors = stix.validate(obj) if checked is None else checked.errors
     if not errors and "spec_version" not in obj and obj["type"] not in stix.SCO_TYPES:
         # STIX 2.1 requires it on everything but observables; its absence means STIX 2.0 content.
         errors = [f"{obj['id']}: property 'spec_version' is required (STIX 2.0 content must be upgraded to 2.1 "
@@ -224,7 +244,7 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
     if errors:
         raise Unprocessable("invalid STIX 2.1: " + "; ".join(errors[:5]))
     try:
-        raw = orjson.dumps(obj).decode()
+        raw = orjson.dumps(obj).decode() if checked is None else checked.raw
     except orjson.JSONEncodeError as exc:  # e.g. nested deeper than the serialiser goes
         raise Unprocessable(f"cannot store this object: {exc}") from None
     created_by = obj.get("created_by_ref")
@@ -242,8 +262,10 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
         unknown_markings=tuple(unknown),
     )
     version = stix.object_version(obj)
+    version_us = checked.version_us if checked is not None and checked.version_us is not None else \
+        stix.parse_timestamp(version)
     return _Prepared(obj, {"id": obj["id"], "version": version}, facts, tuple(sorted(set(sharing_ids))),
-                     stix.parse_timestamp(version), raw, marking_row)
+                     version_us, raw, marking_row)
 
 
 def _sharing(snap: store.Snapshot, new: dict[str, store.MarkingInfo], marking_id: str) -> policy.SharingMarking:
@@ -336,6 +358,15 @@ def _sharing_from_row(row: dict) -> policy.SharingMarking | None:
     )
 
 
+@dataclass
+class _Stored:
+    """What storing one envelope has seen so far: raws by (id, version), what it added, restriction sets."""
+
+    raws: dict[tuple[str, int], str]
+    added: set[tuple[str, int]] = field(default_factory=set)
+    restriction_sets: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+
 def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy.Partner,
                collection: store.CollectionInfo, prepared: list[_Prepared], result: IngestResult,
                read_only: bool) -> None:
@@ -343,7 +374,7 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
     clock = store.lock_clock(session)
     ids = [p.obj["id"] for p in prepared]
     owner_pk = store.owners(session, ids)
-    stored = store.stored_versions(session, collection.pk, ids)
+    stored = _Stored(store.stored_versions(session, collection.pk, ids))
     rows, saved_markings, refused_markings = [], set(), set()
     for item in prepared:
         missing = [i for i in item.sharing_ids if i in refused_markings]
@@ -360,7 +391,8 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
             store.save_marking(session, item.marking_row)
             saved_markings.add(item.marking_row["id"])
         owner_pk.setdefault(item.obj["id"], row["originator_id"])
-        stored[(item.obj["id"], item.version_us)] = row["raw"]
+        stored.raws[(item.obj["id"], item.version_us)] = row["raw"]
+        stored.added.add((item.obj["id"], item.version_us))
         rows.append(row)
     start = max(store.now_us(), clock + 1)
     for offset, row in enumerate(rows):
@@ -371,8 +403,8 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
 
 
 def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo,
-             item: _Prepared, owner: int | None, stored: dict[tuple[str, int], str], result: IngestResult,
-             read_only: bool) -> dict | None:
+             item: _Prepared, owner: int | None, stored: _Stored, result: IngestResult, read_only: bool
+             ) -> dict | None:
     """Return the row to insert for one object, or None after recording why not (or that it is a duplicate)."""
     owner_slug = snap.partners[owner].slug if owner is not None and owner in snap.partners else None
     identical_elsewhere = owner_slug not in (None, partner.slug) and _identical_stored(session, item)
@@ -381,16 +413,23 @@ def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, co
     if not decision:
         result.failures.append({**item.key, "message": "; ".join(decision.reasons)})
         return None
-    raw_here = stored.get((item.obj["id"], item.version_us))
+    raw_here = stored.raws.get((item.obj["id"], item.version_us))
     if raw_here is not None:
         if orjson.loads(raw_here) == item.obj:
             result.successes.append(item.key)  # an exact duplicate is not an error (TAXII 5.5)
+            if (item.obj["id"], item.version_us) not in stored.added:
+                result.unchanged.append(item.key)
         else:
             result.failures.append({**item.key, "message": "a different object with this id and version is "
                                     "stored; versions are immutable, publish a new version"})
         return None
     result.successes.append(item.key)
-    restriction = (store.intern_restriction_set(session, snap, item.sharing_ids) if item.sharing_ids else None)
+    restriction = None
+    if item.sharing_ids:  # one look-up per distinct set and envelope, not one per object
+        restriction = stored.restriction_sets.get(item.sharing_ids)
+        if restriction is None:
+            restriction = store.intern_restriction_set(session, snap, item.sharing_ids)
+            stored.restriction_sets[item.sharing_ids] = restriction
     return {
         "collection_id": collection.pk, "stix_id": item.obj["id"], "type": item.obj["type"],
         "version": item.key["version"], "version_us": item.version_us,

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, exists, false, func, insert, or_, select, true, update
+from sqlalchemy import String, and_, any_, bindparam, delete, exists, false, func, insert, or_, select, true, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -474,40 +475,57 @@ def set_clock(session: Session, value: int) -> None:
     session.execute(update(m.HubState).where(m.HubState.id == 1).values(clock_us=value))
 
 
+def _stix_id_among(session: Session, stix_ids: Iterable[str], column: Any = V.stix_id) -> ColumnElement[bool]:
+    """``stix_id IN (...)`` with the whole list bound as one parameter (a JSON text or an array).
+
+    An expanding IN list costs SQLAlchemy work per value and a new statement per list length; one
+    parameter keeps the statement cached (and prepared on PostgreSQL) however many ids an envelope has.
+    """
+    ids = sorted(set(stix_ids))
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("stix_ids", ids, type_=postgresql.ARRAY(String)))
+    listed = func.json_each(bindparam("stix_ids", orjson.dumps(ids).decode())).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
 def owners(session: Session, stix_ids: Iterable[str]) -> dict[str, int]:
     """Return the originator partner of each already-stored object id."""
-    out: dict[str, int] = {}
-    ids = sorted(set(stix_ids))
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for stix_id, originator in session.execute(
-            select(V.stix_id, func.min(V.originator_id)).where(V.stix_id.in_(chunk)).group_by(V.stix_id)
-        ):
-            out[stix_id] = originator
-    return out
+    stmt = select(V.stix_id, func.min(V.originator_id)).where(_stix_id_among(session, stix_ids)).group_by(V.stix_id)
+    return {stix_id: originator for stix_id, originator in session.execute(stmt)}
 
 
 def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> dict[tuple[str, int], str]:
     """Return the raw JSON of every stored or archived (id, version) among ``stix_ids`` in a collection."""
-    out: dict[tuple[str, int], str] = {}
     ids = sorted(set(stix_ids))
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        stmt = select(V.stix_id, V.version_us, V.raw).where(V.collection_id == collection_pk, V.stix_id.in_(chunk))
-        for stix_id, version_us, raw in session.execute(stmt):
-            out[(stix_id, version_us)] = raw
-        # An archived version is still this collection's: publishing it again is a duplicate, not new.
-        archived = select(AT.c.stix_id, AT.c.version_us, AT.c.raw).where(AT.c.collection_id == collection_pk,
-                                                                          AT.c.stix_id.in_(chunk))
-        for stix_id, version_us, raw in session.execute(archived):
-            out.setdefault((stix_id, version_us), raw)
+    stmt = select(V.stix_id, V.version_us, V.raw).where(V.collection_id == collection_pk, _stix_id_among(session, ids))
+    out = {(stix_id, version_us): raw for stix_id, version_us, raw in session.execute(stmt)}
+    # An archived version is still this collection's: publishing it again is a duplicate, not new.
+    archived = select(AT.c.stix_id, AT.c.version_us, AT.c.raw).where(
+        AT.c.collection_id == collection_pk, _stix_id_among(session, ids, AT.c.stix_id))
+    for stix_id, version_us, raw in session.execute(archived):
+        out.setdefault((stix_id, version_us), raw)
     return out
 
 
 def insert_versions(session: Session, rows: list[dict]) -> None:
-    """Insert version rows in one executemany (Core: no ORM bookkeeping, no RETURNING)."""
-    if rows:
-        session.connection().execute(VT.insert(), rows)
+    """Insert version rows (all with the same keys) in one executemany straight to the driver.
+
+    The values are plain ints, strings, booleans and None, which both drivers bind as they are, so
+    the statement is compiled once per dialect and column set and no per-row processing is done.
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    sql, names = _insert_sql(conn.dialect, tuple(rows[0]))
+    params = [tuple(row[n] for n in names) for row in rows] if names else rows
+    conn.exec_driver_sql(sql, params)
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_sql(dialect: Any, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...] | None]:
+    """The INSERT for these columns, and the order of its parameters when the dialect's are positional."""
+    compiled = VT.insert().compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
+    return compiled.string, tuple(compiled.positiontup) if compiled.positional else None
 
 
 def intern_restriction_set(session: Session, snapshot: Snapshot, marking_ids: Iterable[str]) -> int:
