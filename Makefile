@@ -38,6 +38,7 @@ lint: install ## ruff and mypy on hub/ and feeds/
 bench: install ## The performance goals at full size, with medallion and OpenTAXII beside (see bench/README.md)
 	$(PY) -m pip install -q matplotlib
 	$(PY) bench/run.py
+	$(PY) bench/ledger.py
 
 bench-quick: install ## A one-minute benchmark check
 	$(PY) bench/run.py --quick

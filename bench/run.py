@@ -344,7 +344,7 @@ def main() -> None:
     workers = [int(x) for x in (args.workers or ("2" if args.quick else "1,2")).split(",")]
     engine = "PostgreSQL" if args.db else "SQLite"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {engine}, "
-          f"load average {_loadavg()}")
+          f"load average {_loadavg()}, CPU reference {cpu_reference():.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
         results = {n: run_size(n, args.db, Path(tmp), args.clients, seconds, workers) for n in sizes}
         peer_results = run_peers(peer_names, peer_sizes, Path(tmp))
@@ -354,6 +354,14 @@ def main() -> None:
     if peer_results or len(sizes) > 1:
         draw_chart(Path(args.chart), engine, main_figures, peer_results)
     print(f"load average at the end: {_loadavg()}")
+
+
+def cpu_reference() -> float:
+    """Seconds one core takes for a fixed pure-Python loop: compares figures made on different machines."""
+    start, total = time.perf_counter(), 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - start
 
 
 def _loadavg() -> str:
@@ -438,7 +446,7 @@ def draw_chart(path: Path, engine: str, hub: dict[int, dict], peers: dict[str, d
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("(matplotlib not installed: no chart; pip install '.[bench]')")
+        print("(matplotlib not installed: no chart; pip install matplotlib, as make bench does)")
         return
     fig, ax = plt.subplots(figsize=(7, 4.2))
     series = {f"cti-hub ({engine})": hub, **peers}

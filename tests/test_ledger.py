@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -144,8 +143,8 @@ def test_ledger_cli_who_received(hub, world, as_, settings, tmp_path: Path):
     assert missing.exit_code == 1 and "the hub holds no indicator--" in missing.output
 
 
-def test_who_received_is_fast_with_many_recorded_deliveries(hub, world, as_):
-    """50,000 recorded pages in the collection, none covering the object: still well under a second."""
+def test_who_received_ignores_the_many_pages_that_do_not_cover_the_object(hub, world, as_):
+    """5,000 recorded pages around the object, none covering it (bench/ledger.py times a million)."""
     obj = f.indicator(1)
     as_("krcert").post(world["url"], [obj])
     as_("cisa").get(world["url"])
@@ -156,14 +155,11 @@ def test_who_received_is_fast_with_many_recorded_deliveries(hub, world, as_):
     base = {"partner_id": 999, "partner_slug": "bulk", "key_id": "kbulk", "endpoint": "objects",
             "collection_id": collection_pk, "filters": "{}", "rules_version": rules, "count": 1000}
     # Half the pages before the object, half after: the range scan walks everything before it.
-    rows = [{**base, "at_us": n, "first_added": added + (n - 25_000) * 1000 + (1 if n >= 25_000 else 0),
-             "last_added": added + (n - 25_000) * 1000 + 999 + (1 if n >= 25_000 else -1000)}
-            for n in range(50_000)]
+    rows = [{**base, "at_us": n, "first_added": added + (n - 2_500) * 1000 + (1 if n >= 2_500 else 0),
+             "last_added": added + (n - 2_500) * 1000 + 999 + (1 if n >= 2_500 else -1000)}
+            for n in range(5_000)]
     with hub.session() as s:
         for start in range(0, len(rows), 10_000):
             s.execute(insert(m.Delivery), rows[start:start + 10_000])
-    started = time.perf_counter()
     got = received(hub, obj["id"])
-    elapsed = time.perf_counter() - started
     assert [r.partner for r in got] == ["cisa"]
-    assert elapsed < 1.0
