@@ -162,6 +162,29 @@ def _rows(hub: services.Hub, query: store.VersionQuery, upto: int) -> Iterator[A
         after = rows[-1].date_added
 
 
+def listed(fmt: str, obj: dict, at_us: int, include: str = "") -> bool:
+    """Tell whether a response in format ``fmt`` made at ``at_us`` lists this object version.
+
+    The delivery ledger asks this of every version a feed response's range covers, so that "who
+    received" names exactly what the body held: active indicators (or, with ``include=withdrawn``,
+    withdrawn ones too; blocklists then list only the withdrawn values), of the format's kind.
+    """
+    gone = withdrawn(obj, at_us)
+    if gone and include != "withdrawn":
+        return False
+    if fmt == "stix":
+        return True
+    if obj.get("type") != "indicator":
+        return False
+    if fmt not in BLOCKLISTS:
+        return True
+    found = observable(obj)
+    if found is None or found[0] not in BLOCKLISTS[fmt] or gone != (include == "withdrawn"):
+        return False
+    value = found[1].split("://", 1)[1] if fmt == "url.txt" and "://" in found[1] else found[1]
+    return blocklist_safe(found[0], value)
+
+
 def withdrawn(obj: dict, now_us: int) -> bool:
     """Tell whether an object is revoked or past its ``valid_until``."""
     if obj.get("revoked") is True:

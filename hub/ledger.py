@@ -233,6 +233,11 @@ def _delivered(snapshot: store.Snapshot, view: policy.ReadFilter, d: Any, v: Any
     f = orjson.loads(d.filters)
     if (f.get("ids") and v.stix_id not in f["ids"]) or (f.get("types") and v.type not in f["types"]):
         return False
+    from feeds import export  # feeds build on the hub: imported where a feed delivery is judged
+
+    if d.endpoint in export.FORMATS and not export.listed(d.endpoint, orjson.loads(v.raw), d.at_us,
+                                                           f.get("include", "")):
+        return False
     if f.get("spec_versions") and v.spec_version not in f["spec_versions"]:
         return False
     wanted = f.get("versions", ["last"])

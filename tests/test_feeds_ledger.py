@@ -78,3 +78,22 @@ def test_who_received_names_feed_deliveries_under_the_rules(app, hub, world, set
     assert out.exit_code == 0, out.output
     lines = [line.split() for line in out.output.splitlines()[1:]]
     assert [(line[0], line[3]) for line in lines] == [("mycert", "ip.txt"), ("cisa", "stix")]
+
+
+def test_who_received_names_only_what_the_feed_body_listed(app, hub, world):
+    """A feed's range covers every version of the view; its body lists only active ones of its kind."""
+    ip, domain = f.indicator(1), f.indicator(2)
+    domain["pattern"] = "[domain-name:value = 'lazarus-c2.example']"
+    revoked = {**f.indicator(3), "revoked": True}
+    f.Client(app.test_client(), world["keys"]["krcert"]).post(world["url"], [ip, domain, revoked])
+    feed(app, world["keys"]["cisa"], "domain.txt").close()
+    feed(app, world["keys"]["mycert"], "csv").close()
+    feed(app, world["keys"]["mycert"], "ip.txt", include="withdrawn").close()  # the removal list only
+
+    def who(obj: dict) -> list[tuple[str, str]]:
+        with hub.session(write=False) as s:
+            return [(r.partner, r.endpoint) for r in ledger.who_received(s, hub.snapshot(s), obj["id"])]
+
+    assert who(ip) == [("mycert", "csv")]
+    assert who(domain) == [("cisa", "domain.txt"), ("mycert", "csv")]
+    assert who(revoked) == [("mycert", "ip.txt")]  # a revoked IP: only the removal list named it
