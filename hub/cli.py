@@ -195,6 +195,9 @@ def admin_create(ctx: click.Context, username: str, password_stdin: bool, role: 
 # --------------------------------------------------------------------- serve and demo
 
 
+KEEP_ALIVE_SECONDS = 75
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -206,7 +209,10 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
     """Serve the hub with gunicorn (migrations are applied first)."""
     _hub(ctx)
     args = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--worker-class", "gthread",
-            "--threads", str(threads), "--timeout", "120", "--access-logfile", "-", "hub.wsgi:app"]
+            "--threads", str(threads), "--timeout", "120",
+            # Idle keep-alive connections stay open longer than pollers and load balancers pause between
+            # requests (gunicorn's 2 s default races clients that reuse a connection it is closing).
+            "--keep-alive", str(KEEP_ALIVE_SECONDS), "--access-logfile", "-", "hub.wsgi:app"]
     click.echo(f"serving on http://{host}:{port}/taxii2/ with {workers} workers", err=True)
     os.execvp(sys.executable, [sys.executable, "-m", *args])  # noqa: S606 - replace this process with gunicorn
 
