@@ -191,12 +191,11 @@ def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, versi
     if not versions:
         raise NotFound(f"the hub holds no {stix_id}" + (f" version {version}" if version else ""))
     by_object: dict[int, list] = {}
-    siblings = every
-    for v in siblings:
+    for v in every:
         by_object.setdefault(v.collection_id, []).append(v)
     # A rule change may have re-dated a version: pages served before then found it at its former date_added.
-    former = store.former_dates(session, [v.pk for v in siblings])
-    first_added = {v.pk: min([v.date_added, *(at for at, _ in former.get(v.pk, ()))]) for v in siblings}
+    former = store.former_dates(session, [v.pk for v in every])
+    first_added = {v.pk: min([v.date_added, *(at for at, _ in former.get(v.pk, ()))]) for v in every}
     alias = {c.pk: c.alias for c in snapshot.collections.values()}
     filters: dict[tuple[int, int, int], policy.ReadFilter | None] = {}
     out = []
