@@ -38,6 +38,8 @@ class Principal:
     key_id: str
     read_only: bool
     last_used_us: int | None = None
+    # The sharing-rules version read together with the key: the request's snapshot is checked against it.
+    rules_version: int | None = None
 
 
 def new_secret() -> str:
@@ -125,7 +127,7 @@ def _check(session: Session, pepper: str, creds: tuple[str, str], source: str) -
         return "partner suspended"
     if key.cidrs and not _source_allowed(key.cidrs, source):
         return "source address not allowed for this key"
-    return Principal(key.partner_id, key.slug, key.id, key.key_id, key.read_only, key.last_used_us)
+    return Principal(key.partner_id, key.slug, key.id, key.key_id, key.read_only, key.last_used_us, key.rules_version)
 
 
 def _source_allowed(cidrs: str, source: str) -> bool:

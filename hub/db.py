@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +42,12 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.prepared_max = PREPARED_MAX
+        # The hub's reads are keyset pages of at most a thousand rows: starting parallel workers costs
+        # more than it saves (measured: 20 ms against 5.5 ms for a page at a million versions), and the
+        # cores are better spent on the concurrent requests of other partners.
+        autocommit, dbapi_conn.autocommit = dbapi_conn.autocommit, True
+        dbapi_conn.execute("SET max_parallel_workers_per_gather = 0")
+        dbapi_conn.autocommit = autocommit
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
@@ -129,6 +136,19 @@ def session_factory(engine: Engine, *, write: bool = False, relaxed: bool = Fals
     return sessionmaker(bind, class_=HubSession, expire_on_commit=False)
 
 
+def read_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for read-only requests (TAXII reads, feeds).
+
+    On PostgreSQL each statement runs as its own transaction (autocommit), which spares every request
+    the BEGIN and ROLLBACK round trips. Nothing is lost: under READ COMMITTED, PostgreSQL's default
+    level, each statement of a transaction takes its own snapshot anyway. On SQLite a deferred BEGIN
+    costs no round trip, so its sessions stay as they are.
+    """
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(engine, class_=HubSession, expire_on_commit=False)
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Run a unit of work: commit on success, roll back on any error."""
@@ -155,7 +175,14 @@ def upgrade(engine: Engine) -> None:
 
 
 def is_current(engine: Engine) -> bool:
-    """Tell whether the database carries the newest migration."""
-    heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    """Tell whether the database carries the newest migration (one query: health checks call it often)."""
     with engine.connect() as conn:
-        return set(MigrationContext.configure(conn).get_current_heads()) == heads
+        return set(MigrationContext.configure(conn).get_current_heads()) == _script_heads()
+
+
+@functools.cache
+def _script_heads() -> frozenset[str]:
+    """The newest revisions of the migrations shipped with this code (read once per process)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return frozenset(ScriptDirectory.from_config(cfg).get_heads())

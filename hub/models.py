@@ -139,7 +139,8 @@ class ObjectVersion(Base):
 
     __tablename__ = "object_versions"
     __table_args__ = (
-        Index("ix_versions_collection_added", "collection_id", "date_added"),
+        # Unique per collection, and the only index ordered by date_added (see migration 0004).
+        Index("ix_versions_collection_added", "collection_id", "date_added", unique=True),
         Index("ix_versions_collection_object", "collection_id", "stix_id", "version_us"),
     )
     pk: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -149,7 +150,7 @@ class ObjectVersion(Base):
     version: Mapped[str] = mapped_column(String(40))
     version_us: Mapped[int] = mapped_column(BigInteger)
     spec_version: Mapped[str] = mapped_column(String(8), default="2.1")
-    date_added: Mapped[int] = mapped_column(BigInteger, unique=True)
+    date_added: Mapped[int] = mapped_column(BigInteger)
     originator_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
     tlp: Mapped[int] = mapped_column(SmallInteger)
     restriction_set_id: Mapped[int | None] = mapped_column(ForeignKey("restriction_sets.id"), nullable=True)

@@ -34,6 +34,7 @@ class Hub:
         self.settings = settings
         self.engine = db.make_engine(settings["database_url"])
         self.sessions = db.session_factory(self.engine)
+        self.read_sessions = db.read_factory(self.engine)
         self.write_sessions = db.session_factory(self.engine, write=True)
         self.relaxed_sessions = db.session_factory(self.engine, relaxed=True)
         self.pepper: str = settings["secret_key"]
@@ -46,9 +47,14 @@ class Hub:
         with db.transaction(factory) as session:
             yield session
 
-    def snapshot(self, session: Session) -> store.Snapshot:
-        """Return the sharing snapshot, reloading it when any process changed the rules."""
-        version = store.rules_version(session)
+    def snapshot(self, session: Session, version: int | None = None) -> store.Snapshot:
+        """Return the sharing snapshot, reloading it when any process changed the rules.
+
+        ``version`` is the rules version the caller already read in this unit of work (with its key);
+        without it, it is read here.
+        """
+        if version is None:
+            version = store.rules_version(session)
         cached = self._snapshot
         if cached is None or cached.rules_version != version:
             cached = self._snapshot = store.load_snapshot(session)

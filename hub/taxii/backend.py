@@ -41,13 +41,15 @@ def hub() -> services.Hub:
 def read_session():  # type: ignore[no-untyped-def]
     """Return this request's read session (closed at teardown)."""
     if "hub_session" not in g:
-        g.hub_session = hub().sessions()
+        g.hub_session = hub().read_sessions()
     return g.hub_session
 
 
 def _snapshot() -> store.Snapshot:
     if "hub_snapshot" not in g:
-        g.hub_snapshot = hub().snapshot(read_session())
+        caller = medallion_auth.current_user()
+        version = caller.rules_version if isinstance(caller, Principal) else None
+        g.hub_snapshot = hub().snapshot(read_session(), version)
     return g.hub_snapshot
 
 
@@ -179,9 +181,15 @@ def _unjson(filters: dict[str, Any]) -> dict[str, Any]:
 
 
 def _page(collection: store.CollectionInfo, query: store.VersionQuery, filters: dict[str, Any], endpoint: str,
-          columns: tuple[str, ...]) -> tuple[list, dict[str, Any], dict[str, str]]:
-    """Run the query; return rows, the paging properties (more/next) and the X-TAXII-Date-Added headers."""
+          columns: tuple[str, ...], object_id: str | None = None) -> tuple[list, dict[str, Any], dict[str, str]]:
+    """Run the query; return rows, the paging properties (more/next) and the X-TAXII-Date-Added headers.
+
+    With ``object_id``, an empty page of an object the partner cannot see at all is a 404 (asked only
+    when the page is empty: a page with rows proves the object visible).
+    """
     rows, more = store.page(read_session(), query, columns)
+    if object_id is not None and not rows and not store.has_visible(read_session(), query):
+        raise ProcessingError(f"Object '{object_id}' not found", 404)
     ledger.record_page(hub(), _principal(), _snapshot(), collection, query, endpoint, rows)
     paging: dict[str, Any] = {"more": more}
     if rows:
@@ -267,9 +275,8 @@ class HubBackend(Backend):
         _require_id(object_id)
         query, filters = _query(collection, f"object:{object_id}", filter_args, allowed_filters, limit,
                                 ids=(object_id,))
-        if not store.has_visible(read_session(), query):
-            raise ProcessingError(f"Object '{object_id}' not found", 404)
-        rows, paging, headers = _page(collection, query, filters, f"object:{object_id}", ("raw", "date_added"))
+        rows, paging, headers = _page(collection, query, filters, f"object:{object_id}", ("raw", "date_added"),
+                                      object_id)
         return _envelope(rows, paging), headers
 
     def get_object_versions(self, api_root: str, collection_id: str, object_id: str, filter_args: dict,
@@ -278,9 +285,8 @@ class HubBackend(Backend):
         _require_id(object_id)
         query, filters = _query(collection, f"versions:{object_id}", filter_args, allowed_filters, limit,
                                 ids=(object_id,), default_version="all")
-        if not store.has_visible(read_session(), query):
-            raise ProcessingError(f"Object '{object_id}' not found", 404)
-        rows, paging, headers = _page(collection, query, filters, f"versions:{object_id}", ("version", "date_added"))
+        rows, paging, headers = _page(collection, query, filters, f"versions:{object_id}", ("version", "date_added"),
+                                      object_id)
         out = dict(paging)
         if rows:
             out["versions"] = [r.version for r in rows]
