@@ -57,6 +57,9 @@ GOALS: dict[str, tuple[str, Callable[[float], bool]]] = {
 PER_WORKERS = ("pull", "last/first page", "first page ms", "last page ms", "pull RSS max", "head poll p50",
                "head poll p99", "object GET p50", "POST 1,000/envelope", "worker RSS max")
 LOAD_CHUNK = 5000
+# The paced load: each of the 50 clients sends one request per LOAD_INTERVAL seconds, 60 times the rate
+# of a SIEM that polls every minute.
+LOAD_INTERVAL = 1.0
 
 
 def _port() -> int:
@@ -164,12 +167,22 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def load(base: str, key: str, writer_key: str, world: dict, clients: int, seconds: float) -> dict:
-    """``clients`` threads for ``seconds``: page pulls, head polls and publishes; count errors, time pages."""
+def load(base: str, key: str, writer_key: str, world: dict, clients: int, seconds: float,
+         interval: float = 0.0) -> dict:
+    """``clients`` threads for ``seconds``: page pulls, head polls and publishes; count errors, time pages.
+
+    One client in five publishes envelopes of 100; the others alternate between pulling 1,000-object
+    pages and head polls. With ``interval``, each client starts one request per interval (at a random
+    phase, never two at once): a paced load, as partners' SIEMs and publishers run on schedules. With
+    ``interval`` 0 every client sends its next request as soon as the last one is answered: the
+    server is saturated and page latency is the length of the queue, not the time to serve a page.
+    """
     url = f"{base}/dprk/collections/{world['collection']}/objects/"
-    stop = time.perf_counter() + seconds
+    begin = time.perf_counter()
+    stop = begin + seconds
     pages: list[float] = []
     errors: Counter[str] = Counter()
+    sent = [0]
     lock = threading.Lock()
 
     def client(i: int) -> None:
@@ -177,10 +190,16 @@ def load(base: str, key: str, writer_key: str, world: dict, clients: int, second
         publisher = i % 5 == 0
         http.headers.update({"Accept": TAXII, "Content-Type": TAXII,
                              "Authorization": f"Bearer {writer_key if publisher else key}"})
-        extra = stream(2000, world, seed=50_000 + i, slug="krcert") if publisher else []
+        extra = stream(2000, world, seed=50_000 + i + int(interval * 1000), slug="krcert") if publisher else []
         k = 0
-        while time.perf_counter() < stop:
+        due = begin + (i * 0.618034 % 1.0) * interval  # spread the clients' phases over one interval
+        while True:
+            if interval:
+                time.sleep(max(0.0, due - time.perf_counter()))
+                due = max(due + interval, time.perf_counter())
             t = time.perf_counter()
+            if t >= stop:
+                break
             try:
                 if publisher:
                     r = http.post(url, data=orjson.dumps({"objects": extra[k:k + 100]}), timeout=30)
@@ -193,6 +212,7 @@ def load(base: str, key: str, writer_key: str, world: dict, clients: int, second
             except requests.RequestException as exc:
                 error = type(exc).__name__
             with lock:
+                sent[0] += 1
                 if error:
                     errors[error] += 1
                 elif not publisher:
@@ -206,8 +226,9 @@ def load(base: str, key: str, writer_key: str, world: dict, clients: int, second
     pages.sort()
     if errors:
         print(f"  load errors: {dict(errors)}", flush=True)
-    return {"load errors": sum(errors.values()), "load requests": len(pages),
-            "load page p99": pages[int(len(pages) * 0.99) - 1] if pages else float("nan")}
+    return {"errors": sum(errors.values()), "requests/s": sent[0] / (time.perf_counter() - begin),
+            "p50": statistics.median(pages) if pages else float("nan"),
+            "p99": pages[int(len(pages) * 0.99) - 1] if pages else float("nan")}
 
 
 def measure(base: str, key: str, writer_key: str, world: dict, n: int, sampler: RssSampler, seed: int) -> dict:
@@ -313,8 +334,16 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
             figures["worker RSS max"] = sampler.peak_kb / 1024
             result[count] = figures
             if count == workers[-1]:
-                print(f"size {n:,}: load, {clients} clients for {seconds:g} s ...", flush=True)
-                result.update(load(base, key, writer_key, world, clients, seconds))
+                print(f"size {n:,}: load, {clients} clients for {seconds:g} s, one request per "
+                      f"{LOAD_INTERVAL:g} s each ...", flush=True)
+                paced = load(base, key, writer_key, world, clients, seconds, LOAD_INTERVAL)
+                print(f"size {n:,}: load, {clients} clients for {seconds:g} s, back to back ...", flush=True)
+                saturated = load(base, key, writer_key, world, clients, seconds)
+                result.update({"load errors": paced["errors"] + saturated["errors"],
+                               "load page p99": paced["p99"], "load page p50": paced["p50"],
+                               "load requests/s": paced["requests/s"],
+                               "saturated requests/s": saturated["requests/s"],
+                               "saturated page p50": saturated["p50"], "saturated page p99": saturated["p99"]})
         finally:
             proc.terminate()
             proc.wait()
@@ -397,7 +426,8 @@ def print_table(results: dict[int, dict], sizes: list[int], workers: list[int]) 
             met[column][1] += 1
             cells.append(f"{_fmt(name, value) + (' met' if ok else ' NOT met'):>{width}}")
         print(f"{name:<22}{''.join(cells)}  {goal}")
-    for name in ("first page ms", "last page ms", "pull RSS max", "visible"):
+    for name in ("first page ms", "last page ms", "pull RSS max", "visible", "load page p50", "load requests/s",
+                 "saturated requests/s", "saturated page p50", "saturated page p99"):
         cells = "".join(f"{_fmt(name, figure(*c, name)):>{width}}" for c in columns)
         print(f"{name:<22}{cells}")
     print(f"{'goals met':<22}" + "".join(f"{f'{a} of {b}':>{width}}" for a, b in met.values()))
@@ -476,7 +506,9 @@ def _fmt(name: str, value: float | None) -> str:
         return f"{value:,.0f} MB"
     if "obj/s" in goal or name in ("pull", "bulk import"):
         return f"{value:,.0f}/s"
-    if "ms" in goal:
+    if name.endswith("requests/s"):
+        return f"{value:,.0f}/s"
+    if "ms" in goal or name.endswith(("p50", "p99")):
         return f"{value:.1f} ms"
     return f"{value:.2f}x"
 

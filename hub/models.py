@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import expression
 
 
 class Base(DeclarativeBase):
@@ -156,6 +157,9 @@ class ObjectVersion(Base):
     restriction_set_id: Mapped[int | None] = mapped_column(ForeignKey("restriction_sets.id"), nullable=True)
     unknown_markings: Mapped[bool] = mapped_column(Boolean, default=False)
     raw: Mapped[str] = mapped_column(Text)
+    # True when a later version of the same object is stored in the collection (``store.refresh_newer``);
+    # a version without one is the latest for every partner who sees it, so reads skip the search.
+    newer_exists: Mapped[bool] = mapped_column(Boolean, server_default=expression.false())
 
 
 class Status(Base):

@@ -26,6 +26,7 @@ property tests check that the filter and ``can_read`` agree on every object.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -261,8 +262,14 @@ def can_write(
         reasons.append(f"unknown marking {ref}")
     if reasons:
         return Decision(False, tuple(reasons))
-    return Decision(True, (f"{partner.slug} writes collection {collection.id} and {obj.tlp.label} is within "
-                           f"its maximum {collection.max_tlp.label}",))
+    return _write_allowed(partner.slug, collection.id, obj.tlp, collection.max_tlp)
+
+
+@functools.lru_cache(maxsize=4096)
+def _write_allowed(partner: str, collection: str, tlp: TLP, maximum: TLP) -> Decision:
+    """The (immutable) positive verdict, built once per combination: ingest asks for it per object."""
+    return Decision(True, (f"{partner} writes collection {collection} and {tlp.label} is within its maximum "
+                           f"{maximum.label}",))
 
 
 @dataclass(frozen=True)

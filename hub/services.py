@@ -8,6 +8,7 @@ admin panel) decide the unit of work.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -174,6 +175,7 @@ def delete_versions(hub: Hub, principal: auth.Principal, collection: store.Colle
                     version_pks: list[int]) -> int:
     """Delete versions of an object from a collection, on the originator's request."""
     with hub.session() as session:
+        store.lock_clock(session)  # the writer lock: no version of this object is added meanwhile
         gone = withdrawals.before_delete(session, hub.snapshot(session), collection, stix_id, version_pks)
         count = store.delete_versions(session, collection.pk, stix_id, version_pks)
         store.add_withdrawals(session, gone)
@@ -381,6 +383,7 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
     ids = [p.obj["id"] for p in prepared]
     owner_pk = store.owners(session, ids)
     stored = _Stored(store.stored_versions(session, collection.pk, ids))
+    earlier = {stix_id for stix_id, _ in stored.raws}
     rows, saved_markings, refused_markings = [], set(), set()
     for item in prepared:
         missing = [i for i in item.sharing_ids if i in refused_markings]
@@ -406,6 +409,9 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
     store.insert_versions(session, rows)
     if rows:
         store.set_clock(session, start + len(rows) - 1)
+    # Objects stored before, or added in several versions here, may now have versions with a newer one.
+    added = Counter(row["stix_id"] for row in rows)
+    store.refresh_newer(session, collection.pk, [i for i, n in added.items() if n > 1 or i in earlier])
 
 
 def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo,
@@ -523,6 +529,8 @@ def publish_reference(session: Session) -> int:
     store.insert_versions(session, rows)
     if rows:
         store.set_clock(session, start + len(rows) - 1)
+    for collection_pk in {row["collection_id"] for row in rows}:
+        store.refresh_newer(session, collection_pk, [r["stix_id"] for r in rows if r["collection_id"] == collection_pk])
     return len(rows)
 
 
