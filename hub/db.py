@@ -104,6 +104,8 @@ def _tune_sqlite(engine: Engine) -> None:
         # Writers take the write lock up front: a deferred transaction that read first and then
         # writes fails at once (SQLITE_BUSY_SNAPSHOT) when another writer committed in between.
         options = conn.get_execution_options()
+        if options.get("hub_statement_reads"):
+            return  # see read_factory: each statement is its own transaction
         # Relaxed units of work (the delivery ledger) skip the fsync: a crash of the machine may lose the
         # last few of them, never an acknowledged publication, which keeps FULL.
         conn.exec_driver_sql(f"PRAGMA synchronous={'NORMAL' if options.get('hub_relaxed') else 'FULL'}")
@@ -137,15 +139,26 @@ def session_factory(engine: Engine, *, write: bool = False, relaxed: bool = Fals
 
 
 def read_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for read-only requests (TAXII reads, feeds).
+    """Sessions for read-only requests (TAXII reads): each statement runs as its own transaction.
 
-    On PostgreSQL each statement runs as its own transaction (autocommit), which spares every request
-    the BEGIN and ROLLBACK round trips. Nothing is lost: under READ COMMITTED, PostgreSQL's default
-    level, each statement of a transaction takes its own snapshot anyway. On SQLite a deferred BEGIN
-    costs no round trip, so its sessions stay as they are.
+    On PostgreSQL (autocommit) that spares every request the BEGIN and ROLLBACK round trips, and
+    nothing is lost: under READ COMMITTED, PostgreSQL's default level, each statement of a transaction
+    takes its own snapshot anyway. On SQLite no read snapshot stays open while the request writes its
+    delivery-ledger row, so that commit can checkpoint the write-ahead log instead of growing it.
     """
     if engine.dialect.name == "postgresql":
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), class_=HubSession,
+                            expire_on_commit=False)
+    return sessionmaker(engine.execution_options(hub_statement_reads=True), class_=HubSession, expire_on_commit=False)
+
+
+def consistent_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions whose statements all read one snapshot of the database (several related reads).
+
+    PostgreSQL needs REPEATABLE READ for that; a SQLite transaction in WAL mode reads one snapshot.
+    """
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="REPEATABLE READ")
     return sessionmaker(engine, class_=HubSession, expire_on_commit=False)
 
 

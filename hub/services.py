@@ -36,6 +36,7 @@ class Hub:
         self.engine = db.make_engine(settings["database_url"])
         self.sessions = db.session_factory(self.engine)
         self.read_sessions = db.read_factory(self.engine)
+        self._snapshot_sessions = db.consistent_factory(self.engine)
         self.write_sessions = db.session_factory(self.engine, write=True)
         self.relaxed_sessions = db.session_factory(self.engine, relaxed=True)
         self.pepper: str = settings["secret_key"]
@@ -58,7 +59,11 @@ class Hub:
             version = store.rules_version(session)
         cached = self._snapshot
         if cached is None or cached.rules_version != version:
-            cached = self._snapshot = store.load_snapshot(session)
+            # Read in one consistent snapshot of the database, in a transaction of its own: the caller's
+            # session may take a fresh view per statement, and a configuration change committed halfway
+            # through must not mix old group members with new collection readers.
+            with db.transaction(self._snapshot_sessions) as consistent:
+                cached = self._snapshot = store.load_snapshot(consistent)
         return cached
 
 
