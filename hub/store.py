@@ -334,7 +334,9 @@ def _visible(v: Any, shape: _Shape) -> ColumnElement[bool]:
 
 def _apply_filters(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def]
     c = v.c
-    stmt = stmt.where(c.collection_id == bindparam("collection"), _visible(v, shape))
+    # With ids given, they are the selective part: see _of_collection.
+    collection = c.collection_id + 0 if shape.ids else c.collection_id
+    stmt = stmt.where(collection == bindparam("collection"), _visible(v, shape))
     if shape.ids:
         stmt = stmt.where(c.stix_id.in_(bindparam("ids", expanding=True)))
     if shape.types:
@@ -510,7 +512,8 @@ def refresh_newer(session: Session, collection_pk: int, stix_ids: Iterable[str])
     has_newer = exists(select(newer.c.pk).where(newer.c.collection_id == VT.c.collection_id,
                                                 newer.c.stix_id == VT.c.stix_id, newer.c.version_us > VT.c.version_us))
     session.connection().execute(
-        update(VT).where(VT.c.collection_id == collection_pk, _stix_id_among(session, ids, VT.c.stix_id))
+        update(VT).where(_of_collection(VT.c.collection_id, collection_pk), _stix_id_among(session, ids, VT.c.stix_id),
+                         VT.c.newer_exists != has_newer)  # rewrite only the rows that change
         .values(newer_exists=has_newer))
 
 
@@ -540,6 +543,16 @@ def _stix_id_among(session: Session, stix_ids: Iterable[str], column: Any = V.st
     return column.in_(select(listed.c.value))
 
 
+def _of_collection(column: Any, collection_pk: int) -> ColumnElement[bool]:
+    """``collection_id = pk`` for statements that look objects up by id: "+ 0" keeps the planner on the id.
+
+    A collection that filled since the last ANALYZE looks empty to PostgreSQL's planner, which then
+    walks the whole collection through a collection index (measured: 50 ms instead of 1 ms for an
+    envelope's lookups). The ids are always the selective part.
+    """
+    return column + 0 == collection_pk
+
+
 def owners(session: Session, stix_ids: Iterable[str]) -> dict[str, int]:
     """Return the originator partner of each already-stored object id."""
     stmt = select(V.stix_id, func.min(V.originator_id)).where(_stix_id_among(session, stix_ids)).group_by(V.stix_id)
@@ -549,11 +562,12 @@ def owners(session: Session, stix_ids: Iterable[str]) -> dict[str, int]:
 def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> dict[tuple[str, int], str]:
     """Return the raw JSON of every stored or archived (id, version) among ``stix_ids`` in a collection."""
     ids = sorted(set(stix_ids))
-    stmt = select(V.stix_id, V.version_us, V.raw).where(V.collection_id == collection_pk, _stix_id_among(session, ids))
+    stmt = select(V.stix_id, V.version_us, V.raw).where(_of_collection(V.collection_id, collection_pk),
+                                                        _stix_id_among(session, ids))
     out = {(stix_id, version_us): raw for stix_id, version_us, raw in session.execute(stmt)}
     # An archived version is still this collection's: publishing it again is a duplicate, not new.
     archived = select(AT.c.stix_id, AT.c.version_us, AT.c.raw).where(
-        AT.c.collection_id == collection_pk, _stix_id_among(session, ids, AT.c.stix_id))
+        _of_collection(AT.c.collection_id, collection_pk), _stix_id_among(session, ids, AT.c.stix_id))
     for stix_id, version_us, raw in session.execute(archived):
         out.setdefault((stix_id, version_us), raw)
     return out
@@ -568,6 +582,14 @@ def insert_versions(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
     conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # COPY: one statement streams the whole envelope (an INSERT per row is a server round of work each).
+        keys = tuple(rows[0])
+        columns = ", ".join(VT.c[key].name for key in keys)  # the table's own column names, never input
+        with conn.connection.driver_connection.cursor().copy(f"COPY {VT.name} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(tuple(row[key] for key in keys))
+        return
     sql, names = _insert_sql(conn.dialect, tuple(rows[0]))
     params = [tuple(row[n] for n in names) for row in rows] if names else rows
     conn.exec_driver_sql(sql, params)
