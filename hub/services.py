@@ -59,11 +59,15 @@ class Hub:
             version = store.rules_version(session)
         cached = self._snapshot
         if cached is None or cached.rules_version != version:
-            # Read in one consistent snapshot of the database, in a transaction of its own: the caller's
-            # session may take a fresh view per statement, and a configuration change committed halfway
-            # through must not mix old group members with new collection readers.
-            with db.transaction(self._snapshot_sessions) as consistent:
-                cached = self._snapshot = store.load_snapshot(consistent)
+            if isinstance(session, db.ReadSession):
+                # A read session takes a fresh view per statement: read in one consistent snapshot, in a
+                # transaction of its own, so that a configuration change committed halfway through does
+                # not mix old group members with new collection readers.
+                with db.transaction(self._snapshot_sessions) as consistent:
+                    cached = store.load_snapshot(consistent)
+            else:
+                cached = store.load_snapshot(session)  # the caller's unit of work, its own changes included
+            self._snapshot = cached
         return cached
 
 
@@ -386,8 +390,8 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
     """Check ownership and duplicates under the writer lock, then insert with fresh ``date_added`` values."""
     clock = store.lock_clock(session)
     ids = [p.obj["id"] for p in prepared]
-    owner_pk = store.owners(session, ids)
-    stored = _Stored(store.stored_versions(session, collection.pk, ids))
+    owner_pk, known = store.owners_and_versions(session, collection.pk, ids)
+    stored = _Stored(known)
     earlier = {stix_id for stix_id, _ in stored.raws}
     rows, saved_markings, refused_markings = [], set(), set()
     for item in prepared:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     delete,
     exc,
     exists,
@@ -559,18 +560,38 @@ def owners(session: Session, stix_ids: Iterable[str]) -> dict[str, int]:
     return {stix_id: originator for stix_id, originator in session.execute(stmt)}
 
 
+def owners_and_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]
+                        ) -> tuple[dict[str, int], dict[tuple[str, int], str]]:
+    """``owners`` and ``stored_versions`` in one pass over the ids' versions (ingest asks both per envelope)."""
+    ids = sorted(set(stix_ids))
+    stmt = select(V.stix_id, V.version_us, V.originator_id, case((V.collection_id == collection_pk, V.raw))
+                  ).where(_stix_id_among(session, ids))
+    found: dict[str, int] = {}
+    out: dict[tuple[str, int], str] = {}
+    for stix_id, version_us, originator, raw in session.execute(stmt):
+        found[stix_id] = min(originator, found.get(stix_id, originator))
+        if raw is not None:
+            out[(stix_id, version_us)] = raw
+    _add_archived(session, collection_pk, ids, out)
+    return found, out
+
+
 def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> dict[tuple[str, int], str]:
     """Return the raw JSON of every stored or archived (id, version) among ``stix_ids`` in a collection."""
     ids = sorted(set(stix_ids))
     stmt = select(V.stix_id, V.version_us, V.raw).where(_of_collection(V.collection_id, collection_pk),
                                                         _stix_id_among(session, ids))
     out = {(stix_id, version_us): raw for stix_id, version_us, raw in session.execute(stmt)}
+    _add_archived(session, collection_pk, ids, out)
+    return out
+
+
+def _add_archived(session: Session, collection_pk: int, ids: list[str], out: dict[tuple[str, int], str]) -> None:
     # An archived version is still this collection's: publishing it again is a duplicate, not new.
     archived = select(AT.c.stix_id, AT.c.version_us, AT.c.raw).where(
         _of_collection(AT.c.collection_id, collection_pk), _stix_id_among(session, ids, AT.c.stix_id))
     for stix_id, version_us, raw in session.execute(archived):
         out.setdefault((stix_id, version_us), raw)
-    return out
 
 
 def insert_versions(session: Session, rows: list[dict]) -> None:
