@@ -364,6 +364,8 @@ def main() -> None:
                              "the load workload runs with the last")
     parser.add_argument("--peers", default="medallion,opentaxii", help="peer servers to run ('' for none)")
     parser.add_argument("--peer-sizes", default="1000,10000", help="collection sizes for the peers")
+    parser.add_argument("--peer-timeout", type=float, default=120,
+                        help="seconds each peer workload may take before it counts as not finished")
     parser.add_argument("--chart", default=str(ROOT / "bench" / "page-latency.png"), help="where to draw the chart")
     args = parser.parse_args()
     sizes = [10_000] if args.quick else [int(x) for x in args.sizes.split(",")]
@@ -376,7 +378,7 @@ def main() -> None:
           f"load average {_loadavg()}, CPU reference {cpu_reference():.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
         results = {n: run_size(n, args.db, Path(tmp), args.clients, seconds, workers) for n in sizes}
-        peer_results = run_peers(peer_names, peer_sizes, Path(tmp))
+        peer_results = run_peers(peer_names, peer_sizes, Path(tmp), args.peer_timeout)
     print_table(results, sizes, workers)
     main_figures = {n: {**results[n], **results[n][workers[-1]]} for n in sizes}
     print_ratios(main_figures, peer_results)
@@ -436,8 +438,8 @@ def print_table(results: dict[int, dict], sizes: list[int], workers: list[int]) 
 COMPARED = ("pull", "head poll p50", "object GET p50", "POST 1,000/envelope")
 
 
-def run_peers(names: list[str], sizes: list[int], workdir: Path) -> dict[str, dict[int, dict]]:
-    """Run each peer server on the same generated objects at each size."""
+def run_peers(names: list[str], sizes: list[int], workdir: Path, timeout: float) -> dict[str, dict[int, dict]]:
+    """Run each peer server on the same generated objects at each size (``timeout`` s per workload)."""
     if not names:
         return {}
     from bench import peers
@@ -447,7 +449,7 @@ def run_peers(names: list[str], sizes: list[int], workdir: Path) -> dict[str, di
         for n in sizes:
             objects = peers.workload(n)
             print(f"running {name} at {n:,} objects ...", flush=True)
-            out.setdefault(name, {})[n] = peers.run_peer(name, n, workdir / f"{name}-{n}", objects)
+            out.setdefault(name, {})[n] = peers.run_peer(name, n, workdir / f"{name}-{n}", objects, timeout)
     return out
 
 

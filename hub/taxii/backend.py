@@ -345,5 +345,5 @@ def _envelope(rows: list, paging: dict[str, Any]) -> dict[str, Any]:
     out = dict(paging)
     if rows:
         # Stored JSON goes out as stored: no parse, no re-serialisation, byte-for-byte what was published.
-        out["objects"] = [orjson.Fragment(r.raw) for r in rows]
+        out["objects"] = orjson.Fragment("[" + ",".join([r.raw for r in rows]) + "]")
     return out
