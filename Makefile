@@ -35,10 +35,14 @@ lint: install ## ruff and mypy on hub/ and feeds/
 	$(PY) -m ruff check hub feeds tests
 	$(PY) -m mypy hub feeds --ignore-missing-imports
 
-bench: install ## The performance goals at full size, with medallion and OpenTAXII beside (see bench/README.md)
+BENCH_POSTGRES ?= postgresql://postgres@127.0.0.1:5432/bench
+
+bench: install ## The goals at 10,000 and 1,000,000 versions on SQLite, then on PostgreSQL (BENCH_POSTGRES; its schema is replaced), with medallion and OpenTAXII beside
 	$(PY) -m pip install -q matplotlib
 	$(PY) bench/run.py
+	$(PY) bench/run.py --db '$(BENCH_POSTGRES)' --peers ''
 	$(PY) bench/ledger.py
+	$(PY) bench/ledger.py --db '$(BENCH_POSTGRES)'
 
 bench-quick: install ## A one-minute benchmark check
 	$(PY) bench/run.py --quick

@@ -25,6 +25,7 @@ from sqlalchemy import insert, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.run import create_database  # noqa: E402
 from hub import create_app, db, ledger, services  # noqa: E402
 from hub import models as m  # noqa: E402
 from tests import factories as f  # noqa: E402
@@ -44,6 +45,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{tmp}/ledger.db"
+        if args.db:
+            create_database(args.db)
         app = create_app({"database_url": url, "secret_key": "bench-secret", "data_dir": tmp,
                           "rate_limit_per_minute": 0})
         hub = app.extensions["cti_hub"]

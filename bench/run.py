@@ -28,7 +28,7 @@ from pathlib import Path
 
 import orjson
 import requests
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -293,10 +293,25 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 120) -> None
     raise SystemExit(f"the server did not become ready in {timeout:.0f} s")
 
 
+def create_database(url: str) -> None:
+    """Create the PostgreSQL database ``url`` names when the server does not have it yet."""
+    target = make_url(db.make_engine(url).url)
+    admin = create_engine(target.set(drivername="postgresql+psycopg", database="postgres"),
+                          isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                            {"name": target.database}).first() is None:
+                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        admin.dispose()
+
+
 def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: float, workers: list[int]) -> dict:
     """Load n versions, then measure with each number of gunicorn workers; the load runs with the last."""
     settings = {"data_dir": str(workdir), "secret_key": "bench-secret"}
     if db_url:
+        create_database(db_url)
         engine = db.make_engine(db_url)
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
@@ -355,7 +370,7 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10,000 versions only, no peers, 10 s of load")
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated collection sizes")
+    parser.add_argument("--sizes", default="10000,1000000", help="comma-separated collection sizes")
     parser.add_argument("--db", default=None, help="PostgreSQL URL (default: SQLite in a temp dir)")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients in the load workload")
     parser.add_argument("--seconds", type=float, default=60, help="duration of the load workload")
