@@ -450,7 +450,7 @@ def print_table(results: dict[int, dict], sizes: list[int], workers: list[int]) 
     print(f"{'goals met':<22}" + "".join(f"{f'{a} of {b}':>{width}}" for a, b in met.values()))
 
 
-COMPARED = ("pull", "head poll p50", "object GET p50", "POST 1,000/envelope")
+COMPARED = ("pull", "head poll p50", "object GET p50", "POST 1,000/envelope", "bulk import")
 
 
 def run_peers(names: list[str], sizes: list[int], workdir: Path, timeout: float) -> dict[str, dict[int, dict]]:
@@ -477,7 +477,7 @@ def print_ratios(hub: dict[int, dict], peers: dict[str, dict[int, dict]]) -> Non
             for workload in COMPARED:
                 value = result.get(workload)
                 if value is None:
-                    cells.append(f"{workload}: did not finish")
+                    cells.append(f"{workload}: " + ("none" if workload == "bulk import" else "did not finish"))
                     continue
                 mine = hub.get(n, {}).get(workload)
                 speed = (mine / value if "p50" not in workload else value / mine) if mine else None
