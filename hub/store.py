@@ -607,7 +607,9 @@ def insert_versions(session: Session, rows: list[dict]) -> None:
         # COPY: one statement streams the whole envelope (an INSERT per row is a server round of work each).
         keys = tuple(rows[0])
         columns = ", ".join(VT.c[key].name for key in keys)  # the table's own column names, never input
-        with conn.connection.driver_connection.cursor().copy(f"COPY {VT.name} ({columns}) FROM STDIN") as copy:
+        driver = conn.connection.driver_connection
+        assert driver is not None, "an open connection has its driver connection"
+        with driver.cursor().copy(f"COPY {m.ObjectVersion.__tablename__} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(tuple(row[key] for key in keys))
         return
@@ -726,6 +728,7 @@ def _append_deliveries_pg(engine: Engine, rows: list[dict], view: dict | None) -
 
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
+        assert raw is not None, "an open connection has its driver connection"
         try:
             with raw.pipeline():
                 raw.execute("SET LOCAL synchronous_commit TO OFF")  # opens the transaction
