@@ -18,12 +18,13 @@ import functools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
     Engine,
     String,
+    Table,
     and_,
     any_,
     bindparam,
@@ -295,7 +296,7 @@ class VersionQuery:
     limit: int = 1000
 
 
-VT = m.ObjectVersion.__table__
+VT = cast(Table, m.ObjectVersion.__table__)
 
 
 @dataclass(frozen=True)
@@ -800,7 +801,7 @@ def versions_by_id(session: Session, stix_id: str) -> list[m.ObjectVersion]:
 
 # --------------------------------------------------------------------- retention
 
-AT = m.ArchivedVersion.__table__
+AT = cast(Table, m.ArchivedVersion.__table__)
 # Archived rows keep what was stored, not the read path's ``newer_exists`` (only superseded rows are archived).
 _VERSION_COLUMNS = tuple(c.name for c in VT.columns if c.name != "newer_exists")
 
