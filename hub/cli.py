@@ -212,7 +212,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
             "--threads", str(threads), "--timeout", "120",
             # Idle keep-alive connections stay open longer than pollers and load balancers pause between
             # requests (gunicorn's 2 s default races clients that reuse a connection it is closing).
-            "--keep-alive", str(KEEP_ALIVE_SECONDS), "--access-logfile", "-", "hub.wsgi:app"]
+            # No gunicorn access log: the hub writes one JSON line per request itself (hub.access).
+            "--keep-alive", str(KEEP_ALIVE_SECONDS), "hub.wsgi:app"]
     click.echo(f"serving on http://{host}:{port}/taxii2/ with {workers} workers", err=True)
     os.execvp(sys.executable, [sys.executable, "-m", *args])  # noqa: S606 - replace this process with gunicorn
 
