@@ -90,7 +90,7 @@ def _record(hub: Any, principal: Principal, snapshot: store.Snapshot, collection
     if key not in saved:
         view = {"partner_id": key[0], "collection_id": key[1], "rules_version": key[2],
                 "read_filter": _dump_filter(read)}
-    _append(hub, [row], view)
+    store.append_deliveries(hub.engine, [row], view)
     saved.add(key)
     flush_empty(hub, force=False)
 
@@ -124,13 +124,8 @@ def flush_empty(hub: Any, *, force: bool = True) -> int:
         if not pending.rows or (not force and store.now_us() - pending.since < EMPTY_FLUSH_US):
             return 0
         rows, pending.rows = list(pending.rows.values()), {}
-    _append(hub, rows, None)
+    store.append_deliveries(hub.engine, rows)
     return len(rows)
-
-
-def _append(hub: Any, rows: list[dict], view: dict | None) -> None:
-    """Write delivery rows without waiting for the disk: a crash of the machine may lose the last few."""
-    store.append_deliveries(hub.engine, rows, view)
 
 
 def _dump_filter(f: policy.ReadFilter) -> str:

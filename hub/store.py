@@ -336,9 +336,9 @@ def _visible(v: Any, shape: _Shape) -> ColumnElement[bool]:
 
 def _apply_filters(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def]
     c = v.c
-    # With ids given, they are the selective part: see _of_collection.
-    collection = c.collection_id + 0 if shape.ids else c.collection_id
-    stmt = stmt.where(collection == bindparam("collection"), _visible(v, shape))
+    collection = bindparam("collection")
+    in_collection = _of_collection(c.collection_id, collection) if shape.ids else c.collection_id == collection
+    stmt = stmt.where(in_collection, _visible(v, shape))
     if shape.ids:
         stmt = stmt.where(c.stix_id.in_(bindparam("ids", expanding=True)))
     if shape.types:
@@ -545,7 +545,7 @@ def _stix_id_among(session: Session, stix_ids: Iterable[str], column: Any = V.st
     return column.in_(select(listed.c.value))
 
 
-def _of_collection(column: Any, collection_pk: int) -> ColumnElement[bool]:
+def _of_collection(column: Any, collection_pk: Any) -> ColumnElement[bool]:
     """``collection_id = pk`` for statements that look objects up by id: "+ 0" keeps the planner on the id.
 
     A collection that filled since the last ANALYZE looks empty to PostgreSQL's planner, which then
@@ -555,15 +555,9 @@ def _of_collection(column: Any, collection_pk: int) -> ColumnElement[bool]:
     return column + 0 == collection_pk
 
 
-def owners(session: Session, stix_ids: Iterable[str]) -> dict[str, int]:
-    """Return the originator partner of each already-stored object id."""
-    stmt = select(V.stix_id, func.min(V.originator_id)).where(_stix_id_among(session, stix_ids)).group_by(V.stix_id)
-    return {stix_id: originator for stix_id, originator in session.execute(stmt)}
-
-
 def owners_and_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]
                         ) -> tuple[dict[str, int], dict[tuple[str, int], str]]:
-    """``owners`` and ``stored_versions`` in one pass over the ids' versions (ingest asks both per envelope)."""
+    """The originator of each already-stored id (any collection), and ``stored_versions`` in this one, in one pass."""
     ids = sorted(set(stix_ids))
     stmt = select(V.stix_id, V.version_us, V.originator_id, case((V.collection_id == collection_pk, V.raw))
                   ).where(_stix_id_among(session, ids))
@@ -620,9 +614,9 @@ def insert_versions(session: Session, rows: list[dict]) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _insert_sql(dialect: Any, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...] | None]:
+def _insert_sql(dialect: Any, keys: tuple[str, ...], table: Table = VT) -> tuple[str, tuple[str, ...] | None]:
     """The INSERT for these columns, and the order of its parameters when the dialect's are positional."""
-    compiled = VT.insert().compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
+    compiled = table.insert().compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
     return compiled.string, tuple(compiled.positiontup) if compiled.positional else None
 
 
@@ -720,13 +714,14 @@ def append_deliveries(engine: Engine, rows: list[dict], view: dict | None = None
         conn = conn.execution_options(hub_write=True, hub_relaxed=True)
         with conn.begin():
             if view is not None:
-                conn.execute(_sqlite_insert_view(), view)
+                conn.execute(_insert_view(conn.dialect.name), view)
             conn.execute(_INSERT_DELIVERY, rows)
 
 
 def _append_deliveries_pg(engine: Engine, rows: list[dict], view: dict | None) -> None:
     import psycopg
 
+    delivery_sql, _ = _insert_sql(engine.dialect, tuple(rows[0]), DT)  # the driver's named parameters
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
         assert raw is not None, "an open connection has its driver connection"
@@ -734,8 +729,8 @@ def _append_deliveries_pg(engine: Engine, rows: list[dict], view: dict | None) -
             with raw.pipeline():
                 raw.execute("SET LOCAL synchronous_commit TO OFF")  # opens the transaction
                 if view is not None:
-                    raw.execute(_PG_INSERT_VIEW, view)
-                raw.cursor().executemany(_PG_INSERT_DELIVERY, rows)
+                    raw.execute(str(_insert_view("postgresql").compile(dialect=engine.dialect)), view)
+                raw.cursor().executemany(delivery_sql, rows)
                 raw.commit()
         except psycopg.Error as error:
             # Raised as SQLAlchemy raises driver errors, so callers (and the 503 handler) see one kind.
@@ -746,22 +741,17 @@ def _append_deliveries_pg(engine: Engine, rows: list[dict], view: dict | None) -
                                           connection_invalidated=broken) from error
 
 
-def _pg_insert(table: Any, suffix: str = "") -> str:
-    names = [c.name for c in table.columns if c.name != "id"]  # the model's own names, never input
-    return (f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608
-            f"VALUES ({', '.join(f'%({n})s' for n in names)}){suffix}")
-
-
-_INSERT_DELIVERY = insert(m.Delivery.__table__)
-_PG_INSERT_DELIVERY = _pg_insert(m.Delivery.__table__)
-_PG_INSERT_VIEW = _pg_insert(m.DeliveryView.__table__, " ON CONFLICT DO NOTHING")
+DT = cast(Table, m.Delivery.__table__)
+_INSERT_DELIVERY = insert(DT)  # built once: one row per page served
 
 
 @functools.cache
-def _sqlite_insert_view():  # type: ignore[no-untyped-def]
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+def _insert_view(dialect_name: str) -> Any:
+    """INSERT of a partner's saved read filter that ignores a repeat (another worker saved it first)."""
+    from sqlalchemy.dialects import sqlite
 
-    return sqlite_insert(m.DeliveryView.__table__).on_conflict_do_nothing()
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(m.DeliveryView.__table__).on_conflict_do_nothing()
 
 
 def deliveries_covering(session: Session, collection_pk: int, date_added: int, *, before_us: int | None = None
