@@ -41,6 +41,8 @@ DELIVERED = Counter("cti_hub_objects_delivered_total", "Object versions served t
                     ["partner"])
 DENIALS = Counter("cti_hub_sharing_denials_total", "Requests or objects the sharing rules refused, by reason",
                   ["reason"])
+NEXT_IGNORED = Counter("cti_hub_next_ignored_total",
+                       "TAXII requests whose next token could not be used and was ignored, by reason", ["reason"])
 FEED_SYNCS = Counter("cti_hub_feed_syncs_total", "Scheduled syncs of remote feed sources, by source and outcome",
                      ["source", "outcome"])
 
@@ -131,6 +133,7 @@ def _finish(response: Response) -> Response:
         "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request_id": rid, "method": request.method,
         "rule": rule, "status": status, "duration_ms": round(elapsed * 1000, 3), "partner": partner,
         "remote": request.remote_addr or "",
+        **({"next_ignored": g.hub_next_ignored} if "hub_next_ignored" in g else {}),
     }).decode())
     return response
 

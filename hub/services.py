@@ -124,16 +124,20 @@ def _status_key(obj: Any, index: int) -> dict:
 
 
 def envelope_objects(body: Any) -> list[Any]:
-    """Return the objects of a TAXII envelope or raise Unprocessable naming what is wrong."""
+    """Return the objects of a TAXII envelope (or of a STIX bundle) or raise Unprocessable naming what is wrong.
+
+    A STIX bundle is taken as an envelope of its ``objects``: stix2's ``TAXIICollectionSink`` posts
+    bundles, and medallion accepts them. The bundle's own ``id``, ``type`` and ``spec_version`` are
+    not stored.
+    """
     if not isinstance(body, dict):
         raise Unprocessable("the request body must be a TAXII envelope: a JSON object with an 'objects' list")
-    if body.get("type") == "bundle":
-        raise Unprocessable("TAXII 2.1 takes an envelope, not a STIX bundle: send {\"objects\": [...]}")
+    what = "bundle" if body.get("type") == "bundle" else "envelope"
     objects = body.get("objects")
     if not isinstance(objects, list):
-        raise Unprocessable("the envelope has no 'objects' list")
+        raise Unprocessable(f"the {what} has no 'objects' list")
     if not objects:
-        raise Unprocessable("the envelope's 'objects' list is empty")
+        raise Unprocessable(f"the {what}'s 'objects' list is empty")
     return objects
 
 

@@ -220,7 +220,6 @@ def test_version_filters(as_, world):
     {"limit": "0"}, {"limit": "-3"}, {"limit": "ten"}, {"added_after": "yesterday"},
     {"match[version]": "newest"}, {"match[version]": "all,last"}, {"match[version]": "last,last"},
     {"match[id]": "not-an-id"}, {"match[type]": "Indicator!"}, {"match[spec_version]": "two"},
-    {"next": "garbage"},
 ])
 def test_malformed_filters_are_400_naming_the_problem(as_, world, params):
     r = as_("krcert").get(objects_url(world, "shared"), params)
@@ -278,21 +277,64 @@ def test_paging_with_and_without_resent_filters(as_, world, resend):
     assert pages == 8
 
 
-def test_next_survives_an_hour_and_rejects_other_partners_and_tampering(as_, world, monkeypatch):
+def test_next_survives_an_hour_and_ignores_other_partners_and_tampering(as_, world, monkeypatch):
     kr, url = as_("krcert"), objects_url(world, "shared")
     kr.post(url, [f.indicator(n) for n in range(200, 206)])
-    body = kr.get(url, {"limit": 2}).get_json()
+    first = kr.get(url, {"limit": 2})
+    body = first.get_json()
     real_now = store.now_us()
     monkeypatch.setattr(store, "now_us", lambda: real_now + 3600 * 1_000_000)
-    assert kr.get(url, {"limit": 2, "next": body["next"]}).status_code == 200
-    assert as_("cisa").get(url, {"limit": 2, "next": body["next"]}).status_code == 400
+    second = kr.get(url, {"limit": 2, "next": body["next"]})
+    assert second.status_code == 200 and "X-CTI-Hub-Next-Ignored" not in second.headers
+    assert ids_of(second) != ids_of(first)
+
+    def ignored(client, target, params, reason):
+        r = client.get(target, params)
+        assert r.status_code == 200 and r.headers["X-CTI-Hub-Next-Ignored"] == reason
+        fresh = client.get(target, {k: v for k, v in params.items() if k != "next"})
+        assert r.get_data() == fresh.get_data()
+
+    ignored(as_("cisa"), url, {"limit": 2, "next": body["next"]}, "partner")
     forged = body["next"][:-2] + ("AA" if not body["next"].endswith("AA") else "BB")
-    assert kr.get(url, {"limit": 2, "next": forged}).status_code == 400
-    other_endpoint = objects_url(world, "shared", "manifest/")
-    assert kr.get(other_endpoint, {"limit": 2, "next": body["next"]}).status_code == 400
-    assert kr.get(url, {"limit": 2, "next": body["next"], "match[type]": "malware"}).status_code == 400
+    ignored(kr, url, {"limit": 2, "next": forged}, "signature")
+    ignored(kr, objects_url(world, "shared", "manifest/"), {"limit": 2, "next": body["next"]}, "endpoint")
+    ignored(kr, url, {"limit": 2, "next": body["next"], "match[type]": "malware"}, "filters")
+    for junk in ("garbage", "0", ""):
+        ignored(kr, url, {"limit": 2, "next": junk}, "malformed")
     monkeypatch.setattr(store, "now_us", lambda: real_now + 8 * 86_400 * 1_000_000)
-    assert kr.get(url, {"limit": 2, "next": body["next"]}).status_code == 400
+    ignored(kr, url, {"limit": 2, "next": body["next"]}, "expired")
+
+
+def test_limit_may_change_between_pages(as_, world):
+    kr, url = as_("krcert"), objects_url(world, "shared")
+    objs = [f.indicator(n) for n in range(210, 220)]
+    kr.post(url, objs)
+    page = kr.get(url, {"limit": 3}).get_json()
+    rest = kr.get(url, {"limit": 100, "next": page["next"]})
+    assert "X-CTI-Hub-Next-Ignored" not in rest.headers
+    assert [o["id"] for o in page["objects"]] + ids_of(rest) == [o["id"] for o in objs]
+
+
+def test_empty_versions_and_manifest_are_empty_objects(as_, world):
+    kr = as_("krcert")
+    kr.post(objects_url(world, "shared"), [f.indicator(230)])
+    last = kr.get(objects_url(world, "shared")).headers["X-TAXII-Date-Added-Last"]
+    manifest = kr.get(objects_url(world, "shared", "manifest/"), {"added_after": last})
+    assert manifest.status_code == 200 and manifest.get_json() == {}
+    versions = kr.get(objects_url(world, "shared", f"objects/{f.indicator(230)['id']}/versions/"),
+                      {"added_after": last})
+    assert versions.status_code == 200 and versions.get_json() == {}
+    assert kr.get(objects_url(world, "shared"), {"added_after": last}).get_json() == {"more": False}
+
+
+def test_a_stix_bundle_is_taken_as_an_envelope(as_, world):
+    kr, url = as_("krcert"), objects_url(world, "shared")
+    objs = [f.indicator(n) for n in (240, 241)]
+    bundle = {"type": "bundle", "id": "bundle--0b9b0c43-6b1c-4b8e-9d5b-6f6e0c4a1d10", "objects": objs}
+    r = kr.post(url, body=orjson.dumps(bundle))
+    assert r.status_code == 202 and r.get_json()["success_count"] == 2
+    stored = kr.get(url, {"match[id]": ",".join(o["id"] for o in objs)}).get_json()["objects"]
+    assert sorted(stored, key=lambda o: o["id"]) == sorted(objs, key=lambda o: o["id"])
 
 
 def test_limit_is_capped_by_the_server(make_app, world):

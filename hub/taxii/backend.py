@@ -18,7 +18,7 @@ from medallion import auth as medallion_auth
 from medallion.backends.base import Backend
 from medallion.exceptions import ProcessingError
 
-from hub import ledger, services, stix, store
+from hub import ledger, ops, services, stix, store
 from hub.auth import Principal
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.taxii import cursor
@@ -26,6 +26,7 @@ from hub.taxii import cursor
 STIX_MEDIA = "application/stix+json;version=2.1"
 TAXII_MEDIA = "application/taxii+json;version=2.1"
 EPOCH = "1970-01-01T00:00:00.000000Z"
+NEXT_IGNORED_HEADER = "X-CTI-Hub-Next-Ignored"
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,248}[a-z0-9]--[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$")
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{1,248}[a-z0-9]$")
@@ -141,21 +142,15 @@ def _filters(args: dict[str, str], allowed: tuple[str, ...]) -> dict[str, Any]:
 def _query(collection: store.CollectionInfo, endpoint: str, args: dict[str, str], allowed: tuple[str, ...],
            limit: int, *, ids: tuple[str, ...] = (), default_version: str = "last"
            ) -> tuple[store.VersionQuery, dict[str, Any]]:
-    """Build the store query for this request, continuing from a ``next`` token when given."""
+    """Build the store query for this request, continuing from a ``next`` token when it can be used."""
     principal = _principal()
     filters = _filters(args, allowed)
     after = None
     token = args.get("next")
-    if token:
-        settings = hub().settings
-        pos = cursor.decode(settings["secret_key"], token, now_us=store.now_us(),
-                            ttl_us=settings["next_ttl_days"] * 86_400_000_000)
-        if (pos.partner, pos.collection, pos.endpoint) != (principal.partner_pk, collection.uuid, endpoint):
-            raise BadRequest("the 'next' token is invalid or has expired; start again without 'next'")
-        resent = _jsonable(filters)
-        if any(pos.filters.get(k) != v for k, v in resent.items()):
-            raise BadRequest("the filters differ from the ones 'next' was issued for; start again without 'next'")
-        filters, after = _unjson(pos.filters), pos.after
+    if token is not None:
+        pos = _continuation(token, collection, endpoint, filters)
+        if pos is not None:
+            filters, after = _unjson(pos.filters), pos.after
     versions = filters.get("versions", (default_version,))
     query = store.VersionQuery(
         collection_pk=collection.pk,
@@ -170,6 +165,41 @@ def _query(collection: store.CollectionInfo, endpoint: str, args: dict[str, str]
         limit=limit,
     )
     return query, filters
+
+
+def _continuation(token: str, collection: store.CollectionInfo, endpoint: str,
+                  filters: dict[str, Any]) -> cursor.Position | None:
+    """Return the position a ``next`` token continues from, or None when the request must start afresh.
+
+    A token the hub cannot use (malformed, forged, expired, issued to another partner, for another
+    collection or endpoint, or for filters other than those the request sends) is ignored: the request
+    is served with its own filters from the start, and nothing from the token is used. Real clients
+    resend stale tokens (OpenCTI's taxii2 connector keeps its last ``next`` forever; cytaxii2 sends
+    ``next=0``); refusing them would stop the partner's feed for good. The request's filters may be a
+    subset of the token's (clients that send only ``next``); any filter it sends must equal the token's.
+    """
+    settings = hub().settings
+    try:
+        pos = cursor.decode(settings["secret_key"], token, now_us=store.now_us(),
+                            ttl_us=settings["next_ttl_days"] * 86_400_000_000)
+    except cursor.InvalidToken as invalid:
+        return _ignore(invalid.reason)
+    if pos.partner != _principal().partner_pk:
+        return _ignore("partner")
+    if pos.collection != collection.uuid:
+        return _ignore("collection")
+    if pos.endpoint != endpoint:
+        return _ignore("endpoint")
+    if any(pos.filters.get(k) != v for k, v in _jsonable(filters).items()):
+        return _ignore("filters")
+    return pos
+
+
+def _ignore(reason: str) -> None:
+    """Record that this request's ``next`` was ignored: response header, access log field and metric."""
+    g.hub_next_ignored = reason
+    ops.NEXT_IGNORED.labels(reason).inc()
+    return None
 
 
 def _jsonable(filters: dict[str, Any]) -> dict[str, Any]:
@@ -204,6 +234,8 @@ def _page(collection: store.CollectionInfo, query: store.VersionQuery, filters: 
     stamp = stix.format_timestamp(first) if first is not None else EPOCH
     stamp_last = stix.format_timestamp(last) if last is not None else EPOCH
     headers = {"X-TAXII-Date-Added-First": stamp, "X-TAXII-Date-Added-Last": stamp_last}
+    if "hub_next_ignored" in g:
+        headers[NEXT_IGNORED_HEADER] = g.hub_next_ignored
     return rows, paging, headers
 
 
@@ -287,7 +319,7 @@ class HubBackend(Backend):
                                 ids=(object_id,), default_version="all")
         rows, paging, headers = _page(collection, query, filters, f"versions:{object_id}", ("version", "date_added"),
                                       object_id)
-        out = dict(paging)
+        out = _resource(rows, paging)
         if rows:
             out["versions"] = [r.version for r in rows]
         return out, headers
@@ -298,7 +330,7 @@ class HubBackend(Backend):
         query, filters = _query(collection, "manifest", filter_args, allowed_filters, limit)
         rows, paging, headers = _page(collection, query, filters, "manifest",
                                       ("stix_id", "date_added", "version", "spec_version"))
-        out = dict(paging)
+        out = _resource(rows, paging)
         if rows:
             out["objects"] = [{"id": r.stix_id, "date_added": stix.format_timestamp(r.date_added),
                                "version": r.version, "media_type": STIX_MEDIA} for r in rows]
@@ -339,6 +371,15 @@ class HubBackend(Backend):
         if any(r.originator_id != _principal().partner_pk for r in rows):
             raise Forbidden("only the originator may delete this object")
         services.delete_versions(hub(), _principal(), collection, object_id, [r.pk for r in rows])
+
+
+def _resource(rows: list, paging: dict[str, Any]) -> dict[str, Any]:
+    """The paging part of a versions or manifest resource: ``{}`` when empty and final (TAXII 2.1 5.3.1, 5.8.1).
+
+    An objects envelope keeps ``"more": false`` when empty (an envelope's ``more`` is optional, 3.7),
+    which tells a poller explicitly that it has everything.
+    """
+    return dict(paging) if rows or paging.get("more") else {}
 
 
 def _envelope(rows: list, paging: dict[str, Any]) -> dict[str, Any]:

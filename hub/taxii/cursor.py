@@ -5,6 +5,11 @@ normalised filters) and how far the client got (the last ``date_added`` it
 received). It is HMAC-signed with the hub's secret, so any worker on any host
 can continue a page days later; nothing is kept in memory. The sharing rules are
 not in the token: every page re-applies the rules in force when it is served.
+
+A token that cannot be used raises ``InvalidToken`` with a short reason; the
+backend then serves the request as if no token had been sent (see
+``hub.taxii.backend._continuation``), so a client holding a stale token is never
+locked out and nothing from the token is used.
 """
 
 from __future__ import annotations
@@ -18,10 +23,15 @@ from typing import Any
 
 import orjson
 
-from hub.errors import BadRequest
-
 _TAG = b"cti-hub next v1:"
-_INVALID = "the 'next' token is invalid or has expired; start again without 'next'"
+
+
+class InvalidToken(ValueError):
+    """A token the hub cannot use; ``reason`` is one of malformed, signature, expired."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -51,23 +61,25 @@ def encode(secret: str, pos: Position) -> str:
 
 
 def decode(secret: str, token: str, *, now_us: int, ttl_us: int) -> Position:
-    """Verify and read a token; raise BadRequest for anything forged, damaged or expired."""
+    """Verify and read a token; raise InvalidToken for anything forged, damaged or expired."""
     if len(token) > 4096 or token.count(".") != 1:
-        raise BadRequest(_INVALID)
+        raise InvalidToken("malformed")
     body, mac = token.split(".")
     try:
         payload, given = _unb64(body), _unb64(mac)
     except (binascii.Error, ValueError):
-        raise BadRequest(_INVALID) from None
+        raise InvalidToken("malformed") from None
     expected = hmac.new(secret.encode(), _TAG + payload, hashlib.sha256).digest()[:16]
     if not hmac.compare_digest(expected, given):
-        raise BadRequest(_INVALID)
+        raise InvalidToken("signature")
     try:
         partner, collection, endpoint, filters, after, issued = orjson.loads(payload)
     except (orjson.JSONDecodeError, TypeError, ValueError):
-        raise BadRequest(_INVALID) from None
+        raise InvalidToken("malformed") from None
     shape = (int, str, str, dict, int, int)
     values = (partner, collection, endpoint, filters, after, issued)
-    if not all(type(v) is t for v, t in zip(values, shape, strict=True)) or now_us - issued > ttl_us:
-        raise BadRequest(_INVALID)
+    if not all(type(v) is t for v, t in zip(values, shape, strict=True)):
+        raise InvalidToken("malformed")
+    if now_us - issued > ttl_us:
+        raise InvalidToken("expired")
     return Position(partner, collection, endpoint, filters, after, issued)
