@@ -417,17 +417,22 @@ def manifest_pairs(entries: list[dict]) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------- what the partner does receive
 
 
+ISSUED: list[str] = []  # every next token served in this example, to replay as other partners
+
+
 def pull(client: f.Client, url: str, params: dict, limit: int, *, resend: bool) -> list[dict]:
     """Page through an endpoint with ``next``, resending the original filters or not."""
     first = {**params, "limit": limit}
     response, items = client.get(url, first), []
     for _ in range(500):
         assert response.status_code == 200, response.get_data()
+        assert "X-CTI-Hub-Next-Ignored" not in response.headers
         body = response.get_json()
         items += body.get("objects", [])
         if not body.get("more"):
             return items
         assert body.get("next"), "more: true without next"
+        ISSUED.append(body["next"])
         response = client.get(url, {**(first if resend else {"limit": limit}), "next": body["next"]})
     raise AssertionError("paging does not end")
 
@@ -490,6 +495,20 @@ def check_listings(client: f.Client, url: str, visible: list[Stored], all_ids: l
         response = client.get(url + suffix, by_id)
         assert response.status_code == 200
         assert as_pairs(response.get_json().get("objects", [])) == pairs(visible)
+
+
+def check_foreign_tokens(client: f.Client, url: str, limit: int) -> None:
+    """Tokens issued to others (any partner, collection or endpoint), or damaged, release nothing they name.
+
+    The request answers exactly what the same request without a token answers: the partner's own
+    view from the start, which the listing checks above hold to the rules.
+    """
+    plain = client.get(url + "objects/", {"limit": limit})
+    for token in [*ISSUED[-6:], *(t[:-3] + "AAA" for t in ISSUED[-2:]), "0"]:
+        response = client.get(url + "objects/", {"limit": limit, "next": token})
+        if "X-CTI-Hub-Next-Ignored" not in response.headers:
+            continue  # the partner's own token for this very request: a continuation, checked by pull()
+        assert response.status_code == 200 and response.get_data() == plain.get_data()
 
 
 def check_each_object(client: f.Client, url: str, all_ids: list[str], visible: list[Stored]) -> None:
@@ -573,6 +592,7 @@ def check_partner(app, spec: WorldSpec, ledger: Ledger, uuids: dict, key: str, s
             continue
         visible = [s for s in ledger.stored if s.alias == c.alias and policy.can_read(world, who, rules, s.facts)]
         all_ids = ids_in(spec, ledger, c.alias)
+        check_foreign_tokens(client, url, spec.page_limit)
         check_listings(client, url, visible, all_ids, spec.page_limit)
         check_each_object(client, url, all_ids, visible)
 
@@ -583,6 +603,7 @@ def run_world(app, spec: WorldSpec) -> tuple[dict[str, str], dict[str, str]]:
     Returns the collection uuids and the partners' API keys.
     """
     hub = app.extensions["cti_hub"]
+    ISSUED.clear()
     try:
         pks, uuids, keys = build_world(hub, spec)
         ledger = publish(hub, spec, pks, uuids)
