@@ -217,7 +217,8 @@ def _admits(snapshot: store.Snapshot, view: policy.ReadFilter, v: Any) -> bool:
     originator = snapshot.partner_rows.get(v.originator_id)
     facts = policy.ObjectFacts(type=v.type, tlp=policy.TLP(v.tlp),
                                originator=originator.slug if originator is not None else "",
-                               unknown_markings=("?",) if v.unknown_markings else ())
+                               unknown_markings=("?",) if v.unknown_markings else (),
+                               quarantined=bool(getattr(v, "quarantined", False)))
     return policy.filter_admits(view, facts, v.restriction_set_id)
 
 

@@ -160,6 +160,17 @@ class ObjectVersion(Base):
     # True when a later version of the same object is stored in the collection (``store.refresh_newer``);
     # a version without one is the latest for every partner who sees it, so reads skip the search.
     newer_exists: Mapped[bool] = mapped_column(Boolean, server_default=expression.false())
+    # A copy another partner posted under an id it does not own: visible to that poster alone.
+    quarantined: Mapped[bool] = mapped_column(Boolean, server_default=expression.false())
+
+
+class ObjectOrigin(Base):
+    """Who first published an object id (lower-cased): only it may publish under the id, even after deleting it."""
+
+    __tablename__ = "object_origins"
+    stix_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    originator_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    created_us: Mapped[int] = mapped_column(BigInteger)
 
 
 class Status(Base):
@@ -303,6 +314,7 @@ class ArchivedVersion(Base):
     unknown_markings: Mapped[bool] = mapped_column(Boolean, default=False)
     raw: Mapped[str] = mapped_column(Text)
     archived_us: Mapped[int] = mapped_column(BigInteger, index=True)
+    quarantined: Mapped[bool] = mapped_column(Boolean, server_default=expression.false())
 
 
 class Withdrawal(Base):

@@ -145,6 +145,8 @@ class ObjectFacts:
     originator: str
     sharing: tuple[SharingMarking, ...] = ()
     unknown_markings: tuple[str, ...] = ()
+    # Posted by ``originator`` under an id another partner owns: that poster's copy, shown to it alone.
+    quarantined: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,8 @@ def can_read(world: World, partner: Partner, collection: Collection, obj: Object
         return Decision(False, (f"{partner.slug} does not read collection {collection.id}",))
     if obj.originator == partner.slug:
         return Decision(True, ("originator sees its own objects",))
+    if obj.quarantined:
+        return Decision(False, ("a copy posted under another partner's object id is visible to its poster alone",))
     reasons = _content_reasons(world, partner, collection, obj)
     if reasons:
         return Decision(False, tuple(reasons))
@@ -251,7 +255,8 @@ def can_write(
         return Decision(False, (f"{partner.slug} does not write collection {collection.id}",))
     reasons = []
     if owner is not None and owner != partner.slug:
-        reasons.append("only the originator may add versions of, revoke or delete this object")
+        reasons.append("only the originator may publish under this object id (new versions, copies in other "
+                       "collections, revocation or deletion)")
     if collection.types and obj.type not in collection.types:
         reasons.append(f"type {obj.type} is not allowed in collection {collection.id}")
     if obj.tlp > collection.max_tlp:
@@ -277,7 +282,7 @@ class ReadFilter:
     """``can_read`` compiled for one partner and collection, for the SQL read path.
 
     A version row passes when ``readable`` and either its originator is ``originator``
-    or: its type is allowed, ``tlp <= max_tlp``, it has no unknown markings, and its
+    or: it is not quarantined, its type is allowed, ``tlp <= max_tlp``, it has no unknown markings, and its
     restriction set (the set of sharing markings it carries; ``None`` for none) is in
     ``admitted_sets`` (below RED) or in ``red_sets`` (at RED).
     """
@@ -324,6 +329,8 @@ def filter_admits(f: ReadFilter, obj: ObjectFacts, restriction_set: int | None) 
         return False
     if obj.originator == f.originator:
         return True
+    if obj.quarantined:
+        return False
     if f.types and obj.type not in f.types:
         return False
     if obj.tlp > f.max_tlp or obj.unknown_markings:

@@ -7,6 +7,7 @@ admin panel) decide the unit of work.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -381,11 +382,17 @@ def _sharing_from_row(row: dict) -> policy.SharingMarking | None:
 
 @dataclass
 class _Stored:
-    """What storing one envelope has seen so far: raws by (id, version), what it added, restriction sets."""
+    """What storing one envelope has seen so far: what is stored, what it added, restriction sets.
 
-    raws: dict[tuple[str, int], str]
-    added: set[tuple[str, int]] = field(default_factory=set)
+    ``raws`` is keyed by (id, version_us, poster): poster 0 for the originator's versions, the
+    poster's pk for its quarantined copies (see ``_row_for``).
+    """
+
+    raws: dict[tuple[str, int, int], str]
+    first_tlp: dict[tuple[str, int], int]
+    added: set[tuple[str, int, int]] = field(default_factory=set)
     restriction_sets: dict[tuple[str, ...], int] = field(default_factory=dict)
+    seen_elsewhere: set[str] = field(default_factory=set)
 
 
 def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy.Partner,
@@ -394,16 +401,20 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
     """Check ownership and duplicates under the writer lock, then insert with fresh ``date_added`` values."""
     clock = store.lock_clock(session)
     ids = [p.obj["id"] for p in prepared]
-    owner_pk, known = store.owners_and_versions(session, collection.pk, ids)
-    stored = _Stored(known)
-    earlier = {stix_id for stix_id, _ in stored.raws}
+    known = store.publication(session, collection.pk, ids)
+    owners = known.origins
+    foreign = {i for i in ids if owners.get(store.stix_key(i), partner.id) != partner.id}
+    stored = _Stored(known.raws, known.first_tlp,
+                     seen_elsewhere=store.readable_ids(session, snap, partner.id, foreign, own=False)
+                     if foreign else set())
+    earlier = {stix_id for stix_id, _, _ in stored.raws}
     rows, saved_markings, refused_markings = [], set(), set()
     for item in prepared:
         missing = [i for i in item.sharing_ids if i in refused_markings]
         if missing:
             result.failures.append({**item.key, "message": f"unknown marking {missing[0]} (refused in this envelope)"})
             continue
-        owner = owner_pk.get(item.obj["id"])
+        owner = owners.get(store.stix_key(item.obj["id"]))
         row = _row_for(session, snap, partner, collection, item, owner, stored, result, read_only)
         if row is None:
             if item.marking_row is not None and item.marking_row["id"] not in saved_markings:
@@ -412,16 +423,20 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
         if item.marking_row is not None and item.marking_row["id"] not in saved_markings:
             store.save_marking(session, item.marking_row)
             saved_markings.add(item.marking_row["id"])
-        owner_pk.setdefault(item.obj["id"], row["originator_id"])
-        stored.raws[(item.obj["id"], item.version_us)] = row["raw"]
-        stored.added.add((item.obj["id"], item.version_us))
+        if not row["quarantined"]:
+            owners.setdefault(store.stix_key(item.obj["id"]), partner.id)
+        key = (item.obj["id"], item.version_us, partner.id if row["quarantined"] else 0)
+        stored.raws[key] = row["raw"]
+        stored.added.add(key)
         rows.append(row)
     start = max(store.now_us(), clock + 1)
     for offset, row in enumerate(rows):
         row["date_added"] = start + offset
     store.insert_versions(session, rows)
+    store.register_origins(session, rows)
     if rows:
         store.set_clock(session, start + len(rows) - 1)
+    _flag_quarantined(session, partner, collection, [row for row in rows if row["quarantined"]], owners)
     # Objects stored before, or added in several versions here, may now have versions with a newer one.
     added = Counter(row["stix_id"] for row in rows)
     store.refresh_newer(session, collection.pk, [i for i, n in added.items() if n > 1 or i in earlier])
@@ -430,19 +445,56 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
 def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo,
              item: _Prepared, owner: int | None, stored: _Stored, result: IngestResult, read_only: bool
              ) -> dict | None:
-    """Return the row to insert for one object, or None after recording why not (or that it is a duplicate)."""
-    owner_slug = snap.partners[owner].slug if owner is not None and owner in snap.partners else None
-    identical_elsewhere = owner_slug not in (None, partner.slug) and _identical_stored(session, item)
-    decision = policy.can_write(snap.world, partner, collection.rules, item.facts, read_only_key=read_only,
-                                owner=None if identical_elsewhere else owner_slug)
+    """Return the row to insert for one object, or None after recording why not (or that it is a duplicate).
+
+    An id belongs to the partner that first published it, for good (deleting it leaves the origin).
+    When another partner posts under that id, the outcome depends on what the poster can see:
+
+    - an identical copy of the hub's own reference content (TLP markings, partner identities,
+      ATT&CK) is stored as the hub's, as before: every partner reads that content already;
+    - if the poster can read the owner's object somewhere, the post is refused with the reason:
+      re-posting a copy would widen its audience, and a new version would rewrite another's record
+      (an identical copy of a version already in this collection is a harmless duplicate);
+    - otherwise the post is stored as the poster's own *quarantined* copy, visible to the poster
+      alone and flagged to administrators. To the poster this is exactly what posting a never-held
+      id looks like, so the write path reveals nothing about objects it cannot see.
+    """
+    stix_id = item.obj["id"]
+    facts, quarantined, originator = item.facts, False, partner.id
+    first = stored.first_tlp.get((stix_id, item.version_us))
+    owner_row = snap.partner_rows.get(owner) if owner is not None else None
+    if owner_row is not None and owner != partner.id and owner_row.slug == "hub" and first is not None and \
+            _identical_stored(session, item):
+        # The hub's reference content is released to every partner: a copy of it widens nothing.
+        facts, originator, owner = dataclasses.replace(facts, tlp=TLP(first), originator="hub"), owner_row.id, None
+    if owner is not None and owner != partner.id:
+        if stix_id in stored.seen_elsewhere:
+            here = stored.raws.get((stix_id, item.version_us, 0))
+            if here is not None and orjson.loads(here) == item.obj:
+                # Already in this collection as published (a federation loop, a SIEM pushing back what it
+                # pulled): a duplicate, which widens nothing.
+                result.successes.append(item.key)
+                result.unchanged.append(item.key)
+                return None
+            owner_slug = owner_row.slug if owner_row is not None else "?"
+            decision = policy.can_write(snap.world, partner, collection.rules, facts, read_only_key=read_only,
+                                        owner=owner_slug)
+            result.failures.append({**item.key, "message": "; ".join(decision.reasons)})
+            return None
+        facts, quarantined = dataclasses.replace(facts, quarantined=True), True
+    elif first is not None and first > facts.tlp:
+        # A version's audience never widens: its effective TLP is at least that of its first publication.
+        facts = dataclasses.replace(facts, tlp=TLP(first))
+    decision = policy.can_write(snap.world, partner, collection.rules, facts, read_only_key=read_only)
     if not decision:
         result.failures.append({**item.key, "message": "; ".join(decision.reasons)})
         return None
-    raw_here = stored.raws.get((item.obj["id"], item.version_us))
+    key = (stix_id, item.version_us, partner.id if quarantined else 0)
+    raw_here = stored.raws.get(key)
     if raw_here is not None:
         if orjson.loads(raw_here) == item.obj:
             result.successes.append(item.key)  # an exact duplicate is not an error (TAXII 5.5)
-            if (item.obj["id"], item.version_us) not in stored.added:
+            if key not in stored.added:
                 result.unchanged.append(item.key)
         else:
             result.failures.append({**item.key, "message": "a different object with this id and version is "
@@ -456,21 +508,32 @@ def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, co
             restriction = store.intern_restriction_set(session, snap, item.sharing_ids)
             stored.restriction_sets[item.sharing_ids] = restriction
     return {
-        "collection_id": collection.pk, "stix_id": item.obj["id"], "type": item.obj["type"],
+        "collection_id": collection.pk, "stix_id": stix_id, "type": item.obj["type"],
         "version": item.key["version"], "version_us": item.version_us,
         "spec_version": item.obj.get("spec_version", "2.1"),
-        "originator_id": owner if identical_elsewhere else partner.id, "tlp": int(item.facts.tlp),
-        "restriction_set_id": restriction, "unknown_markings": bool(item.facts.unknown_markings),
-        "raw": item.raw,
+        "originator_id": originator, "tlp": int(facts.tlp),
+        "restriction_set_id": restriction, "unknown_markings": bool(facts.unknown_markings),
+        "quarantined": quarantined, "raw": item.raw,
     }
 
 
 def _identical_stored(session: Session, item: _Prepared) -> bool:
-    """Tell whether this exact object version is stored in some collection (re-sharing a copy is harmless)."""
+    """Tell whether this exact object version is stored in some collection."""
     stmt = select(m.ObjectVersion.raw).where(m.ObjectVersion.stix_id == item.obj["id"],
-                                             m.ObjectVersion.version_us == item.version_us).limit(1)
+                                             m.ObjectVersion.version_us == item.version_us,
+                                             m.ObjectVersion.quarantined.is_(False)).limit(1)
     raw = session.execute(stmt).scalar()
     return raw is not None and orjson.loads(raw) == item.obj
+
+
+def _flag_quarantined(session: Session, partner: policy.Partner, collection: store.CollectionInfo,
+                      rows: list[dict], owners: dict[str, int]) -> None:
+    """Tell administrators, in the audit trail, about copies posted under ids another partner owns."""
+    for stix_id in sorted({row["stix_id"] for row in rows}):
+        owner = owners.get(store.stix_key(stix_id))
+        store.audit(session, partner.slug, "object.quarantined", stix_id,
+                    {"collection": collection.uuid, "owner_id": owner,
+                     "versions": sum(1 for row in rows if row["stix_id"] == stix_id)})
 
 
 # --------------------------------------------------------------------- reference collection
@@ -540,6 +603,7 @@ def publish_reference(session: Session) -> int:
     for offset, row in enumerate(rows):
         row["date_added"] = start + offset
     store.insert_versions(session, rows)
+    store.register_origins(session, rows)
     if rows:
         store.set_clock(session, start + len(rows) - 1)
     for collection_pk in {row["collection_id"] for row in rows}:

@@ -40,7 +40,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -328,6 +328,7 @@ def _visible(v: Any, shape: _Shape) -> ColumnElement[bool]:
     content = and_(
         c.tlp <= bindparam("max_tlp"),
         c.unknown_markings.is_(False),
+        c.quarantined.is_(False),
         c.type.in_(bindparam("collection_types", expanding=True)) if shape.typed_collection else true(),
         sharing,
     )
@@ -424,7 +425,7 @@ def _visible_as(v: Any, f: policy.ReadFilter, originator_pk: int) -> ColumnEleme
     below_red = and_(c.tlp < int(TLP.RED), or_(c.restriction_set_id.is_(None),
                                                c.restriction_set_id.in_(sorted(f.admitted_sets))))
     at_red = and_(c.tlp == int(TLP.RED), c.restriction_set_id.in_(sorted(f.red_sets)))
-    content = and_(c.tlp <= int(f.max_tlp), c.unknown_markings.is_(False),
+    content = and_(c.tlp <= int(f.max_tlp), c.unknown_markings.is_(False), c.quarantined.is_(False),
                    c.type.in_(sorted(f.types)) if f.types else true(),
                    or_(below_red, at_red) if f.max_tlp >= TLP.RED else below_red)
     return or_(c.originator_id == originator_pk, content)
@@ -469,8 +470,13 @@ def has_visible(session: Session, q: VersionQuery) -> bool:
     return more
 
 
-def readable_ids(session: Session, snapshot: Snapshot, partner_pk: int, ids: Iterable[str]) -> set[str]:
-    """The ids among ``ids`` of which the partner can read some version, in any collection."""
+def readable_ids(session: Session, snapshot: Snapshot, partner_pk: int, ids: Iterable[str], *,
+                 own: bool = True) -> set[str]:
+    """The ids among ``ids`` of which the partner can read some version, in any collection.
+
+    With ``own=False`` the partner's own versions (its quarantined copies) do not count: only what
+    others published and the rules release to it.
+    """
     wanted, found = tuple(sorted(set(ids))), set()
     partner = snapshot.partners[partner_pk]
     for collection in snapshot.collections.values():
@@ -479,8 +485,8 @@ def readable_ids(session: Session, snapshot: Snapshot, partner_pk: int, ids: Ite
             break
         if not snapshot.world.granted(collection.rules.readers, partner):
             continue
-        q = VersionQuery(collection.pk, snapshot.read_filter(partner_pk, collection), partner_pk, ids=rest,
-                         versions=("all",), limit=1000)
+        q = VersionQuery(collection.pk, snapshot.read_filter(partner_pk, collection), partner_pk if own else 0,
+                         ids=rest, versions=("all",), limit=1000)
         rows, _ = page(session, q, ("stix_id",))
         found.update(r.stix_id for r in rows)
     return found
@@ -555,20 +561,64 @@ def _of_collection(column: Any, collection_pk: Any) -> ColumnElement[bool]:
     return column + 0 == collection_pk
 
 
-def owners_and_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]
-                        ) -> tuple[dict[str, int], dict[tuple[str, int], str]]:
-    """The originator of each already-stored id (any collection), and ``stored_versions`` in this one, in one pass."""
+OO = cast(Table, m.ObjectOrigin.__table__)
+
+
+def stix_key(stix_id: str) -> str:
+    """The key an id's originator is recorded under: ids differing only in case are one id."""
+    return stix_id.lower()
+
+
+@dataclass
+class Publication:
+    """What is stored under an envelope's ids, as the write rules need it.
+
+    ``origins``: originator pk per ``stix_key`` (kept after the id's versions are deleted).
+    ``raws``: raw JSON per (id, version_us, poster) in the collection, where poster is 0 for the
+    originator's versions and the poster's pk for a quarantined copy (stored or archived).
+    ``first_tlp``: the effective TLP of each (id, version_us) at its first publication, anywhere.
+    """
+
+    origins: dict[str, int]
+    raws: dict[tuple[str, int, int], str]
+    first_tlp: dict[tuple[str, int], int]
+
+
+def publication(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> Publication:
+    """Read the origins, this collection's stored versions and the first TLPs of ``stix_ids`` in one pass each."""
     ids = sorted(set(stix_ids))
-    stmt = select(V.stix_id, V.version_us, V.originator_id, case((V.collection_id == collection_pk, V.raw))
-                  ).where(_stix_id_among(session, ids))
-    found: dict[str, int] = {}
-    out: dict[tuple[str, int], str] = {}
-    for stix_id, version_us, originator, raw in session.execute(stmt):
-        found[stix_id] = min(originator, found.get(stix_id, originator))
+    keys = sorted({stix_key(i) for i in ids})
+    origins = dict(session.execute(select(OO.c.stix_key, OO.c.originator_id)
+                                   .where(_stix_id_among(session, keys, OO.c.stix_key))).all())
+    stmt = select(V.stix_id, V.version_us, V.originator_id, V.quarantined, V.tlp, V.date_added,
+                  case((V.collection_id == collection_pk, V.raw))).where(_stix_id_among(session, ids))
+    raws: dict[tuple[str, int, int], str] = {}
+    first: dict[tuple[str, int], tuple[int, int]] = {}
+    for stix_id, version_us, originator, quarantined, tlp, added, raw in session.execute(stmt):
         if raw is not None:
-            out[(stix_id, version_us)] = raw
-    _add_archived(session, collection_pk, ids, out)
-    return found, out
+            raws[(stix_id, version_us, originator if quarantined else 0)] = raw
+        if not quarantined and added < first.get((stix_id, version_us), (added + 1, 0))[0]:
+            first[(stix_id, version_us)] = (added, tlp)
+    archived = select(AT.c.stix_id, AT.c.version_us, AT.c.originator_id, AT.c.quarantined, AT.c.raw).where(
+        _of_collection(AT.c.collection_id, collection_pk), _stix_id_among(session, ids, AT.c.stix_id))
+    for stix_id, version_us, originator, quarantined, raw in session.execute(archived):
+        # An archived version is still this collection's: publishing it again is a duplicate, not new.
+        raws.setdefault((stix_id, version_us, originator if quarantined else 0), raw)
+    return Publication(origins, raws, {k: tlp for k, (_, tlp) in first.items()})
+
+
+def register_origins(session: Session, rows: Iterable[dict]) -> None:
+    """Record the originator of every id among ``rows`` that has none yet (the first publication wins)."""
+    new: dict[str, dict] = {}
+    for row in rows:
+        if not row.get("quarantined"):
+            key = stix_key(row["stix_id"])
+            new.setdefault(key, {"stix_key": key, "originator_id": row["originator_id"],
+                                 "created_us": row["date_added"]})
+    if not new:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(OO).on_conflict_do_nothing(index_elements=["stix_key"]), list(new.values()))
 
 
 def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> dict[tuple[str, int], str]:

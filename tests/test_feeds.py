@@ -96,7 +96,8 @@ def test_unit42_refusals_resolve_once_attack_defines_the_marking(hub):
     # The marking is known now; the playbook's copies of ATT&CK techniques that differ from MITRE's stay
     # refused, because only their originator (the hub, for ATT&CK) may add versions of them.
     assert again.accepted == 1 and f"unknown marking {ATTACK_STATEMENT}" not in again.refused
-    assert set(again.refused) == {"only the originator may add versions of, revoke or delete this object"}
+    assert set(again.refused) == {"only the originator may publish under this object id (new versions, copies in "
+                                  "other collections, revocation or deletion)"}
 
 
 def test_stix20_upgrade_follows_the_standard_and_keeps_the_original_in_the_audit(hub):

@@ -255,7 +255,7 @@ WRITE_TABLE = [
               obj(originator="singcert"), True, ""),
     write_row("new version by its originator", KR, OPEN, obj(**MINE), True, "", owner="krcert"),
     write_row("new version of another partner's object", KR, OPEN, obj(**MINE), False,
-              "only the originator may add versions of, revoke or delete this object", owner="cisa"),
+              "only the originator may publish under this object id", owner="cisa"),
     write_row("type not allowed", KR, collection(types=["malware"]), obj(**MINE), False,
               "type indicator is not allowed in collection shared"),
     write_row("TLP above collection max", KR, collection(max_tlp=TLP.AMBER), obj(TLP.AMBER_STRICT, **MINE),

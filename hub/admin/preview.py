@@ -33,7 +33,7 @@ def object_facts(snap: store.Snapshot, row: m.ObjectVersion) -> policy.ObjectFac
     if row.unknown_markings:
         unknown = tuple(_unknown_refs(snap, row.raw)) or ("(unrecognised marking)",)
     return policy.ObjectFacts(type=row.type, tlp=TLP(row.tlp), originator=originator, sharing=tuple(sharing),
-                              unknown_markings=unknown)
+                              unknown_markings=unknown, quarantined=bool(row.quarantined))
 
 
 def _unknown_refs(snap: store.Snapshot, raw: str) -> list[str]:

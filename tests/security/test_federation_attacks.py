@@ -159,16 +159,18 @@ def test_a_peer_cannot_replace_a_version_or_delete_it(world, fed):
     assert got["objects"] == [original]
 
 
-def test_relaying_an_identical_copy_keeps_the_local_originator(world, fed):
+def test_relaying_an_identical_copy_places_nothing_in_a_new_collection(world, fed):
     original = fed["objects"]["green"]
     world.new_collection("relay")
     status = world.client("peerhub").post(world.url("relay"), [original]).get_json()
-    assert status["success_count"] == 1  # re-sharing a copy is harmless ...
+    # A copy in another collection would widen the object's audience: only its originator may place it.
+    assert status["success_count"] == 0 and "only the originator" in status["failures"][0]["message"]
     with world.hub.session(write=False) as s:
         owners = set(s.scalars(select(m.Partner.slug).join(m.ObjectVersion, m.ObjectVersion.originator_id ==
                                                           m.Partner.id).where(m.ObjectVersion.stix_id ==
                                                                               original["id"])))
-    assert owners == {"krcert"}  # ... and leaves the object krcert's
+    assert owners == {"krcert"}
+    assert world.client("krcert").get(world.url("relay")).get_json() == {"more": False}
     status = world.client("peerhub").post(world.url("relay"), [later(original, revoked=True)]).get_json()
     assert status["success_count"] == 0
     assert world.client("krcert").post(world.url("relay"), [later(original)]).get_json()["success_count"] == 1

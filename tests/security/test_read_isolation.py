@@ -195,16 +195,18 @@ def test_deleting_a_hidden_object_reads_like_deleting_an_absent_one(world):
     assert world.client("cisa").get(world.url("shared", f"objects/{hidden_id}/")).status_code == 200
 
 
-def test_a_refused_version_of_a_hidden_object_names_no_owner_and_carries_no_content(world):
-    """The documented limitation: the id is taken, but nothing else is learned (README, SECURITY.md)."""
+def test_a_version_of_a_hidden_object_looks_like_a_new_id_to_its_poster(world):
+    """No existence oracle on the write path: the post is the poster's quarantined copy, nobody else's."""
     attacker = world.client("singcert")
     forged = {**world.hidden, "modified": "2024-06-01T00:00:00.000Z", "object_marking_refs": [GREEN_TLP1]}
-    status = attacker.post(world.url("shared"), [forged]).get_json()
-    assert status["failure_count"] == 1
-    message = status["failures"][0]["message"]
-    for secret in ("krcert", "KRCERT", world.ids["shared"], world.hidden["name"], "cisa", "AMBER"):
-        assert secret not in message
+    fresh = {**forged, "id": f"indicator--{uuid.uuid4()}"}
+    statuses = [attacker.post(world.url("shared"), [obj]).get_json() for obj in (forged, fresh)]
+    assert [(s["success_count"], s["failure_count"]) for s in statuses] == [(1, 0), (1, 0)]
+    mine = attacker.get(world.url("shared", f"objects/{forged['id']}/")).get_json()["objects"]
+    assert mine == [forged]
     assert world.client("mycert").get(world.url("shared", f"objects/{world.hidden['id']}/")).status_code == 404
+    got = world.client("cisa").get(world.url("shared", f"objects/{world.hidden['id']}/")).get_json()["objects"]
+    assert got == [world.hidden]
 
 
 GREEN_TLP1 = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
