@@ -75,7 +75,8 @@ def stream(n: int, seed: int, slug: str) -> list[dict]:
     """The objects bench/run.py's ``stream`` yields for the same arguments."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from hub import demo_data, services
+    from hub import services
+    from hub.demo import data as demo_data
     from hub.policy import TLP
 
     pub = demo_data.Publisher(slug, f"identity--{uuid.uuid5(services.NAMESPACE, slug)}")

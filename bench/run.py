@@ -1,6 +1,6 @@
 """Benchmark the hub through real HTTP under gunicorn, with the sharing rules enforced.
 
-Generates deterministic DPRK-style data (hub.demo_data), loads it through the same
+Generates deterministic DPRK-style data (hub.demo.data), loads it through the same
 ingest path as TAXII POST, serves it with `cti-hub serve`, and measures each
 workload of the performance goals with a real HTTP client as a partner that sees
 about half of the collection. Prints one table with the goal beside each figure.
@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from feeds.base import Item, resolve_target  # noqa: E402
 from feeds.stix_bundle import StixBundle  # noqa: E402
-from hub import create_app, db, demo_data, services  # noqa: E402
+from hub import create_app, db, services  # noqa: E402
+from hub.demo import data as demo_data  # noqa: E402
 from hub.policy import TLP  # noqa: E402
 from tests import factories as f  # noqa: E402
 

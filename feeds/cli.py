@@ -13,7 +13,7 @@ from feeds import iocs as _iocs  # noqa: F401 - registers the csv and text conne
 from feeds import misp as _misp  # noqa: F401 - registers the misp connector
 from feeds import stix_bundle as _stix_bundle  # noqa: F401 - registers the stix connector
 from feeds.base import resolve_target
-from hub.clitools import hub_of as _hub
+from hub.cli.tools import hub_of as _hub
 from hub.errors import HubError
 from hub.policy import TLP
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from hub import ledger
 from hub.cli import main
-from hub.ops_cli import verify_chain
+from hub.cli.ops import verify_chain
 from tests import factories as f
 from tests.test_ops_world import build_world, empty_database  # noqa: F401
 

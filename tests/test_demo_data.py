@@ -13,7 +13,7 @@ import pytest
 import stix2
 from stix2patterns.validator import run_validator
 
-from hub.demo_data import (
+from hub.demo.data import (
     IPV4_BENCH_NET,
     IPV4_PREFIXES,
     TLP2_IDS,

@@ -9,8 +9,9 @@ from sqlalchemy import select
 import feeds.base
 from feeds.base import resolve_target
 from feeds.stix_bundle import StixBundle
-from hub import demo_data, services
 from hub import models as m
+from hub import services
+from hub.demo import data as demo_data
 from hub.policy import TLP
 from tests import factories as f
 from tests.conftest import fresh_database_url

@@ -18,7 +18,7 @@ from sqlalchemy import delete, text, update
 from hub import db, ops, services, store
 from hub import models as m
 from hub.cli import main
-from hub.ops_cli import verify_chain
+from hub.cli.ops import verify_chain
 from tests import factories as f
 from tests.test_ops_world import AMBER, build_world, empty_database  # noqa: F401
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from hub import ledger, store
 from hub import models as m
 from hub.cli import main
-from hub.ops_cli import verify_chain
+from hub.cli.ops import verify_chain
 from tests import factories as f
 from tests.test_admin import add_admin, csrf_of, login
 from tests.test_ops_world import build_world

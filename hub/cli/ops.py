@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from hub import config as hub_config
 from hub import db, ledger, retention, stix, store, withdrawals
-from hub.clitools import fail_cleanly as _fail_cleanly
-from hub.clitools import hub_of as _hub
+from hub.cli.tools import fail_cleanly as _fail_cleanly
+from hub.cli.tools import hub_of as _hub
 from hub.errors import HubError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

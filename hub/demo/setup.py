@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select
 
-from hub import demo_data, services, sharing_config, store
 from hub import models as m
+from hub import services, sharing_config, store
+from hub.demo import data as demo_data
 from hub.policy import TLP
 
 DEMO_READERS = ("krcert", "singcert")

@@ -1,0 +1,5 @@
+"""``python -m hub``: the ``cti-hub`` command."""
+
+from hub.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""The ``cti-hub`` command line: one click group; every failure is one line on stderr and exit 1.
+
+Each module holds one family of commands; this one only assembles them:
+``sharing`` (db, sharing, partners), ``accounts`` (keys, admin), ``serve`` (serve, demo),
+``ops`` (audit, ledger, retention, recall, backup, restore) and the feed commands of :mod:`feeds.cli`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from feeds.cli import actors, feeds
+from hub import __version__
+from hub.cli import accounts, ops, serve, sharing
+
+
+@click.group()
+@click.version_option(__version__)
+@click.option("--config", type=click.Path(dir_okay=False), envvar="HUB_CONFIG",
+              help="Settings file (TOML); defaults to HUB_* environment variables only.")
+def main(config: str | None) -> None:
+    """Run and administer a cti-hub TAXII 2.1 sharing hub."""
+
+
+for command in (sharing.db_group, sharing.sharing, accounts.partners, accounts.keys, accounts.admin, serve.serve,
+                serve.demo, feeds, actors, ops.audit_group, ops.ledger_group, ops.retention_group, ops.recall,
+                ops.backup, ops.restore):
+    main.add_command(command)
