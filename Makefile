@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 HUB := $(VENV)/bin/cti-hub
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-sqlite test-postgres lint bench bench-quick clean fuzz soak
+.PHONY: help install run test test-fast test-sqlite test-postgres lint bench bench-quick clean fuzz soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -24,16 +24,19 @@ run: install ## Install, set up the demo (SQLite under ./var) and serve on http:
 test: install ## Run the whole suite on SQLite, then on PostgreSQL
 	$(MAKE) test-sqlite test-postgres
 
+test-fast: install ## Everything not marked slow, on SQLite (under 3 minutes); add PYTEST_ARGS=--db=postgres for PostgreSQL
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
 test-sqlite: install ## The suite on SQLite only
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-postgres: install ## The suite on PostgreSQL only (HUB_TEST_POSTGRES, default postgresql://postgres@127.0.0.1:5432/test)
 	$(PY) -m pytest -q --db=postgres $(PYTEST_ARGS)
 
-lint: install ## ruff and mypy on hub/ and feeds/
-	$(PY) -m pip install -q ruff mypy
-	$(PY) -m ruff check hub feeds tests
-	$(PY) -m mypy hub feeds --ignore-missing-imports
+lint: install ## ruff (lint and format) on the code and tests, mypy on hub/ and feeds/
+	$(PY) -m ruff check hub feeds tests bench
+	$(PY) -m ruff format --check hub feeds tests bench
+	$(PY) -m mypy
 
 BENCH_POSTGRES ?= postgresql://postgres@127.0.0.1:5432/bench
 

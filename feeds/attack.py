@@ -29,7 +29,7 @@ class Attack(StixBundle):
     default_partner = "hub"
     default_collection = "reference"
 
-    def items(self, data: bytes) -> Iterable:  # type: ignore[override]
+    def items(self, data: bytes) -> Iterable:
         for item in super().items(data):
             obj = getattr(item, "obj", None)
             if obj is not None and obj.get("type") not in ATTACK_TYPES:

@@ -272,8 +272,8 @@ class Connector:
         than PIPELINE_MIN of them (or an unsized stream), the next chunk is validated in a worker
         process while the current one is stored.
         """
-        sized = isinstance(ready, list | tuple)
-        pool = _validator() if self.json_items and (not sized or len(ready) > PIPELINE_MIN) else None
+        size = len(ready) if isinstance(ready, list | tuple) else None
+        pool = _validator() if self.json_items and (size is None or size > PIPELINE_MIN) else None
         try:
             chunks = _chunks(ready, CHUNK)
             current = self._start(next(chunks, None), pool)

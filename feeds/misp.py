@@ -289,7 +289,7 @@ def _replace_refs(obj: dict, replaced: dict[str, str]) -> dict:
 
 def _parser() -> Any:
     """A fresh misp-stix MISP -> STIX 2.1 parser (imported on first use: it loads the STIX 1 libraries too)."""
-    from misp_stix_converter import MISPtoSTIX21Parser  # type: ignore[import-untyped]
+    from misp_stix_converter import MISPtoSTIX21Parser
 
     return MISPtoSTIX21Parser()
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 import requests
-from taxii2client.common import TokenAuth  # type: ignore[import-untyped]
-from taxii2client.exceptions import TAXIIServiceException  # type: ignore[import-untyped]
-from taxii2client.v21 import Collection, as_pages  # type: ignore[import-untyped]
+from taxii2client.common import TokenAuth
+from taxii2client.exceptions import TAXIIServiceException
+from taxii2client.v21 import Collection, as_pages
 
 from feeds import register
 from feeds.base import FeedError, Item, Outcome, Refusal, Target, resolve_target

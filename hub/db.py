@@ -42,7 +42,7 @@ def make_engine(url: str) -> Engine:
     _ping_when_idle(engine)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn, _record):
         dbapi_conn.prepared_max = PREPARED_MAX
         # The hub's reads are keyset pages of at most a thousand rows: starting parallel workers costs
         # more than it saves (measured: 20 ms against 5.5 ms for a page at a million versions), and the
@@ -52,7 +52,7 @@ def make_engine(url: str) -> Engine:
         dbapi_conn.autocommit = autocommit
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
+    def _on_begin(conn):
         options = conn.get_execution_options()
         if options.get("hub_relaxed"):
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
@@ -71,11 +71,11 @@ def _ping_when_idle(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+    def _on_checkin(_dbapi_conn, record):
         record.info["idle_since"] = time.monotonic()
 
     @event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+    def _on_checkout(dbapi_conn, record, _proxy):
         since = record.info.get("idle_since")
         if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
             return
@@ -88,7 +88,7 @@ def _ping_when_idle(engine: Engine) -> None:
 
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn, _record):
         # Let SQLAlchemy, not the driver, decide where transactions begin.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
@@ -106,7 +106,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
+    def _on_begin(conn):
         # Writers take the write lock up front: a deferred transaction that read first and then
         # writes fails at once (SQLITE_BUSY_SNAPSHOT) when another writer committed in between.
         options = conn.get_execution_options()

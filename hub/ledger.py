@@ -24,6 +24,7 @@ from weakref import WeakKeyDictionary
 import orjson
 from sqlalchemy.orm import Session
 
+from hub import models as m
 from hub import ops, policy, stix, store
 from hub.auth import Principal
 from hub.errors import NotFound
@@ -177,7 +178,8 @@ def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, versi
     Raises NotFound when the hub holds no such object (version).
     """
     # Archived versions (hub.retention) were delivered like any other: they answer too.
-    every = [*store.versions_by_id(session, stix_id), *store.archived_by_id(session, stix_id)]
+    every: list[m.ObjectVersion | m.ArchivedVersion] = [*store.versions_by_id(session, stix_id),
+                                                        *store.archived_by_id(session, stix_id)]
     versions = every
     if version is not None:
         try:

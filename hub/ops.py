@@ -90,7 +90,7 @@ def _metrics_allowed(token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
 
 
-def _registry():  # type: ignore[no-untyped-def]
+def _registry():
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         prom_multiprocess.MultiProcessCollector(registry)

@@ -23,6 +23,8 @@ from tests import factories as f
 from tests.test_admin import PASSWORD, add_admin
 from tests.test_live_server import ROOT, _free_port, _wait_ready
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium")
 AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

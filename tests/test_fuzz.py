@@ -18,6 +18,8 @@ from hub import stix
 from hub.taxii import cursor
 from tests import factories as f
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("HUB_TEST_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                              HealthCheck.data_too_large])

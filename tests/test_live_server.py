@@ -18,6 +18,8 @@ from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 from hub import sharing_config
 from tests import factories as f
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 

@@ -106,6 +106,7 @@ def _wait_ready(base: str, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError("server did not become ready")
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(live, tmp_path):
     """Generated requests (valid and invalid) to every operation: no 5xx, every response matches the document.
 

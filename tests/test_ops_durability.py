@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -18,6 +19,7 @@ from tests import factories as f
 from tests.test_live_server import ROOT, _free_port, _wait_ready
 from tests.test_ops_world import build_world
 
+pytestmark = pytest.mark.slow
 ENVELOPE = 100
 
 

@@ -25,6 +25,8 @@ from tests import factories as f
 from tests.test_live_server import ROOT, _free_port, _wait_ready
 from tests.test_ops_world import build_world
 
+pytestmark = pytest.mark.slow
+
 ENVELOPE = 100
 PUBLISHERS = 3
 TARGET = int(os.environ.get("HUB_TEST_PG_DROP_OBJECTS", "20000"))  # objects sent in all

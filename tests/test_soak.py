@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.soak import Soak
 
+pytestmark = pytest.mark.slow
 
 def test_soak_mixed_traffic_has_no_errors_or_leaks(database_url, tmp_path):
     seconds = float(os.environ.get("HUB_TEST_SOAK_SECONDS", "60"))

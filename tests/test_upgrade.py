@@ -26,6 +26,8 @@ from tests import factories as f
 from tests.test_live_server import ROOT
 from tests.test_ops_world import empty_database  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.slow
+
 PEPPER = "upgrade-test-pepper"
 SECRETS = {slug: f"{auth.SECRET_PREFIX}{slug}-{'x' * 40}" for slug in ("krcert", "cisa", "mycert")}
 KEY_IDS = {"krcert": "k00000000000a", "cisa": "k00000000000b", "mycert": "k00000000000c"}

@@ -380,7 +380,7 @@ def _day_us(text: str, *, end: bool = False) -> int | None:
     return int(day.timestamp() * 1_000_000)
 
 
-def _audit_stmt(f: AuditFilter):  # type: ignore[no-untyped-def]
+def _audit_stmt(f: AuditFilter):
     stmt = select(m.AuditEvent)
     if f.actor:
         stmt = stmt.where(m.AuditEvent.actor == f.actor)

@@ -23,7 +23,7 @@ def split_words(text: str | None) -> list[str]:
     return [w for w in re.split(r"[\s,]+", text or "") if w]
 
 
-def _each(pattern: re.Pattern[str], what: str):  # type: ignore[no-untyped-def]
+def _each(pattern: re.Pattern[str], what: str):
     def check(_form: Any, field: Any) -> None:
         bad = [w for w in split_words(field.data) if not pattern.match(w)]
         if bad:

@@ -45,9 +45,11 @@ def _close_session(_exc: BaseException | None) -> None:
 
 def init_app(app: Flask) -> None:
     """Serve TAXII 2.1 on ``app``."""
-    app.users_backend = {}  # medallion's get_pwd still reads it; keys live in the database
-    app.taxii_config = {"max_page_size": app.config["HUB"]["max_page_size"]}
-    app.medallion_backend = HubBackend()
+    # medallion reads these three attributes of the Flask app (its get_pwd still reads users_backend;
+    # keys live in the database).
+    app.users_backend = {}  # type: ignore[attr-defined]
+    app.taxii_config = {"max_page_size": app.config["HUB"]["max_page_size"]}  # type: ignore[attr-defined]
+    app.medallion_backend = HubBackend()  # type: ignore[attr-defined]
     medallion_auth.verify_password(_verify_password)
     medallion.register_blueprints(app)
     compat.init_app(app)

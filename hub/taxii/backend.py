@@ -39,7 +39,7 @@ def hub() -> services.Hub:
     return current_app.extensions["cti_hub"]
 
 
-def read_session():  # type: ignore[no-untyped-def]
+def read_session():
     """Return this request's read session (closed at teardown)."""
     if "hub_session" not in g:
         g.hub_session = hub().read_sessions()
@@ -195,8 +195,8 @@ def _continuation(token: str, collection: store.CollectionInfo, endpoint: str,
     return pos
 
 
-def _ignore(reason: str) -> None:
-    """Record that this request's ``next`` was ignored: response header, access log field and metric."""
+def _ignore(reason: str) -> cursor.Position | None:
+    """Record that this request's ``next`` was ignored (response header, access log field and metric): no position."""
     g.hub_next_ignored = reason
     ops.NEXT_IGNORED.labels(reason).inc()
     return None

@@ -122,7 +122,7 @@ def _normalise_body() -> None:
 
 def _root_limit() -> int | None:
     root = (request.view_args or {}).get("api_root")
-    backend = current_app.medallion_backend
+    backend = current_app.medallion_backend  # type: ignore[attr-defined]
     info = backend.get_api_root_information(root) if root else None
     return info["max_content_length"] if info else None
 
