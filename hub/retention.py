@@ -88,6 +88,17 @@ def run(hub: Hub, *, dry_run: bool = False, batch_size: int = DEFAULT_BATCH, now
     return done
 
 
+def purge_statuses(hub: Hub, *, dry_run: bool = False, now_us: int | None = None) -> int:
+    """Delete (dry: count) the TAXII status resources older than the ``status_retention_days`` setting.
+
+    A status answers "what became of my POST"; publishers read it within minutes, so after the
+    retention its request id answers 404 like one never issued.
+    """
+    cutoff = (store.now_us() if now_us is None else now_us) - hub.settings["status_retention_days"] * DAY_US
+    with hub.session(write=not dry_run) as session:
+        return store.purge_statuses(session, cutoff, dry_run=dry_run)
+
+
 def _archive_collection(hub: Hub, pk: int, name: str, days: int, cutoff: int, batch_size: int) -> Outcome:
     total = batches = 0
     while True:

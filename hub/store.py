@@ -492,11 +492,6 @@ def readable_ids(session: Session, snapshot: Snapshot, partner_pk: int, ids: Ite
     return found
 
 
-def versions_of(session: Session, collection_pk: int, stix_id: str) -> list[m.ObjectVersion]:
-    stmt = select(V).where(V.collection_id == collection_pk, V.stix_id == stix_id).order_by(V.version_us)
-    return list(session.scalars(stmt))
-
-
 def delete_versions(session: Session, collection_pk: int, stix_id: str, version_pks: Iterable[int]) -> int:
     pks = list(version_pks)
     if not pks:
@@ -696,8 +691,12 @@ def get_status(session: Session, status_id: str) -> m.Status | None:
     return session.get(m.Status, status_id)
 
 
-def purge_statuses(session: Session, older_than_us: int) -> None:
-    session.execute(delete(m.Status).where(m.Status.request_us < older_than_us))
+def purge_statuses(session: Session, older_than_us: int, *, dry_run: bool = False) -> int:
+    """Delete (dry: count) the TAXII status resources of requests made before ``older_than_us``."""
+    old = m.Status.request_us < older_than_us
+    if dry_run:
+        return session.scalar(select(func.count()).select_from(m.Status).where(old)) or 0
+    return session.execute(delete(m.Status).where(old)).rowcount or 0
 
 
 # --------------------------------------------------------------------- audit chain

@@ -527,3 +527,21 @@ def test_the_ledger_answers_for_a_version_re_dated_and_then_archived(make_app):
     assert run_later(hub)[0].archived == 1
     assert [a.version for a in archived(hub)] == [V1]
     assert received(hub, amber["id"], V1) == [("cisa", V1), ("mycert", V1)]
+
+
+def test_status_resources_older_than_their_retention_are_deleted(hub, ops, as_, settings, tmp_path):
+    old = as_("krcert").post(ops["url"], [f.indicator(1)]).get_json()["id"]
+    new = as_("krcert").post(ops["url"], [f.indicator(2)]).get_json()["id"]
+    with hub.session() as s:  # the first request was made eight days ago; statuses are kept seven
+        s.execute(update(m.Status).where(m.Status.id == old).values(request_us=m.Status.request_us - 8 * DAY_US))
+    runner, env = CliRunner(), env_for(settings["database_url"], tmp_path)
+
+    dry = runner.invoke(main, ["retention", "statuses", "--dry-run"], env=env)
+    assert dry.exit_code == 0 and dry.output == ("would delete 1 status resources older than 7 days "
+                                                 "(status_retention_days)\n"), dry.output
+    assert as_("krcert").get(f"/dprk/status/{old}/").status_code == 200
+
+    done = runner.invoke(main, ["retention", "statuses"], env=env)
+    assert done.exit_code == 0 and done.output.startswith("deleted 1 status resources"), done.output
+    assert as_("krcert").get(f"/dprk/status/{old}/").status_code == 404
+    assert as_("krcert").get(f"/dprk/status/{new}/").get_json()["success_count"] == 1

@@ -149,6 +149,18 @@ def retention_run(ctx: click.Context, dry_run: bool, batch_size: int) -> None:
         click.echo(outcome.summary(dry_run))
 
 
+@retention_group.command("statuses")
+@click.option("--dry-run", is_flag=True, help="Print how many would be deleted; change nothing.")
+@click.pass_context
+@_fail_cleanly
+def retention_statuses(ctx: click.Context, dry_run: bool) -> None:
+    """Delete the TAXII status resources older than the status_retention_days setting."""
+    hub = _hub(ctx)
+    count = retention.purge_statuses(hub, dry_run=dry_run)
+    click.echo(f"{'would delete' if dry_run else 'deleted'} {count} status resources older than "
+               f"{hub.settings['status_retention_days']} days (status_retention_days)")
+
+
 @click.command("recall")
 @click.argument("object_id")
 @click.option("--reason", default="", help="Why the object is recalled (kept with the recall and the audit event).")
