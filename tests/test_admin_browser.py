@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from taxii2client.v21 import Collection
 
-from hub import sharing_config
+from hub import sharing
 from tests import factories as f
 from tests.test_admin import PASSWORD, add_admin
 from tests.test_live_server import ROOT, _free_port, _wait_ready
@@ -40,7 +40,7 @@ def server(make_app, settings, tmp_path):
     """The demo sharing configuration, one admin account, and `cti-hub serve` on a free port."""
     hub = make_app().extensions["cti_hub"]
     with hub.session() as s:
-        sharing_config.apply(s, sharing_config.load(ROOT / "config" / "sharing.yaml"))
+        sharing.apply(s, sharing.load(ROOT / "config" / "sharing.yaml"))
         add_admin(s, "alice", "admin")
     port = _free_port()
     env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from hub import models as m
-from hub import sharing_config
+from hub import sharing
 from tests import factories as f
 
 GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
@@ -30,7 +30,7 @@ def world(make_app):  # type: ignore[no-untyped-def]
     app = make_app()
     hub = app.extensions["cti_hub"]
     with hub.session() as s:
-        sharing_config.apply(s, sharing_config.loads(CONFIG))
+        sharing.apply(s, sharing.loads(CONFIG))
     kr = f.Client(app.test_client(), f.key_for(hub, "krcert"))
     my = f.Client(app.test_client(), f.key_for(hub, "mycert"))
     return hub, kr, my

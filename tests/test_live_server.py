@@ -15,7 +15,7 @@ import pytest
 import requests
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
-from hub import sharing_config
+from hub import sharing
 from tests import factories as f
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def live(make_app, settings, tmp_path):
     app = make_app()
     hub = app.extensions["cti_hub"]
     with hub.session() as s:
-        sharing_config.apply(s, sharing_config.load(ROOT / "config" / "sharing.yaml"))
+        sharing.apply(s, sharing.load(ROOT / "config" / "sharing.yaml"))
     keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "singcert")}
     with hub.session() as s:
         snap = hub.snapshot(s)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from hub import openapi, sharing_config
+from hub import openapi, sharing
 from tests import factories as f
 from tests.test_live_server import _free_port
 
@@ -74,7 +74,7 @@ def live(make_app, settings, tmp_path):
     app = make_app()
     hub = app.extensions["cti_hub"]
     with hub.session() as s:
-        sharing_config.apply(s, sharing_config.load(ROOT / "config" / "sharing.yaml"))
+        sharing.apply(s, sharing.load(ROOT / "config" / "sharing.yaml"))
     key = f.key_for(hub, "krcert")
     port = _free_port()
     env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from hub import ledger, sharing_config
+from hub import ledger, sharing
 from hub import models as m
 from tests import factories as f
 
@@ -27,7 +27,7 @@ api_roots:
 
 def apply(hub, clearance: str) -> list:
     with hub.session() as s:
-        return sharing_config.apply(s, sharing_config.loads(CONFIG.format(clearance=clearance)))
+        return sharing.apply(s, sharing.loads(CONFIG.format(clearance=clearance)))
 
 
 def poll(client, cursor: str | None) -> tuple[list[str], str | None]:
@@ -98,7 +98,7 @@ def test_the_ledger_still_names_pages_served_before_a_version_was_re_dated(make_
     config = CONFIG.replace("  - {{id: mycert", '  - {{id: cisa, name: "CISA", country: US, clearance: AMBER}}\n'
                                                 "  - {{id: mycert")
     with hub.session() as s:
-        sharing_config.apply(s, sharing_config.loads(config.format(clearance="GREEN")))
+        sharing.apply(s, sharing.loads(config.format(clearance="GREEN")))
     kr, us, my = (f.Client(app.test_client(), f.key_for(hub, slug)) for slug in ("krcert", "cisa", "mycert"))
     amber = f.indicator(1, markings=[AMBER])
     assert kr.post("/dprk/collections/intel/objects/", [amber]).get_json()["success_count"] == 1
@@ -116,7 +116,7 @@ def test_the_ledger_still_names_pages_served_before_a_version_was_re_dated(make_
     served_at = date_added()
     assert received() == ["cisa"]
     with hub.session() as s:
-        assert sharing_config.apply(s, sharing_config.loads(config.format(clearance="AMBER")))
+        assert sharing.apply(s, sharing.loads(config.format(clearance="AMBER")))
     assert date_added() > served_at, "mycert may now read it: the version is re-dated"
     assert received() == ["cisa"], "the page cisa received before the re-dating is still on record, once"
     assert poll(my, None)[0] == [amber["id"]]

@@ -505,14 +505,14 @@ api_roots:
 
 
 def test_the_ledger_answers_for_a_version_re_dated_and_then_archived(make_app):
-    from hub import sharing_config
+    from hub import sharing
 
     app = make_app()
     hub = app.extensions["cti_hub"]
 
     def apply(clearance: str) -> None:
         with hub.session() as s:
-            assert sharing_config.apply(s, sharing_config.loads(REDATE_CONFIG.format(clearance=clearance)))
+            assert sharing.apply(s, sharing.loads(REDATE_CONFIG.format(clearance=clearance)))
 
     apply("GREEN")
     kr, us, my = (f.Client(app.test_client(), f.key_for(hub, slug)) for slug in ("krcert", "cisa", "mycert"))

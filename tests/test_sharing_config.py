@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub import db, models
-from hub import sharing_config as sc
+from hub import sharing as sc
 from hub.errors import ConfigError
 from hub.policy import TLP
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub import models as m
-from hub import sharing_config, stix
+from hub import sharing, stix
 from hub.policy import TLP
 from tests import factories as f
 
@@ -37,7 +37,7 @@ OBJECTS = "/dprk/collections/intel/objects/"
 
 def apply(hub, clearance: str) -> list:
     with hub.session() as s:
-        return sharing_config.apply(s, sharing_config.loads(CONFIG.format(clearance=clearance)))
+        return sharing.apply(s, sharing.loads(CONFIG.format(clearance=clearance)))
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from hub import ledger, policy, services, sharing_config, store
+from hub import ledger, policy, sharing, store
 from hub import models as m
 from hub.errors import BadRequest, NotFound
 from hub.policy import TLP
+from hub.sharing import write
 
 PAGE = 50
 LOCKOUT_FAILURES = 5  # per account
@@ -107,61 +108,37 @@ def get_partner(session: Session, slug: str) -> m.Partner:
     return row
 
 
-def _reannounces(fn: Any) -> Any:
-    """Re-date what a rule change makes visible to partners, as ``cti-hub sharing apply`` does."""
-    @functools.wraps(fn)
-    def wrapper(session: Session, *args: Any, **kwargs: Any) -> Any:
-        before = store.load_snapshot(session)
-        result = fn(session, *args, **kwargs)
-        session.flush()
-        services.reannounce(session, before)
-        return result
-    return wrapper
-
-
-@_reannounces
 def save_partner(session: Session, actor: str, slug: str | None, values: dict[str, Any]) -> m.Partner:
     """Create (``slug`` None: ``values['slug']``) or update a partner."""
-    columns = {**values, "clearance": int(TLP.parse(values["clearance"])), "country": values["country"].upper()}
+    columns = {**values, "clearance": TLP.parse(values["clearance"]), "country": values["country"].upper()}
     new_slug = columns.pop("slug", None)
-    if slug is None:
-        if session.execute(select(m.Partner.id).where(m.Partner.slug == new_slug)).first():
-            raise BadRequest(f"a partner with id '{new_slug}' already exists")
-        identity = sharing_config.partner_identity(new_slug)
-        if session.execute(select(m.Partner.id).where(m.Partner.identity_id == identity)).first():
-            raise BadRequest(f"the STIX identity {identity} already belongs to another partner")
-        row = m.Partner(slug=new_slug, identity_id=identity, created_us=store.now_us(), **columns)
-        session.add(row)
-        before: dict[str, Any] = {}
-    else:
-        row = get_partner(session, slug)
-        before = partner_values(row)
-        for name, value in columns.items():
-            setattr(row, name, value)
-    session.flush()
-    after = partner_values(row)
-    store.audit(session, actor, "partner.create" if slug is None else "partner.update", row.slug,
-                {"before": before, "after": after})
-    _rules_changed(session)
+    with write.rules_change(session):
+        if slug is None:
+            if session.execute(select(m.Partner.id).where(m.Partner.slug == new_slug)).first():
+                raise BadRequest(f"a partner with id '{new_slug}' already exists")
+            identity = sharing.partner_identity(new_slug)
+            if session.execute(select(m.Partner.id).where(m.Partner.identity_id == identity)).first():
+                raise BadRequest(f"the STIX identity {identity} already belongs to another partner")
+            row = write.add_partner(session, new_slug, {**columns, "identity_id": identity})
+            before: dict[str, Any] = {}
+        else:
+            row = get_partner(session, slug)
+            before = partner_values(row)
+            write.set_columns(row, columns)
+        session.flush()
+        store.audit(session, actor, "partner.create" if slug is None else "partner.update", row.slug,
+                    {"before": before, "after": partner_values(row)})
     return row
 
 
-@_reannounces
 def set_partner_active(session: Session, actor: str, slug: str, active: bool) -> None:
     row = get_partner(session, slug)
     if row.active == active:
         return
-    row.active = active
-    store.audit(session, actor, "partner.reactivate" if active else "partner.suspend", slug,
-                {"before": {"active": not active}, "after": {"active": active}})
-    store.bump_rules(session)
-
-
-def _rules_changed(session: Session) -> None:
-    """Invalidate the cached rules and republish the reference collections (identities, group markings)."""
-    store.bump_rules(session)
-    if session.execute(select(m.Partner.id).where(m.Partner.slug == sharing_config.HUB_SLUG)).first():
-        services.publish_reference(session)
+    with write.rules_change(session):
+        write.set_columns(row, {"active": active})
+        store.audit(session, actor, "partner.reactivate" if active else "partner.suspend", slug,
+                    {"before": {"active": not active}, "after": {"active": active}})
 
 
 def dependents_of_partner(session: Session, row: m.Partner) -> list[str]:
@@ -230,7 +207,6 @@ def group_values(session: Session, row: m.TrustGroup) -> dict[str, Any]:
     return {"name": row.name, "members": list(members), "countries": sorted(store.split_list(row.countries))}
 
 
-@_reannounces
 def save_group(session: Session, actor: str, slug: str | None, values: dict[str, Any]) -> m.TrustGroup:
     new_slug: str = values.get("slug") or slug or ""
     known = set(session.scalars(select(m.Partner.slug).where(m.Partner.kind != "hub")))
@@ -244,20 +220,12 @@ def save_group(session: Session, actor: str, slug: str | None, values: dict[str,
     else:
         row = get_group(session, slug)
         before = group_values(session, row)
-    if row is None:
-        row = m.TrustGroup(slug=new_slug, marking_id=sharing_config.group_marking_id(new_slug))
-        session.add(row)
-    row.name = values["name"]
-    row.countries = ",".join(sorted({c.upper() for c in values["countries"]}))
-    session.flush()
-    session.execute(delete(m.TrustGroupMember).where(m.TrustGroupMember.group_id == row.id))
-    for partner_id in session.scalars(select(m.Partner.id).where(m.Partner.slug.in_(set(values["members"])))):
-        session.add(m.TrustGroupMember(group_id=row.id, partner_id=partner_id))
-    session.flush()
-    saved = row
-    store.audit(session, actor, "group.create" if slug is None else "group.update", new_slug,
-                {"before": before, "after": group_values(session, saved)})
-    _rules_changed(session)
+    marking = row.marking_id if row is not None else sharing.group_marking_id(new_slug)
+    with write.rules_change(session):
+        saved = write.save_group(session, row, new_slug, values["name"], tuple(values["countries"]),
+                                 tuple(values["members"]), marking)
+        store.audit(session, actor, "group.create" if slug is None else "group.update", new_slug,
+                    {"before": before, "after": group_values(session, saved)})
     return saved
 
 
@@ -321,7 +289,6 @@ def collection_rules(uuid: str, values: dict[str, Any]) -> policy.Collection:
                              writers=policy.Grants.parse(values["writers"]))
 
 
-@_reannounces
 def save_collection(session: Session, actor: str, uuid: str | None, values: dict[str, Any]) -> m.Collection:
     check_grants(session, values["readers"], "readers")
     check_grants(session, values["writers"], "writers")
@@ -329,30 +296,29 @@ def save_collection(session: Session, actor: str, uuid: str | None, values: dict
                "max_tlp": int(TLP.parse(values["max_tlp"])), "default_tlp": int(TLP.parse(values["default_tlp"])),
                "types": ",".join(values["types"]), "readers": ",".join(values["readers"]),
                "writers": ",".join(values["writers"]), "retention_days": values.get("retention_days")}
-    if uuid is None:
-        root = session.execute(select(m.ApiRoot).where(m.ApiRoot.slug == values["root"])).scalar_one_or_none()
-        if root is None:
-            raise BadRequest(f"unknown API root '{values['root']}'")
-        if session.execute(select(m.Collection.id).where(m.Collection.api_root_id == root.id,
-                                                         m.Collection.alias == values["alias"])).first():
-            raise BadRequest(f"API root {root.slug} already has a collection with alias '{values['alias']}'")
-        new_uuid = sharing_config.collection_uuid(root.slug, values["alias"])
-        if session.execute(select(m.Collection.id).where(m.Collection.uuid == new_uuid)).first():
-            raise BadRequest(f"collection id {new_uuid} is already taken")
-        row = m.Collection(uuid=new_uuid, api_root_id=root.id, alias=values["alias"], is_reference=False, **columns)
-        session.add(row)
-        before: dict[str, Any] = {}
-    else:
-        row = get_collection(session, uuid)
-        if row.is_reference:
-            raise BadRequest("the reference collection is maintained by the hub and cannot be edited")
-        before = collection_values(row)
-        for name, value in columns.items():
-            setattr(row, name, value)
-    session.flush()
-    store.audit(session, actor, "collection.create" if uuid is None else "collection.update",
-                f"{row.alias} ({row.uuid})", {"before": before, "after": collection_values(row)})
-    store.bump_rules(session)
+    with write.rules_change(session):
+        if uuid is None:
+            root = session.execute(select(m.ApiRoot).where(m.ApiRoot.slug == values["root"])).scalar_one_or_none()
+            if root is None:
+                raise BadRequest(f"unknown API root '{values['root']}'")
+            if session.execute(select(m.Collection.id).where(m.Collection.api_root_id == root.id,
+                                                             m.Collection.alias == values["alias"])).first():
+                raise BadRequest(f"API root {root.slug} already has a collection with alias '{values['alias']}'")
+            new_uuid = sharing.collection_uuid(root.slug, values["alias"])
+            if session.execute(select(m.Collection.id).where(m.Collection.uuid == new_uuid)).first():
+                raise BadRequest(f"collection id {new_uuid} is already taken")
+            row = write.add_collection(session, root.id, values["alias"],
+                                       {**columns, "uuid": new_uuid, "is_reference": False})
+            before: dict[str, Any] = {}
+        else:
+            row = get_collection(session, uuid)
+            if row.is_reference:
+                raise BadRequest("the reference collection is maintained by the hub and cannot be edited")
+            before = collection_values(row)
+            write.set_columns(row, columns)
+        session.flush()
+        store.audit(session, actor, "collection.create" if uuid is None else "collection.update",
+                    f"{row.alias} ({row.uuid})", {"before": before, "after": collection_values(row)})
     return row
 
 
@@ -487,7 +453,7 @@ def dashboard(session: Session, snap: store.Snapshot, days: int = 14) -> dict[st
     per_day: dict[str, dict[str, int]] = {}
     for originator, added in session.execute(select(V.originator_id, V.date_added).where(V.date_added >= since)):
         slug = snap.partners[originator].slug if originator in snap.partners else "?"
-        if slug == sharing_config.HUB_SLUG:
+        if slug == sharing.HUB_SLUG:
             continue
         day = when(added)[:10]
         per_day.setdefault(slug, {})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from hub import sharing as config
 from hub.cli.tools import fail_cleanly as _fail_cleanly
 from hub.cli.tools import hub_of as _hub
 
@@ -41,11 +42,9 @@ def sharing() -> None:
 @_fail_cleanly
 def sharing_apply(ctx: click.Context, file: str, dry_run: bool) -> None:
     """Make the database match FILE (idempotent); print each change."""
-    from hub import sharing_config
-
-    spec = sharing_config.load(file)
+    spec = config.load(file)
     with _hub(ctx).session() as session:
-        changes = sharing_config.plan(session, spec) if dry_run else sharing_config.apply(session, spec)
+        changes = config.plan(session, spec) if dry_run else config.apply(session, spec)
     for change in changes:
         click.echo(str(change))
     verb = "would change" if dry_run else "changed"
@@ -58,10 +57,8 @@ def sharing_apply(ctx: click.Context, file: str, dry_run: bool) -> None:
 @_fail_cleanly
 def sharing_export(ctx: click.Context, output: str | None) -> None:
     """Write the current sharing configuration as YAML."""
-    from hub import sharing_config
-
     with _hub(ctx).session() as session:
-        text = sharing_config.export(session)
+        text = config.export(session)
     if output:
         Path(output).write_text(text)
     else:

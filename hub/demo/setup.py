@@ -8,7 +8,7 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 
 from hub import models as m
-from hub import services, sharing_config, store
+from hub import services, sharing, store
 from hub.demo import data as demo_data
 from hub.policy import TLP
 
@@ -17,9 +17,9 @@ DEMO_READERS = ("krcert", "singcert")
 
 def run(hub: services.Hub, file: str, count: int, url: str, *, echo: Callable[[str], None] = print) -> None:
     """Apply the sharing file, load demo objects once, issue demo keys and print how to connect."""
-    spec = sharing_config.load(file)
+    spec = sharing.load(file)
     with hub.session() as session:
-        changes = sharing_config.apply(session, spec, actor="demo")
+        changes = sharing.apply(session, spec, actor="demo")
     echo(f"sharing configuration applied from {file}: {len(changes)} change(s)")
     with hub.session() as session:
         snap = hub.snapshot(session)
