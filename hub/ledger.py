@@ -132,14 +132,17 @@ def flush_empty(hub: Any, *, force: bool = True) -> int:
 def _dump_filter(f: policy.ReadFilter) -> str:
     return orjson.dumps({"readable": f.readable, "originator": f.originator, "max_tlp": int(f.max_tlp),
                          "types": sorted(f.types), "admitted_sets": sorted(f.admitted_sets),
-                         "red_sets": sorted(f.red_sets)}).decode()
+                         "red_sets": sorted(f.red_sets),
+                         "shown_markings": None if f.shown_markings is None else sorted(f.shown_markings)}).decode()
 
 
 def _load_filter(text: str) -> policy.ReadFilter:
     d = orjson.loads(text)
     return policy.ReadFilter(readable=d["readable"], originator=d["originator"], max_tlp=policy.TLP(d["max_tlp"]),
                              types=frozenset(d["types"]), admitted_sets=frozenset(d["admitted_sets"]),
-                             red_sets=frozenset(d["red_sets"]))
+                             red_sets=frozenset(d["red_sets"]),
+                             # Views saved before sharing-marking definitions were withheld released them all.
+                             shown_markings=None if d.get("shown_markings") is None else frozenset(d["shown_markings"]))
 
 
 def _dump_query(q: store.VersionQuery, extra: dict[str, Any] | None = None) -> str:
@@ -220,7 +223,8 @@ def _admits(snapshot: store.Snapshot, view: policy.ReadFilter, v: Any) -> bool:
     facts = policy.ObjectFacts(type=v.type, tlp=policy.TLP(v.tlp),
                                originator=originator.slug if originator is not None else "",
                                unknown_markings=("?",) if v.unknown_markings else (),
-                               quarantined=bool(getattr(v, "quarantined", False)))
+                               quarantined=bool(getattr(v, "quarantined", False)),
+                               defines=snapshot.definitions.get(v.stix_id))
     return policy.filter_admits(view, facts, v.restriction_set_id)
 
 

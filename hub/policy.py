@@ -16,6 +16,13 @@ the first failing step denies, and every failing step is listed in the reasons:
 6. O carries no marking the hub does not understand.
 7. P is a peer hub (kind ``hub``): O is below TLP:AMBER+STRICT and no sharing
    marking on O forbids federation; such objects never leave through federation.
+8. O is the definition of a partner's sharing marking M: M admits P (and, for a
+   peer hub, does not forbid federation). A marking names its audience, so its
+   definition is released to the partners who can see an object that uses it,
+   which are exactly the partners it admits (every sharing marking on an object
+   must admit its reader), and to no one else; its own TLP and markings apply as
+   for any object. TLP and statement markings, and the hub's ready-made group
+   markings, are released by steps 1-7 alone.
 
 The originator of O always sees O in a collection it reads (steps 2-6 are
 skipped for it). ``compile_read`` turns the same steps into a ``ReadFilter``:
@@ -147,6 +154,8 @@ class ObjectFacts:
     unknown_markings: tuple[str, ...] = ()
     # Posted by ``originator`` under an id another partner owns: that poster's copy, shown to it alone.
     quarantined: bool = False
+    # The sharing marking this object is the definition of (a partner's marking-definition), else None.
+    defines: SharingMarking | None = None
 
 
 @dataclass(frozen=True)
@@ -231,7 +240,17 @@ def _content_reasons(world: World, partner: Partner, collection: Collection, obj
         if obj.tlp >= TLP.AMBER_STRICT:
             reasons.append(f"{obj.tlp.label} never leaves through federation")
         reasons += [f"sharing marking {m.id} forbids federation" for m in obj.sharing if m.no_federation]
+    if obj.defines is not None and not definition_admits(world, obj.defines, partner):
+        reasons.append(f"the definition of sharing marking {obj.defines.id} goes only to its publisher and the "
+                       f"partners it admits, and it does not admit {partner.slug}")
     return reasons
+
+
+def definition_admits(world: World, marking: SharingMarking, partner: Partner) -> bool:
+    """Tell whether a partner may receive the definition of a sharing marking (step 8)."""
+    if partner.kind == "hub" and marking.no_federation:
+        return False
+    return world.marking_admits(marking, partner)
 
 
 def can_write(
@@ -284,7 +303,9 @@ class ReadFilter:
     A version row passes when ``readable`` and either its originator is ``originator``
     or: it is not quarantined, its type is allowed, ``tlp <= max_tlp``, it has no unknown markings, and its
     restriction set (the set of sharing markings it carries; ``None`` for none) is in
-    ``admitted_sets`` (below RED) or in ``red_sets`` (at RED).
+    ``admitted_sets`` (below RED) or in ``red_sets`` (at RED), and, when it is the definition of a
+    partner's sharing marking, that marking is in ``shown_markings`` (``None``: every definition, as
+    filters saved before step 8 existed were applied).
     """
 
     readable: bool
@@ -293,6 +314,7 @@ class ReadFilter:
     types: frozenset[str]
     admitted_sets: frozenset[int]
     red_sets: frozenset[int]
+    shown_markings: frozenset[str] | None = frozenset()
 
 
 def compile_read(
@@ -300,8 +322,9 @@ def compile_read(
     partner: Partner,
     collection: Collection,
     restriction_sets: Mapping[int, Iterable[SharingMarking]],
+    definitions: Iterable[SharingMarking] = (),
 ) -> ReadFilter:
-    """Compile the read rules for ``partner`` over every known restriction set."""
+    """Compile the read rules for ``partner`` over every known restriction set and partners' sharing markings."""
     admitted: set[int] = set()
     red: set[int] = set()
     peer = partner.kind == "hub"
@@ -320,6 +343,7 @@ def compile_read(
         types=collection.types,
         admitted_sets=frozenset(admitted),
         red_sets=frozenset(red),
+        shown_markings=frozenset(m.id for m in definitions if definition_admits(world, m, partner)),
     )
 
 
@@ -334,6 +358,8 @@ def filter_admits(f: ReadFilter, obj: ObjectFacts, restriction_set: int | None) 
     if f.types and obj.type not in f.types:
         return False
     if obj.tlp > f.max_tlp or obj.unknown_markings:
+        return False
+    if obj.defines is not None and f.shown_markings is not None and obj.defines.id not in f.shown_markings:
         return False
     if obj.tlp is TLP.RED:
         return restriction_set is not None and restriction_set in f.red_sets

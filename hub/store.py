@@ -109,6 +109,8 @@ class Snapshot:
     restriction_sets: dict[int, tuple[policy.SharingMarking, ...]]
     restriction_keys: dict[str, int]
     identities: dict[str, str] = field(default_factory=dict)
+    # Partners' sharing markings by id: their definitions go only to the partners they admit (policy step 8).
+    definitions: dict[str, policy.SharingMarking] = field(default_factory=dict)
     _filters: dict[tuple[int, str], policy.ReadFilter] = field(default_factory=dict)
 
     def partner(self, slug: str) -> policy.Partner:
@@ -121,7 +123,8 @@ class Snapshot:
         key = (partner_pk, collection.uuid)
         if key not in self._filters:
             self._filters[key] = policy.compile_read(
-                self.world, self.partners[partner_pk], collection.rules, self.restriction_sets
+                self.world, self.partners[partner_pk], collection.rules, self.restriction_sets,
+                self.definitions.values()
             )
         return self._filters[key]
 
@@ -178,7 +181,17 @@ def load_snapshot(session: Session) -> Snapshot:
         restriction_sets=sets,
         restriction_keys=keys,
         identities={p.identity_id: p.slug for p in partner_rows.values()},
+        definitions={i: mk.sharing for i, mk in markings.items()
+                     if mk.sharing is not None and not _published_by_hub(mk, partner_rows)},
     )
+
+
+HUB_SLUG = "hub"  # the hub's own partner: its ready-made group markings are reference content for everyone
+
+
+def _published_by_hub(info: MarkingInfo, partner_rows: dict[int, m.Partner]) -> bool:
+    row = partner_rows.get(info.originator) if info.originator is not None else None
+    return row is not None and row.slug == HUB_SLUG
 
 
 def _sharing_or_nobody(info: MarkingInfo | None, marking_id: str) -> policy.SharingMarking:
@@ -331,8 +344,24 @@ def _visible(v: Any, shape: _Shape) -> ColumnElement[bool]:
         c.quarantined.is_(False),
         c.type.in_(bindparam("collection_types", expanding=True)) if shape.typed_collection else true(),
         sharing,
+        _definition_shown(c, bindparam("shown_markings", expanding=True)),
     )
     return or_(c.originator_id == bindparam("originator"), content)
+
+
+MK, PT = cast(Table, m.Marking.__table__), cast(Table, m.Partner.__table__)
+
+
+def _definition_shown(c: Any, shown: Any) -> ColumnElement[bool]:
+    """Policy step 8: a row defining a partner's sharing marking passes only if that marking is in ``shown``.
+
+    A partner's marking is a sharing row of the markings table not published by the hub (one primary-key
+    look-up, made for marking-definition rows only), as ``Snapshot.definitions`` holds them.
+    """
+    hub = func.coalesce(select(PT.c.id).where(PT.c.slug == HUB_SLUG).scalar_subquery(), -1)
+    partners_marking = exists(select(MK.c.id).where(
+        MK.c.id == c.stix_id, MK.c.kind == "sharing", or_(MK.c.originator_id.is_(None), MK.c.originator_id != hub)))
+    return or_(c.type != "marking-definition", ~partners_marking, c.stix_id.in_(shown))
 
 
 def _apply_filters(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def]
@@ -393,6 +422,7 @@ def _bind(q: VersionQuery, columns: Sequence[str]) -> tuple[_Shape, dict[str, An
                    bool(q.spec_versions), kinds, floor >= 0)
     params = {"collection": q.collection_pk, "originator": q.originator_pk, "max_tlp": int(f.max_tlp),
               "admitted": sorted(f.admitted_sets), "red_sets": sorted(f.red_sets),
+              "shown_markings": sorted(f.shown_markings or ()),
               "collection_types": sorted(f.types), "ids": list(q.ids), "types": list(q.types),
               "spec_versions": list(q.spec_versions), "floor": floor, "limit": q.limit + 1,
               "version_values": [v for v in q.versions if isinstance(v, int)]}
@@ -427,7 +457,8 @@ def _visible_as(v: Any, f: policy.ReadFilter, originator_pk: int) -> ColumnEleme
     at_red = and_(c.tlp == int(TLP.RED), c.restriction_set_id.in_(sorted(f.red_sets)))
     content = and_(c.tlp <= int(f.max_tlp), c.unknown_markings.is_(False), c.quarantined.is_(False),
                    c.type.in_(sorted(f.types)) if f.types else true(),
-                   or_(below_red, at_red) if f.max_tlp >= TLP.RED else below_red)
+                   or_(below_red, at_red) if f.max_tlp >= TLP.RED else below_red,
+                   _definition_shown(c, sorted(f.shown_markings or ())))
     return or_(c.originator_id == originator_pk, content)
 
 

@@ -28,7 +28,8 @@ SUMMARY_FIELDS = ("name", "pattern", "pattern_type", "valid_from", "valid_until"
 
 def _view(snap: store.Snapshot, partner_pk: int, collection: store.CollectionInfo) -> policy.ReadFilter:
     partner = replace(snap.partners[partner_pk], active=True)
-    return policy.compile_read(snap.world, partner, collection.rules, snap.restriction_sets)
+    return policy.compile_read(snap.world, partner, collection.rules, snap.restriction_sets,
+                               snap.definitions.values())
 
 
 def _readers(snap: store.Snapshot) -> list[int]:

@@ -50,6 +50,11 @@ def obj(tlp: TLP = TLP.GREEN, *sharing: SharingMarking, type: str = "indicator",
                        unknown_markings=unknown)
 
 
+def definition(marking: SharingMarking, tlp: TLP = TLP.GREEN, originator: str = "cisa") -> ObjectFacts:
+    """The marking-definition object of a partner's sharing marking."""
+    return ObjectFacts(type="marking-definition", tlp=tlp, originator=originator, defines=marking)
+
+
 def row(case: str, who: Partner, where: Collection, what: ObjectFacts, allowed: bool, reason: str):
     return pytest.param(who, where, what, allowed, reason, id=case)
 
@@ -150,6 +155,21 @@ READ_TABLE = [
         obj(TLP.AMBER, originator="krcert"), True, "originator"),
     row("originator in a collection it does not read", KR, collection(readers=["partner:cisa"]),
         obj(TLP.CLEAR, originator="krcert"), False, "does not read"),
+    # 8. a partner's sharing marking goes only to the partners it admits
+    row("sharing marking naming someone else", KR, OPEN, definition(share("cisa")), False,
+        "the definition of sharing marking marking-definition--m goes only to its publisher and the partners "
+        "it admits, and it does not admit krcert"),
+    row("sharing marking naming the partner", KR, OPEN, definition(share("krcert")), True, "within"),
+    row("sharing marking naming a group of the partner", KR, OPEN, definition(share(groups=["rokus"])), True,
+        "within"),
+    row("sharing marking naming the partner's country", SG, OPEN, definition(share(countries=["SG"])), True,
+        "within"),
+    row("sharing marking excluding the partner", SG, OPEN,
+        definition(share(countries=["SG"], exclude=["singcert"])), False, "does not admit singcert"),
+    row("sharing marking seen by its publisher", KR, OPEN, definition(share("cisa"), originator="krcert"), True,
+        "originator"),
+    row("sharing marking admitting, above clearance", MY, OPEN, definition(share("mycert"), TLP.AMBER), False,
+        "above partner clearance"),
 ]
 
 
@@ -347,8 +367,13 @@ objects = st.builds(ObjectFacts, type=st.sampled_from(("indicator", "malware")),
 def assert_filter_agrees(world: World, who: Partner, where: Collection, sets: dict, data: st.DataObject,
                          what: ObjectFacts) -> None:
     set_id = data.draw(st.none() | st.sampled_from(sorted(sets)) if sets else st.none(), label="set_id")
-    what = ObjectFacts(what.type, what.tlp, what.originator, sets.get(set_id, ()), what.unknown_markings)
-    compiled = policy.compile_read(world, who, where, sets)
+    # Now and then the object is itself the definition of one of the markings (one definition per id).
+    definitions = {m.id: m for markings in sets.values() for m in markings}
+    defines = data.draw(st.none() | st.sampled_from(sorted(definitions)) if definitions else st.none(),
+                        label="defines")
+    what = ObjectFacts(what.type, what.tlp, what.originator, sets.get(set_id, ()), what.unknown_markings,
+                       defines=definitions.get(defines) if defines else None)
+    compiled = policy.compile_read(world, who, where, sets, definitions.values())
     assert policy.filter_admits(compiled, what, set_id) == bool(policy.can_read(world, who, where, what))
 
 

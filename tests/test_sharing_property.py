@@ -300,7 +300,7 @@ def publish_markings(hub: services.Hub, spec: WorldSpec, pks: dict, uuids: dict,
         assert bool(result.successes) == expected, result.failures
         if expected:
             ledger.markings[m.id] = policy_marking(m)
-            facts = policy.ObjectFacts("marking-definition", TLP.CLEAR, m.owner)
+            facts = policy.ObjectFacts("marking-definition", TLP.CLEAR, m.owner, defines=policy_marking(m))
             ledger.stored.append(Stored(m.id, obj["created"], 0, MARKINGS, facts, obj))
 
 
@@ -325,7 +325,7 @@ def knows_marking(spec: WorldSpec, ledger: Ledger, publisher: str, marking_id: s
     if owner == publisher:
         return True
     rules = policy_collection(spec.all_collections()[0], reading=False)
-    facts = policy.ObjectFacts("marking-definition", TLP.CLEAR, owner)
+    facts = policy.ObjectFacts("marking-definition", TLP.CLEAR, owner, defines=ledger.markings[marking_id])
     return policy.can_read(policy_world(spec), policy_partner(spec.partner(publisher), reading=False), rules,
                            facts).allowed
 
@@ -597,6 +597,38 @@ def ids_in(spec: WorldSpec, ledger: Ledger, alias: str) -> list[str]:
     return sorted(here) + elsewhere
 
 
+def marking_audience(spec: WorldSpec, ledger: Ledger, slug: str) -> set[str]:
+    """The sharing markings a partner may receive: it published them, they admit it, or it sees an object using one.
+
+    Worked out from the model alone (no expected views): what the listings are checked against must not
+    be the only guard on who learns whom a marking names.
+    """
+    world, who = policy_world(spec), policy_partner(spec.partner(slug), reading=True)
+    out = {m.id for m in spec.markings if m.owner == slug or world.marking_admits(policy_marking(m), who)}
+    for s in ledger.stored:
+        rules = policy_collection(next(c for c in spec.all_collections() if c.alias == s.alias), reading=True)
+        if s.raw.get("type") != "marking-definition" and policy.can_read(world, who, rules, s.facts):
+            out |= set(s.raw.get("object_marking_refs") or ())
+    return out
+
+
+def check_marking_audience(client: f.Client, spec: WorldSpec, ledger: Ledger, url: str, col_uuid: str,
+                           slug: str) -> None:
+    """On every read path (objects, manifest, object, versions, STIX feed) no other sharing marking reaches it."""
+    audience, defined = marking_audience(spec, ledger, slug), {m.id for m in spec.markings}
+    received = {o["id"] for o in pull(client, url + "objects/", {"match[version]": "all"}, 50, resend=False)}
+    received |= {o["id"] for o in pull(client, url + "manifest/", {"match[version]": "all"}, 50, resend=False)}
+    for marking in sorted(defined):
+        for suffix in (f"objects/{marking}/", f"objects/{marking}/versions/"):
+            if client.get(url + suffix).status_code == 200:
+                received.add(marking)
+    response = client.get(f"/feeds/{ROOT}/{col_uuid}/stix")
+    assert response.status_code == 200, response.get_data()
+    received |= {o["id"] for o in response.get_json().get("objects", [])}
+    leaked = (received & defined) - audience
+    assert not leaked, f"sharing markings {sorted(leaked)} reached {slug}"
+
+
 def check_partner(app, spec: WorldSpec, ledger: Ledger, uuids: dict, key: str, slug: str) -> None:
     """Everything this partner can reach over TAXII against the model's expectation."""
     client = f.Client(app.test_client(), key)
@@ -617,6 +649,7 @@ def check_partner(app, spec: WorldSpec, ledger: Ledger, uuids: dict, key: str, s
         check_foreign_tokens(client, url, spec.page_limit)
         check_listings(client, url, visible, all_ids, spec.page_limit)
         check_each_object(client, url, all_ids, visible)
+        check_marking_audience(client, spec, ledger, url, uuids[c.alias], slug)
 
 
 def run_world(app, spec: WorldSpec) -> tuple[dict[str, str], dict[str, str]]:
@@ -678,7 +711,7 @@ HAND_BUILT = WorldSpec(
     ),
     markings=(MarkingSpec(M_CISA, "krcert", partners=("cisa",)),
               MarkingSpec(M_ASEAN_NOT_MY, "singcert", groups=("asean",), exclude=("mycert",)),
-              MarkingSpec(M_KR, "cisa", countries=("KR",)), MarkingSpec(M_ROKUS, "krcert", groups=("rokus",)),
+              MarkingSpec(M_KR, "cisa", countries=("KR", "VN")), MarkingSpec(M_ROKUS, "krcert", groups=("rokus",)),
               MarkingSpec(M_RED, "cisa", partners=("krcert",), countries=("JP",)),
               MarkingSpec(M_EMPTY, "mycert"), MarkingSpec(M_BY_INACTIVE, "thaicert", partners=("krcert",))),
     objects=(

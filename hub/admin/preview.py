@@ -33,7 +33,8 @@ def object_facts(snap: store.Snapshot, row: m.ObjectVersion) -> policy.ObjectFac
     if row.unknown_markings:
         unknown = tuple(_unknown_refs(snap, row.raw)) or ("(unrecognised marking)",)
     return policy.ObjectFacts(type=row.type, tlp=TLP(row.tlp), originator=originator, sharing=tuple(sharing),
-                              unknown_markings=unknown, quarantined=bool(row.quarantined))
+                              unknown_markings=unknown, quarantined=bool(row.quarantined),
+                              defines=snap.definitions.get(row.stix_id))
 
 
 def _unknown_refs(snap: store.Snapshot, raw: str) -> list[str]:
