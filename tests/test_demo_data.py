@@ -14,8 +14,6 @@ import stix2
 from stix2patterns.validator import run_validator
 
 from hub.demo.data import (
-    IPV4_BENCH_NET,
-    IPV4_PREFIXES,
     TLP2_IDS,
     Publisher,
     actors,
@@ -23,6 +21,7 @@ from hub.demo.data import (
     indicators,
     sharing_marking,
 )
+from hub.demo.observables import IPV4_BENCH_NET, IPV4_PREFIXES
 from hub.policy import TLP
 
 PUBLISHERS = (
