@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from hub import policy, services, store, withdrawals
 from hub.admin import bp, current_user, data, forms, preview
+from hub.admin import dashboard as dashboard_data
 from hub.errors import BadRequest, HubError, NotFound
 from hub.policy import TLP
 
@@ -100,7 +101,7 @@ def unknown(_rest: str) -> Any:
 def dashboard() -> str:
     with _hub().session(write=False) as s:
         snap = _hub().snapshot(s)
-        stats = data.dashboard(s, snap)
+        stats = dashboard_data.dashboard(s, snap)
     peak = max([n for days in stats["per_day"].values() for n in days.values()] or [1])
     return render_template("admin/dashboard.html", stats=stats, peak=peak)
 

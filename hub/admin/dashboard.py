@@ -1,0 +1,70 @@
+"""The panel's dashboard: objects per collection and TLP, recent activity, the most linked intrusion sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub import models as m
+from hub import sharing, store
+from hub.admin.data import partners, tlp_name, when
+from hub.policy import TLP
+
+
+def dashboard(session: Session, snap: store.Snapshot, days: int = 14) -> dict[str, Any]:
+    V = m.ObjectVersion
+    now = store.now_us()
+    since = now - days * 86_400_000_000
+    per_day: dict[str, dict[str, int]] = {}
+    for originator, added in session.execute(select(V.originator_id, V.date_added).where(V.date_added >= since)):
+        slug = snap.partners[originator].slug if originator in snap.partners else "?"
+        if slug == sharing.HUB_SLUG:
+            continue
+        day = when(added)[:10]
+        per_day.setdefault(slug, {})
+        per_day[slug][day] = per_day[slug].get(day, 0) + 1
+    day_list = [when(now - i * 86_400_000_000)[:10] for i in range(days - 1, -1, -1)]
+    tlp_mix: dict[int, dict[int, int]] = {}
+    for cid, level, n in session.execute(select(V.collection_id, V.tlp, func.count()).group_by(V.collection_id,
+                                                                                                V.tlp)):
+        tlp_mix.setdefault(cid, {})[level] = n
+    mix = []
+    for info in sorted(snap.collections.values(), key=lambda c: (c.api_root, c.alias)):
+        counts = tlp_mix.get(info.pk, {})
+        mix.append({"name": f"{info.api_root}/{info.alias}", "total": sum(counts.values()),
+                    "levels": [(tlp_name(t), counts.get(int(t), 0)) for t in TLP]})
+    polls = []
+    for row in partners(session):
+        p = row["row"]
+        polls.append({"slug": p.slug, "active": p.active, "live_keys": row["keys"],
+                      "last_used_us": row["last_used_us"]})
+    return {"days": day_list, "per_day": per_day, "mix": mix, "polls": polls,
+            "never": [p["slug"] for p in polls if p["last_used_us"] is None],
+            "intrusion_sets": intrusion_sets(session),
+            "totals": {"partners": len(polls), "objects": session.scalar(select(func.count(func.distinct(
+                V.stix_id)))) or 0, "live_keys": sum(p["live_keys"] for p in polls),
+                "audit_24h": session.scalar(select(func.count()).select_from(m.AuditEvent).where(
+                    m.AuditEvent.at_us >= now - 86_400_000_000)) or 0}}
+
+
+def intrusion_sets(session: Session, limit: int = 10) -> list[tuple[str, int]]:
+    """The intrusion sets with the most distinct objects related to them (newest 20,000 relationships)."""
+    V = m.ObjectVersion
+    names = {}
+    for stix_id, raw in session.execute(select(V.stix_id, V.raw).where(V.type == "intrusion-set").limit(2000)):
+        names[stix_id] = orjson.loads(raw).get("name", stix_id)
+    if not names:
+        return []
+    counts: dict[str, set[str]] = {}
+    stmt = select(V.raw).where(V.type == "relationship").order_by(V.date_added.desc()).limit(20_000)
+    for raw in session.scalars(stmt):
+        obj = orjson.loads(raw)
+        for ref, other in ((obj.get("source_ref"), obj.get("target_ref")), (obj.get("target_ref"),
+                                                                              obj.get("source_ref"))):
+            if ref in names and isinstance(other, str):
+                counts.setdefault(ref, set()).add(other)
+    ranked = sorted(((names[k], len(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0]))
+    return ranked[:limit]
