@@ -24,8 +24,8 @@ from weakref import WeakKeyDictionary
 import orjson
 from sqlalchemy.orm import Session
 
+from hub import formats, ops, policy, stix, store
 from hub import models as m
-from hub import ops, policy, stix, store
 from hub.auth import Principal
 from hub.errors import NotFound
 
@@ -236,10 +236,8 @@ def _delivered(snapshot: store.Snapshot, view: policy.ReadFilter, d: Any, v: Any
     f = orjson.loads(d.filters)
     if (f.get("ids") and v.stix_id not in f["ids"]) or (f.get("types") and v.type not in f["types"]):
         return False
-    from feeds import export  # feeds build on the hub: imported where a feed delivery is judged
-
-    if d.endpoint in export.FORMATS and not export.listed(d.endpoint, orjson.loads(v.raw), d.at_us,
-                                                           f.get("include", "")):
+    if d.endpoint in formats.FORMATS and not formats.listed(d.endpoint, orjson.loads(v.raw), d.at_us,
+                                                            f.get("include", "")):
         return False
     if f.get("spec_versions") and v.spec_version not in f["spec_versions"]:
         return False

@@ -11,8 +11,9 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from werkzeug.exceptions import HTTPException
 
 from hub import policy, services, store, withdrawals
-from hub.admin import bp, current_user, data, forms, preview
 from hub.admin import dashboard as dashboard_data
+from hub.admin import data, forms, preview
+from hub.admin.blueprint import bp, current_user
 from hub.errors import BadRequest, HubError, NotFound
 from hub.policy import TLP
 

@@ -1,0 +1,108 @@
+"""The panel's blueprint and its security.
+
+Security lives here, on the blueprint: every ``/admin/`` request needs a logged-in
+account (except the login page and static files), every POST needs a valid CSRF
+token and the ``admin`` role (auditors only read), every response carries strict
+security headers, and errors render as HTML pages rather than TAXII JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Flask, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from hub.admin import data
+from hub.errors import HubError
+
+bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static",
+               static_url_path="/static")
+
+SESSION_MINUTES = 30  # idle timeout of a panel login
+PUBLIC_ENDPOINTS = {"admin.login", "admin.static"}
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+csrf = CSRFProtect()
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed cookie session, marked Secure whenever the request itself came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+@bp.before_request
+def _guard() -> Response | None:
+    """Log-in, session timeout, CSRF and role checks for every panel request."""
+    g.admin_user = None
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        if request.method == "POST":
+            csrf.protect()
+        return None
+    user = session.get("user")
+    now = int(time.time())
+    expired = bool(user) and now - int(session.get("seen", 0)) > current_app.config["ADMIN_SESSION_MINUTES"] * 60
+    if user and not expired:
+        # Re-read the account: a deleted account or a changed role takes effect on the next request.
+        with current_app.extensions["cti_hub"].session(write=False) as db_session:
+            user = data.account(db_session, user["id"], int(session.get("since", 0)))
+    if not user or expired:
+        session.clear()
+        return redirect(url_for("admin.login", next=request.full_path.rstrip("?") if request.method == "GET" else None,
+                                expired=1 if expired else None))
+    session["user"] = user
+    session["seen"] = now
+    g.admin_user = user
+    if request.method == "POST":
+        csrf.protect()
+        if user["role"] != "admin" and request.endpoint != "admin.logout":
+            abort(403, "the auditor role is read-only: only administrators can change the hub")
+    return None
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    if request.endpoint != "admin.static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _error_page(status: int, title: str, message: str) -> tuple[str, int]:
+    return render_template("admin/error.html", status=status, title=title, message=message), status
+
+
+@bp.errorhandler(CSRFError)
+def _on_csrf(error: CSRFError) -> tuple[str, int]:
+    return _error_page(400, "Form expired", "This form has expired or did not come from this panel "
+                       f"({error.description}). Go back, reload the page and submit it again.")
+
+
+@bp.errorhandler(HTTPException)
+def _on_http(error: HTTPException) -> tuple[str, int]:
+    return _error_page(error.code or 500, error.name, error.description or error.name)
+
+
+@bp.errorhandler(HubError)
+def _on_hub_error(error: HubError) -> tuple[str, int]:
+    return _error_page(error.status, error.title, error.message)
+
+
+@bp.errorhandler(Exception)
+def _on_unexpected(error: Exception) -> tuple[str, int]:
+    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    return _error_page(500, "Internal error", "The panel failed to process the request; it has been logged.")
+
+
+def current_user() -> dict[str, Any]:
+    return g.admin_user
