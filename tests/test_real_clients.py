@@ -21,12 +21,14 @@ import requests
 from taxii2client.common import TokenAuth
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
-from hub import services, sharing_config
+from hub import services, sharing
 from tests import factories as f
 from tests.test_live_server import live  # noqa: F401  (the gunicorn fixture)
 
+pytestmark = pytest.mark.slow
+
 GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
-ROK_US = sharing_config.group_marking_id("rok-us")
+ROK_US = sharing.group_marking_id("rok-us")
 ROK_US_MEMBERS = frozenset({"krcert", "cisa", "ncsc-kr"})
 PAGE_CAP = 25  # the server's max_page_size here, so that limit=1000 and limit=5000 are cut to it
 LATER = "2024-06-01T00:00:00.000Z"
