@@ -10,10 +10,11 @@ module, and the request sequences of OpenCTI's ``taxii2`` external-import connec
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -110,7 +111,7 @@ def seed_regional(w: World) -> list[dict]:
 
 
 def pairs(envelopes: Iterable[dict]) -> list[tuple[str, str]]:
-    return [(o["id"], o["modified"]) for e in envelopes for o in e.get("objects", [])]
+    return [(o["id"], o.get("modified", o["created"])) for e in envelopes for o in e.get("objects", [])]
 
 
 def once(received: list[tuple[str, str]]) -> Pairs:
@@ -276,3 +277,137 @@ def test_misp_modules_taxii21_import(world):
     assert_misp_got(result, world.latest("singcert", "regional") - before, world)
     wrong = taxii21.handler(orjson.dumps({"config": {**config, "password": "chub_wrong"}}).decode())
     assert wrong == {"error": "Access was denied."}
+
+
+class OpenCtiTaxii2Sequence:
+    """The request sequence of OpenCTI's ``taxii2`` external-import connector (connectors repository,
+    ``external-import/taxii2/src/connector/``), on taxii2-client, as it behaves when it runs on a schedule.
+
+    One filter dict lives as long as the connector process and is shared by every collection it polls.
+    Each run sets ``limit`` and ``added_after`` (the start of the previous run, in whole seconds, written
+    ``%Y-%m-%dT%H:%M:%S.%fZ``; on the first run a naive datetime ``initial_history`` hours back) and
+    leaves the previous run's last ``next`` in place. While an answer says ``more``, it drops
+    ``added_after`` and sends the answer's ``next`` with the rest, so the next collection it polls in the
+    same run starts with the previous collection's ``next`` and no ``added_after``. It stores the run's
+    start as its state whatever the answers were. An error answer here fails the test instead of being
+    logged, and every answer's ``X-CTI-Hub-Next-Ignored`` header is counted.
+    """
+
+    def __init__(self, server: Server, limit: int, initial_history_hours: int = 24) -> None:
+        self.server = server
+        self.limit = limit
+        self.initial_history = initial_history_hours
+        self.filters: dict = {}
+        self.last_run: int | None = None
+        self.ignored: Counter[str] = Counter()
+
+    def _count_ignored(self, response: requests.Response, *args, **kwargs) -> None:
+        if reason := response.headers.get("X-CTI-Hub-Next-Ignored"):
+            self.ignored[reason] += 1
+
+    def run(self, collections: str) -> list[tuple[str, str]]:
+        """One scheduled run over ``root.collection``, ``root.*`` or ``*.*``; the (id, modified) pairs it imported.
+
+        Runs are hours apart in production; here each starts in a later second than the one before, so that
+        its ``added_after`` (whole seconds) differs from the previous run's.
+        """
+        if self.last_run is not None:
+            time.sleep(max(0.0, self.last_run + 1 - time.time()))
+        started = datetime.now(UTC)
+        self.filters["limit"] = self.limit
+        if self.last_run is None:
+            self.filters["added_after"] = datetime.now() - timedelta(hours=self.initial_history)
+        else:
+            since = datetime.fromtimestamp(self.last_run, tz=UTC)
+            self.filters["added_after"] = since.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        root_path, title = collections.split(".")
+        roots = [r for r in self.server.api_roots if root_path == "*" or r.url.split("/")[-2] == root_path]
+        received: list[tuple[str, str]] = []
+        for root in roots:
+            for coll in root.collections:
+                if title in ("*", coll.title):
+                    received += self._poll(coll)
+        self.last_run = int(started.timestamp())
+        return received
+
+    def _poll(self, coll: Collection) -> list[tuple[str, str]]:
+        hooks = coll._conn.session.hooks["response"]  # each ApiRoot has its own connection
+        if self._count_ignored not in hooks:
+            hooks.append(self._count_ignored)
+        answer = coll.get_objects(**self.filters)
+        if not answer.get("objects"):
+            return []
+        assert answer["objects"][0].get("spec_version") == "2.1"  # else the connector pages the TAXII 2.0 way
+        received = pairs([answer])
+        while answer.get("more") is True and "next" in answer:
+            self.filters.pop("added_after", None)
+            self.filters["next"] = answer["next"]
+            answer = coll.get_objects(**self.filters)
+            received += pairs([answer])
+        return received
+
+
+def assert_nothing_hidden(world: World, slug: str, received: Iterable[tuple[str, str]], others: set[str]) -> None:
+    """Every version received is one ``slug`` may see, in the collection it was published in (or one of ``others``)."""
+    visible = {p for a in world.ids for p in world.all_versions(slug, a)}
+    leaked = {p for p in received if p[0] in world.objects and p not in visible}
+    assert leaked == set(), f"{slug} received versions it may not see"
+    assert {i for i, _ in received if i not in world.objects} <= others
+
+
+def test_opencti_taxii2_connector_one_collection_over_five_runs(world):
+    """Five scheduled runs on ``dprk.<regional title>`` with limit 10: stale ``next`` plus a new ``added_after``."""
+    seed_regional(world)
+    with Server(f"{world.base}/taxii2/", user="singcert", password=world.keys["singcert"]) as server:
+        title = next(c.title for r in server.api_roots for c in r.collections if c.id == world.ids["regional"])
+        connector = OpenCtiTaxii2Sequence(server, limit=10)
+        imported: set[tuple[str, str]] = set()
+        between = [
+            lambda: world.publish("regional", 12, {"singcert", "cisa"})
+            + world.publish("regional", 3, ROK_US_MEMBERS, markings=[ROK_US])
+            + world.new_versions("regional", world.publish("regional", 2, {"singcert"}), "2024-07-01T00:00:00.000Z"),
+            lambda: [],
+            lambda: world.publish("regional", 31, {"singcert", "mmcert"}, markings=[GREEN])
+            + world.publish("regional", 4, ROK_US_MEMBERS, markings=[ROK_US]),
+            lambda: world.new_versions("regional", list(world.objects.values())[:6], "2024-08-01T00:00:00.000Z"),
+        ]
+        for run in range(5):
+            published = {(o["id"], o["modified"]) for o in between[run - 1]()} if run else world.latest(
+                "singcert", "regional"
+            )
+            got = connector.run(f"dprk.{title}")
+            visible_new = published & world.all_versions("singcert", "regional")
+            assert visible_new <= set(got), f"run {run + 1} missed objects published since the previous run"
+            imported |= set(got)
+            assert world.latest("singcert", "regional") <= imported, f"run {run + 1}"
+            assert_nothing_hidden(world, "singcert", got, set())
+        assert connector.ignored == {"filters": 4}  # runs 2 to 5 each resent an earlier run's last next
+
+
+def test_opencti_taxii2_connector_all_collections_in_one_run(world):
+    """``*.*``: every collection of every API root in one run, one collection's ``next`` sent to the next collection."""
+    seed_regional(world)
+    everyone = {"krcert", "cisa", "singcert", "mmcert", "ncsc-kr"}
+    world.publish("community", 23, everyone)
+    world.publish("rok-us", 14, ROK_US_MEMBERS)
+    asean = sharing.group_marking_id("asean")
+    world.publish("regional", 9, {"singcert", "krcert"}, markings=[asean], slug="singcert")
+    with Collection(world.url("reference"), user="cisa", password=world.keys["cisa"]) as coll:
+        reference_ids = {i for i, _ in pairs(as_pages(coll.get_objects, per_request=PAGE_CAP))}
+    with Server(f"{world.base}/taxii2/", user="cisa", password=world.keys["cisa"]) as server:
+        connector = OpenCtiTaxii2Sequence(server, limit=10)
+        imported: set[tuple[str, str]] = set()
+        for run in range(3):
+            if run:
+                world.publish("community", 11, everyone)
+                world.publish("rok-us", 3, ROK_US_MEMBERS)
+                world.publish("regional", 4, {"singcert", "krcert"}, markings=[asean], slug="singcert")
+            got = connector.run("*.*")
+            imported |= set(got)
+            for alias in ("community", "regional", "rok-us"):
+                assert world.latest("cisa", alias) <= imported, (run + 1, alias)
+            assert_nothing_hidden(world, "cisa", got, reference_ids)
+            assert reference_ids <= {i for i, _ in got}  # the connector pulls everything again without added_after
+        collections = sum(1 for r in server.api_roots for _ in r.collections)
+        # Every poll but the very first carried the previous collection's next, and each one paged.
+        assert connector.ignored == {"collection": 3 * collections - 1}
