@@ -21,6 +21,7 @@ the body streams page by page.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import uuid
 from collections.abc import Iterator
@@ -57,28 +58,13 @@ def _plain(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 def _authenticate(hub: services.Hub) -> auth.Principal | Response:
-    header = request.headers.get("Authorization", "")
-    source = request.remote_addr or ""
-    settings = hub.settings
-    window = settings["login_failure_window_seconds"]
     try:
         with hub.session(write=False) as session:
-            found = auth.identify(session, hub.pepper, header, source)
-            if not isinstance(found, auth.Principal):
-                auth.check_rate(session, source, failure_limit=settings["login_failure_limit"], window_seconds=window)
+            found = auth.authenticate(hub, session, request.headers.get("Authorization", ""),
+                                      request.remote_addr or "",  # the key's one budget, shared with TAXII:
+                                      functools.partial(ratelimit.check, current_app))
     except TooManyRequests as exc:
         return _plain(429, exc.message, dict(exc.headers or {}))
-    if isinstance(found, str):
-        with hub.session() as session:
-            auth.record_failure(session, header, source, found, window_seconds=window)
-    if isinstance(found, auth.Principal):
-        try:
-            ratelimit.check(current_app, found.key_id)  # the key's one budget, shared with TAXII
-        except TooManyRequests as exc:
-            return _plain(429, exc.message, dict(exc.headers or {}))
-    if isinstance(found, auth.Principal) and auth.needs_touch(found):
-        with hub.session() as session:
-            store.touch_key(session, found.key_pk, store.now_us())
     if not isinstance(found, auth.Principal):
         return _plain(401, "authentication required: HTTP Basic (API key as password) or Bearer",
                       {"WWW-Authenticate": CHALLENGE})

@@ -17,7 +17,10 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -79,6 +82,42 @@ def credentials(header: str) -> tuple[str, str] | None:
             return None
         return (user, password) if sep and password else None
     return None
+
+
+class _Hub(Protocol):
+    """What authentication needs of the running hub (``services.Hub``)."""
+
+    pepper: str
+    settings: Mapping[str, Any]
+
+    def session(self, write: bool = True) -> AbstractContextManager[Session]: ...
+
+
+def authenticate(hub: _Hub, read: Session, header: str, source: str,
+                 spend: Callable[[str], None]) -> Principal | None:
+    """The one way every API request is authenticated: the caller's principal, or None for a 401.
+
+    ``read`` is the request's read session. A client address that failed too often gets
+    TooManyRequests even with a good key; a failure is counted and audited; ``spend`` charges the
+    key's request budget (raising TooManyRequests past it); the key's last use is written at most
+    once a minute.
+    """
+    settings = hub.settings
+    window = settings["login_failure_window_seconds"]
+    found = identify(read, hub.pepper, header, source)
+    if not isinstance(found, Principal):
+        check_rate(read, source, failure_limit=settings["login_failure_limit"], window_seconds=window)
+    if isinstance(found, str):
+        with hub.session() as session:
+            record_failure(session, header, source, found, window_seconds=window)
+        return None
+    if found is None:
+        return None
+    spend(found.key_id)
+    if needs_touch(found):
+        with hub.session() as session:
+            store.touch_key(session, found.key_pk, store.now_us())
+    return found
 
 
 def identify(session: Session, pepper: str, header: str, source: str) -> Principal | str | None:

@@ -1,7 +1,9 @@
 """Running the hub: Prometheus metrics at ``/metrics`` and one JSON log line per request.
 
-``/metrics`` names partners: with the ``metrics_token`` setting it needs ``Authorization: Bearer
-<token>``; without it, it is open and belongs on the monitoring network only.
+With the ``metrics_token`` setting ``/metrics`` needs ``Authorization: Bearer <token>`` and names
+partners. Without it, it is open, and every series labelled by partner is added up over partners: an
+anonymous scraper sees how much the hub ingests and serves, never who publishes what (a partner's
+count would tell others how much it shares, hidden objects included).
 
 Metrics are labelled by the Flask URL rule (``/<api_root>/collections/<id>/objects/``), never by
 the raw path, so an id in a URL never becomes a new time series. Under gunicorn, set
@@ -24,11 +26,15 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 
 import orjson
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from hub.auth import Principal
 
@@ -79,7 +85,10 @@ def init_app(app: Flask) -> None:
         if not _metrics_allowed(app.config["HUB"]["metrics_token"]):
             return Response("metrics need Authorization: Bearer <metrics_token>\n", status=401, mimetype="text/plain",
                             headers={"WWW-Authenticate": 'Bearer realm="cti-hub metrics"'})
-        return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+        registry = _registry()
+        if not app.config["HUB"]["metrics_token"]:
+            registry = _without_partners(registry)
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 def _metrics_allowed(token: str) -> bool:
@@ -88,6 +97,41 @@ def _metrics_allowed(token: str) -> bool:
         return True
     scheme, _, sent = request.headers.get("Authorization", "").strip().partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
+
+
+def _without_partners(registry: CollectorRegistry) -> CollectorRegistry:
+    view = CollectorRegistry(auto_describe=False)
+    view.register(_WithoutPartners(registry))
+    return view
+
+
+class _WithoutPartners(Collector):
+    """A registry view whose series carry no ``partner`` label: samples that differ only in it are added up.
+
+    A ``_created`` sample (when a series began) keeps the earliest time instead of a sum.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            if not any("partner" in sample.labels for sample in family.samples):
+                yield family
+                continue
+            merged: dict[tuple, Sample] = {}
+            for sample in family.samples:
+                labels = {k: v for k, v in sample.labels.items() if k != "partner"}
+                key = (sample.name, tuple(sorted(labels.items())))
+                before = merged.get(key)
+                if before is None:
+                    merged[key] = sample._replace(labels=labels)
+                elif sample.name.endswith("_created"):
+                    merged[key] = before._replace(value=min(before.value, sample.value))
+                else:
+                    merged[key] = before._replace(value=before.value + sample.value)
+            family.samples = list(merged.values())
+            yield family
 
 
 def _registry():

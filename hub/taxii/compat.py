@@ -10,6 +10,11 @@ before they run and shapes every error after. Each fix names the checklist item
   Anything else gets 406, ``version=2.0`` included.
 - A-01, T-HDR-05: POST bodies typed ``application/taxii+json`` with or without
   ``version=2.1`` / ``charset=utf-8`` are taken; anything else gets 415.
+- HEAD on any TAXII GET endpoint is answered as GET without a body (medallion's views
+  answer only GET and POST, and gave a 500).
+- POST: the caller is authenticated before the body is looked at, so an anonymous client
+  gets the same 401 whatever API root it names and whatever size it announces (a 413 for
+  a real root only would tell it which roots exist), and the hub reads no anonymous body.
 - A-12: chunked uploads (no Content-Length) are read, bounded by the API root's
   ``max_content_length`` (413 beyond it), and given a Content-Length.
 - T-FLT-06: a query parameter given twice is a 400, not silently the first value.
@@ -20,7 +25,9 @@ before they run and shapes every error after. Each fix names the checklist item
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -86,10 +93,15 @@ def _acceptable(header: str) -> bool:
     return False
 
 
-def normalise_request() -> None:
-    """Bring a TAXII request into the shape medallion's views expect, or refuse it clearly."""
+def normalise_request(authenticate: Callable[[], object | None]) -> Response | None:
+    """Bring a TAXII request into the shape medallion's views expect, or refuse it clearly.
+
+    ``authenticate`` returns the caller's principal or None; it runs before a POST body is examined.
+    """
     if request.blueprint not in TAXII_BLUEPRINTS:
-        return
+        return None
+    if request.method == "HEAD":
+        request.method = "GET"  # the views then answer as GET; the WSGI layer still sends no body for HEAD
     accept = request.headers.get("Accept", "").strip()
     if accept and not _acceptable(accept):
         raise NotAcceptable(f"cannot answer Accept: {accept[:200]!r}; this server speaks {TAXII_MEDIA}")
@@ -98,7 +110,10 @@ def normalise_request() -> None:
         if len(request.args.getlist(key)) > 1:
             raise BadRequest(f"query parameter {key!r} may appear only once")
     if request.method == "POST":
+        if authenticate() is None:
+            return _on_auth_error(401)
         _normalise_body()
+    return None
 
 
 def _normalise_body() -> None:
@@ -168,11 +183,11 @@ def _on_auth_error(status: int) -> Response:
     return error_response(status, "Forbidden", "not allowed")
 
 
-def init_app(app: Flask) -> None:
-    """Install the request normaliser and TAXII error handlers on ``app``."""
+def init_app(app: Flask, authenticate: Callable[[], object | None]) -> None:
+    """Install the request normaliser and TAXII error handlers on ``app``; ``authenticate`` identifies the caller."""
     app.json = OrjsonProvider(app)
     app.request_class = HubRequest
-    app.before_request(normalise_request)
+    app.before_request(functools.partial(normalise_request, authenticate))
     app.register_error_handler(HubError, _on_hub_error)
     app.register_error_handler(MedallionError, _on_medallion_error)
     app.register_error_handler(HTTPException, _on_http_error)
