@@ -77,7 +77,7 @@ def import_(ctx: click.Context, kind: str, source: str, partner: str | None, col
             outcome = connector.sync(source, lambda n: click.echo(f"page: {n} objects", err=True))
         else:
             ready = connector.load(source)
-            with click.progressbar(length=len(ready), label=f"{kind} -> {target.collection.alias}",
+            with click.progressbar(range(len(ready)), label=f"{kind} -> {target.collection.alias}",
                                    show_pos=True, file=sys.stderr) as bar:
                 outcome = connector.ingest(ready, bar.update)
     except HubError as exc:

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -88,9 +88,9 @@ class _Hub(Protocol):
     """What authentication needs of the running hub (``services.Hub``)."""
 
     pepper: str
-    settings: Mapping[str, Any]
+    settings: dict[str, Any]
 
-    def session(self, write: bool = True) -> AbstractContextManager[Session]: ...
+    def session(self) -> AbstractContextManager[Session]: ...
 
 
 def authenticate(hub: _Hub, read: Session, header: str, source: str,
