@@ -241,7 +241,8 @@ def _prepare_all(snap: store.Snapshot, partner: policy.Partner, collection: stor
             continue
         if item.marking_row is not None:
             row = item.marking_row
-            new_markings[row["id"]] = store.MarkingInfo(row["id"], row["kind"], None, row["raw"],
+            level = TLP(row["tlp"]) if row["tlp"] is not None else None
+            new_markings[row["id"]] = store.MarkingInfo(row["id"], row["kind"], level, row["raw"],
                                                         _sharing_from_row(row))
         elif _is_marking(obj) and obj["id"] in snap.markings:
             new_markings[obj["id"]] = snap.markings[obj["id"]]  # sent whole, so the publisher knows it
@@ -305,13 +306,13 @@ def _classify_markings(snap: store.Snapshot, obj: dict, new: dict[str, store.Mar
     for ref in refs:
         level = stix.marking_tlp(ref)
         info = new.get(ref) or (None if ref in hidden else snap.markings.get(ref))
+        if level is None and info is not None:
+            level = info.tlp  # a marking under its own id that states a TLP (see stix.stated_tlp)
         if level is not None:
             levels.append(level)
-        elif info is not None and info.kind == "sharing":
+        if info is not None and info.kind == "sharing":
             sharing.append(ref)
-        elif info is not None and info.kind == "statement":
-            continue
-        else:
+        elif level is None and (info is None or info.kind != "statement"):
             unknown.append(ref)
     return levels, sharing, unknown
 
@@ -328,10 +329,15 @@ def _marking_row(snap: store.Snapshot, partner: policy.Partner, obj: dict) -> di
     ext = (obj.get("extensions") or {}).get(SHARING_EXTENSION_ID)
     row: dict[str, Any] = {"id": obj["id"], "raw": orjson.dumps(obj).decode(), "originator_id": partner.id,
                            "tlp": None, "kind": "other"}
+    level = stix.stated_tlp(obj)
     if ext is not None:
         row.update(_sharing_columns(snap, ext, obj["id"]))
+    elif level is not None:
+        row["kind"] = "tlp"
     elif stix.is_statement_marking(obj):
         row["kind"] = "statement"
+    if level is not None:  # a sharing marking that also states a TLP holds objects to that TLP too
+        row["tlp"] = int(level)
     return row
 
 

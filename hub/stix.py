@@ -31,6 +31,7 @@ __all__ = [
     "TLP_MARKING_IDS",
     "format_timestamp",
     "is_statement_marking",
+    "stated_tlp",
     "marking_tlp",
     "object_version",
     "parse_filter_timestamp",
@@ -123,12 +124,43 @@ def marking_tlp(marking_ref: str) -> TLP | None:
     return TLP_MARKING_IDS.get(marking_ref) if isinstance(marking_ref, str) else None
 
 
+_TLP2_VALUES = {"clear": TLP.CLEAR, "green": TLP.GREEN, "amber": TLP.AMBER, "amber+strict": TLP.AMBER_STRICT,
+                "red": TLP.RED}
+# "TLP:RED", "tlp: amber+strict", "TLP-WHITE", "TLP AMBER", as OpenCTI, MISP and people write them.
+_STATED_TLP = re.compile(r"\bTLP\s*[:\-]?\s*(CLEAR|WHITE|GREEN|AMBER\s*\+\s*STRICT|AMBER|RED)\b", re.IGNORECASE)
+_STATED_LEVELS = {"clear": TLP.CLEAR, "white": TLP.CLEAR, "green": TLP.GREEN, "amber": TLP.AMBER,
+                  "amber+strict": TLP.AMBER_STRICT, "red": TLP.RED}
+
+
+def stated_tlp(obj: dict) -> TLP | None:
+    """The TLP level a marking-definition under a non-standard id states, if it states one; else None.
+
+    A TLP is stated by the TLP 2.0 extension (``tlp_2_0``), or in the text of its ``name`` or
+    ``statement`` (``"TLP:RED"``, the shape OpenCTI exports). Where several levels are stated, the
+    strictest counts: a marking that says RED anywhere is never served as less.
+    """
+    if not isinstance(obj, dict) or obj.get("type") != "marking-definition":
+        return None
+    levels: list[TLP] = []
+    ext = (obj.get("extensions") or {}).get(_TLP2_EXTENSION_ID)
+    if isinstance(ext, dict) and isinstance(ext.get("tlp_2_0"), str):
+        level = _TLP2_VALUES.get(ext["tlp_2_0"].strip().lower())
+        levels.append(TLP.RED if level is None else level)  # an unknown TLP 2.0 value fails closed
+    definition = obj.get("definition")
+    texts = [obj.get("name"), definition.get("statement") if isinstance(definition, dict) else None]
+    for text in texts:
+        if isinstance(text, str):
+            for found in _STATED_TLP.finditer(text):
+                levels.append(_STATED_LEVELS["".join(found.group(1).lower().split())])
+    return max(levels) if levels else None
+
+
 def is_statement_marking(obj: dict) -> bool:
     """Tell whether ``obj`` is a statement marking (copyright, terms of use) and not a TLP one."""
     if not isinstance(obj, dict) or obj.get("type") != "marking-definition":
         return False
-    if marking_tlp(obj.get("id")) is not None:
-        # OpenCTI exports AMBER+STRICT as a statement; the hub understands it as TLP.
+    if marking_tlp(obj.get("id")) is not None or stated_tlp(obj) is not None:
+        # OpenCTI exports TLP:AMBER+STRICT and custom TLP levels as statements; the hub understands them as TLP.
         return False
     definition = obj.get("definition")
     return (

@@ -69,6 +69,12 @@ def _indicator(n: int, modified: str, marking: str | None = None) -> dict:
 GREEN_V1 = _indicator(1, "2024-05-01T00:00:00.000Z")
 GREEN_V2 = _indicator(1, "2024-05-02T00:00:00.000Z")
 AMBER_OBJ = _indicator(2, "2024-05-01T00:00:00.000Z", AMBER_REF)
+# A marking that states TLP:AMBER under its own id (as OpenCTI exports it), stored by older hubs as a
+# plain statement, so that the object relying on it went out at the collection's GREEN default.
+STATED = {"type": "marking-definition", "spec_version": "2.1", "id": f"marking-definition--{uuid.uuid5(NS, 'st')}",
+          "created": "2024-05-01T00:00:00.000Z", "name": "TLP:AMBER", "definition_type": "statement",
+          "definition": {"statement": "TLP:AMBER"}}
+STATED_OBJ = _indicator(4, "2024-05-01T00:00:00.000Z", STATED["id"])
 
 
 def _rows() -> dict[str, list[dict]]:
@@ -92,7 +98,10 @@ def _rows() -> dict[str, list[dict]]:
                          "is_reference": False}],
         "markings": [{"id": AMBER_REF, "kind": "tlp", "tlp": int(TLP.AMBER), "share_partners": "",
                       "share_groups": "", "share_countries": "", "exclude_partners": "", "no_federation": False,
-                      "raw": "{}", "originator_id": 1}],
+                      "raw": "{}", "originator_id": 1},
+                     {"id": STATED["id"], "kind": "statement", "tlp": None, "share_partners": "",
+                      "share_groups": "", "share_countries": "", "exclude_partners": "", "no_federation": False,
+                      "raw": orjson.dumps(STATED).decode(), "originator_id": 2}],
         "api_keys": [{"id": pk, "key_id": KEY_IDS[slug], "partner_id": pk, "secret_hash":
                       auth.hash_secret(PEPPER, SECRETS[slug]), "label": "", "read_only": slug != "krcert",
                       "cidrs": "", "created_us": T0, "expires_us": None, "revoked_us": None, "last_used_us": None}
@@ -101,7 +110,7 @@ def _rows() -> dict[str, list[dict]]:
                              "version": o["modified"], "version_us": stix.parse_timestamp(o["modified"]),
                              "spec_version": "2.1", "date_added": added, "originator_id": 2, "tlp": int(tlp),
                              "restriction_set_id": None, "unknown_markings": False, "raw": orjson.dumps(o).decode()}
-                            for o, pk, added, tlp in versions],
+                            for o, pk, added, tlp in [*versions, (STATED_OBJ, 4, T0 + 4, TLP.GREEN)]],
         "statuses": [{"id": STATUS, "api_root_id": 1, "collection_id": 1, "partner_id": 2, "status": "complete",
                       "request_us": T0, "total_count": 3, "success_count": 3, "failure_count": 0, "pending_count": 0,
                       "successes": orjson.dumps([{"id": o["id"], "version": o["modified"]}
@@ -129,7 +138,7 @@ def populate(engine: sa.Engine) -> set[str]:
     data = _rows()
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE hub_state SET name = 'Old hub', identity_id = :i, clock_us = :c, "
-                             "rules_version = 2"), {"i": f"identity--{uuid.uuid5(NS, 'hub')}", "c": T0 + 3})
+                             "rules_version = 2"), {"i": f"identity--{uuid.uuid5(NS, 'hub')}", "c": T0 + 4})
         for table, rows in data.items():
             if table not in tables:
                 continue
@@ -195,7 +204,8 @@ def test_upgrade_with_data_keeps_the_hub_working(revision, empty_database, tmp_p
         url = f"/dprk/collections/{COLLECTION}/objects/"
         # Keys hashed by the older hub still authenticate; each reader gets what its rules release.
         assert _ids(f.Client(client, SECRETS["cisa"]).get(url)) == {GREEN_V2["id"]: GREEN_V2["modified"],
-                                                                    AMBER_OBJ["id"]: AMBER_OBJ["modified"]}
+                                                                    AMBER_OBJ["id"]: AMBER_OBJ["modified"],
+                                                                    STATED_OBJ["id"]: STATED_OBJ["modified"]}
         assert _ids(f.Client(client, SECRETS["mycert"]).get(url)) == {GREEN_V2["id"]: GREEN_V2["modified"]}
         assert f.Client(client, "not-a-key").get(url).status_code == 401
         publisher = f.Client(client, SECRETS["krcert"])
@@ -206,7 +216,7 @@ def test_upgrade_with_data_keeps_the_hub_working(revision, empty_database, tmp_p
         # New writes continue the old data: a new version, after every date_added handed out before.
         posted = publisher.post(url, [_indicator(3, "2024-05-03T00:00:00.000Z")])
         assert posted.status_code == 202 and posted.get_json()["success_count"] == 1
-        after = {"added_after": stix.format_timestamp(T0 + 3)}
+        after = {"added_after": stix.format_timestamp(T0 + 4)}
         assert set(_ids(f.Client(client, SECRETS["cisa"]).get(url, after))) == {
             _indicator(3, "2024-05-03T00:00:00.000Z")["id"]}
     finally:
