@@ -228,7 +228,7 @@ def _prepare_all(snap: store.Snapshot, partner: policy.Partner, collection: stor
                  objects: list[Any], result: IngestResult, hidden: frozenset[str] = frozenset(),
                  checked: Sequence[Checked | None] | None = None) -> list[_Prepared]:
     """Validate every object and work out its markings; markings first so objects can use them."""
-    order = sorted(range(len(objects)), key=lambda i: not _is_marking(objects[i]))
+    order = sorted(range(len(objects)), key=lambda i: _prepare_rank(objects[i]))
     new_markings: dict[str, store.MarkingInfo] = {}
     prepared = []
     for index in order:
@@ -248,6 +248,13 @@ def _prepare_all(snap: store.Snapshot, partner: policy.Partner, collection: stor
             new_markings[obj["id"]] = snap.markings[obj["id"]]  # sent whole, so the publisher knows it
         prepared.append(item)
     return prepared
+
+
+def _prepare_rank(obj: Any) -> int:
+    """Markings first, then identities, so that objects can rely on those sent in the same envelope."""
+    if _is_marking(obj):
+        return 0
+    return 1 if isinstance(obj, dict) and obj.get("type") == "identity" else 2
 
 
 def _is_marking(obj: Any) -> bool:
@@ -275,6 +282,8 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
     if created_by is not None and partner.kind != "hub" and \
             snap.identities.get(created_by, partner.slug) != partner.slug:
         raise Unprocessable(f"created_by_ref {created_by} names another partner; publish under your own identity")
+    if obj["type"] == "identity" and partner.kind != "hub" and obj["id"] not in snap.identities:
+        _refuse_claims(snap, partner, obj)
     marking_row = _marking_row(snap, partner, obj) if _is_marking(obj) else None
     levels, sharing_ids, unknown = _classify_markings(snap, obj, new_markings, hidden)
     facts = policy.ObjectFacts(
@@ -289,6 +298,32 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
         stix.parse_timestamp(version)
     return _Prepared(obj, {"id": obj["id"], "version": version}, facts, tuple(sorted(set(sharing_ids))),
                      version_us, raw, marking_row)
+
+
+def _name_key(name: str) -> str:
+    """A partner name as impersonation is judged: case and whitespace do not make it another name."""
+    return "".join(name.casefold().split())
+
+
+def _refuse_claims(snap: store.Snapshot, partner: policy.Partner, obj: dict) -> None:
+    """Refuse an identity that claims to be another registered partner, by the hub's binding or by name.
+
+    ``x_cti_hub_partner`` is the property the hub's reference identities bind a partner with; a name
+    equal to another partner's registered name or id (ignoring case and spaces) would make consumers
+    credit that partner with what ``created_by_ref`` attributes to it.
+    """
+    claimed = obj.get("x_cti_hub_partner")
+    if claimed is not None and claimed != partner.slug:
+        raise Unprocessable(f"identity {obj['id']} claims partner {claimed!r} (x_cti_hub_partner); an identity "
+                            "may claim only its publisher")
+    name = obj.get("name")
+    if not isinstance(name, str):
+        return
+    key = _name_key(name)
+    for other in snap.partner_rows.values():
+        if other.id != partner.id and key in (_name_key(other.name), _name_key(other.slug)):
+            raise Unprocessable(f"identity {obj['id']} is named like partner {other.slug!r}; publish identities "
+                                "under names that are not another partner's")
 
 
 def _sharing(snap: store.Snapshot, new: dict[str, store.MarkingInfo], marking_id: str) -> policy.SharingMarking:
@@ -407,21 +442,40 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
     """Check ownership and duplicates under the writer lock, then insert with fresh ``date_added`` values."""
     clock = store.lock_clock(session)
     ids = [p.obj["id"] for p in prepared]
-    known = store.publication(session, collection.pk, ids)
+    creators = {c for p in prepared if isinstance(c := p.obj.get("created_by_ref"), str)} - set(snap.identities)
+    if partner.kind == "hub":
+        creators = set()  # a peer hub relays objects created by others
+    known = store.publication(session, collection.pk, ids, also_origins=creators)
     owners = known.origins
+    foreign_creators = {c for c in creators if store.stix_key(c) in owners
+                        and not _own_or_reference(snap, partner, owners[store.stix_key(c)])}
+    creators_seen = store.readable_ids(session, snap, partner.id, foreign_creators, own=False) \
+        if foreign_creators else set()
     foreign = {i for i in ids if owners.get(store.stix_key(i), partner.id) != partner.id}
     stored = _Stored(known.raws, known.first_tlp,
                      seen_elsewhere=store.readable_ids(session, snap, partner.id, foreign, own=False)
                      if foreign else set())
     earlier = {stix_id for stix_id, _, _ in stored.raws}
-    rows, saved_markings, refused_markings = [], set(), set()
+    rows, saved_markings, refused_markings, reserved = [], set(), set(), set()
+    refused_here = {failure["id"] for failure in result.failures} & creators  # identities refused in _prepare
     for item in prepared:
         missing = [i for i in item.sharing_ids if i in refused_markings]
         if missing:
             result.failures.append({**item.key, "message": f"unknown marking {missing[0]} (refused in this envelope)"})
             continue
+        creator = item.obj.get("created_by_ref")
+        if creator in refused_here:
+            result.failures.append({**item.key, "message": f"created_by_ref {creator} was refused in this envelope"})
+            continue
+        creator_owner = owners.get(store.stix_key(creator)) if creator in creators else None
+        foreign_creator = creator_owner is not None and not _own_or_reference(snap, partner, creator_owner)
+        if foreign_creator and creator in creators_seen:
+            result.failures.append({**item.key, "message": f"created_by_ref {creator} is another partner's "
+                                    "identity; publish under your own identity"})
+            continue
         owner = owners.get(store.stix_key(item.obj["id"]))
-        row = _row_for(session, snap, partner, collection, item, owner, stored, result, read_only)
+        row = _row_for(session, snap, partner, collection, item, owner, stored, result, read_only,
+                       quarantine=foreign_creator)
         if row is None:
             if item.marking_row is not None and item.marking_row["id"] not in saved_markings:
                 refused_markings.add(item.marking_row["id"])
@@ -431,6 +485,9 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
             saved_markings.add(item.marking_row["id"])
         if not row["quarantined"]:
             owners.setdefault(store.stix_key(item.obj["id"]), partner.id)
+            if creator in creators and store.stix_key(creator) not in owners:
+                owners[store.stix_key(creator)] = partner.id
+                reserved.add(creator)
         key = (item.obj["id"], item.version_us, partner.id if row["quarantined"] else 0)
         stored.raws[key] = row["raw"]
         stored.added.add(key)
@@ -440,6 +497,10 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
         row["date_added"] = start + offset
     store.insert_versions(session, rows)
     store.register_origins(session, rows)
+    # An identity id named as creator and never published is reserved for the partner naming it, so that
+    # nobody can publish an identity under it later and be credited with this partner's objects.
+    store.register_origins(session, [{"stix_id": c, "originator_id": partner.id, "date_added": start}
+                                     for c in sorted(reserved)])
     if rows:
         store.set_clock(session, start + len(rows) - 1)
     _flag_quarantined(session, partner, collection, [row for row in rows if row["quarantined"]], owners)
@@ -448,10 +509,20 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
     store.refresh_newer(session, collection.pk, [i for i, n in added.items() if n > 1 or i in earlier])
 
 
+def _own_or_reference(snap: store.Snapshot, partner: policy.Partner, owner: int | None) -> bool:
+    """Tell whether an identity with this originator may be named as creator: the publisher's, or the hub's
+    reference content (ATT&CK's MITRE identity and the like, which every partner reads)."""
+    owner_row = snap.partner_rows.get(owner) if owner is not None else None
+    return owner == partner.id or (owner_row is not None and owner_row.slug == store.HUB_SLUG)
+
+
 def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo,
-             item: _Prepared, owner: int | None, stored: _Stored, result: IngestResult, read_only: bool
-             ) -> dict | None:
+             item: _Prepared, owner: int | None, stored: _Stored, result: IngestResult, read_only: bool, *,
+             quarantine: bool = False) -> dict | None:
     """Return the row to insert for one object, or None after recording why not (or that it is a duplicate).
+
+    With ``quarantine`` (the object names as creator another partner's identity that the poster cannot
+    see) the object is stored as the poster's quarantined copy, as a post under such an id would be.
 
     An id belongs to the partner that first published it, for good (deleting it leaves the origin).
     When another partner posts under that id, the outcome depends on what the poster can see:
@@ -487,6 +558,8 @@ def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, co
                                         owner=owner_slug)
             result.failures.append({**item.key, "message": "; ".join(decision.reasons)})
             return None
+        facts, quarantined = dataclasses.replace(facts, quarantined=True), True
+    elif quarantine:
         facts, quarantined = dataclasses.replace(facts, quarantined=True), True
     elif first is not None and first > facts.tlp:
         # A version's audience never widens: its effective TLP is at least that of its first publication.
@@ -534,11 +607,13 @@ def _identical_stored(session: Session, item: _Prepared) -> bool:
 
 def _flag_quarantined(session: Session, partner: policy.Partner, collection: store.CollectionInfo,
                       rows: list[dict], owners: dict[str, int]) -> None:
-    """Tell administrators, in the audit trail, about copies posted under ids another partner owns."""
+    """Tell administrators, in the audit trail, about copies posted under ids another partner owns, or
+    naming as creator an identity of another partner that the poster cannot see."""
     for stix_id in sorted({row["stix_id"] for row in rows}):
         owner = owners.get(store.stix_key(stix_id))
+        reason = "created_by_ref" if owner in (None, partner.id) else "id"
         store.audit(session, partner.slug, "object.quarantined", stix_id,
-                    {"collection": collection.uuid, "owner_id": owner,
+                    {"collection": collection.uuid, "owner_id": owner, "reason": reason,
                      "versions": sum(1 for row in rows if row["stix_id"] == stix_id)})
 
 

@@ -610,10 +610,14 @@ class Publication:
     first_tlp: dict[tuple[str, int], int]
 
 
-def publication(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> Publication:
-    """Read the origins, this collection's stored versions and the first TLPs of ``stix_ids`` in one pass each."""
+def publication(session: Session, collection_pk: int, stix_ids: Iterable[str],
+                also_origins: Iterable[str] = ()) -> Publication:
+    """Read the origins, this collection's stored versions and the first TLPs of ``stix_ids`` in one pass each.
+
+    ``also_origins``: more ids whose origins alone are wanted (the identities objects name as creator).
+    """
     ids = sorted(set(stix_ids))
-    keys = sorted({stix_key(i) for i in ids})
+    keys = sorted({stix_key(i) for i in [*ids, *also_origins]})
     origins = dict(session.execute(select(OO.c.stix_key, OO.c.originator_id)
                                    .where(_stix_id_among(session, keys, OO.c.stix_key))).all())
     stmt = select(V.stix_id, V.version_us, V.originator_id, V.quarantined, V.tlp, V.date_added,
