@@ -23,7 +23,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stix2patterns.validator import run_validator
 
-from hub import stix
 from hub.policy import TLP
 from hub.stix import (
     TLP1_MARKINGS,
@@ -36,6 +35,7 @@ from hub.stix import (
     object_version,
     parse_filter_timestamp,
     parse_timestamp,
+    patterns,
     validate,
     validate_pattern,
 )
@@ -366,7 +366,7 @@ SIEM_PATTERNS = [
 @pytest.mark.parametrize("pattern", SIEM_PATTERNS)
 def test_common_siem_patterns_are_valid_and_take_the_fast_path(pattern):
     assert _library_accepts_pattern(pattern)
-    assert stix._fast_pattern_ok(pattern)
+    assert patterns._fast_pattern_ok(pattern)
     assert validate_pattern(pattern) is None
 
 
@@ -489,7 +489,7 @@ def _patterns(draw):
 def test_validate_pattern_agrees_with_stix2_patterns(pattern):
     expected = _library_accepts_pattern(pattern)
     assert (validate_pattern(pattern) is None) is expected
-    if stix._fast_pattern_ok(pattern):
+    if patterns._fast_pattern_ok(pattern):
         assert expected, "the fast path accepted a pattern the library rejects"
 
 
