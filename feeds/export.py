@@ -7,8 +7,10 @@ or Bearer/Token). Every page is read through the partner's compiled read filter,
 TAXII endpoints read: a collection the partner cannot read, and every hidden object, is absent.
 
 Incremental: the response carries ``X-Feed-Cursor`` (a ``date_added`` value); the next poll sends
-it back as ``?since=``. The cursor is the hub clock when the request began, so rows committed during
-a long download come in the next poll instead of being skipped. By default only active indicators
+it back as ``?since=``. The cursor is the last position of the partner's view the response covers
+(the view is read up to the hub clock when the request began), so rows committed during a long
+download come in the next poll instead of being skipped, and writes the partner cannot see leave it
+unchanged. By default only active indicators
 are listed (not revoked, not past ``valid_until``); ``?include=withdrawn`` adds the withdrawn ones,
 flagged, so a SIEM can remove them (blocklists then list only the withdrawn values: a removal list).
 It also lists the objects that left this partner's view (``hub.withdrawals``: the rules narrowed,
@@ -106,7 +108,11 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
     ledger.record_feed(hub, principal, snap, collection, query, fmt, span, include)
     if include == "withdrawn":
         context["removed"] = withdrawals.for_feed(hub, principal.partner_pk, collection.pk, since, upto)
-    cursor = stix.format_timestamp(max(upto, since or 0))
+    # The cursor and the bundle id come from what this partner receives only: a write it cannot see
+    # changes neither (SECURITY.md "Side channels").
+    last = max([since or 0, span[1] or 0, *(w.position for w in context["removed"])])
+    context["bundle"] = _bundle_id(collection, since, span, last)
+    cursor = stix.format_timestamp(last)
     body = _stream(hub, query, upto, fmt, context)
     return Response(body, mimetype=FORMATS[fmt], headers={"X-Feed-Cursor": cursor, "Cache-Control": "no-store"})
 
@@ -143,7 +149,7 @@ def _rows(hub: services.Hub, query: store.VersionQuery, upto: int) -> Iterator[A
 def _stream(hub: services.Hub, query: store.VersionQuery, upto: int, fmt: str, context: dict) -> Iterator[str]:
     now = store.now_us()
     if fmt == "stix":
-        yield '{"type":"bundle","id":"bundle--' + _bundle_id(context, upto) + '","objects":['
+        yield '{"type":"bundle","id":"bundle--' + context["bundle"] + '","objects":['
     elif fmt == "csv":
         yield ",".join(CSV_COLUMNS) + "\r\n"
     first = True
@@ -217,10 +223,9 @@ def withdrawal_object(w: Any) -> dict:
             "reason": w.reason, "withdrawn": True}
 
 
-def _bundle_id(context: dict, upto: int) -> str:
-    return str(uuid.uuid5(services.NAMESPACE, f"feed|{context['collection'].uuid}|{upto}"))
-
-
+def _bundle_id(collection: store.CollectionInfo, since: int | None, span: tuple, last: int) -> str:
+    """The same id for the same view: the collection, the window and what the partner's view holds in it."""
+    return str(uuid.uuid5(services.NAMESPACE, f"feed|{collection.uuid}|{since}|{span[0]}|{span[2]}|{last}"))
 def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool) -> str:
     out = io.StringIO()
     csv.writer(out).writerow(csv_cell(cell) for cell in [

@@ -440,7 +440,7 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
                collection: store.CollectionInfo, prepared: list[_Prepared], result: IngestResult,
                read_only: bool) -> None:
     """Check ownership and duplicates under the writer lock, then insert with fresh ``date_added`` values."""
-    clock = store.lock_clock(session)
+    store.lock_clock(session)  # ownership and duplicates are judged under the writer lock
     ids = [p.obj["id"] for p in prepared]
     creators = {c for p in prepared if isinstance(c := p.obj.get("created_by_ref"), str)} - set(snap.identities)
     if partner.kind == "hub":
@@ -492,17 +492,13 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
         stored.raws[key] = row["raw"]
         stored.added.add(key)
         rows.append(row)
-    start = max(store.now_us(), clock + 1)
-    for offset, row in enumerate(rows):
-        row["date_added"] = start + offset
+    start = store.add_dated(session, rows)
     store.insert_versions(session, rows)
     store.register_origins(session, rows)
     # An identity id named as creator and never published is reserved for the partner naming it, so that
     # nobody can publish an identity under it later and be credited with this partner's objects.
     store.register_origins(session, [{"stix_id": c, "originator_id": partner.id, "date_added": start}
                                      for c in sorted(reserved)])
-    if rows:
-        store.set_clock(session, start + len(rows) - 1)
     _flag_quarantined(session, partner, collection, [row for row in rows if row["quarantined"]], owners)
     # Objects stored before, or added in several versions here, may now have versions with a newer one.
     added = Counter(row["stix_id"] for row in rows)
@@ -671,7 +667,7 @@ def publish_reference(session: Session) -> int:
     objs = reference_objects(session)
     _register_reference_markings(session, objs, hub_partner.id)
     store.bump_rules(session)
-    clock = store.lock_clock(session)
+    store.lock_clock(session)
     rows = []
     for collection in session.scalars(select(m.Collection).where(m.Collection.is_reference.is_(True))):
         current = {v.stix_id: v for v in session.scalars(select(m.ObjectVersion).where(
@@ -680,13 +676,9 @@ def publish_reference(session: Session) -> int:
             row = _reference_row(obj, current.get(obj["id"]), collection.id, hub_partner.id)
             if row is not None:
                 rows.append(row)
-    start = max(store.now_us(), clock + 1)
-    for offset, row in enumerate(rows):
-        row["date_added"] = start + offset
+    store.add_dated(session, rows)
     store.insert_versions(session, rows)
     store.register_origins(session, rows)
-    if rows:
-        store.set_clock(session, start + len(rows) - 1)
     for collection_pk in {row["collection_id"] for row in rows}:
         store.refresh_newer(session, collection_pk, [r["stix_id"] for r in rows if r["collection_id"] == collection_pk])
     return len(rows)

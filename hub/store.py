@@ -15,6 +15,7 @@ appear later.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -477,21 +478,19 @@ def restamp(session: Session, version_pks: Iterable[int]) -> int:
     pks = sorted(version_pks)
     if not pks:
         return 0
-    clock = lock_clock(session)
-    ordered: list[int] = []
+    ordered: list[Any] = []
     for start in range(0, len(pks), 500):
         chunk = pks[start : start + 500]
-        ordered += session.connection().execute(
-            select(VT.c.pk, VT.c.date_added).where(VT.c.pk.in_(chunk))).all()  # type: ignore[arg-type]
-    ordered.sort(key=lambda row: row[1])  # type: ignore[index]
-    first = max(now_us(), clock + 1)
+        ordered += session.connection().execute(select(VT.c.pk, VT.c.date_added).where(VT.c.pk.in_(chunk))).all()
+    ordered.sort(key=lambda row: row[1])
+    moves = [{"b_pk": row[0], "old": row[1]} for row in ordered]
+    first = add_dated(session, moves, "b_at")
     # The delivery ledger finds what a page held by date_added: keep the values these versions leave.
-    session.execute(insert(m.VersionRedate), [{"version_pk": row[0], "date_added": row[1], "replaced_us": first}
-                                              for row in ordered])  # type: ignore[index]
+    session.execute(insert(m.VersionRedate), [{"version_pk": r["b_pk"], "date_added": r["old"], "replaced_us": first}
+                                              for r in moves])
     session.connection().execute(update(VT).where(VT.c.pk == bindparam("b_pk")).values(date_added=bindparam("b_at")),
-                                 [{"b_pk": row[0], "b_at": first + i} for i, row in enumerate(ordered)])  # type: ignore[index]
-    set_clock(session, first + len(ordered) - 1)
-    return len(ordered)
+                                 [{"b_pk": r["b_pk"], "b_at": r["b_at"]} for r in moves])
+    return len(moves)
 
 
 def has_visible(session: Session, q: VersionQuery) -> bool:
@@ -562,6 +561,29 @@ def lock_clock(session: Session) -> int:
 
 def set_clock(session: Session, value: int) -> None:
     session.execute(update(m.HubState).where(m.HubState.id == 1).values(clock_us=value))
+
+
+# The largest gap between two consecutive hub-clock values is 2**GAP_BITS microseconds.
+GAP_BITS = 6
+
+
+def add_dated(session: Session, rows: list[dict], key: str = "date_added") -> int:
+    """Give each row the next hub-clock value under ``key``, in order; return the first value given.
+
+    Takes the writer lock. Values are unique and increasing, and consecutive ones lie 1 to 64 µs
+    apart at random, so the gap between two values a partner sees does not tell it how many
+    values were handed out in between to objects it cannot see (SECURITY.md "Side channels").
+    """
+    clock = lock_clock(session)
+    if not rows:
+        return clock
+    at = max(now_us(), clock)
+    mask = (1 << GAP_BITS) - 1
+    for row, noise in zip(rows, os.urandom(len(rows)), strict=True):
+        at += (noise & mask) + 1
+        row[key] = at
+    set_clock(session, at)
+    return rows[0][key]
 
 
 def _stix_id_among(session: Session, stix_ids: Iterable[str], column: Any = V.stix_id) -> ColumnElement[bool]:
@@ -967,12 +989,8 @@ def add_withdrawals(session: Session, rows: list[dict]) -> int:
     """Insert withdrawal rows with positions from the hub clock (after every ``date_added`` handed out)."""
     if not rows:
         return 0
-    clock = lock_clock(session)
-    first = max(now_us(), clock + 1)
-    for offset, row in enumerate(rows):
-        row["position"] = first + offset
+    add_dated(session, rows, "position")
     session.connection().execute(WT.insert(), rows)
-    set_clock(session, first + len(rows) - 1)
     return len(rows)
 
 
