@@ -102,7 +102,7 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
         query = store.VersionQuery(collection_pk=collection.pk, read=snap.read_filter(principal.partner_pk, collection),
                                    originator_pk=principal.partner_pk, after=since,
                                    types=() if fmt == "stix" else ("indicator",), limit=PAGE)
-        context = {"feed": snap.hub_name, "collection": collection, "withdrawn": include == "withdrawn",
+        context: dict[str, Any] = {"feed": snap.hub_name, "collection": collection, "withdrawn": include == "withdrawn",
                    "providers": {pk: row.slug for pk, row in snap.partner_rows.items()}, "removed": []}
         span = store.view_range(session, query, upto)
     ledger.record_feed(hub, principal, snap, collection, query, fmt, span, include)
@@ -110,7 +110,8 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
         context["removed"] = withdrawals.for_feed(hub, principal.partner_pk, collection.pk, since, upto)
     # The cursor and the bundle id come from what this partner receives only: a write it cannot see
     # changes neither (SECURITY.md "Side channels").
-    last = max([since or 0, span[1] or 0, *(w.position for w in context["removed"])])
+    removed: list[Any] = context["removed"]
+    last = max([since or 0, span[1] or 0, *(w.position for w in removed)])
     context["bundle"] = _bundle_id(collection, since, span, last)
     cursor = stix.format_timestamp(last)
     body = _stream(hub, query, upto, fmt, context)

@@ -623,7 +623,7 @@ def reference_objects(session: Session) -> list[dict]:
     objs: list[dict] = [_identity(state.identity_id, state.name, "organization", REFERENCE_CREATED,
                                   {"contact_information": state.contact} if state.contact else {})]
     for p in session.scalars(select(m.Partner).where(m.Partner.kind != "hub").order_by(m.Partner.slug)):
-        extra = {"sectors": [p.sector]} if p.sector else {}
+        extra: dict[str, Any] = {"sectors": [p.sector]} if p.sector else {}
         extra["x_cti_hub_partner"] = p.slug
         objs.append(_identity(p.identity_id, p.name, "organization", stix.format_timestamp(p.created_us), extra))
     objs += [stix.TLP2_EXTENSION_DEFINITION, *stix.TLP2_MARKINGS.values(), *stix.TLP1_MARKINGS.values()]

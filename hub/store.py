@@ -42,6 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -241,7 +242,7 @@ def find_key(session: Session, secret_hash: str) -> Any:
 
 
 @functools.cache
-def _find_key_statement():  # type: ignore[no-untyped-def]
+def _find_key_statement() -> Any:
     """Built once: every authenticated request runs it."""
     k, p = m.ApiKey.__table__.c, m.Partner.__table__.c
     version = select(m.HubState.rules_version).where(m.HubState.id == 1).scalar_subquery()
@@ -365,9 +366,9 @@ def _definition_shown(c: Any, shown: Any) -> ColumnElement[bool]:
     return or_(c.type != "marking-definition", ~partners_marking, c.stix_id.in_(shown))
 
 
-def _apply_filters(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def]
+def _apply_filters(stmt, v: Any, shape: _Shape) -> Any:
     c = v.c
-    collection = bindparam("collection")
+    collection: Any = bindparam("collection")
     in_collection = _of_collection(c.collection_id, collection) if shape.ids else c.collection_id == collection
     stmt = stmt.where(in_collection, _visible(v, shape))
     if shape.ids:
@@ -379,7 +380,7 @@ def _apply_filters(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def]
     return stmt
 
 
-def _apply_versions(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def]
+def _apply_versions(stmt, v: Any, shape: _Shape) -> Any:
     if "all" in shape.versions:
         return stmt
     conditions = []
@@ -399,7 +400,7 @@ def _apply_versions(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def
     return stmt.where(or_(*conditions))
 
 
-def _apply_position(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def]
+def _apply_position(stmt, v: Any, shape: _Shape) -> Any:
     # With ids given, the few matching rows are found by (collection, id) and sorted; "+ 0" keeps the
     # planner from walking the collection's date_added index instead.
     added = v.c.date_added + 0 if shape.ids else v.c.date_added
@@ -409,7 +410,7 @@ def _apply_position(stmt, v: Any, shape: _Shape):  # type: ignore[no-untyped-def
 
 
 @functools.lru_cache(maxsize=256)
-def _statement(shape: _Shape):  # type: ignore[no-untyped-def]
+def _statement(shape: _Shape) -> Any:
     """Build (once per shape) the statement for a page of a partner's view."""
     stmt = select(*(VT.c[name] for name in shape.columns))
     return _apply_position(_apply_versions(_apply_filters(stmt, VT, shape), VT, shape), VT, shape)
@@ -435,7 +436,7 @@ def page(session: Session, q: VersionQuery, columns: Sequence[str]) -> tuple[lis
     shape, params = _bind(q, columns)
     stmt = _statement(shape)
     rows = session.connection().execute(stmt, _used_params(shape, params)).all()
-    return rows[: q.limit], len(rows) > q.limit
+    return list(rows[: q.limit]), len(rows) > q.limit
 
 
 @functools.lru_cache(maxsize=256)
@@ -507,7 +508,7 @@ def readable_ids(session: Session, snapshot: Snapshot, partner_pk: int, ids: Ite
     With ``own=False`` the partner's own versions (its quarantined copies) do not count: only what
     others published and the rules release to it.
     """
-    wanted, found = tuple(sorted(set(ids))), set()
+    wanted, found = tuple(sorted(set(ids))), set[str]()
     partner = snapshot.partners[partner_pk]
     for collection in snapshot.collections.values():
         rest = tuple(i for i in wanted if i not in found)
@@ -719,7 +720,7 @@ def insert_versions(session: Session, rows: list[dict]) -> None:
 def _insert_sql(dialect: Any, keys: tuple[str, ...], table: Table = VT) -> tuple[str, tuple[str, ...] | None]:
     """The INSERT for these columns, and the order of its parameters when the dialect's are positional."""
     compiled = table.insert().compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
-    return compiled.string, tuple(compiled.positiontup) if compiled.positional else None
+    return compiled.string, tuple(compiled.positiontup or ()) if compiled.positional else None
 
 
 def intern_restriction_set(session: Session, snapshot: Snapshot, marking_ids: Iterable[str]) -> int:
@@ -753,7 +754,7 @@ def purge_statuses(session: Session, older_than_us: int, *, dry_run: bool = Fals
     old = m.Status.request_us < older_than_us
     if dry_run:
         return session.scalar(select(func.count()).select_from(m.Status).where(old)) or 0
-    return session.execute(delete(m.Status).where(old)).rowcount or 0
+    return cast(CursorResult, session.execute(delete(m.Status).where(old))).rowcount or 0
 
 
 # --------------------------------------------------------------------- audit chain
@@ -908,7 +909,7 @@ def retained_collections(session: Session) -> list[tuple[int, str, str, int]]:
             .join(m.ApiRoot, m.ApiRoot.id == m.Collection.api_root_id)
             .where(m.Collection.retention_days.is_not(None), m.Collection.is_reference.is_(False))
             .order_by(m.ApiRoot.slug, m.Collection.alias))
-    return [(pk, root, alias, days) for pk, root, alias, days in session.execute(stmt)]
+    return [(pk, root, alias, days or 0) for pk, root, alias, days in session.execute(stmt)]
 
 
 def _superseded(collection_pk: int, added_before_us: int) -> ColumnElement[bool]:
@@ -963,7 +964,7 @@ def archived_by_id(session: Session, stix_id: str) -> list[m.ArchivedVersion]:
 
 # --------------------------------------------------------------------- withdrawals and recalls
 
-WT = m.Withdrawal.__table__
+WT = cast(Table, m.Withdrawal.__table__)
 
 
 def removed_from_view(session: Session, collection_pk: int, partner_pk: int, now: policy.ReadFilter,
@@ -1043,7 +1044,7 @@ def recalls_of(session: Session, stix_id: str) -> list[tuple[m.Recall, list[m.Re
 
 
 @functools.lru_cache(maxsize=64)
-def _range_statement(shape: _Shape):  # type: ignore[no-untyped-def]
+def _range_statement(shape: _Shape) -> Any:
     added = VT.c.date_added
     stmt = _apply_versions(_apply_filters(select(func.min(added), func.max(added), func.count()), VT, shape),
                            VT, shape).where(added <= bindparam("upto"))
