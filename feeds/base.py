@@ -131,9 +131,7 @@ def resolve_target(hub: services.Hub, partner: str, collection: str, root: str) 
             raise FeedError(f"unknown partner '{partner}'")
         if root not in snap.roots:
             raise FeedError(f"unknown API root '{root}'")
-        found = snap.collections.get(collection)
-        if found is None or found.api_root != root:
-            found = next((c for c in snap.collections_of(root) if c.alias == collection), None)
+        found = snap.find_collection(root, collection)
         if found is None:
             raise FeedError(f"unknown collection '{collection}' in API root '{root}'")
         who = snap.partner(partner)

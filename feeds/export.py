@@ -120,9 +120,7 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
 
 def _readable(snap: store.Snapshot, partner_pk: int, api_root: str, collection_id: str
               ) -> store.CollectionInfo | None:
-    found = snap.collections.get(collection_id)
-    if found is None or found.api_root != api_root:
-        found = next((c for c in snap.collections_of(api_root) if c.alias == collection_id), None)
+    found = snap.find_collection(api_root, collection_id)
     if found is None or not snap.world.granted(found.rules.readers, snap.partners[partner_pk]):
         return None
     return found

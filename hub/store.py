@@ -121,6 +121,13 @@ class Snapshot:
     def collections_of(self, root: str) -> list[CollectionInfo]:
         return sorted((c for c in self.collections.values() if c.api_root == root), key=lambda c: (c.alias, c.uuid))
 
+    def find_collection(self, root: str, id_or_alias: str) -> CollectionInfo | None:
+        """The collection of an API root with this id, or else with this alias (the one lookup of the hub)."""
+        found = self.collections.get(id_or_alias)
+        if found is not None and found.api_root == root:
+            return found
+        return next((c for c in self.collections_of(root) if c.alias == id_or_alias), None)
+
     def read_filter(self, partner_pk: int, collection: CollectionInfo) -> policy.ReadFilter:
         key = (partner_pk, collection.uuid)
         if key not in self._filters:

@@ -61,10 +61,8 @@ def _principal() -> Principal:
 def _collection(api_root: str, collection_id: str) -> store.CollectionInfo | None:
     """Find a collection by id (or alias) that the caller may at least know about."""
     snap = _snapshot()
-    found = snap.collections.get(collection_id)
+    found = snap.find_collection(api_root, collection_id)
     if found is None:
-        found = next((c for c in snap.collections_of(api_root) if c.alias == collection_id), None)
-    if found is None or found.api_root != api_root:
         return None
     who = snap.partners[_principal().partner_pk]
     if not (snap.world.granted(found.rules.readers, who) or snap.world.granted(found.rules.writers, who)):
