@@ -13,6 +13,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from hub import db, models
+from tests.live import serve_demo
+from tests.panel import logged_in
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PG_URL = os.environ.get("HUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -108,3 +110,38 @@ def app(make_app):
 @pytest.fixture
 def hub(app):
     return app.extensions["cti_hub"]
+
+
+@pytest.fixture
+def live(make_app, settings, tmp_path):
+    """The demo sharing file served by `cti-hub serve` (gunicorn); yields (base url, keys, collection ids)."""
+    yield from serve_demo(make_app, settings, tmp_path)
+
+
+@pytest.fixture
+def empty_database(db_engine_name: str, tmp_path: Path) -> Iterator[str]:
+    """A new database with no tables at all (not migrated)."""
+    if db_engine_name == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = make_url(db.make_engine(PG_URL).url)
+    name = f"hub_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def admin(app, world):
+    """A client logged in as alice, the panel's admin; the module's ``world`` creates the panel accounts."""
+    return logged_in(app)
+
+
+@pytest.fixture
+def auditor(app, world):
+    """A client logged in as audrey, the panel's auditor; the module's ``world`` creates the panel accounts."""
+    return logged_in(app, "audrey")

@@ -124,3 +124,8 @@ class Client:
 
     def delete(self, path: str, params: dict | None = None) -> Any:
         return self.http.delete(path, query_string=params or {}, headers=self.headers())
+
+
+def cli_env(url: str, tmp_path: Any) -> dict:
+    """The environment a `cti-hub` command needs to run on the database at ``url``."""
+    return {"HUB_DATABASE_URL": url, "HUB_SECRET_KEY": "test-secret-key", "HUB_DATA_DIR": str(tmp_path)}

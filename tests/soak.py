@@ -34,8 +34,8 @@ from sqlalchemy import func, select
 from hub import create_app, db, services
 from hub import models as m
 from tests import factories as f
-from tests.test_live_server import ROOT, _free_port, _wait_ready
-from tests.test_ops_world import build_world
+from tests.live import ROOT, free_port, wait_ready
+from tests.worlds import small_world
 
 CLIENTS = 50
 ADMIN_USER, ADMIN_PASSWORD = "soak-admin", "soak-admin-password-1"
@@ -112,7 +112,7 @@ class Soak:
         app = create_app(self.settings)
         hub = app.extensions["cti_hub"]
         try:
-            self.world = build_world(hub)
+            self.world = small_world(hub)
             with hub.session() as s:
                 services.create_admin(s, ADMIN_USER, ADMIN_PASSWORD)
         finally:
@@ -122,7 +122,7 @@ class Soak:
 
     def run(self) -> Report:
         self.prepare()
-        port = _free_port()
+        port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "HUB_DATABASE_URL": self.database_url, "HUB_SECRET_KEY": self.settings["secret_key"],
                "HUB_DATA_DIR": str(self.workdir), "HUB_RATE_LIMIT_PER_MINUTE": "0"}
@@ -131,7 +131,7 @@ class Soak:
             proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
                                     env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
             try:
-                _wait_ready(self.base, proc)
+                wait_ready(self.base, proc)
                 self._drive(proc.pid)
             finally:
                 proc.send_signal(signal.SIGTERM)  # graceful: workers flush their batched ledger rows

@@ -9,97 +9,19 @@ import time
 
 import orjson
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from hub import models as m
 from hub import services
 from hub.admin import data as admin_data
-from hub.policy import TLP
 from tests import factories as f
-
-AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
-GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
-RED = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
-SHARE_CISA = "marking-definition--0c6ee0a2-1a3e-4b0c-9a3e-2f0e1b1f0a01"
-PASSWORD = "correct horse battery staple"
+from tests.panel import PASSWORD, any_key_id, audit_events, csrf_of, get_views, login, state
+from tests.worlds import SHARE_CISA, panel_world
 
 
 @pytest.fixture
 def world(hub):
-    """Partners, groups, collections, objects and two panel accounts."""
-    with hub.session() as s:
-        f.hub_partner(s)
-        krcert = f.add_partner(s, "krcert", "KR", TLP.RED)
-        cisa = f.add_partner(s, "cisa", "US", TLP.RED)
-        f.add_partner(s, "mmcert", "MM", TLP.GREEN)
-        f.add_partner(s, "singcert", "SG", TLP.AMBER)
-        f.add_group(s, "rokus", [krcert, cisa])
-        f.add_group(s, "asean", countries=["MM", "SG"])
-        root = f.add_root(s, "dprk")
-        ids = {"shared": f.add_collection(s, root, "shared").uuid,
-               "regional": f.add_collection(s, root, "regional", max_tlp=TLP.AMBER, default_tlp=TLP.AMBER,
-                                            readers=["group:asean", "group:rokus"],
-                                            writers=["group:asean", "group:rokus"]).uuid}
-        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
-        services.publish_reference(s)
-        add_admin(s, "alice", "admin")
-        add_admin(s, "audrey", "auditor")
-    with hub.session() as s:
-        kr = s.execute(select(m.Partner.id).where(m.Partner.slug == "krcert")).scalar_one()
-    amber = f.indicator(1, markings=[AMBER])
-    green = f.indicator(2, markings=[GREEN])
-    red = f.indicator(3, markings=[RED, SHARE_CISA])
-    result = services.ingest_envelope(hub, kr, ids["regional"], [amber, green])
-    assert not result.failures, result.failures
-    result = services.ingest_envelope(hub, kr, ids["shared"], [f.sharing_marking(SHARE_CISA, partners=["cisa"]),
-                                                               red, green])
-    assert not result.failures, result.failures
-    keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "mmcert", "singcert")}
-    return {"ids": ids, "keys": keys, "amber": amber["id"], "green": green["id"], "red": red["id"]}
-
-
-def add_admin(session, username: str, role: str) -> None:
-    """A panel account with a cheap argon2 hash: verifying the default parameters costs most of a second."""
-    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    session.add(m.AdminUser(username=username, password_hash=cheap.hash(PASSWORD), role=role, created_us=1))
-
-
-def csrf_of(response) -> str:
-    found = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', response.get_data(as_text=True))
-    assert found, "no CSRF token on the page"
-    return found.group(1)
-
-
-def login(client, username: str = "alice", password: str = PASSWORD):
-    token = csrf_of(client.get("/admin/login"))
-    return client.post("/admin/login", data={"csrf_token": token, "username": username, "password": password})
-
-
-@pytest.fixture
-def admin(app, world):
-    client = app.test_client()
-    assert login(client).status_code == 302
-    client.token = csrf_of(client.get("/admin/partners/"))
-    return client
-
-
-@pytest.fixture
-def auditor(app, world):
-    client = app.test_client()
-    assert login(client, "audrey").status_code == 302
-    client.token = csrf_of(client.get("/admin/partners/"))
-    return client
-
-
-def get_views(world) -> list[str]:
-    ids = world["ids"]
-    return ["/admin/", "/admin/partners/", "/admin/partners/new", "/admin/partners/krcert",
-            "/admin/partners/krcert/edit", "/admin/groups/", "/admin/groups/new", "/admin/groups/asean/edit",
-            "/admin/collections/", "/admin/collections/new", f"/admin/collections/{ids['regional']}/edit",
-            "/admin/preview", f"/admin/preview?partner=mmcert&collection={ids['regional']}", "/admin/who",
-            f"/admin/who?id={world['red']}", "/admin/audit", "/admin/audit?action=admin", "/admin/audit.csv",
-            "/admin/objects/", "/admin/objects/?type=indicator&tlp=AMBER", f"/admin/objects/{world['red']}"]
+    return panel_world(hub)
 
 
 def post_routes(world) -> list[tuple[str, dict]]:
@@ -120,33 +42,6 @@ def post_routes(world) -> list[tuple[str, dict]]:
         (f"/admin/collections/{ids['regional']}/edit", {"title": "R", "max_tlp": "GREEN", "default_tlp": "GREEN",
                                                          "readers": "*", "writers": "*", "types": "", "confirm": "y"}),
     ]
-
-
-def state(hub) -> tuple:
-    """Everything a POST could change, to compare before and after."""
-    with hub.session(write=False) as s:
-        return (
-            s.scalar(select(func.count()).select_from(m.Partner)),
-            tuple(s.execute(select(m.Partner.slug, m.Partner.name, m.Partner.clearance, m.Partner.active)
-                            .order_by(m.Partner.slug)).all()),
-            tuple(s.execute(select(m.ApiKey.key_id, m.ApiKey.revoked_us).order_by(m.ApiKey.key_id)).all()),
-            tuple(s.execute(select(m.TrustGroup.slug, m.TrustGroup.countries).order_by(m.TrustGroup.slug)).all()),
-            s.scalar(select(func.count()).select_from(m.TrustGroupMember)),
-            tuple(s.execute(select(m.Collection.alias, m.Collection.max_tlp, m.Collection.readers)
-                            .order_by(m.Collection.alias)).all()),
-        )
-
-
-def audit_events(hub, action: str) -> list[m.AuditEvent]:
-    with hub.session(write=False) as s:
-        rows = list(s.scalars(select(m.AuditEvent).where(m.AuditEvent.action == action).order_by(m.AuditEvent.id)))
-        s.expunge_all()
-        return rows
-
-
-def any_key_id(hub, slug: str) -> str:
-    with hub.session(write=False) as s:
-        return s.execute(select(m.ApiKey.key_id).join(m.Partner).where(m.Partner.slug == slug)).scalars().first()
 
 
 # --------------------------------------------------------------------- login, session, headers

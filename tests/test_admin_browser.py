@@ -20,8 +20,8 @@ from taxii2client.v21 import Collection
 
 from hub import sharing
 from tests import factories as f
-from tests.test_admin import PASSWORD, add_admin
-from tests.test_live_server import ROOT, _free_port, _wait_ready
+from tests.live import ROOT, free_port, wait_ready
+from tests.panel import PASSWORD, add_admin
 
 pytestmark = pytest.mark.slow
 
@@ -42,14 +42,14 @@ def server(make_app, settings, tmp_path):
     with hub.session() as s:
         sharing.apply(s, sharing.load(ROOT / "config" / "sharing.yaml"))
         add_admin(s, "alice", "admin")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
            "HUB_DATA_DIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, proc)
+        wait_ready(base, proc)
         yield base
     finally:
         proc.terminate()

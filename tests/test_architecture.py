@@ -87,3 +87,62 @@ def test_the_sharing_rules_import_neither_flask_nor_sqlalchemy():
     names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {n for n in names if n.split(".")[0] in ("flask", "sqlalchemy", "medallion")}, names
     assert imports_of("hub.policy") <= {"hub.stix", "hub.errors"} | {m for m in MODULES if m.startswith("hub.stix.")}
+
+
+# --------------------------------------------------------------------- the test suite's own layout
+
+TESTS = ROOT / "tests"
+# Test modules another test module may still import (the import is to move into a helper module).
+IMPORTABLE_TEST_MODULES = {"tests.test_sharing_property"}
+
+
+def _is_test_module(name: str) -> bool:
+    return name.split(".")[0] == "tests" and name.rpartition(".")[2].startswith("test_")
+
+
+def imported_test_modules(source: str, name: str) -> set[str]:
+    """The ``test_*`` modules that the module ``name`` (``tests.x`` or ``tests.security.x``) imports."""
+    package = name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = parts[: len(parts) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # ``from tests import test_x``
+    # ``import tests.test_x.y`` and ``from tests.test_x.y import z`` import tests.test_x as well
+    found |= {".".join(m.split(".")[: i + 1]) for m in found for i in range(len(m.split(".")))}
+    return {m for m in found if _is_test_module(m) and m != name}
+
+
+
+def _test_files() -> dict[str, Path]:
+    return {".".join(path.relative_to(ROOT).with_suffix("").parts): path
+            for path in sorted(TESTS.rglob("test_*.py"))}
+
+
+def test_the_test_import_check_sees_every_form_of_import():
+    # Guards the check below against passing because it recognises nothing.
+    source = ("import tests.test_a\nfrom tests import test_b as b, factories\nfrom tests.test_c import x\n"
+              "from tests.security.test_d import y\nfrom . import test_e\nfrom .test_f import z\n"
+              "from tests import worlds, panel\nfrom tests.security.probes import basic\n")
+    assert imported_test_modules(source, "tests.security.test_z") == {
+        "tests.test_a", "tests.test_b", "tests.test_c", "tests.security.test_d", "tests.security.test_e",
+        "tests.security.test_f"}
+    files = _test_files()
+    assert {"tests.test_architecture", "tests.test_admin", "tests.security.test_read_isolation"} <= set(files)
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in helper modules (tests/worlds.py, tests/live.py, ...) and fixtures in conftest.py."""
+    found = {}
+    for name, path in _test_files().items():
+        imported = imported_test_modules(path.read_text(encoding="utf-8"), name) - IMPORTABLE_TEST_MODULES
+        if imported:
+            found[name] = sorted(imported)
+    assert not found, f"test modules importing test modules: {found}"

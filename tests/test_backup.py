@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
 
@@ -11,11 +9,7 @@ from hub import ledger
 from hub.cli import main
 from hub.cli.ops import verify_chain
 from tests import factories as f
-from tests.test_ops_world import build_world, empty_database  # noqa: F401
-
-
-def env_for(url: str, tmp_path: Path) -> dict:
-    return {"HUB_DATABASE_URL": url, "HUB_SECRET_KEY": "test-secret-key", "HUB_DATA_DIR": str(tmp_path)}
+from tests.worlds import small_world
 
 
 def api_state(app, world: dict, status_id: str) -> dict:
@@ -40,9 +34,9 @@ def ledger_state(app) -> dict:
 
 
 def test_backup_then_restore_into_an_empty_database_keeps_everything_working(
-        make_app, settings, empty_database, tmp_path):  # noqa: F811
+        make_app, settings, empty_database, tmp_path):
     app = make_app()
-    world = build_world(app.extensions["cti_hub"])
+    world = small_world(app.extensions["cti_hub"])
     krcert = f.Client(app.test_client(), world["keys"]["krcert"])
     posted = krcert.post(world["url"], [f.indicator(n) for n in range(1, 6)])
     krcert.post(world["url"], [f.indicator(1, modified="2024-06-01T00:00:00.000Z")])
@@ -54,10 +48,10 @@ def test_backup_then_restore_into_an_empty_database_keeps_everything_working(
 
     runner = CliRunner()
     backup_file = tmp_path / "hub.backup"
-    done = runner.invoke(main, ["backup", str(backup_file)], env=env_for(settings["database_url"], tmp_path))
+    done = runner.invoke(main, ["backup", str(backup_file)], env=f.cli_env(settings["database_url"], tmp_path))
     assert done.exit_code == 0, done.output
     assert f"backup written to {backup_file}" in done.output
-    restored = runner.invoke(main, ["restore", str(backup_file)], env=env_for(empty_database, tmp_path))
+    restored = runner.invoke(main, ["restore", str(backup_file)], env=f.cli_env(empty_database, tmp_path))
     assert restored.exit_code == 0, restored.output
 
     again = make_app(database_url=empty_database)
@@ -77,7 +71,7 @@ def test_backup_then_restore_into_an_empty_database_keeps_everything_working(
 def test_restore_refuses_a_database_that_is_not_empty(settings, tmp_path, make_app):
     make_app()
     runner = CliRunner()
-    env = env_for(settings["database_url"], tmp_path)
+    env = f.cli_env(settings["database_url"], tmp_path)
     backup_file = tmp_path / "hub.backup"
     assert runner.invoke(main, ["backup", str(backup_file)], env=env).exit_code == 0
     again = runner.invoke(main, ["backup", str(backup_file)], env=env)
@@ -87,10 +81,10 @@ def test_restore_refuses_a_database_that_is_not_empty(settings, tmp_path, make_a
     assert "is not empty; restore only into a new, empty database" in refused.output
 
 
-def test_restore_refuses_a_file_that_is_not_a_backup_for_this_engine(db_engine_name, empty_database, tmp_path):  # noqa: F811
+def test_restore_refuses_a_file_that_is_not_a_backup_for_this_engine(db_engine_name, empty_database, tmp_path):
     junk = tmp_path / "notes.txt"
     junk.write_text("not a backup")
-    out = CliRunner().invoke(main, ["restore", str(junk)], env=env_for(empty_database, tmp_path))
+    out = CliRunner().invoke(main, ["restore", str(junk)], env=f.cli_env(empty_database, tmp_path))
     assert out.exit_code == 1
     expected = "is not a SQLite backup" if db_engine_name == "sqlite" else "is not a pg_dump custom-format backup"
     assert expected in out.output
@@ -98,5 +92,5 @@ def test_restore_refuses_a_file_that_is_not_a_backup_for_this_engine(db_engine_n
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
 def test_backup_needs_a_file_database(url, tmp_path):
-    out = CliRunner().invoke(main, ["backup", str(tmp_path / "x")], env=env_for(url, tmp_path))
+    out = CliRunner().invoke(main, ["backup", str(tmp_path / "x")], env=f.cli_env(url, tmp_path))
     assert out.exit_code == 1 and "need a file database" in out.output

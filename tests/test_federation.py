@@ -17,7 +17,7 @@ from hub import models as m
 from hub.cli import main
 from hub.policy import TLP
 from tests import factories as f
-from tests.test_live_server import ROOT, _free_port, _wait_ready
+from tests.live import ROOT, free_port, wait_ready
 
 GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
@@ -57,14 +57,14 @@ def hub_a(make_app, settings, tmp_path):
     result = services.ingest_envelope(hub, pk, collection, [no_fed, names_b, *objs.values()])
     assert not result.failures, result.failures
     key = f.key_for(hub, "hub-b")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
            "HUB_DATA_DIR": str(tmp_path / "a")}
     proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "1"],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, proc)
+        wait_ready(base, proc)
         yield {"hub": hub, "url": f"{base}/dprk/collections/{collection}/", "key": key, "objects": objs,
                "collection": collection}
     finally:

@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from feeds import REGISTRY
 from feeds.base import FeedError, resolve_target
 from feeds.iocs import classify, pattern_for, refang
 from feeds.stix_bundle import upgrade
@@ -23,6 +22,9 @@ from hub.cli import main
 from hub.policy import TLP
 from tests import factories as f
 from tests.conftest import DATA
+from tests.connectors import run, stored
+from tests.live import serve_in_thread
+from tests.worlds import feeds_world
 
 STIX_FILES = sorted((DATA / "ioc-stix").glob("*.json"))
 IOC_FILES = sorted((DATA / "iocs").iterdir())
@@ -34,32 +36,7 @@ LAZARUS = "intrusion-set--c93fccb1-e8e8-42cf-ae33-2ad1d183913a"
 
 @pytest.fixture
 def hub(make_app) -> services.Hub:
-    app = make_app()
-    hub = app.extensions["cti_hub"]
-    with hub.session() as s:
-        f.hub_partner(s)
-        f.add_partner(s, "krcert", "KR", TLP.RED)
-        f.add_partner(s, "mycert", "MY", TLP.GREEN)
-        root = f.add_root(s, "dprk")
-        f.add_collection(s, root, "shared", max_tlp=TLP.RED)
-        f.add_collection(s, root, "krlist", readers=["partner:krcert"], writers=["partner:krcert"])
-        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=["partner:hub"],
-                         reference=True)
-        services.publish_reference(s)
-    return hub
-
-
-def run(hub: services.Hub, kind: str, source: str | Path, partner: str = "krcert", collection: str = "shared",
-        **kwargs):
-    target = resolve_target(hub, partner, collection, "dprk")
-    return REGISTRY[kind](hub, target, **kwargs).run(str(source))
-
-
-def stored(hub: services.Hub, alias: str = "shared") -> dict[str, dict]:
-    with hub.session(write=False) as s:
-        rows = s.execute(select(m.ObjectVersion.stix_id, m.ObjectVersion.raw).join(
-            m.Collection, m.Collection.id == m.ObjectVersion.collection_id).where(m.Collection.alias == alias))
-        return {stix_id: orjson.loads(raw) for stix_id, raw in rows}
+    return feeds_world(make_app().extensions["cti_hub"])
 
 
 def bundle_count(path: Path) -> int:
@@ -365,14 +342,7 @@ def test_cli_import_prints_summary_and_fails_in_one_line(hub):
 
 @pytest.fixture
 def live(hub, make_app) -> Iterator[str]:
-    from werkzeug.serving import make_server
-
-    app = make_app()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    yield from serve_in_thread(make_app())
 
 
 def test_remote_taxii_is_incremental_resumable_and_keeps_state(hub, live, monkeypatch):

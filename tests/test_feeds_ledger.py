@@ -13,12 +13,12 @@ from hub import ledger, stix
 from hub import models as m
 from hub.cli import main
 from tests import factories as f
-from tests.test_ops_world import AMBER, build_world
+from tests.worlds import AMBER, small_world
 
 
 @pytest.fixture
 def world(hub):
-    return build_world(hub)
+    return small_world(hub)
 
 
 def feed(app, key: str, fmt: str, **params):

@@ -24,11 +24,10 @@ from hub import models as m
 from hub import services, stix, store
 from hub.cli import main
 from hub.policy import TLP
-from tests import test_feeds
 from tests.conftest import DATA
+from tests.connectors import run, stored
+from tests.worlds import feeds_world
 
-# The feeds tests' world (krcert, mycert; collections shared, krlist, reference) and their helpers.
-hub, run, stored = test_feeds.hub, test_feeds.run, test_feeds.stored
 LAZARUS = "intrusion-set--c93fccb1-e8e8-42cf-ae33-2ad1d183913a"
 NS = uuid.UUID("1b4e28ba-2fa1-11d2-883f-0016d3cca427")
 STAMP = "1760428800"  # 2025-10-14T08:00:00Z
@@ -36,6 +35,12 @@ ORG = {"name": "Example CERT", "uuid": "7b3b3e6f-1c2d-4f5e-8a9b-0c1d2e3f4a5b"}
 EMAIL = "recruiter@example.com"
 WALLET = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
 TLP1_GREEN = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
+
+
+@pytest.fixture
+def hub(make_app) -> services.Hub:
+    """The feeds tests' world: krcert, mycert; collections shared, krlist, reference."""
+    return feeds_world(make_app().extensions["cti_hub"])
 
 
 @pytest.fixture

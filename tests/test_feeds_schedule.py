@@ -18,11 +18,22 @@ from hub import models as m
 from hub import services
 from hub.errors import ConfigError
 from tests import factories as f
-from tests import test_feeds
+from tests.live import serve_in_thread
+from tests.worlds import feeds_world
 
-# The feeds tests' world (krcert; collections shared, krlist) and a live TAXII server on its database.
-hub, live = test_feeds.hub, test_feeds.live
 SECOND = 1_000_000
+
+
+@pytest.fixture
+def hub(make_app) -> services.Hub:
+    """The feeds tests' world: krcert, mycert; collections shared, krlist, reference."""
+    return feeds_world(make_app().extensions["cti_hub"])
+
+
+@pytest.fixture
+def live(hub, make_app) -> Iterator[str]:
+    """A TAXII server on the feeds world's database, in a thread."""
+    yield from serve_in_thread(make_app())
 
 
 def collection_uuid(hub: services.Hub, alias: str) -> str:

@@ -5,32 +5,18 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from hub import models as m
-from hub import sharing
 from tests import factories as f
+from tests.worlds import INTEL_URL, intel_world
 
 GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
-URL = "/dprk/collections/intel/objects/"
-
-CONFIG = """
-hub: {name: "Test hub", contact: "ops@hub.example"}
-partners:
-  - {id: krcert, name: "KrCERT/CC", country: KR, clearance: RED}
-  - {id: mycert, name: "MyCERT", country: MY, clearance: GREEN}
-trust_groups: []
-api_roots:
-  - id: dprk
-    title: "DPRK"
-    collections:
-      - {alias: intel, title: "Intel", max_tlp: AMBER, default_tlp: GREEN, readers: ["*"], writers: ["*"]}
-"""
+URL = INTEL_URL
 
 
 def world(make_app):  # type: ignore[no-untyped-def]
     app = make_app()
     hub = app.extensions["cti_hub"]
-    with hub.session() as s:
-        sharing.apply(s, sharing.loads(CONFIG))
+    intel_world(hub, {"krcert": "RED", "mycert": "GREEN"}, max_tlp="AMBER")
     kr = f.Client(app.test_client(), f.key_for(hub, "krcert"))
     my = f.Client(app.test_client(), f.key_for(hub, "mycert"))
     return hub, kr, my

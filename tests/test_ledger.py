@@ -14,14 +14,14 @@ from hub.cli import main
 from hub.errors import NotFound
 from hub.policy import TLP
 from tests import factories as f
-from tests.test_ops_world import AMBER, build_world
+from tests.worlds import AMBER, small_world
 
 V2 = "2024-06-01T00:00:00.000Z"
 
 
 @pytest.fixture
 def world(hub):
-    return build_world(hub)
+    return small_world(hub)
 
 
 @pytest.fixture

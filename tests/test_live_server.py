@@ -2,72 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
-from hub import sharing
 from tests import factories as f
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def live(make_app, settings, tmp_path):
-    """Apply the demo sharing file, issue keys, start `cti-hub serve`; yield (base url, keys, collection ids)."""
-    app = make_app()
-    hub = app.extensions["cti_hub"]
-    with hub.session() as s:
-        sharing.apply(s, sharing.load(ROOT / "config" / "sharing.yaml"))
-    keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "singcert")}
-    with hub.session() as s:
-        snap = hub.snapshot(s)
-        ids = {c.alias: c.uuid for c in snap.collections_of("dprk")}
-    port = _free_port()
-    env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
-           "HUB_DATA_DIR": str(tmp_path)}
-    log = open(tmp_path / "server.log", "wb")  # a file, not a pipe: nobody reads it while the server runs
-    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, proc)
-        yield base, keys, ids
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
-
-
-def _wait_ready(base: str, proc: subprocess.Popen) -> None:
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise RuntimeError("server did not become ready")
 
 
 def test_taxii2_client_publish_page_manifest_versions_delete_status(live):

@@ -15,7 +15,7 @@ import requests
 
 from hub import openapi, sharing
 from tests import factories as f
-from tests.test_live_server import _free_port
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TAXII_BLUEPRINTS = ("medallion.views.discovery", "medallion.views.collections", "medallion.views.objects",
@@ -76,7 +76,7 @@ def live(make_app, settings, tmp_path):
     with hub.session() as s:
         sharing.apply(s, sharing.load(ROOT / "config" / "sharing.yaml"))
     key = f.key_for(hub, "krcert")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
            "HUB_DATA_DIR": str(tmp_path), "HUB_RATE_LIMIT_PER_MINUTE": "0"}
     # The access log goes to a file: thousands of lines would fill a pipe nobody reads and stall the server.

@@ -20,14 +20,14 @@ from hub import models as m
 from hub.cli import main
 from hub.cli.ops import verify_chain
 from tests import factories as f
-from tests.test_ops_world import AMBER, build_world, empty_database  # noqa: F401
+from tests.worlds import small_world
 
 OBJECTS_RULE = "/<string:api_root>/collections/<string:collection_id>/objects/"
 
 
 @pytest.fixture
 def world(hub):
-    return build_world(hub)
+    return small_world(hub)
 
 
 def sample(name: str, **labels: str) -> float:
@@ -223,7 +223,7 @@ def test_audit_chain_stays_linear_under_concurrent_writers(hub):
     assert result.problem is None and result.events == 33
 
 
-def test_upgrade_chains_audit_events_written_before_the_chain_existed(empty_database):  # noqa: F811
+def test_upgrade_chains_audit_events_written_before_the_chain_existed(empty_database):
     from alembic import command
 
     engine = db.make_engine(empty_database)
@@ -250,14 +250,10 @@ def test_upgrade_chains_audit_events_written_before_the_chain_existed(empty_data
         hub.engine.dispose()
 
 
-def cli_env(url: str, tmp_path: Path) -> dict:
-    return {"HUB_DATABASE_URL": url, "HUB_SECRET_KEY": "test-secret-key", "HUB_DATA_DIR": str(tmp_path)}
-
-
 def test_audit_cli_verify_and_list(hub, settings, tmp_path):
     some_events(hub)
     runner = CliRunner()
-    env = cli_env(settings["database_url"], tmp_path)
+    env = f.cli_env(settings["database_url"], tmp_path)
     ok = runner.invoke(main, ["audit", "verify"], env=env)
     assert ok.exit_code == 0 and "audit chain intact: 4 events" in ok.output
     listed = runner.invoke(main, ["audit", "list", "--action", "key.create"], env=env)

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from hub import models as m
 from tests import factories as f
-from tests.test_live_server import ROOT, _free_port, _wait_ready
-from tests.test_ops_world import build_world
+from tests.live import ROOT, free_port, wait_ready
+from tests.worlds import small_world
 
 pytestmark = pytest.mark.slow
 ENVELOPE = 100
@@ -29,7 +29,7 @@ def start_server(settings: dict, tmp_path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
-    _wait_ready(f"http://127.0.0.1:{port}", proc)
+    wait_ready(f"http://127.0.0.1:{port}", proc)
     return proc
 
 
@@ -76,8 +76,8 @@ def poll(base: str, url: str, key: str, after: str | None, seen: list, stop: thr
 def test_sigkill_during_publish_and_poll_loses_nothing_acknowledged(make_app, settings, tmp_path):
     app = make_app()
     hub = app.extensions["cti_hub"]
-    world = build_world(hub)
-    port = _free_port()
+    world = small_world(hub)
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = start_server(settings, tmp_path, port)
     stop, acked, sent, seen = threading.Event(), {}, [], []

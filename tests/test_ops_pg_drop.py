@@ -22,8 +22,8 @@ from sqlalchemy import select, text
 from hub import db
 from hub import models as m
 from tests import factories as f
-from tests.test_live_server import ROOT, _free_port, _wait_ready
-from tests.test_ops_world import build_world
+from tests.live import ROOT, free_port, wait_ready
+from tests.worlds import small_world
 
 pytestmark = pytest.mark.slow
 
@@ -42,8 +42,8 @@ def server(make_app, settings, tmp_path, db_engine_name):
     if db_engine_name != "postgres":
         pytest.skip("connection drops are a PostgreSQL matter: SQLite has no server connection to lose")
     hub = make_app().extensions["cti_hub"]
-    world = build_world(hub)
-    port = _free_port()
+    world = small_world(hub)
+    port = free_port()
     env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
            "HUB_DATA_DIR": str(tmp_path), "HUB_RATE_LIMIT_PER_MINUTE": "0"}
     log_path = tmp_path / "server.log"
@@ -52,7 +52,7 @@ def server(make_app, settings, tmp_path, db_engine_name):
                                 env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_ready(base, proc)
+            wait_ready(base, proc)
             yield base, world, log_path, proc
         finally:
             proc.terminate()

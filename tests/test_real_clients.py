@@ -24,7 +24,6 @@ from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
 from hub import services, sharing
 from tests import factories as f
-from tests.test_live_server import live  # noqa: F401  (the gunicorn fixture)
 
 pytestmark = pytest.mark.slow
 

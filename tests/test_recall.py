@@ -16,17 +16,13 @@ from hub import models as m
 from hub.cli import main
 from hub.cli.ops import verify_chain
 from tests import factories as f
-from tests.test_admin import add_admin, csrf_of, login
-from tests.test_ops_world import build_world
+from tests.panel import csrf_of, login
+from tests.worlds import small_world
 
 
 @pytest.fixture
 def world(hub):
-    built = build_world(hub)
-    with hub.session() as s:
-        add_admin(s, "alice", "admin")
-        add_admin(s, "audrey", "auditor")
-    return built
+    return small_world(hub, accounts=True)
 
 
 @pytest.fixture

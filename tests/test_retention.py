@@ -19,9 +19,8 @@ from hub import ledger, retention, stix, store
 from hub import models as m
 from hub.cli import main
 from tests import factories as f
-from tests.test_admin import admin, audit_events, auditor, world  # noqa: F401
-from tests.test_backup import env_for
-from tests.test_ops_world import AMBER, build_world, empty_database  # noqa: F401
+from tests.panel import audit_events
+from tests.worlds import AMBER, panel_world, small_world
 
 V1, V2, V3 = f.CLOCK, "2024-06-01T00:00:00.000Z", "2024-07-01T00:00:00.000Z"
 DAY_US = retention.DAY_US
@@ -31,7 +30,7 @@ LATER = 40 * DAY_US  # how far past "now" the tests run retention: beyond a 30-d
 @pytest.fixture
 def ops(hub):
     """krcert publishes into dprk/shared (retention 30 days) and dprk/kept (no retention); cisa and mycert read."""
-    found = build_world(hub)
+    found = small_world(hub)
     with hub.session() as s:
         root = s.execute(select(m.ApiRoot).where(m.ApiRoot.slug == "dprk")).scalar_one()
         kept = f.add_collection(s, root, "kept").uuid
@@ -167,7 +166,7 @@ def test_cli_run_and_dry_run_print_one_line_per_collection(hub, ops, as_, settin
     with hub.session() as s:  # everything was published three days ago; shared keeps superseded versions 2 days
         s.execute(text("UPDATE object_versions SET date_added = date_added - :shift"), {"shift": 3 * DAY_US})
         s.execute(update(m.Collection).where(m.Collection.uuid == ops["shared"]).values(retention_days=2))
-    runner, env = CliRunner(), env_for(settings["database_url"], tmp_path)
+    runner, env = CliRunner(), f.cli_env(settings["database_url"], tmp_path)
     before = stored(hub, ops["shared"])
 
     dry = runner.invoke(main, ["retention", "run", "--dry-run"], env=env)
@@ -193,7 +192,7 @@ def test_cli_run_and_dry_run_print_one_line_per_collection(hub, ops, as_, settin
 def test_cli_says_so_when_no_collection_has_a_retention(hub, ops, settings, tmp_path):
     with hub.session() as s:
         s.execute(update(m.Collection).values(retention_days=None))
-    out = CliRunner().invoke(main, ["retention", "run"], env=env_for(settings["database_url"], tmp_path))
+    out = CliRunner().invoke(main, ["retention", "run"], env=f.cli_env(settings["database_url"], tmp_path))
     assert out.exit_code == 0 and out.output == "no collection has retention_days: every version is kept\n"
 
 
@@ -305,16 +304,16 @@ def test_who_received_answers_for_an_archived_version(hub, ops, as_, settings, t
     assert received(hub, obj["id"], V1) == before
 
     out = CliRunner().invoke(main, ["ledger", "who-received", obj["id"], "--version", V1],
-                             env=env_for(settings["database_url"], tmp_path))
+                             env=f.cli_env(settings["database_url"], tmp_path))
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
     assert len(lines) == 3 and all(line.startswith("cisa ") and line.endswith(V1) for line in lines[1:])
 
 
-def test_backup_and_restore_keep_the_archive(make_app, settings, empty_database, tmp_path):  # noqa: F811
+def test_backup_and_restore_keep_the_archive(make_app, settings, empty_database, tmp_path):
     app = make_app()
     hub = app.extensions["cti_hub"]
-    world_ = build_world(hub)
+    world_ = small_world(hub)
     with hub.session() as s:
         s.execute(update(m.Collection).where(m.Collection.uuid == world_["shared"]).values(retention_days=30))
     krcert = f.Client(app.test_client(), world_["keys"]["krcert"])
@@ -327,9 +326,9 @@ def test_backup_and_restore_keep_the_archive(make_app, settings, empty_database,
     assert before[0] == [("cisa", V1)] and len(before[1]) == 1
 
     runner, backup_file = CliRunner(), tmp_path / "hub.backup"
-    done = runner.invoke(main, ["backup", str(backup_file)], env=env_for(settings["database_url"], tmp_path))
+    done = runner.invoke(main, ["backup", str(backup_file)], env=f.cli_env(settings["database_url"], tmp_path))
     assert done.exit_code == 0, done.output
-    restored = runner.invoke(main, ["restore", str(backup_file)], env=env_for(empty_database, tmp_path))
+    restored = runner.invoke(main, ["restore", str(backup_file)], env=f.cli_env(empty_database, tmp_path))
     assert restored.exit_code == 0, restored.output
 
     again = make_app(database_url=empty_database).extensions["cti_hub"]
@@ -358,7 +357,7 @@ api_roots:
 
 
 def test_sharing_yaml_sets_plans_and_exports_retention(app, settings, tmp_path):
-    runner, env = CliRunner(), env_for(settings["database_url"], tmp_path)
+    runner, env = CliRunner(), f.cli_env(settings["database_url"], tmp_path)
     path = tmp_path / "sharing.yaml"
 
     def apply(extra: str, *flags: str):
@@ -390,7 +389,7 @@ def test_sharing_yaml_sets_plans_and_exports_retention(app, settings, tmp_path):
 
 @pytest.mark.parametrize("value", ["0", "-5", "30d", "1.5", "true", "36501", "[30]", "forever", "'30'"])
 def test_bad_retention_in_sharing_yaml_is_refused_naming_the_line(app, settings, tmp_path, value):
-    runner, env = CliRunner(), env_for(settings["database_url"], tmp_path)
+    runner, env = CliRunner(), f.cli_env(settings["database_url"], tmp_path)
     path = tmp_path / "sharing.yaml"
     path.write_text(YAML)
     assert runner.invoke(main, ["sharing", "apply", str(path)], env=env).exit_code == 0
@@ -407,17 +406,22 @@ def test_bad_retention_in_sharing_yaml_is_refused_naming_the_line(app, settings,
 # --------------------------------------------------------------------- admin panel
 
 
+@pytest.fixture
+def world(hub):
+    return panel_world(hub)
+
+
 def retention_of(hub, uuid: str) -> int | None:
     with hub.session(write=False) as s:
         return s.scalar(select(m.Collection.retention_days).where(m.Collection.uuid == uuid))
 
 
-def collection_form(client, world_: dict, **extra: str) -> dict:  # noqa: F811
+def collection_form(client, world_: dict, **extra: str) -> dict:
     return {"csrf_token": client.token, "title": "Regional", "max_tlp": "AMBER", "default_tlp": "AMBER",
             "types": "", "readers": "group:asean, group:rokus", "writers": "group:asean, group:rokus", **extra}
 
 
-def test_admin_form_sets_and_clears_the_retention(admin, world, hub):  # noqa: F811
+def test_admin_form_sets_and_clears_the_retention(admin, world, hub):
     url = f"/admin/collections/{world['ids']['regional']}/edit"
     assert 'name="retention_days"' in admin.get(url).get_data(as_text=True)
     assert admin.post(url, data=collection_form(admin, world, retention_days="90")).status_code == 302
@@ -445,7 +449,7 @@ def test_admin_form_sets_and_clears_the_retention(admin, world, hub):  # noqa: F
         assert s.scalar(select(m.Collection.retention_days).where(m.Collection.alias == "short")) == 7
 
 
-def test_an_auditor_cannot_change_the_retention(auditor, world, hub):  # noqa: F811
+def test_an_auditor_cannot_change_the_retention(auditor, world, hub):
     url = f"/admin/collections/{world['ids']['regional']}/edit"
     page = auditor.get(url).get_data(as_text=True)
     assert 'name="retention_days"' in page and "Save collection" not in page
@@ -534,7 +538,7 @@ def test_status_resources_older_than_their_retention_are_deleted(hub, ops, as_, 
     new = as_("krcert").post(ops["url"], [f.indicator(2)]).get_json()["id"]
     with hub.session() as s:  # the first request was made eight days ago; statuses are kept seven
         s.execute(update(m.Status).where(m.Status.id == old).values(request_us=m.Status.request_us - 8 * DAY_US))
-    runner, env = CliRunner(), env_for(settings["database_url"], tmp_path)
+    runner, env = CliRunner(), f.cli_env(settings["database_url"], tmp_path)
 
     dry = runner.invoke(main, ["retention", "statuses", "--dry-run"], env=env)
     assert dry.exit_code == 0 and dry.output == ("would delete 1 status resources older than 7 days "

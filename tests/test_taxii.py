@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from hub import services, stix, store
-from hub.policy import TLP
 from tests import factories as f
+from tests.worlds import taxii_world
 
 AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
 GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
@@ -22,29 +22,7 @@ TLP1_RED = "marking-definition--5e57c739-391a-4eb3-9eb6-2ae5a4c7c8f0"
 
 @pytest.fixture
 def world(hub):
-    """Partners, groups and collections used across the tests; returns collection ids and keys."""
-    with hub.session() as s:
-        f.hub_partner(s)
-        krcert = f.add_partner(s, "krcert", "KR", TLP.RED)
-        cisa = f.add_partner(s, "cisa", "US", TLP.RED)
-        f.add_partner(s, "singcert", "SG", TLP.AMBER)
-        f.add_partner(s, "mycert", "MY", TLP.GREEN)
-        f.add_partner(s, "thaicert", "TH", TLP.RED, active=False)
-        f.add_group(s, "rokus", [krcert, cisa])
-        f.add_group(s, "asean", countries=["SG", "MY", "TH"])
-        root = f.add_root(s, "dprk", max_content_length=200_000)
-        ids = {
-            "shared": f.add_collection(s, root, "shared", max_tlp=TLP.RED).uuid,
-            "rokus": f.add_collection(s, root, "rokus", max_tlp=TLP.AMBER_STRICT, readers=["group:rokus"],
-                                      writers=["group:rokus"]).uuid,
-            "ind": f.add_collection(s, root, "ind", types=["indicator"], writers=["partner:krcert"]).uuid,
-            "wo": f.add_collection(s, root, "wo", readers=["partner:cisa"], writers=["*"]).uuid,
-        }
-        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[],
-                         reference=True)
-        services.publish_reference(s)
-    keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "singcert", "mycert")}
-    return {"ids": ids, "keys": keys}
+    return taxii_world(hub)
 
 
 @pytest.fixture

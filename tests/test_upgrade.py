@@ -23,8 +23,7 @@ from alembic.script import ScriptDirectory
 from hub import auth, create_app, db, stix, store
 from hub.policy import TLP
 from tests import factories as f
-from tests.test_live_server import ROOT
-from tests.test_ops_world import empty_database  # noqa: F401  (fixture)
+from tests.live import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -186,7 +185,7 @@ def _ids(response) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("revision", _older_schemas())
-def test_upgrade_with_data_keeps_the_hub_working(revision, empty_database, tmp_path):  # noqa: F811
+def test_upgrade_with_data_keeps_the_hub_working(revision, empty_database, tmp_path):
     engine = db.make_engine(empty_database)
     command.upgrade(db.alembic_config(engine), revision)
     tables = populate(engine)
@@ -231,7 +230,7 @@ def test_upgrade_with_data_keeps_the_hub_working(revision, empty_database, tmp_p
         assert KEY_IDS["cisa"] in who.stdout and "2024-05-01T00:00:00.000010Z" in who.stdout
 
 
-def test_concurrent_upgrades_both_succeed(empty_database):  # noqa: F811
+def test_concurrent_upgrades_both_succeed(empty_database):
     env = {**os.environ, "HUB_DATABASE_URL": empty_database, "HUB_SECRET_KEY": PEPPER}
     procs = [subprocess.Popen([sys.executable, "-m", "hub.cli", "db", "upgrade"], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]

@@ -11,33 +11,21 @@ import pytest
 from sqlalchemy import func, select
 
 from hub import models as m
-from hub import sharing, stix
+from hub import stix
 from hub.policy import TLP
 from tests import factories as f
+from tests.worlds import INTEL_URL, intel_world
 
 GREEN = stix.TLP2_MARKINGS[TLP.GREEN]["id"]
 AMBER = stix.TLP2_MARKINGS[TLP.AMBER]["id"]
 ONLY_CISA = "marking-definition--7b0d3c55-0f3e-4f57-8d83-3c4f3f8b5a10"
 
-CONFIG = """
-hub: {{name: "Test hub", contact: "ops@hub.example"}}
-partners:
-  - {{id: krcert, name: "KrCERT/CC", country: KR, clearance: RED}}
-  - {{id: mycert, name: "MyCERT", country: MY, clearance: {clearance}}}
-  - {{id: cisa, name: "CISA", country: US, clearance: RED}}
-trust_groups: []
-api_roots:
-  - id: dprk
-    title: "DPRK"
-    collections:
-      - {{alias: intel, title: "Intel", max_tlp: RED, default_tlp: GREEN, readers: ["*"], writers: ["*"]}}
-"""
-OBJECTS = "/dprk/collections/intel/objects/"
+OBJECTS = INTEL_URL
 
 
 def apply(hub, clearance: str) -> list:
-    with hub.session() as s:
-        return sharing.apply(s, sharing.loads(CONFIG.format(clearance=clearance)))
+    """The intel world with mycert at ``clearance`` (krcert and cisa RED)."""
+    return intel_world(hub, {"krcert": "RED", "mycert": clearance, "cisa": "RED"})
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The admin panel under attack: an auditor who wants to change things, a partner with an API key, a
 cross-site attacker, a stolen cookie, a password guesser, and partners whose data carries markup.
 
-The world and the logged-in clients are those of ``tests/test_admin.py``; every POST route is taken
+The world is the panel tests' (``tests.worlds.panel_world``) and the logged-in clients theirs; every POST route is taken
 from the app's URL map, so a route added later is covered without editing this file.
 """
 
@@ -19,10 +19,15 @@ from sqlalchemy import func, select
 from hub import models as m
 from hub import services
 from tests import factories as f
-from tests import test_admin as panel
-from tests.test_admin import PASSWORD, any_key_id, audit_events, csrf_of, get_views, login, state
+from tests.panel import PASSWORD, any_key_id, audit_events, csrf_of, get_views, login, state
+from tests.worlds import panel_world
 
-world, admin, auditor = panel.world, panel.admin, panel.auditor  # the panel tests' fixtures serve here too
+
+@pytest.fixture
+def world(hub):
+    """The panel tests' world (not this package's module-wide one): the panel's accounts and partners."""
+    return panel_world(hub)
+
 
 COOKIE = "cti_hub_admin"
 # Every field any panel form has, with values a form would accept: were a guard missing, the POST would work.

@@ -11,21 +11,12 @@ from sqlalchemy import select, update
 from hub import models as m
 from hub import services, store
 from tests import factories as f
+from tests.security.probes import basic, bearer
 
 
 def get(app, headers: dict, path: str = "/taxii2/", remote: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
     return app.test_client().get(path, headers={"Accept": f.TAXII, **headers},
                                  environ_base={"REMOTE_ADDR": remote})
-
-
-def basic(user: bytes | str, password: bytes | str) -> dict:
-    raw = (user.encode() if isinstance(user, str) else user) + b":" + (
-        password.encode() if isinstance(password, str) else password)
-    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
-
-
-def bearer(secret: str) -> dict:
-    return {"Authorization": f"Bearer {secret}"}
 
 
 def assert_401(response) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from hub import services, store
 from hub.errors import NotFound
 from tests import factories as f
 from tests.security.conftest import AMBER, GREEN, RED, feed
-from tests.security.test_read_isolation import ENDPOINTS, absent_like, assert_indistinguishable
+from tests.security.probes import ENDPOINTS, absent_like, assert_indistinguishable
 
 STRICT = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"
 FORMATS = ("stix", "csv", "ecs", "ip.txt", "domain.txt", "url.txt", "sha256.txt")

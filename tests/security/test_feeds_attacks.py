@@ -22,7 +22,7 @@ from hub import services, store
 from tests import factories as f
 from tests import test_sharing_property as prop
 from tests.security.conftest import AMBER, GREEN, ONLY_CISA, RED, feed, feed_ids, same_but_ids
-from tests.security.test_authentication import basic, bearer
+from tests.security.probes import basic, bearer
 
 FORMATS = ("stix", "csv", "ecs", "ip.txt", "domain.txt", "url.txt", "sha256.txt")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

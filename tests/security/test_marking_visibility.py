@@ -18,7 +18,7 @@ from hub import services
 from hub.admin import preview
 from tests import factories as f
 from tests.security.conftest import AMBER, GREEN, ONLY_CISA, feed
-from tests.security.test_read_isolation import ENDPOINTS, absent_like, assert_indistinguishable
+from tests.security.probes import ENDPOINTS, absent_like, assert_indistinguishable
 
 OUTSIDERS = ("singcert", "mycert")
 

@@ -1,0 +1,75 @@
+"""Servers for the tests that talk HTTP: `cti-hub serve` (gunicorn) in a subprocess, or an app in a thread."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+from hub import sharing
+from tests import factories as f
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(base: str, proc: subprocess.Popen) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError("server did not become ready")
+
+
+def serve_demo(make_app, settings: dict, tmp_path: Path) -> Iterator[tuple[str, dict, dict]]:
+    """Apply the demo sharing file, issue keys, start `cti-hub serve`; yield (base url, keys, collection ids)."""
+    app = make_app()
+    hub = app.extensions["cti_hub"]
+    with hub.session() as s:
+        sharing.apply(s, sharing.load(ROOT / "config" / "sharing.yaml"))
+    keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "singcert")}
+    with hub.session() as s:
+        snap = hub.snapshot(s)
+        ids = {c.alias: c.uuid for c in snap.collections_of("dprk")}
+    port = free_port()
+    env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
+           "HUB_DATA_DIR": str(tmp_path)}
+    log = open(tmp_path / "server.log", "wb")  # a file, not a pipe: nobody reads it while the server runs
+    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc)
+        yield base, keys, ids
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def serve_in_thread(app) -> Iterator[str]:
+    """Serve a Flask app from a thread of this process; yield its base url."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()

@@ -1,0 +1,137 @@
+"""The sharing worlds the tests build: partners, trust groups, collections and keys, each kind in one place."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from hub import models as m
+from hub import services, sharing
+from hub.policy import TLP
+from tests import factories as f
+from tests import panel
+
+AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
+GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
+RED = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
+SHARE_CISA = "marking-definition--0c6ee0a2-1a3e-4b0c-9a3e-2f0e1b1f0a01"
+
+
+def small_world(hub: services.Hub, *, accounts: bool = False) -> dict:
+    """krcert publishes; cisa (RED) and mycert (GREEN) read the shared collection.
+
+    With ``accounts``, the panel's two accounts (alice the admin, audrey the auditor) exist too.
+    """
+    with hub.session() as s:
+        f.hub_partner(s)
+        f.add_partner(s, "krcert", "KR", TLP.RED)
+        f.add_partner(s, "cisa", "US", TLP.RED)
+        f.add_partner(s, "mycert", "MY", TLP.GREEN)
+        root = f.add_root(s, "dprk")
+        shared = f.add_collection(s, root, "shared", max_tlp=TLP.RED).uuid
+        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[],
+                         reference=True)
+        services.publish_reference(s)
+    keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "mycert")}
+    if accounts:
+        with hub.session() as s:
+            panel.add_accounts(s)
+    return {"shared": shared, "keys": keys, "url": f"/dprk/collections/{shared}/objects/"}
+
+
+def panel_world(hub: services.Hub) -> dict:
+    """Partners, groups, collections, objects and two panel accounts."""
+    with hub.session() as s:
+        f.hub_partner(s)
+        krcert = f.add_partner(s, "krcert", "KR", TLP.RED)
+        cisa = f.add_partner(s, "cisa", "US", TLP.RED)
+        f.add_partner(s, "mmcert", "MM", TLP.GREEN)
+        f.add_partner(s, "singcert", "SG", TLP.AMBER)
+        f.add_group(s, "rokus", [krcert, cisa])
+        f.add_group(s, "asean", countries=["MM", "SG"])
+        root = f.add_root(s, "dprk")
+        ids = {"shared": f.add_collection(s, root, "shared").uuid,
+               "regional": f.add_collection(s, root, "regional", max_tlp=TLP.AMBER, default_tlp=TLP.AMBER,
+                                            readers=["group:asean", "group:rokus"],
+                                            writers=["group:asean", "group:rokus"]).uuid}
+        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
+        services.publish_reference(s)
+        panel.add_accounts(s)
+    with hub.session() as s:
+        kr = s.execute(select(m.Partner.id).where(m.Partner.slug == "krcert")).scalar_one()
+    amber = f.indicator(1, markings=[AMBER])
+    green = f.indicator(2, markings=[GREEN])
+    red = f.indicator(3, markings=[RED, SHARE_CISA])
+    result = services.ingest_envelope(hub, kr, ids["regional"], [amber, green])
+    assert not result.failures, result.failures
+    result = services.ingest_envelope(hub, kr, ids["shared"], [f.sharing_marking(SHARE_CISA, partners=["cisa"]),
+                                                               red, green])
+    assert not result.failures, result.failures
+    keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "mmcert", "singcert")}
+    return {"ids": ids, "keys": keys, "amber": amber["id"], "green": green["id"], "red": red["id"]}
+
+
+def taxii_world(hub: services.Hub) -> dict:
+    """Partners, groups and collections for the TAXII endpoint tests; returns collection ids and keys."""
+    with hub.session() as s:
+        f.hub_partner(s)
+        krcert = f.add_partner(s, "krcert", "KR", TLP.RED)
+        cisa = f.add_partner(s, "cisa", "US", TLP.RED)
+        f.add_partner(s, "singcert", "SG", TLP.AMBER)
+        f.add_partner(s, "mycert", "MY", TLP.GREEN)
+        f.add_partner(s, "thaicert", "TH", TLP.RED, active=False)
+        f.add_group(s, "rokus", [krcert, cisa])
+        f.add_group(s, "asean", countries=["SG", "MY", "TH"])
+        root = f.add_root(s, "dprk", max_content_length=200_000)
+        ids = {
+            "shared": f.add_collection(s, root, "shared", max_tlp=TLP.RED).uuid,
+            "rokus": f.add_collection(s, root, "rokus", max_tlp=TLP.AMBER_STRICT, readers=["group:rokus"],
+                                      writers=["group:rokus"]).uuid,
+            "ind": f.add_collection(s, root, "ind", types=["indicator"], writers=["partner:krcert"]).uuid,
+            "wo": f.add_collection(s, root, "wo", readers=["partner:cisa"], writers=["*"]).uuid,
+        }
+        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[],
+                         reference=True)
+        services.publish_reference(s)
+    keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "singcert", "mycert")}
+    return {"ids": ids, "keys": keys}
+
+
+def feeds_world(hub: services.Hub) -> services.Hub:
+    """The import connectors' world: krcert (RED) and mycert (GREEN); collections shared, krlist, reference."""
+    with hub.session() as s:
+        f.hub_partner(s)
+        f.add_partner(s, "krcert", "KR", TLP.RED)
+        f.add_partner(s, "mycert", "MY", TLP.GREEN)
+        root = f.add_root(s, "dprk")
+        f.add_collection(s, root, "shared", max_tlp=TLP.RED)
+        f.add_collection(s, root, "krlist", readers=["partner:krcert"], writers=["partner:krcert"])
+        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=["partner:hub"],
+                         reference=True)
+        services.publish_reference(s)
+    return hub
+
+
+# One collection, dprk/intel, that everyone reads and writes, set up through sharing.yaml.
+INTEL_URL = "/dprk/collections/intel/objects/"
+INTEL_PARTNERS = {"krcert": ("KrCERT/CC", "KR"), "mycert": ("MyCERT", "MY"), "cisa": ("CISA", "US")}
+
+
+def intel_config(clearances: dict[str, str], max_tlp: str = "RED") -> str:
+    """sharing.yaml for the intel world: the given partners (slug: clearance) and dprk/intel up to ``max_tlp``."""
+    partners = "".join(f"  - {{id: {slug}, name: \"{INTEL_PARTNERS[slug][0]}\", country: {INTEL_PARTNERS[slug][1]}, "
+                       f"clearance: {clearance}}}\n" for slug, clearance in clearances.items())
+    return ('hub: {name: "Test hub", contact: "ops@hub.example"}\n'
+            f"partners:\n{partners}"
+            "trust_groups: []\n"
+            "api_roots:\n"
+            "  - id: dprk\n"
+            '    title: "DPRK"\n'
+            "    collections:\n"
+            f'      - {{alias: intel, title: "Intel", max_tlp: {max_tlp}, default_tlp: GREEN, readers: ["*"], '
+            'writers: ["*"]}\n')
+
+
+def intel_world(hub: services.Hub, clearances: dict[str, str], max_tlp: str = "RED") -> list:
+    """Apply the intel world's sharing.yaml (again, to change it); returns what sharing.apply reports."""
+    with hub.session() as s:
+        return sharing.apply(s, sharing.loads(intel_config(clearances, max_tlp)))
