@@ -38,8 +38,9 @@ BATCH = 50_000
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default=None,
-                        help="PostgreSQL URL (default: SQLite in a temp dir); its schema is reset")
+    parser.add_argument(
+        "--db", default=None, help="PostgreSQL URL (default: SQLite in a temp dir); its schema is reset"
+    )
     parser.add_argument("--deliveries", type=int, default=1_000_000, help="delivery rows to record")
     parser.add_argument("--lookups", type=int, default=50, help="objects to look up")
     args = parser.parse_args()
@@ -47,8 +48,9 @@ def main() -> None:
         url = args.db or f"sqlite:///{tmp}/ledger.db"
         if args.db:
             create_database(args.db)
-        app = create_app({"database_url": url, "secret_key": "bench-secret", "data_dir": tmp,
-                          "rate_limit_per_minute": 0})
+        app = create_app(
+            {"database_url": url, "secret_key": "bench-secret", "data_dir": tmp, "rate_limit_per_minute": 0}
+        )
         hub = app.extensions["cti_hub"]
         if args.db:
             with hub.engine.begin() as conn:
@@ -69,13 +71,29 @@ def main() -> None:
             params = {"limit": "1000", "next": body["next"]}
         with hub.session(write=False) as s:
             real = s.scalars(select(m.Delivery).where(m.Delivery.count > 0).limit(1)).one()
-            added = list(s.scalars(select(m.ObjectVersion.date_added).where(m.ObjectVersion.type == "indicator")
-                                   .order_by(m.ObjectVersion.date_added)))
-            ids = list(s.scalars(select(m.ObjectVersion.stix_id).where(m.ObjectVersion.type == "indicator")
-                                 .order_by(m.ObjectVersion.date_added)))
-        base = {"partner_id": real.partner_id, "partner_slug": real.partner_slug, "key_id": real.key_id,
-                "endpoint": "objects", "collection_id": real.collection_id, "filters": "{}",
-                "rules_version": real.rules_version}
+            added = list(
+                s.scalars(
+                    select(m.ObjectVersion.date_added)
+                    .where(m.ObjectVersion.type == "indicator")
+                    .order_by(m.ObjectVersion.date_added)
+                )
+            )
+            ids = list(
+                s.scalars(
+                    select(m.ObjectVersion.stix_id)
+                    .where(m.ObjectVersion.type == "indicator")
+                    .order_by(m.ObjectVersion.date_added)
+                )
+            )
+        base = {
+            "partner_id": real.partner_id,
+            "partner_slug": real.partner_slug,
+            "key_id": real.key_id,
+            "endpoint": "objects",
+            "collection_id": real.collection_id,
+            "filters": "{}",
+            "rules_version": real.rules_version,
+        }
         rng = random.Random(5)
         started = time.perf_counter()
         for start in range(0, args.deliveries, BATCH):
@@ -85,8 +103,15 @@ def main() -> None:
                     rows.append({**base, "at_us": added[-1] + n, "first_added": None, "last_added": None, "count": 0})
                 else:
                     first = rng.randrange(0, len(added) - PAGE)
-                    rows.append({**base, "at_us": added[-1] + n, "first_added": added[first],
-                                 "last_added": added[first + PAGE - 1], "count": PAGE})
+                    rows.append(
+                        {
+                            **base,
+                            "at_us": added[-1] + n,
+                            "first_added": added[first],
+                            "last_added": added[first + PAGE - 1],
+                            "count": PAGE,
+                        }
+                    )
             with hub.session() as s:
                 s.execute(insert(m.Delivery), rows)
         print(f"recorded {args.deliveries:,} deliveries in {time.perf_counter() - started:.0f} s", flush=True)
@@ -104,9 +129,11 @@ def main() -> None:
                 found.append(len(ledger.who_received(s, hub.snapshot(s), stix_id)))
             times.append(time.perf_counter() - t)
         engine = "PostgreSQL" if args.db else "SQLite"
-        print(f"who-received on {engine}, {args.deliveries:,} deliveries, {args.lookups} objects: "
-              f"median {statistics.median(times) * 1000:.0f} ms, slowest {max(times) * 1000:.0f} ms, "
-              f"receipts per object {min(found)}-{max(found)} (goal: under 1 s)")
+        print(
+            f"who-received on {engine}, {args.deliveries:,} deliveries, {args.lookups} objects: "
+            f"median {statistics.median(times) * 1000:.0f} ms, slowest {max(times) * 1000:.0f} ms, "
+            f"receipts per object {min(found)}-{max(found)} (goal: under 1 s)"
+        )
         hub.engine.dispose()
 
 

@@ -82,8 +82,9 @@ def stream(n: int, seed: int, slug: str) -> list[dict]:
     pub = demo_data.Publisher(slug, f"identity--{uuid.uuid5(services.NAMESPACE, slug)}")
     rokus = f"marking-definition--{uuid.uuid5(services.NAMESPACE, 'group:rokus')}"
     mix = {TLP.CLEAR: 0.1, TLP.GREEN: 0.4, TLP.AMBER: 0.2, TLP.AMBER_STRICT: 0.25, TLP.RED: 0.05}
-    return list(demo_data.indicators(n, publishers=[pub], seed=seed, tlp_mix=mix,
-                                     sharing_markings=[rokus], sharing_ratio=0.1))
+    return list(
+        demo_data.indicators(n, publishers=[pub], seed=seed, tlp_mix=mix, sharing_markings=[rokus], sharing_ratio=0.1)
+    )
 
 
 def workload(n: int) -> list[dict]:
@@ -130,8 +131,14 @@ def _p99(values: list[float]) -> float:
     return values[max(int(len(values) * 0.99) - 1, 0)]
 
 
-def measure(url: str, auth: tuple[str, str], extra: list[dict], timeout: float = WORKLOAD_TIMEOUT,
-            recover: Callable[[], None] = lambda: None, ids: list[str] | None = None) -> dict:
+def measure(
+    url: str,
+    auth: tuple[str, str],
+    extra: list[dict],
+    timeout: float = WORKLOAD_TIMEOUT,
+    recover: Callable[[], None] = lambda: None,
+    ids: list[str] | None = None,
+) -> dict:
     """Run bench/run.py's workloads against the objects endpoint ``url``.
 
     ``recover`` is called after a request timed out, so that the next workload does not
@@ -141,9 +148,18 @@ def measure(url: str, auth: tuple[str, str], extra: list[dict], timeout: float =
     http = requests.Session()
     http.auth = auth
     http.headers.update({"Accept": TAXII})
-    out: dict = {"pull": None, "last/first page": None, "visible": None, "head poll p50": None,
-                 "head poll p99": None, "head poll samples": 0, "object GET p50": None,
-                 "object GET samples": 0, "POST 1,000/envelope": None, "errors": {}}
+    out: dict = {
+        "pull": None,
+        "last/first page": None,
+        "visible": None,
+        "head poll p50": None,
+        "head poll p99": None,
+        "head poll samples": 0,
+        "object GET p50": None,
+        "object GET samples": 0,
+        "POST 1,000/envelope": None,
+        "errors": {},
+    }
 
     def get(params: dict | None, budget: _Budget, path: str = "") -> requests.Response:
         try:
@@ -185,8 +201,9 @@ def measure(url: str, auth: tuple[str, str], extra: list[dict], timeout: float =
     if last is None:
         out["errors"]["head poll"] = "no X-TAXII-Date-Added-Last from a finished pull"
     else:
-        polls, abandoned = _latencies(lambda left: http.get(url, params={"added_after": last}, timeout=left),
-                                      POLLS, _Budget(timeout))
+        polls, abandoned = _latencies(
+            lambda left: http.get(url, params={"added_after": last}, timeout=left), POLLS, _Budget(timeout)
+        )
         out["head poll samples"] = len(polls)
         if len(polls) >= MIN_SAMPLES:
             out["head poll p50"], out["head poll p99"] = statistics.median(polls), _p99(polls)
@@ -216,7 +233,7 @@ def measure(url: str, auth: tuple[str, str], extra: list[dict], timeout: float =
     t0 = time.perf_counter()
     try:
         for k in range(0, len(extra), 1000):
-            r = writer.post(url, data=orjson.dumps({"objects": extra[k:k + 1000]}), timeout=budget.left())
+            r = writer.post(url, data=orjson.dumps({"objects": extra[k : k + 1000]}), timeout=budget.left())
             r.raise_for_status()
             posted += r.json()["success_count"]
         out["POST 1,000/envelope"] = posted / (time.perf_counter() - t0)
@@ -237,8 +254,9 @@ class _Server:
 
     def start(self) -> None:
         with self.log.open("ab") as log_file:
-            self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd, stdout=log_file,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.cmd, env=self.env, cwd=self.cwd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            )
         end = time.monotonic() + self.timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
@@ -276,14 +294,32 @@ class _Server:
 
 def _gunicorn(executable: Path, port: int, workers: int, timeout: float) -> list[str]:
     """gunicorn's command line, without a control socket shared with other servers on the host."""
-    cmd = [str(executable), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-           "--timeout", str(int(4 * timeout)), "--graceful-timeout", "5"]
+    cmd = [
+        str(executable),
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--timeout",
+        str(int(4 * timeout)),
+        "--graceful-timeout",
+        "5",
+    ]
     usage = subprocess.run([str(executable), "--help"], capture_output=True, text=True).stdout
     return cmd + (["--no-control-socket"] if "--no-control-socket" in usage else [])
 
 
-def _serve_and_measure(cmd: list[str], env: dict, cwd: Path, log: Path, ready_url: str, objects_url: str,
-                       objects: list[dict], extra: list[dict], timeout: float) -> dict:
+def _serve_and_measure(
+    cmd: list[str],
+    env: dict,
+    cwd: Path,
+    log: Path,
+    ready_url: str,
+    objects_url: str,
+    objects: list[dict],
+    extra: list[dict],
+    timeout: float,
+) -> dict:
     """Serve with ``cmd`` and measure; the objects GET one by one are the first 200 loaded,
     so that a peer too slow to list its collection still gets its single-object GET measured."""
     server = _Server(cmd, env, cwd, log, ready_url, timeout)
@@ -318,17 +354,31 @@ def medallion_data(objects: list[dict], base: str, collection_id: str) -> dict:
     list order and ending now, as if they had been posted in that order.
     """
     start = datetime.now(UTC) - timedelta(microseconds=len(objects))
-    manifest = [{"id": o["id"], "date_added": _stix_time(start + timedelta(microseconds=i)),
-                 "version": o.get("modified", o.get("created")), "media_type": STIX}
-                for i, o in enumerate(objects)]
+    manifest = [
+        {
+            "id": o["id"],
+            "date_added": _stix_time(start + timedelta(microseconds=i)),
+            "version": o.get("modified", o.get("created")),
+            "media_type": STIX,
+        }
+        for i, o in enumerate(objects)
+    ]
     return {
-        "/discovery": {"title": "medallion benchmark", "default": f"{base}/dprk/",
-                       "api_roots": [f"{base}/dprk/"]},
+        "/discovery": {"title": "medallion benchmark", "default": f"{base}/dprk/", "api_roots": [f"{base}/dprk/"]},
         "dprk": {
             "information": {"title": "DPRK", "versions": [TAXII], "max_content_length": 64 * 1024 * 1024},
             "status": [],
-            "collections": [{"id": collection_id, "title": "intel", "can_read": True, "can_write": True,
-                             "media_types": [STIX], "objects": objects, "manifest": manifest}],
+            "collections": [
+                {
+                    "id": collection_id,
+                    "title": "intel",
+                    "can_read": True,
+                    "can_write": True,
+                    "media_types": [STIX],
+                    "objects": objects,
+                    "manifest": manifest,
+                }
+            ],
         },
     }
 
@@ -342,18 +392,38 @@ def run_medallion(n: int, workdir: Path, objects: list[dict], extra: list[dict],
     config = workdir / f"medallion-{n}.conf.json"
     # session_timeout: how long a `next` token lives; the default 30 s is shorter than
     # medallion's own full pull at 10,000 objects, which would then fail half-way.
-    config.write_text(json.dumps({
-        "backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
-                    "filename": str(data), "session_timeout": int(4 * timeout)},
-        "users": {USER: PASSWORD},
-        "taxii": {"max_page_size": 1000},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "backend": {
+                    "module": "medallion.backends.memory_backend",
+                    "module_class": "MemoryBackend",
+                    "filename": str(data),
+                    "session_timeout": int(4 * timeout),
+                },
+                "users": {USER: PASSWORD},
+                "taxii": {"max_page_size": 1000},
+            }
+        )
+    )
     (workdir / "medallion_wsgi.py").write_text(_MEDALLION_WSGI)
     cmd = _gunicorn(Path(sys.executable).with_name("gunicorn"), port, 1, timeout) + [
-        "--chdir", str(workdir), "medallion_wsgi:app"]
+        "--chdir",
+        str(workdir),
+        "medallion_wsgi:app",
+    ]
     env = {**os.environ, "MEDALLION_CONFIG": str(config)}
-    result = _serve_and_measure(cmd, env, workdir, workdir / f"medallion-{n}.log", f"{base}/taxii2/",
-                                f"{base}/dprk/collections/{collection_id}/objects/", objects, extra, timeout)
+    result = _serve_and_measure(
+        cmd,
+        env,
+        workdir,
+        workdir / f"medallion-{n}.log",
+        f"{base}/taxii2/",
+        f"{base}/dprk/collections/{collection_id}/objects/",
+        objects,
+        extra,
+        timeout,
+    )
     return {"bulk import": None, **result}
 
 
@@ -437,8 +507,9 @@ def opentaxii_venv() -> Path:
     check = [str(python), "-c", f"import opentaxii, gunicorn; assert opentaxii.__version__ == {OPENTAXII_VERSION!r}"]
     if not (python.exists() and subprocess.run(check, capture_output=True).returncode == 0):
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(OPENTAXII_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"opentaxii=={OPENTAXII_VERSION}",
-                        "gunicorn"], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", f"opentaxii=={OPENTAXII_VERSION}", "gunicorn"], check=True
+        )
         subprocess.run(check, check=True)
     subprocess.run([str(python), "-c", _OPENTAXII_PATCH], check=True)
     return python
@@ -456,17 +527,34 @@ def run_opentaxii(n: int, workdir: Path, objects: list[dict], extra: list[dict],
     env["OPENTAXII_CONFIG"] = str(config)
     objects_file = workdir / f"opentaxii-objects-{n}.json"
     objects_file.write_bytes(orjson.dumps(objects))
-    setup = subprocess.run([str(python), "-c", _OPENTAXII_SETUP, str(objects_file), USER, PASSWORD],
-                           env=env, cwd=workdir, capture_output=True, text=True, timeout=LOAD_TIMEOUT)
+    setup = subprocess.run(
+        [str(python), "-c", _OPENTAXII_SETUP, str(objects_file), USER, PASSWORD],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=LOAD_TIMEOUT,
+    )
     if setup.returncode != 0:
         raise RuntimeError(f"OpenTAXII setup failed:\n{setup.stderr[-4000:]}")
     loaded = json.loads(setup.stdout.strip().splitlines()[-1])
     objects_file.unlink()
     cmd = _gunicorn(python.with_name("gunicorn"), port, 2, timeout) + [
-        "--config", "python:opentaxii.http", "opentaxii.http:app"]
-    result = _serve_and_measure(cmd, env, workdir, workdir / f"opentaxii-{n}.log", f"{base}/taxii2/",
-                                f"{base}/taxii2/{loaded['api_root']}/collections/{loaded['collection']}/objects/",
-                                objects, extra, timeout)
+        "--config",
+        "python:opentaxii.http",
+        "opentaxii.http:app",
+    ]
+    result = _serve_and_measure(
+        cmd,
+        env,
+        workdir,
+        workdir / f"opentaxii-{n}.log",
+        f"{base}/taxii2/",
+        f"{base}/taxii2/{loaded['api_root']}/collections/{loaded['collection']}/objects/",
+        objects,
+        extra,
+        timeout,
+    )
     return {"bulk import": loaded["rate"], **result}
 
 
@@ -495,8 +583,12 @@ def main() -> None:
     parser.add_argument("--peer", choices=PEERS, required=True)
     parser.add_argument("--size", type=int, default=1000, help="collection size in object versions")
     parser.add_argument("--timeout", type=float, default=WORKLOAD_TIMEOUT, help="seconds per workload")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep data files and server logs here (default: a temporary directory)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep data files and server logs here (default: a temporary directory)",
+    )
     args = parser.parse_args()
     objects = workload(args.size)
     if args.workdir:

@@ -55,8 +55,18 @@ GOALS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "load page p99": ("<= 250 ms", lambda v: v <= 250),
 }
 # Figures that depend on the number of gunicorn workers; the others are measured once per size.
-PER_WORKERS = ("pull", "last/first page", "first page ms", "last page ms", "pull RSS max", "head poll p50",
-               "head poll p99", "object GET p50", "POST 1,000/envelope", "worker RSS max")
+PER_WORKERS = (
+    "pull",
+    "last/first page",
+    "first page ms",
+    "last page ms",
+    "pull RSS max",
+    "head poll p50",
+    "head poll p99",
+    "object GET p50",
+    "POST 1,000/envelope",
+    "worker RSS max",
+)
 LOAD_CHUNK = 5000
 # The paced load: each of the 50 clients sends one request per LOAD_INTERVAL seconds, 60 times the rate
 # of a SIEM that polls every minute.
@@ -81,8 +91,7 @@ def setup_world(hub: services.Hub) -> dict:
         coll = f.add_collection(s, root, "intel", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
         # The timed POSTs go here, so that every worker count pulls the same collection.
         inbox = f.add_collection(s, root, "inbox", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
-        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[],
-                         reference=True)
+        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
         services.publish_reference(s)
         partners = {p: hub.snapshot(s).by_slug[p] for p in ("krcert", "cisa")}
         marking = f"marking-definition--{f.uuid.uuid5(services.NAMESPACE, 'group:rokus')}"
@@ -93,8 +102,9 @@ def generate(n: int, world: dict, seed: int, slug: str) -> Iterator[dict]:
     """Yield n generated versions one at a time (a million never sit in memory together)."""
     pub = demo_data.Publisher(slug, f"identity--{f.uuid.uuid5(services.NAMESPACE, slug)}")
     mix = {TLP.CLEAR: 0.1, TLP.GREEN: 0.4, TLP.AMBER: 0.2, TLP.AMBER_STRICT: 0.25, TLP.RED: 0.05}
-    return demo_data.indicators(n, publishers=[pub], seed=seed, tlp_mix=mix,
-                                sharing_markings=[world["rokus_marking"]], sharing_ratio=0.1)
+    return demo_data.indicators(
+        n, publishers=[pub], seed=seed, tlp_mix=mix, sharing_markings=[world["rokus_marking"]], sharing_ratio=0.1
+    )
 
 
 def stream(n: int, world: dict, seed: int, slug: str) -> list[dict]:
@@ -119,8 +129,11 @@ def bulk_load(hub: services.Hub, world: dict, n: int) -> float:
         if done - shown >= every or done == per * len(slugs):
             shown = done
             rate = done / (time.perf_counter() - start)
-            print(f"  loaded {done:,} / {per * len(slugs):,} versions ({rate:,.0f}/s, "
-                  f"loader RSS {_rss_kb(os.getpid()) / 1024:,.0f} MB)", flush=True)
+            print(
+                f"  loaded {done:,} / {per * len(slugs):,} versions ({rate:,.0f}/s, "
+                f"loader RSS {_rss_kb(os.getpid()) / 1024:,.0f} MB)",
+                flush=True,
+            )
 
     for i, slug in enumerate(slugs):
         target = resolve_target(hub, slug, "intel", "dprk")
@@ -168,8 +181,9 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def load(base: str, key: str, writer_key: str, world: dict, clients: int, seconds: float,
-         interval: float = 0.0) -> dict:
+def load(
+    base: str, key: str, writer_key: str, world: dict, clients: int, seconds: float, interval: float = 0.0
+) -> dict:
     """``clients`` threads for ``seconds``: page pulls, head polls and publishes; count errors, time pages.
 
     One client in five publishes envelopes of 100; the others alternate between pulling 1,000-object
@@ -189,8 +203,9 @@ def load(base: str, key: str, writer_key: str, world: dict, clients: int, second
     def client(i: int) -> None:
         http = requests.Session()
         publisher = i % 5 == 0
-        http.headers.update({"Accept": TAXII, "Content-Type": TAXII,
-                             "Authorization": f"Bearer {writer_key if publisher else key}"})
+        http.headers.update(
+            {"Accept": TAXII, "Content-Type": TAXII, "Authorization": f"Bearer {writer_key if publisher else key}"}
+        )
         extra = stream(2000, world, seed=50_000 + i + int(interval * 1000), slug="krcert") if publisher else []
         k = 0
         due = begin + (i * 0.618034 % 1.0) * interval  # spread the clients' phases over one interval
@@ -203,7 +218,7 @@ def load(base: str, key: str, writer_key: str, world: dict, clients: int, second
                 break
             try:
                 if publisher:
-                    r = http.post(url, data=orjson.dumps({"objects": extra[k:k + 100]}), timeout=30)
+                    r = http.post(url, data=orjson.dumps({"objects": extra[k : k + 100]}), timeout=30)
                     k = (k + 100) % len(extra)
                 elif i % 2:
                     r = http.get(url, params={"limit": 1000}, timeout=30)
@@ -227,9 +242,12 @@ def load(base: str, key: str, writer_key: str, world: dict, clients: int, second
     pages.sort()
     if errors:
         print(f"  load errors: {dict(errors)}", flush=True)
-    return {"errors": sum(errors.values()), "requests/s": sent[0] / (time.perf_counter() - begin),
-            "p50": statistics.median(pages) if pages else float("nan"),
-            "p99": pages[int(len(pages) * 0.99) - 1] if pages else float("nan")}
+    return {
+        "errors": sum(errors.values()),
+        "requests/s": sent[0] / (time.perf_counter() - begin),
+        "p50": statistics.median(pages) if pages else float("nan"),
+        "p99": pages[int(len(pages) * 0.99) - 1] if pages else float("nan"),
+    }
 
 
 def measure(base: str, key: str, writer_key: str, world: dict, n: int, sampler: RssSampler, seed: int) -> dict:
@@ -252,8 +270,11 @@ def measure(base: str, key: str, writer_key: str, world: dict, n: int, sampler: 
             break
         params = {"limit": 1000, "next": body["next"]}
         if len(pages) % every == 0:
-            print(f"  pulled {total:,} objects, page {len(pages)}: {pages[-1] * 1000:.1f} ms, "
-                  f"worker RSS max {sampler.peak_kb / 1024:,.0f} MB", flush=True)
+            print(
+                f"  pulled {total:,} objects, page {len(pages)}: {pages[-1] * 1000:.1f} ms, "
+                f"worker RSS max {sampler.peak_kb / 1024:,.0f} MB",
+                flush=True,
+            )
     out["pull"] = total / (time.perf_counter() - t0)
     out["visible"] = total
     out["pull RSS max"] = sampler.peak_kb / 1024
@@ -273,7 +294,7 @@ def measure(base: str, key: str, writer_key: str, world: dict, n: int, sampler: 
     inbox = f"{base}/dprk/collections/{world['inbox']}/objects/"
     posted, t0 = 0, time.perf_counter()
     for k in range(0, len(extra), 1000):
-        r = writer.post(inbox, data=orjson.dumps({"objects": extra[k:k + 1000]}))
+        r = writer.post(inbox, data=orjson.dumps({"objects": extra[k : k + 1000]}))
         posted += r.json()["success_count"]
     out["POST 1,000/envelope"] = posted / (time.perf_counter() - t0)
     return out
@@ -297,12 +318,15 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 120) -> None
 def create_database(url: str) -> None:
     """Create the PostgreSQL database ``url`` names when the server does not have it yet."""
     target = make_url(db.make_engine(url).url)
-    admin = create_engine(target.set(drivername="postgresql+psycopg", database="postgres"),
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        target.set(drivername="postgresql+psycopg", database="postgres"), isolation_level="AUTOCOMMIT"
+    )
     try:
         with admin.connect() as conn:
-            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                            {"name": target.database}).first() is None:
+            if (
+                conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}).first()
+                is None
+            ):
                 conn.execute(text(f'CREATE DATABASE "{target.database}"'))
     finally:
         admin.dispose()
@@ -330,15 +354,24 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
         conn.exec_driver_sql("ANALYZE")
     key, writer_key = f.key_for(hub, "singcert"), f.key_for(hub, "krcert")
     hub.engine.dispose()
-    env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": "bench-secret",
-           "HUB_RATE_LIMIT_PER_MINUTE": "0",
-           "HUB_DATA_DIR": str(workdir)}
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings["database_url"],
+        "HUB_SECRET_KEY": "bench-secret",
+        "HUB_RATE_LIMIT_PER_MINUTE": "0",
+        "HUB_DATA_DIR": str(workdir),
+    }
     for count in workers:
         print(f"size {n:,}: measuring with {count} worker(s) ...", flush=True)
         port = _port()
         log = open(os.environ["BENCH_SERVER_LOG"], "ab") if os.environ.get("BENCH_SERVER_LOG") else subprocess.DEVNULL  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers",
-                                 str(count)], env=env, cwd=ROOT, stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", str(count)],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base, proc)
@@ -350,16 +383,25 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
             figures["worker RSS max"] = sampler.peak_kb / 1024
             result[count] = figures
             if count == workers[-1]:
-                print(f"size {n:,}: load, {clients} clients for {seconds:g} s, one request per "
-                      f"{LOAD_INTERVAL:g} s each ...", flush=True)
+                print(
+                    f"size {n:,}: load, {clients} clients for {seconds:g} s, one request per "
+                    f"{LOAD_INTERVAL:g} s each ...",
+                    flush=True,
+                )
                 paced = load(base, key, writer_key, world, clients, seconds, LOAD_INTERVAL)
                 print(f"size {n:,}: load, {clients} clients for {seconds:g} s, back to back ...", flush=True)
                 saturated = load(base, key, writer_key, world, clients, seconds)
-                result.update({"load errors": paced["errors"] + saturated["errors"],
-                               "load page p99": paced["p99"], "load page p50": paced["p50"],
-                               "load requests/s": paced["requests/s"],
-                               "saturated requests/s": saturated["requests/s"],
-                               "saturated page p50": saturated["p50"], "saturated page p99": saturated["p99"]})
+                result.update(
+                    {
+                        "load errors": paced["errors"] + saturated["errors"],
+                        "load page p99": paced["p99"],
+                        "load page p50": paced["p50"],
+                        "load requests/s": paced["requests/s"],
+                        "saturated requests/s": saturated["requests/s"],
+                        "saturated page p50": saturated["p50"],
+                        "saturated page p99": saturated["p99"],
+                    }
+                )
         finally:
             proc.terminate()
             proc.wait()
@@ -375,13 +417,20 @@ def main() -> None:
     parser.add_argument("--db", default=None, help="PostgreSQL URL (default: SQLite in a temp dir)")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients in the load workload")
     parser.add_argument("--seconds", type=float, default=60, help="duration of the load workload")
-    parser.add_argument("--workers", default=None,
-                        help="comma-separated gunicorn worker counts to measure (default 1,2; --quick: 2); "
-                             "the load workload runs with the last")
+    parser.add_argument(
+        "--workers",
+        default=None,
+        help="comma-separated gunicorn worker counts to measure (default 1,2; --quick: 2); "
+        "the load workload runs with the last",
+    )
     parser.add_argument("--peers", default="medallion,opentaxii", help="peer servers to run ('' for none)")
     parser.add_argument("--peer-sizes", default="1000,10000", help="collection sizes for the peers")
-    parser.add_argument("--peer-timeout", type=float, default=120,
-                        help="seconds each peer workload may take before it counts as not finished")
+    parser.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=120,
+        help="seconds each peer workload may take before it counts as not finished",
+    )
     parser.add_argument("--chart", default=str(ROOT / "bench" / "page-latency.png"), help="where to draw the chart")
     args = parser.parse_args()
     sizes = [10_000] if args.quick else [int(x) for x in args.sizes.split(",")]
@@ -390,8 +439,10 @@ def main() -> None:
     peer_sizes = [int(x) for x in args.peer_sizes.split(",")]
     workers = [int(x) for x in (args.workers or ("2" if args.quick else "1,2")).split(",")]
     engine = "PostgreSQL" if args.db else "SQLite"
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {engine}, "
-          f"load average {_loadavg()}, CPU reference {cpu_reference():.2f} s")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {engine}, "
+        f"load average {_loadavg()}, CPU reference {cpu_reference():.2f} s"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         results = {n: run_size(n, args.db, Path(tmp), args.clients, seconds, workers) for n in sizes}
         peer_results = run_peers(peer_names, peer_sizes, Path(tmp), args.peer_timeout)
@@ -444,8 +495,17 @@ def print_table(results: dict[int, dict], sizes: list[int], workers: list[int]) 
             met[column][1] += 1
             cells.append(f"{_fmt(name, value) + (' met' if ok else ' NOT met'):>{width}}")
         print(f"{name:<22}{''.join(cells)}  {goal}")
-    for name in ("first page ms", "last page ms", "pull RSS max", "visible", "load page p50", "load requests/s",
-                 "saturated requests/s", "saturated page p50", "saturated page p99"):
+    for name in (
+        "first page ms",
+        "last page ms",
+        "pull RSS max",
+        "visible",
+        "load page p50",
+        "load requests/s",
+        "saturated requests/s",
+        "saturated page p50",
+        "saturated page p99",
+    ):
         cells = "".join(f"{_fmt(name, figure(*c, name)):>{width}}" for c in columns)
         print(f"{name:<22}{cells}")
     print(f"{'goals met':<22}" + "".join(f"{f'{a} of {b}':>{width}}" for a, b in met.values()))

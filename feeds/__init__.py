@@ -19,9 +19,11 @@ REGISTRY: dict[str, type] = {}
 
 def register(name: str) -> Callable[[T], T]:
     """Register a connector class under ``name``; a name may be taken only once."""
+
     def decorate(cls: T) -> T:
         if name in REGISTRY:
             raise ValueError(f"a feed connector named {name!r} is already registered")
         REGISTRY[name] = cls
         return cls
+
     return decorate

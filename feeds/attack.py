@@ -17,8 +17,20 @@ from feeds import register
 from feeds.stix_bundle import StixBundle
 from hub import services, store
 
-ATTACK_TYPES = frozenset({"intrusion-set", "campaign", "malware", "tool", "attack-pattern", "relationship",
-                          "identity", "marking-definition", "course-of-action", "x-mitre-tactic"})
+ATTACK_TYPES = frozenset(
+    {
+        "intrusion-set",
+        "campaign",
+        "malware",
+        "tool",
+        "attack-pattern",
+        "relationship",
+        "identity",
+        "marking-definition",
+        "course-of-action",
+        "x-mitre-tactic",
+    }
+)
 
 
 @register("attack")
@@ -57,16 +69,28 @@ def actors(hub: services.Hub, partner: str, root: str) -> list[Actor]:
         snap = hub.snapshot(session)
         partner_pk = snap.by_slug[partner]
         for collection in snap.collections_of(root):
-            query = store.VersionQuery(collection_pk=collection.pk, read=snap.read_filter(partner_pk, collection),
-                                       originator_pk=partner_pk, types=("intrusion-set",), limit=100_000)
+            query = store.VersionQuery(
+                collection_pk=collection.pk,
+                read=snap.read_filter(partner_pk, collection),
+                originator_pk=partner_pk,
+                types=("intrusion-set",),
+                limit=100_000,
+            )
             rows, _ = store.page(session, query, ("raw",))
             for row in rows:
                 obj = orjson.loads(row.raw)
                 if obj["id"] in out:
                     continue
-                ext = next((r.get("external_id", "") for r in obj.get("external_references") or []
-                            if r.get("source_name") == "mitre-attack"), "")
+                ext = next(
+                    (
+                        r.get("external_id", "")
+                        for r in obj.get("external_references") or []
+                        if r.get("source_name") == "mitre-attack"
+                    ),
+                    "",
+                )
                 aliases = tuple(a for a in obj.get("aliases") or [] if a != obj.get("name"))
-                out[obj["id"]] = Actor(obj.get("name", ""), aliases, obj["id"], ext, collection.alias,
-                                       bool(obj.get("revoked")))
+                out[obj["id"]] = Actor(
+                    obj.get("name", ""), aliases, obj["id"], ext, collection.alias, bool(obj.get("revoked"))
+                )
     return sorted(out.values(), key=lambda a: (a.revoked, a.name.lower()))

@@ -237,8 +237,9 @@ class Connector:
     # bool and None), so validating their orjson form elsewhere gives the same verdict.
     json_items = False
 
-    def __init__(self, hub: services.Hub, target: Target, *, tlp: TLP | None = None, strict: bool = False,
-                 source_label: str = "") -> None:
+    def __init__(
+        self, hub: services.Hub, target: Target, *, tlp: TLP | None = None, strict: bool = False, source_label: str = ""
+    ) -> None:
         self.hub, self.target, self.tlp, self.strict = hub, target, tlp, strict
         self.source_label = source_label
         self.outcome = Outcome()
@@ -309,8 +310,9 @@ class Connector:
     def _ingest(self, items: list[Item], chunk: _Chunk | None = None) -> None:
         chunk = chunk or _Chunk(items, [apply_tlp(i.obj, self.tlp) for i in items])
         objects = chunk.objects
-        result = services.ingest_envelope(self.hub, self.target.partner_pk, self.target.collection.uuid, objects,
-                                          checked=chunk.checked())
+        result = services.ingest_envelope(
+            self.hub, self.target.partner_pk, self.target.collection.uuid, objects, checked=chunk.checked()
+        )
         unchanged = {(key["id"], key["version"]) for key in result.unchanged}
         by_key = {(o["id"], stix.object_version(o)): (o, item) for o, item in zip(objects, items, strict=True)}
         fresh = []
@@ -335,8 +337,10 @@ class Connector:
         events: list[dict] = []
         size = AUDIT_EVENT_LIMIT
         for obj, item in changed:
-            entry = {"changes": list(item.changes) or ["TLP marking added"],
-                     **_digest(item.original if item.original is not None else item.obj)}
+            entry = {
+                "changes": list(item.changes) or ["TLP marking added"],
+                **_digest(item.original if item.original is not None else item.obj),
+            }
             entry_size = len(orjson.dumps(entry))
             if size + entry_size > AUDIT_EVENT_LIMIT:
                 events.append({})
@@ -347,12 +351,28 @@ class Connector:
             return
         with self.hub.session() as session:
             for objects in events:
-                store.audit(session, self.target.partner_slug, "feed.import.originals", self.source_label[:200],
-                            {"connector": self.name, "collection": self.target.collection.uuid, "objects": objects})
+                store.audit(
+                    session,
+                    self.target.partner_slug,
+                    "feed.import.originals",
+                    self.source_label[:200],
+                    {"connector": self.name, "collection": self.target.collection.uuid, "objects": objects},
+                )
 
     def _audit_run(self) -> None:
         o = self.outcome
         with self.hub.session() as session:
-            store.audit(session, self.target.partner_slug, "feed.import", self.source_label[:200], {
-                "connector": self.name, "collection": self.target.collection.uuid, "accepted": o.accepted,
-                "unchanged": o.unchanged, "refused": dict(o.refused), "mapped": dict(o.mapped)})
+            store.audit(
+                session,
+                self.target.partner_slug,
+                "feed.import",
+                self.source_label[:200],
+                {
+                    "connector": self.name,
+                    "collection": self.target.collection.uuid,
+                    "accepted": o.accepted,
+                    "unchanged": o.unchanged,
+                    "refused": dict(o.refused),
+                    "mapped": dict(o.mapped),
+                },
+            )

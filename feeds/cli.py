@@ -18,8 +18,14 @@ from hub.errors import HubError
 from hub.policy import TLP
 
 REFUSALS_SHOWN = 20
-TLP_NAMES = {"CLEAR": TLP.CLEAR, "WHITE": TLP.CLEAR, "GREEN": TLP.GREEN, "AMBER": TLP.AMBER,
-             "AMBER+STRICT": TLP.AMBER_STRICT, "RED": TLP.RED}
+TLP_NAMES = {
+    "CLEAR": TLP.CLEAR,
+    "WHITE": TLP.CLEAR,
+    "GREEN": TLP.GREEN,
+    "AMBER": TLP.AMBER,
+    "AMBER+STRICT": TLP.AMBER_STRICT,
+    "RED": TLP.RED,
+}
 
 
 @click.group()
@@ -33,8 +39,11 @@ def feeds() -> None:
 @click.option("--partner", help="Import on behalf of this partner (slug; 'hub' for the hub itself).")
 @click.option("--collection", help="Target collection: alias or id.")
 @click.option("--root", default="dprk", show_default=True, help="API root of the collection.")
-@click.option("--tlp", type=click.Choice(sorted(TLP_NAMES), case_sensitive=False),
-              help="TLP to apply to objects that carry none (default: the collection's default TLP).")
+@click.option(
+    "--tlp",
+    type=click.Choice(sorted(TLP_NAMES), case_sensitive=False),
+    help="TLP to apply to objects that carry none (default: the collection's default TLP).",
+)
 @click.option("--strict", is_flag=True, help="Refuse known deviations instead of mapping them.")
 @click.option("--actor", help="csv/text/ecs: link every indicator to this intrusion set (name or alias).")
 @click.option("--value-column", help="csv: the column holding the values.")
@@ -47,10 +56,26 @@ def feeds() -> None:
 @click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="taxii: client certificate (PEM).")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False), help="taxii: client certificate key (PEM).")
 @click.pass_context
-def import_(ctx: click.Context, kind: str, source: str, partner: str | None, collection: str | None, root: str,
-            tlp: str | None, strict: bool, actor: str | None, value_column: str | None, type_column: str | None,
-            notes_column: str | None, source_name: str | None, user: str | None, password_env: str | None,
-            token_env: str | None, cert: str | None, key: str | None) -> None:
+def import_(
+    ctx: click.Context,
+    kind: str,
+    source: str,
+    partner: str | None,
+    collection: str | None,
+    root: str,
+    tlp: str | None,
+    strict: bool,
+    actor: str | None,
+    value_column: str | None,
+    type_column: str | None,
+    notes_column: str | None,
+    source_name: str | None,
+    user: str | None,
+    password_env: str | None,
+    token_env: str | None,
+    cert: str | None,
+    key: str | None,
+) -> None:
     """Import SOURCE (a file or URL; for misp also a feed directory) with the KIND connector; print a summary."""
     cls: Any = REGISTRY[kind]
     partner = partner or getattr(cls, "default_partner", None)
@@ -59,26 +84,33 @@ def import_(ctx: click.Context, kind: str, source: str, partner: str | None, col
         raise click.ClickException(f"{kind}: give --partner and --collection")
     extra: dict[str, Any] = {}
     if kind in ("csv", "text", "ecs"):
-        extra = {"actor": actor, "value_column": value_column, "type_column": type_column,
-                 "notes_column": notes_column}
+        extra = {"actor": actor, "value_column": value_column, "type_column": type_column, "notes_column": notes_column}
     elif actor or value_column or type_column or notes_column:
         raise click.ClickException("--actor and the column options apply to csv, text and ecs imports only")
     if kind == "taxii":
-        extra = {"settings": {"user": user, "password_env": password_env, "token_env": token_env, "cert": cert,
-                              "key": key}}
+        extra = {
+            "settings": {"user": user, "password_env": password_env, "token_env": token_env, "cert": cert, "key": key}
+        }
     elif user or password_env or token_env or cert or key:
         raise click.ClickException("the credential options apply to taxii imports only")
     try:
         hub = _hub(ctx)
         target = resolve_target(hub, partner, collection, root)
-        connector = cls(hub, target, tlp=TLP_NAMES[tlp.upper()] if tlp else None, strict=strict,
-                        source_label=source_name or "", **extra)
+        connector = cls(
+            hub,
+            target,
+            tlp=TLP_NAMES[tlp.upper()] if tlp else None,
+            strict=strict,
+            source_label=source_name or "",
+            **extra,
+        )
         if kind == "taxii":
             outcome = connector.sync(source, lambda n: click.echo(f"page: {n} objects", err=True))
         else:
             ready = connector.load(source)
-            with click.progressbar(range(len(ready)), label=f"{kind} -> {target.collection.alias}",
-                                   show_pos=True, file=sys.stderr) as bar:
+            with click.progressbar(
+                range(len(ready)), label=f"{kind} -> {target.collection.alias}", show_pos=True, file=sys.stderr
+            ) as bar:
                 outcome = connector.ingest(ready, bar.update)
     except HubError as exc:
         raise click.ClickException(exc.message) from None

@@ -41,8 +41,19 @@ from hub.policy import TLP
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 PAGE = 1000
-CSV_COLUMNS = ("id", "observable_type", "value", "name", "tlp", "valid_from", "valid_until", "modified",
-               "confidence", "status", "pattern")
+CSV_COLUMNS = (
+    "id",
+    "observable_type",
+    "value",
+    "name",
+    "tlp",
+    "valid_from",
+    "valid_until",
+    "modified",
+    "confidence",
+    "status",
+    "pattern",
+)
 CHALLENGE = 'Basic realm="cti-hub", Bearer realm="cti-hub"'
 
 
@@ -62,14 +73,19 @@ def _plain(status: int, message: str, headers: dict[str, str] | None = None) -> 
 def _authenticate(hub: services.Hub) -> auth.Principal | Response:
     try:
         with hub.session(write=False) as session:
-            found = auth.authenticate(hub, session, request.headers.get("Authorization", ""),
-                                      request.remote_addr or "",  # the key's one budget, shared with TAXII:
-                                      functools.partial(ratelimit.check, current_app))
+            found = auth.authenticate(
+                hub,
+                session,
+                request.headers.get("Authorization", ""),
+                request.remote_addr or "",  # the key's one budget, shared with TAXII:
+                functools.partial(ratelimit.check, current_app),
+            )
     except TooManyRequests as exc:
         return _plain(429, exc.message, dict(exc.headers or {}))
     if not isinstance(found, auth.Principal):
-        return _plain(401, "authentication required: HTTP Basic (API key as password) or Bearer",
-                      {"WWW-Authenticate": CHALLENGE})
+        return _plain(
+            401, "authentication required: HTTP Basic (API key as password) or Bearer", {"WWW-Authenticate": CHALLENGE}
+        )
     return found
 
 
@@ -99,11 +115,21 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
         state = session.get(m.HubState, 1)
         assert state is not None
         upto = state.clock_us
-        query = store.VersionQuery(collection_pk=collection.pk, read=snap.read_filter(principal.partner_pk, collection),
-                                   originator_pk=principal.partner_pk, after=since,
-                                   types=() if fmt == "stix" else ("indicator",), limit=PAGE)
-        context: dict[str, Any] = {"feed": snap.hub_name, "collection": collection, "withdrawn": include == "withdrawn",
-                   "providers": {pk: row.slug for pk, row in snap.partner_rows.items()}, "removed": []}
+        query = store.VersionQuery(
+            collection_pk=collection.pk,
+            read=snap.read_filter(principal.partner_pk, collection),
+            originator_pk=principal.partner_pk,
+            after=since,
+            types=() if fmt == "stix" else ("indicator",),
+            limit=PAGE,
+        )
+        context: dict[str, Any] = {
+            "feed": snap.hub_name,
+            "collection": collection,
+            "withdrawn": include == "withdrawn",
+            "providers": {pk: row.slug for pk, row in snap.partner_rows.items()},
+            "removed": [],
+        }
         span = store.view_range(session, query, upto)
     ledger.record_feed(hub, principal, snap, collection, query, fmt, span, include)
     if include == "withdrawn":
@@ -118,8 +144,7 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
     return Response(body, mimetype=FORMATS[fmt], headers={"X-Feed-Cursor": cursor, "Cache-Control": "no-store"})
 
 
-def _readable(snap: store.Snapshot, partner_pk: int, api_root: str, collection_id: str
-              ) -> store.CollectionInfo | None:
+def _readable(snap: store.Snapshot, partner_pk: int, api_root: str, collection_id: str) -> store.CollectionInfo | None:
     found = snap.find_collection(api_root, collection_id)
     if found is None or not snap.world.granted(found.rules.readers, snap.partners[partner_pk]):
         return None
@@ -190,14 +215,16 @@ def _removed(context: dict, fmt: str, seen: set[str]) -> Iterator[str]:
             continue
         if w.object_type != "indicator":
             continue
-        line = _flat_line(fmt, {**orjson.loads(w.summary), "id": w.stix_id}, w.tlp, True, w.originator_id,
-                          context, seen)
+        line = _flat_line(
+            fmt, {**orjson.loads(w.summary), "id": w.stix_id}, w.tlp, True, w.originator_id, context, seen
+        )
         if line is not None:
             yield line
 
 
-def _flat_line(fmt: str, obj: dict, tlp: int, gone: bool, originator_pk: int, context: dict, seen: set[str]
-               ) -> str | None:
+def _flat_line(
+    fmt: str, obj: dict, tlp: int, gone: bool, originator_pk: int, context: dict, seen: set[str]
+) -> str | None:
     """One indicator as a blocklist value, CSV row or ECS document; None for a value of another kind or listed."""
     found = observable(obj)
     if fmt == "csv":
@@ -216,21 +243,42 @@ def _flat_line(fmt: str, obj: dict, tlp: int, gone: bool, originator_pk: int, co
 def withdrawal_object(w: Any) -> dict:
     """The STIX bundle entry telling a partner that an object left its view: drop ``object_ref``."""
     at = stix.format_timestamp(w.at_us)
-    return {"type": "x-cti-hub-withdrawal", "spec_version": "2.1",
-            "id": f"x-cti-hub-withdrawal--{uuid.uuid5(services.NAMESPACE, f'withdrawal|{w.id}')}",
-            "created": at, "modified": at, "object_ref": w.stix_id, "object_type": w.object_type,
-            "reason": w.reason, "withdrawn": True}
+    return {
+        "type": "x-cti-hub-withdrawal",
+        "spec_version": "2.1",
+        "id": f"x-cti-hub-withdrawal--{uuid.uuid5(services.NAMESPACE, f'withdrawal|{w.id}')}",
+        "created": at,
+        "modified": at,
+        "object_ref": w.stix_id,
+        "object_type": w.object_type,
+        "reason": w.reason,
+        "withdrawn": True,
+    }
 
 
 def _bundle_id(collection: store.CollectionInfo, since: int | None, span: tuple, last: int) -> str:
     """The same id for the same view: the collection, the window and what the partner's view holds in it."""
     return str(uuid.uuid5(services.NAMESPACE, f"feed|{collection.uuid}|{since}|{span[0]}|{span[2]}|{last}"))
+
+
 def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool) -> str:
     out = io.StringIO()
-    csv.writer(out).writerow(csv_cell(cell) for cell in [
-        obj["id"], found[0] if found else "", found[1] if found else "", obj.get("name", ""),
-        TLP(tlp).label, obj.get("valid_from", ""), obj.get("valid_until", ""), obj.get("modified", ""),
-        obj.get("confidence", ""), "withdrawn" if gone else "active", obj.get("pattern", "")])
+    csv.writer(out).writerow(
+        csv_cell(cell)
+        for cell in [
+            obj["id"],
+            found[0] if found else "",
+            found[1] if found else "",
+            obj.get("name", ""),
+            TLP(tlp).label,
+            obj.get("valid_from", ""),
+            obj.get("valid_until", ""),
+            obj.get("modified", ""),
+            obj.get("confidence", ""),
+            "withdrawn" if gone else "active",
+            obj.get("pattern", ""),
+        ]
+    )
     return out.getvalue()
 
 
@@ -242,12 +290,17 @@ def _confidence(value: Any) -> str:
     return "Low" if value < 30 else "Medium" if value < 70 else "High"
 
 
-def ecs_document(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool, context: dict,
-                 originator_pk: int) -> dict:
+def ecs_document(
+    obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool, context: dict, originator_pk: int
+) -> dict:
     """One ECS ``threat.indicator`` document for an indicator (see the ECS threat field set)."""
     indicator: dict[str, Any] = {
-        "id": [obj["id"]], "name": obj.get("name", ""), "confidence": _confidence(obj.get("confidence")),
-        "first_seen": obj.get("valid_from"), "last_seen": obj.get("modified"), "modified_at": obj.get("modified"),
+        "id": [obj["id"]],
+        "name": obj.get("name", ""),
+        "confidence": _confidence(obj.get("confidence")),
+        "first_seen": obj.get("valid_from"),
+        "last_seen": obj.get("modified"),
+        "modified_at": obj.get("modified"),
         "marking": {"tlp": TLP(tlp).name.replace("_", "+"), "tlp_version": "2.0"},
         "provider": context["providers"].get(originator_pk, ""),
     }

@@ -40,21 +40,94 @@ _BTC = re.compile(r"^(?:bc1[02-9ac-hj-np-z]{11,71}|[13][1-9A-HJ-NP-Za-km-z]{25,3
 _ETH = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _HASHES = {32: "MD5", 40: "SHA-1", 64: "SHA-256"}
 # File names look like domains; these suffixes are not top-level domains (zip and mov are, so they stay).
-FILE_SUFFIXES = frozenset({"exe", "dll", "bat", "cmd", "ps1", "vbs", "vbe", "lnk", "hta", "doc", "docx", "docm",
-                           "xls", "xlsx", "xlsm", "pdf", "tmp", "dat", "bin", "sys", "scr", "msi", "jar", "py", "sh",
-                           "txt", "log", "ini", "cfg", "json", "xml", "js", "jse", "wsf", "iso", "img", "rar", "7z",
-                           "elf", "dylib", "so", "plist", "dmg", "pkg", "apk", "chm", "rtf", "hwp"})
+FILE_SUFFIXES = frozenset(
+    {
+        "exe",
+        "dll",
+        "bat",
+        "cmd",
+        "ps1",
+        "vbs",
+        "vbe",
+        "lnk",
+        "hta",
+        "doc",
+        "docx",
+        "docm",
+        "xls",
+        "xlsx",
+        "xlsm",
+        "pdf",
+        "tmp",
+        "dat",
+        "bin",
+        "sys",
+        "scr",
+        "msi",
+        "jar",
+        "py",
+        "sh",
+        "txt",
+        "log",
+        "ini",
+        "cfg",
+        "json",
+        "xml",
+        "js",
+        "jse",
+        "wsf",
+        "iso",
+        "img",
+        "rar",
+        "7z",
+        "elf",
+        "dylib",
+        "so",
+        "plist",
+        "dmg",
+        "pkg",
+        "apk",
+        "chm",
+        "rtf",
+        "hwp",
+    }
+)
 # Type column words -> observable kind.
 TYPE_WORDS = {
-    "ip": "ipv4-addr", "ipv4": "ipv4-addr", "ip-dst": "ipv4-addr", "ip-src": "ipv4-addr", "ipv4-addr": "ipv4-addr",
-    "ipv6": "ipv6-addr", "ipv6-addr": "ipv6-addr",
-    "domain": "domain-name", "hostname": "domain-name", "fqdn": "domain-name", "host": "domain-name",
-    "domain-name": "domain-name", "url": "url", "uri": "url", "link": "url",
-    "email": "email-addr", "email-addr": "email-addr", "email-src": "email-addr", "e-mail": "email-addr",
-    "md5": "MD5", "sha1": "SHA-1", "sha-1": "SHA-1", "sha256": "SHA-256", "sha-256": "SHA-256",
-    "hash": "hash", "filehash": "hash", "file-hash": "hash",
-    "wallet": "wallet", "btc": "wallet", "bitcoin": "wallet", "eth": "wallet", "cryptocurrency-wallet": "wallet",
-    "crypto-wallet": "wallet", "btc-address": "wallet",
+    "ip": "ipv4-addr",
+    "ipv4": "ipv4-addr",
+    "ip-dst": "ipv4-addr",
+    "ip-src": "ipv4-addr",
+    "ipv4-addr": "ipv4-addr",
+    "ipv6": "ipv6-addr",
+    "ipv6-addr": "ipv6-addr",
+    "domain": "domain-name",
+    "hostname": "domain-name",
+    "fqdn": "domain-name",
+    "host": "domain-name",
+    "domain-name": "domain-name",
+    "url": "url",
+    "uri": "url",
+    "link": "url",
+    "email": "email-addr",
+    "email-addr": "email-addr",
+    "email-src": "email-addr",
+    "e-mail": "email-addr",
+    "md5": "MD5",
+    "sha1": "SHA-1",
+    "sha-1": "SHA-1",
+    "sha256": "SHA-256",
+    "sha-256": "SHA-256",
+    "hash": "hash",
+    "filehash": "hash",
+    "file-hash": "hash",
+    "wallet": "wallet",
+    "btc": "wallet",
+    "bitcoin": "wallet",
+    "eth": "wallet",
+    "cryptocurrency-wallet": "wallet",
+    "crypto-wallet": "wallet",
+    "btc-address": "wallet",
 }
 
 
@@ -63,8 +136,16 @@ def refang(value: str) -> str:
     out = value.strip().strip("\"'")
     out = re.sub(r"^hxxp", "http", out, flags=re.IGNORECASE)
     out = re.sub(r"^fxp", "ftp", out, flags=re.IGNORECASE)
-    for old, new in (("[.]", "."), ("(.)", "."), ("{.}", "."), ("[dot]", "."), ("[:]", ":"), ("[://]", "://"),
-                     ("[@]", "@"), ("[at]", "@")):
+    for old, new in (
+        ("[.]", "."),
+        ("(.)", "."),
+        ("{.}", "."),
+        ("[dot]", "."),
+        ("[:]", ":"),
+        ("[://]", "://"),
+        ("[@]", "@"),
+        ("[at]", "@"),
+    ):
         out = out.replace(old, new)
     return out
 
@@ -117,9 +198,20 @@ def pattern_for(kind: str, value: str) -> str:
     return f"[{kind}:value = {literal}]"
 
 
-LABELS = {"x509:SHA-256": "certificate SHA-256", "x509:SHA-1": "certificate SHA-1", "x509:MD5": "certificate MD5",
-          "MD5": "file MD5", "SHA-1": "file SHA-1", "SHA-256": "file SHA-256", "wallet": "crypto wallet",
-          "ipv4-addr": "IP", "ipv6-addr": "IPv6", "domain-name": "domain", "url": "URL", "email-addr": "e-mail"}
+LABELS = {
+    "x509:SHA-256": "certificate SHA-256",
+    "x509:SHA-1": "certificate SHA-1",
+    "x509:MD5": "certificate MD5",
+    "MD5": "file MD5",
+    "SHA-1": "file SHA-1",
+    "SHA-256": "file SHA-256",
+    "wallet": "crypto wallet",
+    "ipv4-addr": "IP",
+    "ipv6-addr": "IPv6",
+    "domain-name": "domain",
+    "url": "URL",
+    "email-addr": "e-mail",
+}
 
 
 @register("csv")
@@ -129,8 +221,15 @@ class IocList(Connector):
     name = "csv"
     text_mode = False
 
-    def __init__(self, *args: object, actor: str | None = None, value_column: str | None = None,
-                 type_column: str | None = None, notes_column: str | None = None, **kwargs: object) -> None:
+    def __init__(
+        self,
+        *args: object,
+        actor: str | None = None,
+        value_column: str | None = None,
+        type_column: str | None = None,
+        notes_column: str | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.actor = actor
         self.columns = (value_column, type_column, notes_column)
@@ -166,27 +265,34 @@ class IocList(Connector):
         for line_no, value, hint, note in rows:
             found = classify(value, hint)
             if found is None:
-                yield Refusal(f"line {line_no}", f"not a recognised IOC{f' of type {hint}' if hint else ''}: "
-                                                 f"{value[:80]!r}")
+                yield Refusal(
+                    f"line {line_no}", f"not a recognised IOC{f' of type {hint}' if hint else ''}: {value[:80]!r}"
+                )
                 continue
             yield found[0], found[1], note, {}
 
     # -- reading
 
     def _csv_rows(self, text: str) -> Iterable[tuple[int, str, str, str]]:
-        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)
-                 if line.strip() and not line.lstrip().startswith(("#", "//"))]
+        lines = [
+            (n, line)
+            for n, line in enumerate(text.splitlines(), 1)
+            if line.strip() and not line.lstrip().startswith(("#", "//"))
+        ]
         if not lines:
             return
         reader = csv.reader([line for _, line in lines])
         header = [h.strip().lower() for h in next(reader)]
-        value_i, type_i, note_i = (self._column(header, wanted, names, required)
-                                   for wanted, names, required in zip(self.columns, (VALUE_COLUMNS, TYPE_COLUMNS,
-                                                                                     NOTE_COLUMNS),
-                                                                      (True, False, False), strict=True))
+        value_i, type_i, note_i = (
+            self._column(header, wanted, names, required)
+            for wanted, names, required in zip(
+                self.columns, (VALUE_COLUMNS, TYPE_COLUMNS, NOTE_COLUMNS), (True, False, False), strict=True
+            )
+        )
         for (line_no, _), row in zip(lines[1:], reader, strict=True):
-            value, hint, note = (row[i].strip() if i is not None and i < len(row) else ""
-                                 for i in (value_i, type_i, note_i))
+            value, hint, note = (
+                row[i].strip() if i is not None and i < len(row) else "" for i in (value_i, type_i, note_i)
+            )
             if value:
                 yield line_no, value, hint, note
 
@@ -198,8 +304,9 @@ class IocList(Connector):
             return header.index(wanted.strip().lower())
         found = next((header.index(n) for n in names if n in header), None)
         if found is None and required:
-            raise FeedError(f"no value column in the header {header}: name one of {', '.join(VALUE_COLUMNS)} "
-                            "or give --value-column")
+            raise FeedError(
+                f"no value column in the header {header}: name one of {', '.join(VALUE_COLUMNS)} or give --value-column"
+            )
         return found
 
     def _text_rows(self, text: str) -> Iterable[tuple[int, str, str, str]]:
@@ -218,21 +325,37 @@ class IocList(Connector):
 
     def _indicator(self, kind: str, value: str, note: str) -> dict:
         ident = uuid.uuid5(NAMESPACE, f"{self.source_label}|{kind}|{value}")
-        obj = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{ident}",
-               "created_by_ref": self.target.identity_id, "created": self.now, "modified": self.now,
-               "name": f"{LABELS[kind]} {value}" if not note else f"{note}: {value}"[:250],
-               "indicator_types": ["malicious-activity"], "pattern": pattern_for(kind, value),
-               "pattern_type": "stix", "valid_from": self.now,
-               "external_references": [{"source_name": "feed", "description": self.source_label}]}
+        obj = {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": f"indicator--{ident}",
+            "created_by_ref": self.target.identity_id,
+            "created": self.now,
+            "modified": self.now,
+            "name": f"{LABELS[kind]} {value}" if not note else f"{note}: {value}"[:250],
+            "indicator_types": ["malicious-activity"],
+            "pattern": pattern_for(kind, value),
+            "pattern_type": "stix",
+            "valid_from": self.now,
+            "external_references": [{"source_name": "feed", "description": self.source_label}],
+        }
         if note:
             obj["description"] = note
         return obj
 
     def _relationship(self, indicator: dict, actor: dict) -> dict:
         ident = uuid.uuid5(NAMESPACE, f"{indicator['id']}|indicates|{actor['id']}")
-        return {"type": "relationship", "spec_version": "2.1", "id": f"relationship--{ident}",
-                "created_by_ref": self.target.identity_id, "created": self.now, "modified": self.now,
-                "relationship_type": "indicates", "source_ref": indicator["id"], "target_ref": actor["id"]}
+        return {
+            "type": "relationship",
+            "spec_version": "2.1",
+            "id": f"relationship--{ident}",
+            "created_by_ref": self.target.identity_id,
+            "created": self.now,
+            "modified": self.now,
+            "relationship_type": "indicates",
+            "source_ref": indicator["id"],
+            "target_ref": actor["id"],
+        }
 
     def _actor(self) -> tuple[dict, bool]:
         """The named intrusion set, and whether this import creates it."""
@@ -241,9 +364,15 @@ class IocList(Connector):
         if found is not None:
             return found, False
         ident = uuid.uuid5(NAMESPACE, f"intrusion-set|{self.actor.strip().lower()}")
-        obj = {"type": "intrusion-set", "spec_version": "2.1", "id": f"intrusion-set--{ident}",
-               "created_by_ref": self.target.identity_id, "created": self.now, "modified": self.now,
-               "name": self.actor.strip()}
+        obj = {
+            "type": "intrusion-set",
+            "spec_version": "2.1",
+            "id": f"intrusion-set--{ident}",
+            "created_by_ref": self.target.identity_id,
+            "created": self.now,
+            "modified": self.now,
+            "name": self.actor.strip(),
+        }
         return self._stored([obj["id"]]).get(obj["id"], obj), True
 
     def _stored(self, ids: list[str]) -> dict[str, dict]:
@@ -271,8 +400,13 @@ def find_intrusion_set(hub: services.Hub, partner_pk: int, root: str, name: str)
     with hub.session(write=False) as session:
         snap = hub.snapshot(session)
         for collection in snap.collections_of(root):
-            query = store.VersionQuery(collection_pk=collection.pk, read=snap.read_filter(partner_pk, collection),
-                                       originator_pk=partner_pk, types=("intrusion-set",), limit=10_000)
+            query = store.VersionQuery(
+                collection_pk=collection.pk,
+                read=snap.read_filter(partner_pk, collection),
+                originator_pk=partner_pk,
+                types=("intrusion-set",),
+                limit=10_000,
+            )
             rows, _ = store.page(session, query, ("raw",))
             for row in rows:
                 obj = orjson.loads(row.raw)
@@ -282,8 +416,14 @@ def find_intrusion_set(hub: services.Hub, partner_pk: int, root: str, name: str)
     return None
 
 
-ECS_TLP = {"white": TLP.CLEAR, "clear": TLP.CLEAR, "green": TLP.GREEN, "amber": TLP.AMBER,
-           "amber+strict": TLP.AMBER_STRICT, "red": TLP.RED}
+ECS_TLP = {
+    "white": TLP.CLEAR,
+    "clear": TLP.CLEAR,
+    "green": TLP.GREEN,
+    "amber": TLP.AMBER,
+    "amber+strict": TLP.AMBER_STRICT,
+    "red": TLP.RED,
+}
 
 
 @register("ecs")
@@ -305,8 +445,9 @@ class EcsList(IocList):
                 continue
             found = ecs_observable(indicator)
             if found is None:
-                yield Refusal(f"line {line_no}", f"no supported observable in threat.indicator "
-                                                 f"(type {indicator.get('type')!r})")
+                yield Refusal(
+                    f"line {line_no}", f"no supported observable in threat.indicator (type {indicator.get('type')!r})"
+                )
                 continue
             extra: dict = {}
             tlp = ECS_TLP.get(str((indicator.get("marking") or {}).get("tlp", "")).lower())
@@ -314,8 +455,10 @@ class EcsList(IocList):
                 extra["object_marking_refs"] = [stix.TLP2_MARKINGS[tlp]["id"]]
             refs = [r for r in _as_list(indicator.get("reference")) if isinstance(r, str)]
             if refs:
-                extra["external_references"] = [{"source_name": "feed", "description": self.source_label},
-                                                 *({"source_name": "reference", "url": r} for r in refs)]
+                extra["external_references"] = [
+                    {"source_name": "feed", "description": self.source_label},
+                    *({"source_name": "reference", "url": r} for r in refs),
+                ]
             if isinstance(indicator.get("description"), str):
                 extra["description"] = indicator["description"]
             yield found[0], found[1], "", extra

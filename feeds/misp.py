@@ -44,17 +44,27 @@ from hub import services, stix
 from hub.policy import TLP
 
 NAMESPACE = uuid.uuid5(services.NAMESPACE, "feeds.misp")
-TAG_TLP = {"tlp:clear": TLP.CLEAR, "tlp:white": TLP.CLEAR, "tlp:green": TLP.GREEN, "tlp:amber": TLP.AMBER,
-           "tlp:amber+strict": TLP.AMBER_STRICT, "tlp:red": TLP.RED}
+TAG_TLP = {
+    "tlp:clear": TLP.CLEAR,
+    "tlp:white": TLP.CLEAR,
+    "tlp:green": TLP.GREEN,
+    "tlp:amber": TLP.AMBER,
+    "tlp:amber+strict": TLP.AMBER_STRICT,
+    "tlp:red": TLP.RED,
+}
 DISTRIBUTION_TLP = {0: TLP.AMBER_STRICT, 1: TLP.AMBER, 2: TLP.GREEN, 3: TLP.GREEN, 4: TLP.AMBER}
 WALLET_TYPES = frozenset({"btc", "xmr", "dash"})
 ACTOR_TYPES = frozenset({"threat-actor", "intrusion-set"})
-_ACTOR_TAG = re.compile(r'^misp-galaxy:(?:threat-actor|mitre-intrusion-set|mitre-enterprise-attack-intrusion-set)='
-                        r'"(?P<name>[^"]+)"$', re.IGNORECASE)
+_ACTOR_TAG = re.compile(
+    r"^misp-galaxy:(?:threat-actor|mitre-intrusion-set|mitre-enterprise-attack-intrusion-set)="
+    r'"(?P<name>[^"]+)"$',
+    re.IGNORECASE,
+)
 _ATTACK_SUFFIX = re.compile(r"\s+-\s+G\d{4}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
-NOT_MISP = ('not MISP data: expected an event ({"Event": {...}}), a list of events or a MISP feed manifest '
-            "(manifest.json)")
+NOT_MISP = (
+    'not MISP data: expected an event ({"Event": {...}}), a list of events or a MISP feed manifest (manifest.json)'
+)
 
 
 def parse_document(data: bytes) -> tuple[str, Any]:
@@ -184,18 +194,30 @@ class MispEvents(Connector):
             return obj
         value = str(obj.get("x_misp_value", ""))
         self.note(f"MISP {obj['x_misp_type']} attribute mapped to a cryptocurrency-wallet indicator")
-        keep = {k: v for k, v in obj.items() if k in ("created_by_ref", "created", "modified", "labels",
-                                                      "object_marking_refs", "description")}
-        return {"type": "indicator", "spec_version": "2.1", "id": "indicator--" + obj["id"].split("--", 1)[1],
-                **keep, "name": f"crypto wallet {value}", "indicator_types": ["malicious-activity"],
-                "pattern": pattern_for("wallet", value), "pattern_type": "stix", "valid_from": obj["created"]}
+        keep = {
+            k: v
+            for k, v in obj.items()
+            if k in ("created_by_ref", "created", "modified", "labels", "object_marking_refs", "description")
+        }
+        return {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": "indicator--" + obj["id"].split("--", 1)[1],
+            **keep,
+            "name": f"crypto wallet {value}",
+            "indicator_types": ["malicious-activity"],
+            "pattern": pattern_for("wallet", value),
+            "pattern_type": "stix",
+            "valid_from": obj["created"],
+        }
 
     def _canonical(self, names: Iterable[str]) -> dict | None:
         for name in names:
             wanted = name.strip().lower()
             if wanted not in self._actors:
-                self._actors[wanted] = find_intrusion_set(self.hub, self.target.partner_pk,
-                                                          self.target.collection.api_root, name)
+                self._actors[wanted] = find_intrusion_set(
+                    self.hub, self.target.partner_pk, self.target.collection.api_root, name
+                )
             if self._actors[wanted] is not None:
                 return self._actors[wanted]
         return None
@@ -226,10 +248,17 @@ class MispEvents(Connector):
 
     def _relationship(self, indicator: dict, target: str) -> dict:
         ident = uuid.uuid5(NAMESPACE, f"{indicator['id']}|indicates|{target}")
-        return {"type": "relationship", "spec_version": "2.1", "id": f"relationship--{ident}",
-                "created_by_ref": self.target.identity_id, "created": indicator["created"],
-                "modified": indicator["created"], "relationship_type": "indicates", "source_ref": indicator["id"],
-                "target_ref": target}
+        return {
+            "type": "relationship",
+            "spec_version": "2.1",
+            "id": f"relationship--{ident}",
+            "created_by_ref": self.target.identity_id,
+            "created": indicator["created"],
+            "modified": indicator["created"],
+            "relationship_type": "indicates",
+            "source_ref": indicator["id"],
+            "target_ref": target,
+        }
 
     # -- TLP
 
@@ -246,8 +275,10 @@ class MispEvents(Connector):
             return max(dists) if dists else None
 
         per_uuid: dict[str, TLP] = {}
-        sources = [*((a, a.get("Tag")) for a in _attributes(event)),
-                   *((o, None) for o in event.get("Object") or [] if isinstance(o, dict))]
+        sources = [
+            *((a, a.get("Tag")) for a in _attributes(event)),
+            *((o, None) for o in event.get("Object") or [] if isinstance(o, dict)),
+        ]
         for source, tags in sources:
             found = level(tags, source.get("distribution"))
             if found is not None and isinstance(source.get("uuid"), str):
@@ -259,8 +290,10 @@ class MispEvents(Connector):
         level = per_uuid.get(obj["id"].split("--", 1)[-1].lower(), event_level)
         if level is None or obj["type"] == "marking-definition" or _has_tlp(obj):
             return obj
-        return {**obj, "object_marking_refs": [*(obj.get("object_marking_refs") or []),
-                                               stix.TLP2_MARKINGS[level]["id"]]}
+        return {
+            **obj,
+            "object_marking_refs": [*(obj.get("object_marking_refs") or []), stix.TLP2_MARKINGS[level]["id"]],
+        }
 
 
 def _has_tlp(obj: dict) -> bool:

@@ -71,16 +71,22 @@ def take_lease(hub: services.Hub, name: str, holder: str, now_us: int, ttl_us: i
 def renew_lease(hub: services.Hub, name: str, holder: str, now_us: int, ttl_us: int) -> bool:
     """Push the expiry of a lease ``holder`` still holds; False when it no longer holds it."""
     with hub.session() as session:
-        result = session.execute(update(m.FeedLease).where(m.FeedLease.name == name, m.FeedLease.holder == holder)
-                                 .values(expires_us=now_us + ttl_us))
+        result = session.execute(
+            update(m.FeedLease)
+            .where(m.FeedLease.name == name, m.FeedLease.holder == holder)
+            .values(expires_us=now_us + ttl_us)
+        )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release_lease(hub: services.Hub, name: str, holder: str, next_run_us: int) -> None:
     """Give the lease back and record when the job is next due."""
     with hub.session() as session:
-        session.execute(update(m.FeedLease).where(m.FeedLease.name == name, m.FeedLease.holder == holder)
-                        .values(holder="", expires_us=0, next_run_us=next_run_us))
+        session.execute(
+            update(m.FeedLease)
+            .where(m.FeedLease.name == name, m.FeedLease.holder == holder)
+            .values(holder="", expires_us=0, next_run_us=next_run_us)
+        )
 
 
 # --------------------------------------------------------------------- the scheduler
@@ -89,8 +95,9 @@ def release_lease(hub: services.Hub, name: str, holder: str, next_run_us: int) -
 class Scheduler:
     """Sync every saved remote source each ``interval`` seconds, under the database lease."""
 
-    def __init__(self, hub: services.Hub, interval: float, *, holder: str | None = None,
-                 clock: Callable[[], int] = store.now_us) -> None:
+    def __init__(
+        self, hub: services.Hub, interval: float, *, holder: str | None = None, clock: Callable[[], int] = store.now_us
+    ) -> None:
         self.hub, self.interval, self.clock = hub, interval, clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()

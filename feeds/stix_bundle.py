@@ -24,21 +24,85 @@ from feeds.base import Connector, FeedError, Item, Refusal
 from hub import stix
 
 # 2.0 labels that became a *_types property in 2.1, per object type.
-TYPES_PROPERTY = {"indicator": "indicator_types", "malware": "malware_types", "tool": "tool_types",
-                  "threat-actor": "threat_actor_types", "report": "report_types"}
+TYPES_PROPERTY = {
+    "indicator": "indicator_types",
+    "malware": "malware_types",
+    "tool": "tool_types",
+    "threat-actor": "threat_actor_types",
+    "report": "report_types",
+}
 # The STIX 2.1 open vocabularies of those properties: only these labels move.
 VOCABULARIES = {
-    "indicator": {"anomalous-activity", "anonymization", "benign", "compromised", "malicious-activity",
-                  "attribution", "unknown"},
-    "malware": {"adware", "backdoor", "bot", "bootkit", "ddos", "downloader", "dropper", "exploit-kit",
-                "keylogger", "ransomware", "remote-access-trojan", "resource-exploitation", "rogue-security-software",
-                "rootkit", "screen-capture", "spyware", "trojan", "unknown", "virus", "webshell", "wiper", "worm"},
-    "tool": {"denial-of-service", "exploitation", "information-gathering", "network-capture",
-             "credential-exploitation", "remote-access", "vulnerability-scanning", "unknown"},
-    "threat-actor": {"activist", "competitor", "crime-syndicate", "criminal", "hacker", "insider-accidental",
-                     "insider-disgruntled", "nation-state", "sensationalist", "spy", "terrorist", "unknown"},
-    "report": {"attack-pattern", "campaign", "identity", "indicator", "intrusion-set", "malware",
-               "observed-data", "threat-actor", "threat-report", "tool", "vulnerability"},
+    "indicator": {
+        "anomalous-activity",
+        "anonymization",
+        "benign",
+        "compromised",
+        "malicious-activity",
+        "attribution",
+        "unknown",
+    },
+    "malware": {
+        "adware",
+        "backdoor",
+        "bot",
+        "bootkit",
+        "ddos",
+        "downloader",
+        "dropper",
+        "exploit-kit",
+        "keylogger",
+        "ransomware",
+        "remote-access-trojan",
+        "resource-exploitation",
+        "rogue-security-software",
+        "rootkit",
+        "screen-capture",
+        "spyware",
+        "trojan",
+        "unknown",
+        "virus",
+        "webshell",
+        "wiper",
+        "worm",
+    },
+    "tool": {
+        "denial-of-service",
+        "exploitation",
+        "information-gathering",
+        "network-capture",
+        "credential-exploitation",
+        "remote-access",
+        "vulnerability-scanning",
+        "unknown",
+    },
+    "threat-actor": {
+        "activist",
+        "competitor",
+        "crime-syndicate",
+        "criminal",
+        "hacker",
+        "insider-accidental",
+        "insider-disgruntled",
+        "nation-state",
+        "sensationalist",
+        "spy",
+        "terrorist",
+        "unknown",
+    },
+    "report": {
+        "attack-pattern",
+        "campaign",
+        "identity",
+        "indicator",
+        "intrusion-set",
+        "malware",
+        "observed-data",
+        "threat-actor",
+        "threat-report",
+        "tool",
+        "vulnerability",
+    },
 }
 # ATT&CK's 2.0 objects carry their type as the only label ("malware", "tool"): MITRE drops it in 2.1.
 REDUNDANT_LABELS = {"malware": {"malware"}, "tool": {"tool"}}
@@ -52,9 +116,9 @@ def parse_bundle(data: bytes) -> tuple[list[Any], str]:
     except orjson.JSONDecodeError as exc:
         raise FeedError(f"not JSON: {exc}") from None
     if isinstance(doc, list):
-        raise FeedError("the top level is a JSON array, not a STIX bundle ({\"type\": \"bundle\", \"objects\": [...]})")
+        raise FeedError('the top level is a JSON array, not a STIX bundle ({"type": "bundle", "objects": [...]})')
     if not isinstance(doc, dict) or doc.get("type") != "bundle":
-        raise FeedError("not a STIX bundle: the top-level object must have \"type\": \"bundle\"")
+        raise FeedError('not a STIX bundle: the top-level object must have "type": "bundle"')
     objects = doc.get("objects", [])
     if not isinstance(objects, list):
         raise FeedError("the bundle's 'objects' is not a list")
@@ -115,8 +179,11 @@ class StixBundle(Connector):
             if obj == stix.TLP1_MARKINGS[WHITE_ID]:
                 yield Item(obj)
             elif self.strict:
-                yield Refusal(key, "marking definition reuses the TLP:WHITE id under the name TLP:CLEAR "
-                                   "(not the standard object; lenient mode maps it)")
+                yield Refusal(
+                    key,
+                    "marking definition reuses the TLP:WHITE id under the name TLP:CLEAR "
+                    "(not the standard object; lenient mode maps it)",
+                )
             else:
                 self.note("TLP:CLEAR definition on the TLP:WHITE id dropped (references kept: WHITE = CLEAR)")
             return

@@ -35,8 +35,9 @@ class TaxiiSource(StixBundle):
 
     name = "taxii"
 
-    def __init__(self, hub: services.Hub, target: Target, *, settings: dict[str, Any] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, hub: services.Hub, target: Target, *, settings: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(hub, target, **kwargs)
         self.settings = {k: v for k, v in (settings or {}).items() if k in SETTING_KEYS and v not in (None, "")}
 
@@ -46,8 +47,9 @@ class TaxiiSource(StixBundle):
         auth = TokenAuth(_env(s["token_env"])) if "token_env" in s else None
         cert = (s["cert"], s["key"]) if "cert" in s and "key" in s else s.get("cert")
         try:
-            return Collection(url, user=s.get("user"), password=password, auth=auth, cert=cert,
-                              verify=s.get("verify", True))
+            return Collection(
+                url, user=s.get("user"), password=password, auth=auth, cert=cert, verify=s.get("verify", True)
+            )
         except ValueError as exc:
             raise FeedError(f"{url}: {exc}") from None
 
@@ -98,13 +100,22 @@ class TaxiiSource(StixBundle):
         with self.hub.session() as session:
             row = session.get(m.FeedSource, self.source_label)
             if row is None:
-                row = m.FeedSource(name=self.source_label, kind=self.name, url=url, settings="{}", cursor="",
-                                   last_summary="", partner_slug=self.target.partner_slug,
-                                   collection_uuid=self.target.collection.uuid)
+                row = m.FeedSource(
+                    name=self.source_label,
+                    kind=self.name,
+                    url=url,
+                    settings="{}",
+                    cursor="",
+                    last_summary="",
+                    partner_slug=self.target.partner_slug,
+                    collection_uuid=self.target.collection.uuid,
+                )
                 session.add(row)
             elif (row.partner_slug, row.collection_uuid) != (self.target.partner_slug, self.target.collection.uuid):
-                raise FeedError(f"source '{self.source_label}' already feeds collection {row.collection_uuid} as "
-                                f"{row.partner_slug}; give another --source-name")
+                raise FeedError(
+                    f"source '{self.source_label}' already feeds collection {row.collection_uuid} as "
+                    f"{row.partner_slug}; give another --source-name"
+                )
             row.url = url
             if self.settings:
                 row.settings = orjson.dumps(self.settings).decode()

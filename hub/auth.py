@@ -93,8 +93,7 @@ class _Hub(Protocol):
     def session(self) -> AbstractContextManager[Session]: ...
 
 
-def authenticate(hub: _Hub, read: Session, header: str, source: str,
-                 spend: Callable[[str], None]) -> Principal | None:
+def authenticate(hub: _Hub, read: Session, header: str, source: str, spend: Callable[[str], None]) -> Principal | None:
     """The one way every API request is authenticated: the caller's principal, or None for a 401.
 
     ``read`` is the request's read session. A client address that failed too often gets
@@ -132,8 +131,9 @@ def check_rate(session: Session, source: str, *, failure_limit: int, window_seco
     """Raise TooManyRequests when ``source`` failed too often in the current window."""
     failures, retry = store.login_failures(session, source, window_seconds * 1_000_000)
     if failures >= failure_limit:
-        raise TooManyRequests(f"too many failed logins from this address; retry in {retry} s",
-                              headers={"Retry-After": str(retry)})
+        raise TooManyRequests(
+            f"too many failed logins from this address; retry in {retry} s", headers={"Retry-After": str(retry)}
+        )
 
 
 def record_failure(session: Session, header: str, source: str, reason: str, *, window_seconds: int) -> None:

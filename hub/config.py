@@ -58,8 +58,11 @@ def load(file: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any
             raise ConfigError(f"cannot read settings file {path}: {exc}") from None
         settings.update(_layer(data, f"settings file {path}"))
     # HUB_CONFIG names the file itself; HUB_TEST_* belong to the test suite, not to the hub.
-    env = {k.removeprefix("HUB_").lower(): v for k, v in os.environ.items()
-           if k.startswith("HUB_") and k != "HUB_CONFIG" and not k.startswith("HUB_TEST_")}
+    env = {
+        k.removeprefix("HUB_").lower(): v
+        for k, v in os.environ.items()
+        if k.startswith("HUB_") and k != "HUB_CONFIG" and not k.startswith("HUB_TEST_")
+    }
     settings.update(_layer(env, "environment (HUB_*)"))
     settings.update(_layer(overrides or {}, "overrides"))
     if not settings["database_url"]:

@@ -37,8 +37,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _tune_sqlite(engine)
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20,
-                           connect_args={"prepare_threshold": PREPARE_THRESHOLD})
+    engine = create_engine(url, pool_size=10, max_overflow=20, connect_args={"prepare_threshold": PREPARE_THRESHOLD})
     _ping_when_idle(engine)
 
     @event.listens_for(engine, "connect")
@@ -139,8 +138,13 @@ def session_factory(engine: Engine, *, write: bool = False, relaxed: bool = Fals
     ``relaxed`` writes commit without waiting for the disk (records the hub can afford to lose on a
     power cut, such as delivery-ledger rows); acknowledged publications never use them.
     """
-    bind = engine.execution_options(hub_write=True, hub_relaxed=True) if relaxed else \
-        engine.execution_options(hub_write=True) if write else engine
+    bind = (
+        engine.execution_options(hub_write=True, hub_relaxed=True)
+        if relaxed
+        else engine.execution_options(hub_write=True)
+        if write
+        else engine
+    )
     return sessionmaker(bind, class_=HubSession, expire_on_commit=False)
 
 
@@ -153,8 +157,9 @@ def read_factory(engine: Engine) -> sessionmaker[Session]:
     delivery-ledger row, so that commit can checkpoint the write-ahead log instead of growing it.
     """
     if engine.dialect.name == "postgresql":
-        return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), class_=ReadSession,
-                            expire_on_commit=False)
+        return sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), class_=ReadSession, expire_on_commit=False
+        )
     return sessionmaker(engine.execution_options(hub_statement_reads=True), class_=ReadSession, expire_on_commit=False)
 
 

@@ -11,14 +11,24 @@ import re
 
 from hub import stix
 
-FORMATS = {"stix": "application/stix+json;version=2.1", "csv": "text/csv; charset=utf-8",
-           "ecs": "application/x-ndjson", "ip.txt": "text/plain; charset=utf-8",
-           "domain.txt": "text/plain; charset=utf-8", "url.txt": "text/plain; charset=utf-8",
-           "sha256.txt": "text/plain; charset=utf-8"}
-BLOCKLISTS = {"ip.txt": ("ipv4-addr", "ipv6-addr"), "domain.txt": ("domain-name",), "url.txt": ("url",),
-              "sha256.txt": ("file:SHA-256",)}
+FORMATS = {
+    "stix": "application/stix+json;version=2.1",
+    "csv": "text/csv; charset=utf-8",
+    "ecs": "application/x-ndjson",
+    "ip.txt": "text/plain; charset=utf-8",
+    "domain.txt": "text/plain; charset=utf-8",
+    "url.txt": "text/plain; charset=utf-8",
+    "sha256.txt": "text/plain; charset=utf-8",
+}
+BLOCKLISTS = {
+    "ip.txt": ("ipv4-addr", "ipv6-addr"),
+    "domain.txt": ("domain-name",),
+    "url.txt": ("url",),
+    "sha256.txt": ("file:SHA-256",),
+}
 _SIMPLE = re.compile(r"^\[\s*([a-z0-9-]+):([A-Za-z0-9_.'-]+)\s*=\s*'((?:[^'\\]|\\.)*)'\s*\]$")
 _HEX64 = re.compile(r"^[0-9A-Fa-f]{64}$")
+
 
 def listed(fmt: str, obj: dict, at_us: int, include: str = "") -> bool:
     """Tell whether a response in format ``fmt`` made at ``at_us`` lists this object version.

@@ -48,8 +48,15 @@ class _EmptyPolls:
 _empty: WeakKeyDictionary[Any, _EmptyPolls] = WeakKeyDictionary()
 
 
-def record_page(hub: Any, principal: Principal, snapshot: store.Snapshot, collection: store.CollectionInfo,
-                query: store.VersionQuery, endpoint: str, rows: list) -> None:
+def record_page(
+    hub: Any,
+    principal: Principal,
+    snapshot: store.Snapshot,
+    collection: store.CollectionInfo,
+    query: store.VersionQuery,
+    endpoint: str,
+    rows: list,
+) -> None:
     """Record one page just computed.
 
     A page that delivered objects is written at once (one short transaction that does not wait for
@@ -63,9 +70,16 @@ def record_page(hub: Any, principal: Principal, snapshot: store.Snapshot, collec
         ops.DELIVERED.labels(principal.slug).inc(len(rows))
 
 
-def record_feed(hub: Any, principal: Principal, snapshot: store.Snapshot, collection: store.CollectionInfo,
-                query: store.VersionQuery, fmt: str, span: tuple[int | None, int | None, int],
-                include: str = "") -> None:
+def record_feed(
+    hub: Any,
+    principal: Principal,
+    snapshot: store.Snapshot,
+    collection: store.CollectionInfo,
+    query: store.VersionQuery,
+    fmt: str,
+    span: tuple[int | None, int | None, int],
+    include: str = "",
+) -> None:
     """Record one feed response before its body streams: ``span`` is (first, last, count) of what it covers.
 
     The endpoint is the feed format; the filters are the query's (``after`` is the ``since`` cursor),
@@ -75,13 +89,30 @@ def record_feed(hub: Any, principal: Principal, snapshot: store.Snapshot, collec
     _record(hub, principal, snapshot, collection, query.read, fmt, filters, span)
 
 
-def _record(hub: Any, principal: Principal, snapshot: store.Snapshot, collection: store.CollectionInfo,
-            read: policy.ReadFilter, endpoint: str, filters: str, span: tuple[int | None, int | None, int]) -> None:
+def _record(
+    hub: Any,
+    principal: Principal,
+    snapshot: store.Snapshot,
+    collection: store.CollectionInfo,
+    read: policy.ReadFilter,
+    endpoint: str,
+    filters: str,
+    span: tuple[int | None, int | None, int],
+) -> None:
     first, last, count = span
-    row = {"at_us": store.now_us(), "partner_id": principal.partner_pk, "partner_slug": principal.slug,
-           "key_id": principal.key_id, "endpoint": endpoint, "collection_id": collection.pk,
-           "filters": filters, "rules_version": snapshot.rules_version,
-           "first_added": first if count else None, "last_added": last if count else None, "count": count}
+    row = {
+        "at_us": store.now_us(),
+        "partner_id": principal.partner_pk,
+        "partner_slug": principal.slug,
+        "key_id": principal.key_id,
+        "endpoint": endpoint,
+        "collection_id": collection.pk,
+        "filters": filters,
+        "rules_version": snapshot.rules_version,
+        "first_added": first if count else None,
+        "last_added": last if count else None,
+        "count": count,
+    }
     if not count:
         _hold_empty(hub, row)
         return
@@ -89,8 +120,12 @@ def _record(hub: Any, principal: Principal, snapshot: store.Snapshot, collection
     saved = _saved_views.setdefault(hub, set())
     view = None
     if key not in saved:
-        view = {"partner_id": key[0], "collection_id": key[1], "rules_version": key[2],
-                "read_filter": _dump_filter(read)}
+        view = {
+            "partner_id": key[0],
+            "collection_id": key[1],
+            "rules_version": key[2],
+            "read_filter": _dump_filter(read),
+        }
     store.append_deliveries(hub.engine, [row], view)
     saved.add(key)
     flush_empty(hub, force=False)
@@ -130,19 +165,31 @@ def flush_empty(hub: Any, *, force: bool = True) -> int:
 
 
 def _dump_filter(f: policy.ReadFilter) -> str:
-    return orjson.dumps({"readable": f.readable, "originator": f.originator, "max_tlp": int(f.max_tlp),
-                         "types": sorted(f.types), "admitted_sets": sorted(f.admitted_sets),
-                         "red_sets": sorted(f.red_sets),
-                         "shown_markings": None if f.shown_markings is None else sorted(f.shown_markings)}).decode()
+    return orjson.dumps(
+        {
+            "readable": f.readable,
+            "originator": f.originator,
+            "max_tlp": int(f.max_tlp),
+            "types": sorted(f.types),
+            "admitted_sets": sorted(f.admitted_sets),
+            "red_sets": sorted(f.red_sets),
+            "shown_markings": None if f.shown_markings is None else sorted(f.shown_markings),
+        }
+    ).decode()
 
 
 def _load_filter(text: str) -> policy.ReadFilter:
     d = orjson.loads(text)
-    return policy.ReadFilter(readable=d["readable"], originator=d["originator"], max_tlp=policy.TLP(d["max_tlp"]),
-                             types=frozenset(d["types"]), admitted_sets=frozenset(d["admitted_sets"]),
-                             red_sets=frozenset(d["red_sets"]),
-                             # Views saved before sharing-marking definitions were withheld released them all.
-                             shown_markings=None if d.get("shown_markings") is None else frozenset(d["shown_markings"]))
+    return policy.ReadFilter(
+        readable=d["readable"],
+        originator=d["originator"],
+        max_tlp=policy.TLP(d["max_tlp"]),
+        types=frozenset(d["types"]),
+        admitted_sets=frozenset(d["admitted_sets"]),
+        red_sets=frozenset(d["red_sets"]),
+        # Views saved before sharing-marking definitions were withheld released them all.
+        shown_markings=None if d.get("shown_markings") is None else frozenset(d["shown_markings"]),
+    )
 
 
 def _dump_query(q: store.VersionQuery, extra: dict[str, Any] | None = None) -> str:
@@ -174,15 +221,16 @@ class Receipt:
     collection_pk: int = 0
 
 
-def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, version: str | None = None
-                 ) -> list[Receipt]:
+def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, version: str | None = None) -> list[Receipt]:
     """Return every delivery of ``stix_id`` (or of one version of it), oldest first.
 
     Raises NotFound when the hub holds no such object (version).
     """
     # Archived versions (hub.retention) were delivered like any other: they answer too.
-    every: list[m.ObjectVersion | m.ArchivedVersion] = [*store.versions_by_id(session, stix_id),
-                                                        *store.archived_by_id(session, stix_id)]
+    every: list[m.ObjectVersion | m.ArchivedVersion] = [
+        *store.versions_by_id(session, stix_id),
+        *store.archived_by_id(session, stix_id),
+    ]
     versions = every
     if version is not None:
         try:
@@ -213,31 +261,46 @@ def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, versi
             view = filters[key]
             if view is None or not _delivered(snapshot, view, d, v, by_object[v.collection_id], first_added):
                 continue
-            out.append(Receipt(d.partner_slug, d.key_id, d.at_us, d.endpoint, alias.get(d.collection_id, "?"),
-                               v.version, d.rules_version, d.collection_id))
+            out.append(
+                Receipt(
+                    d.partner_slug,
+                    d.key_id,
+                    d.at_us,
+                    d.endpoint,
+                    alias.get(d.collection_id, "?"),
+                    v.version,
+                    d.rules_version,
+                    d.collection_id,
+                )
+            )
     return sorted(out, key=lambda r: (r.at_us, r.partner))
 
 
 def _admits(snapshot: store.Snapshot, view: policy.ReadFilter, v: Any) -> bool:
     originator = snapshot.partner_rows.get(v.originator_id)
-    facts = policy.ObjectFacts(type=v.type, tlp=policy.TLP(v.tlp),
-                               originator=originator.slug if originator is not None else "",
-                               unknown_markings=("?",) if v.unknown_markings else (),
-                               quarantined=bool(getattr(v, "quarantined", False)),
-                               defines=snapshot.definitions.get(v.stix_id))
+    facts = policy.ObjectFacts(
+        type=v.type,
+        tlp=policy.TLP(v.tlp),
+        originator=originator.slug if originator is not None else "",
+        unknown_markings=("?",) if v.unknown_markings else (),
+        quarantined=bool(getattr(v, "quarantined", False)),
+        defines=snapshot.definitions.get(v.stix_id),
+    )
     return policy.filter_admits(view, facts, v.restriction_set_id)
 
 
-def _delivered(snapshot: store.Snapshot, view: policy.ReadFilter, d: Any, v: Any, siblings: list,
-               first_added: dict[int, int]) -> bool:
+def _delivered(
+    snapshot: store.Snapshot, view: policy.ReadFilter, d: Any, v: Any, siblings: list, first_added: dict[int, int]
+) -> bool:
     """Tell whether delivery ``d`` (whose range covers ``v``) held ``v``: the view and the filters admit it."""
     if not _admits(snapshot, view, v):
         return False
     f = orjson.loads(d.filters)
     if (f.get("ids") and v.stix_id not in f["ids"]) or (f.get("types") and v.type not in f["types"]):
         return False
-    if d.endpoint in formats.FORMATS and not formats.listed(d.endpoint, orjson.loads(v.raw), d.at_us,
-                                                            f.get("include", "")):
+    if d.endpoint in formats.FORMATS and not formats.listed(
+        d.endpoint, orjson.loads(v.raw), d.at_us, f.get("include", "")
+    ):
         return False
     if f.get("spec_versions") and v.spec_version not in f["spec_versions"]:
         return False
@@ -247,7 +310,8 @@ def _delivered(snapshot: store.Snapshot, view: policy.ReadFilter, d: Any, v: Any
     # first/last are relative to the versions the partner could see when the page was served.
     seen = [s.version_us for s in siblings if _stored_at(s, first_added[s.pk], d.at_us) and _admits(snapshot, view, s)]
     return ("last" in wanted and v.version_us == max(seen, default=None)) or (
-        "first" in wanted and v.version_us == min(seen, default=None))
+        "first" in wanted and v.version_us == min(seen, default=None)
+    )
 
 
 def _stored_at(v: Any, added_us: int, at_us: int) -> bool:

@@ -39,18 +39,28 @@ from prometheus_client.samples import Sample
 from hub.auth import Principal
 
 REQUESTS = Counter("cti_hub_http_requests_total", "HTTP requests served", ["method", "endpoint", "status"])
-LATENCY = Histogram("cti_hub_http_request_duration_seconds", "Time to serve a request", ["method", "endpoint"],
-                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+LATENCY = Histogram(
+    "cti_hub_http_request_duration_seconds",
+    "Time to serve a request",
+    ["method", "endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 INGESTED = Counter("cti_hub_objects_ingested_total", "Object versions accepted from a partner", ["partner"])
 REFUSED = Counter("cti_hub_objects_refused_total", "Objects refused on publish, by reason", ["partner", "reason"])
-DELIVERED = Counter("cti_hub_objects_delivered_total", "Object versions served to a partner (objects endpoints)",
-                    ["partner"])
-DENIALS = Counter("cti_hub_sharing_denials_total", "Requests or objects the sharing rules refused, by reason",
-                  ["reason"])
-NEXT_IGNORED = Counter("cti_hub_next_ignored_total",
-                       "TAXII requests whose next token could not be used and was ignored, by reason", ["reason"])
-FEED_SYNCS = Counter("cti_hub_feed_syncs_total", "Scheduled syncs of remote feed sources, by source and outcome",
-                     ["source", "outcome"])
+DELIVERED = Counter(
+    "cti_hub_objects_delivered_total", "Object versions served to a partner (objects endpoints)", ["partner"]
+)
+DENIALS = Counter(
+    "cti_hub_sharing_denials_total", "Requests or objects the sharing rules refused, by reason", ["reason"]
+)
+NEXT_IGNORED = Counter(
+    "cti_hub_next_ignored_total",
+    "TAXII requests whose next token could not be used and was ignored, by reason",
+    ["reason"],
+)
+FEED_SYNCS = Counter(
+    "cti_hub_feed_syncs_total", "Scheduled syncs of remote feed sources, by source and outcome", ["source", "outcome"]
+)
 
 ACCESS = logging.getLogger("hub.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -83,8 +93,12 @@ def init_app(app: Flask) -> None:
     @app.get("/metrics")
     def metrics() -> Response:
         if not _metrics_allowed(app.config["HUB"]["metrics_token"]):
-            return Response("metrics need Authorization: Bearer <metrics_token>\n", status=401, mimetype="text/plain",
-                            headers={"WWW-Authenticate": 'Bearer realm="cti-hub metrics"'})
+            return Response(
+                "metrics need Authorization: Bearer <metrics_token>\n",
+                status=401,
+                mimetype="text/plain",
+                headers={"WWW-Authenticate": 'Bearer realm="cti-hub metrics"'},
+            )
         registry = _registry()
         if not app.config["HUB"]["metrics_token"]:
             registry = _without_partners(registry)
@@ -173,12 +187,21 @@ def _finish(response: Response) -> Response:
         _count_publish(partner, response)
     rid = request_id()
     response.headers["X-Request-ID"] = rid
-    ACCESS.info(orjson.dumps({
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request_id": rid, "method": request.method,
-        "rule": rule, "status": status, "duration_ms": round(elapsed * 1000, 3), "partner": partner,
-        "remote": request.remote_addr or "",
-        **({"next_ignored": g.hub_next_ignored} if "hub_next_ignored" in g else {}),
-    }).decode())
+    ACCESS.info(
+        orjson.dumps(
+            {
+                "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "request_id": rid,
+                "method": request.method,
+                "rule": rule,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+                "partner": partner,
+                "remote": request.remote_addr or "",
+                **({"next_ignored": g.hub_next_ignored} if "hub_next_ignored" in g else {}),
+            }
+        ).decode()
+    )
     return response
 
 

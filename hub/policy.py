@@ -241,8 +241,10 @@ def _content_reasons(world: World, partner: Partner, collection: Collection, obj
             reasons.append(f"{obj.tlp.label} never leaves through federation")
         reasons += [f"sharing marking {m.id} forbids federation" for m in obj.sharing if m.no_federation]
     if obj.defines is not None and not definition_admits(world, obj.defines, partner):
-        reasons.append(f"the definition of sharing marking {obj.defines.id} goes only to its publisher and the "
-                       f"partners it admits, and it does not admit {partner.slug}")
+        reasons.append(
+            f"the definition of sharing marking {obj.defines.id} goes only to its publisher and the "
+            f"partners it admits, and it does not admit {partner.slug}"
+        )
     return reasons
 
 
@@ -274,8 +276,10 @@ def can_write(
         return Decision(False, (f"{partner.slug} does not write collection {collection.id}",))
     reasons = []
     if owner is not None and owner != partner.slug:
-        reasons.append("only the originator may publish under this object id (new versions, copies in other "
-                       "collections, revocation or deletion)")
+        reasons.append(
+            "only the originator may publish under this object id (new versions, copies in other "
+            "collections, revocation or deletion)"
+        )
     if collection.types and obj.type not in collection.types:
         reasons.append(f"type {obj.type} is not allowed in collection {collection.id}")
     if obj.tlp > collection.max_tlp:
@@ -292,8 +296,9 @@ def can_write(
 @functools.lru_cache(maxsize=4096)
 def _write_allowed(partner: str, collection: str, tlp: TLP, maximum: TLP) -> Decision:
     """The (immutable) positive verdict, built once per combination: ingest asks for it per object."""
-    return Decision(True, (f"{partner} writes collection {collection} and {tlp.label} is within its maximum "
-                           f"{maximum.label}",))
+    return Decision(
+        True, (f"{partner} writes collection {collection} and {tlp.label} is within its maximum {maximum.label}",)
+    )
 
 
 @dataclass(frozen=True)

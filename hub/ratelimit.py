@@ -68,5 +68,8 @@ def check(app: Flask, key_id: str) -> None:
     """Count a request made with API key ``key_id``; raise TooManyRequests past the limit."""
     retry = limiter(app).hit(key_id)
     if retry:
-        raise TooManyRequests(f"rate limit of {limiter(app).per_minute} requests per minute exceeded for this "
-                              f"API key; retry in {retry} s", headers={"Retry-After": str(retry)})
+        raise TooManyRequests(
+            f"rate limit of {limiter(app).per_minute} requests per minute exceeded for this "
+            f"API key; retry in {retry} s",
+            headers={"Retry-After": str(retry)},
+        )

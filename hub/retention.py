@@ -48,15 +48,20 @@ class Outcome:
         """Return the one-line report of this collection."""
         before = stix.format_timestamp(self.cutoff_us)[:19] + "Z"
         if dry_run:
-            return (f"{self.collection}: would archive {self.archived} superseded versions added before {before} "
-                    f"(retention {self.retention_days} days)")
+            return (
+                f"{self.collection}: would archive {self.archived} superseded versions added before {before} "
+                f"(retention {self.retention_days} days)"
+            )
         batches = f"{self.batches} batch{'es' if self.batches != 1 else ''}"
-        return (f"{self.collection}: archived {self.archived} superseded versions added before {before} "
-                f"(retention {self.retention_days} days, {batches})")
+        return (
+            f"{self.collection}: archived {self.archived} superseded versions added before {before} "
+            f"(retention {self.retention_days} days, {batches})"
+        )
 
 
-def run(hub: Hub, *, dry_run: bool = False, batch_size: int = DEFAULT_BATCH, now_us: int | None = None,
-        actor: str = "cli") -> list[Outcome]:
+def run(
+    hub: Hub, *, dry_run: bool = False, batch_size: int = DEFAULT_BATCH, now_us: int | None = None, actor: str = "cli"
+) -> list[Outcome]:
     """Archive, in every collection with a retention, the superseded versions older than it.
 
     ``now_us`` is the moment the retention counts back from (default: now). A dry run only counts
@@ -112,8 +117,10 @@ def _archive_collection(hub: Hub, pk: int, name: str, days: int, cutoff: int, ba
 
 
 def _audit(hub: Hub, actor: str, done: list[Outcome], error: str | None = None) -> None:
-    detail: dict[str, Any] = {"archived": {o.collection: o.archived for o in done},
-                              "retention_days": {o.collection: o.retention_days for o in done}}
+    detail: dict[str, Any] = {
+        "archived": {o.collection: o.archived for o in done},
+        "retention_days": {o.collection: o.retention_days for o in done},
+    }
     if error is not None:
         detail["error"] = error
     with hub.session() as session:

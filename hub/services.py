@@ -142,9 +142,16 @@ def envelope_objects(body: Any) -> list[Any]:
     return objects
 
 
-def ingest_envelope(hub: Hub, partner_pk: int, collection_uuid: str, objects: list[Any], *,
-                    read_only: bool = False, with_status: bool = False,
-                    checked: Sequence[Checked | None] | None = None) -> IngestResult:
+def ingest_envelope(
+    hub: Hub,
+    partner_pk: int,
+    collection_uuid: str,
+    objects: list[Any],
+    *,
+    read_only: bool = False,
+    with_status: bool = False,
+    checked: Sequence[Checked | None] | None = None,
+) -> IngestResult:
     """Validate, check and store an envelope's objects; commit durably before returning.
 
     With ``with_status`` the TAXII status resource is written in the same transaction,
@@ -163,20 +170,36 @@ def ingest_envelope(hub: Hub, partner_pk: int, collection_uuid: str, objects: li
         if with_status:
             result.status_id = str(uuid.uuid4())
             root_pk = snap.roots[collection.api_root].pk
-            store.save_status(session, m.Status(
-                id=result.status_id, api_root_id=root_pk, collection_id=collection.pk, partner_id=partner_pk,
-                status="complete", request_us=request_us, total_count=result.total,
-                success_count=len(result.successes), failure_count=len(result.failures), pending_count=0,
-                successes=orjson.dumps(result.successes).decode(), failures=orjson.dumps(result.failures).decode()))
+            store.save_status(
+                session,
+                m.Status(
+                    id=result.status_id,
+                    api_root_id=root_pk,
+                    collection_id=collection.pk,
+                    partner_id=partner_pk,
+                    status="complete",
+                    request_us=request_us,
+                    total_count=result.total,
+                    success_count=len(result.successes),
+                    failure_count=len(result.failures),
+                    pending_count=0,
+                    successes=orjson.dumps(result.successes).decode(),
+                    failures=orjson.dumps(result.failures).decode(),
+                ),
+            )
         return result
 
 
 def status_resource(row: m.Status) -> dict:
     """Render a stored status as a TAXII status resource (empty lists left out, as TAXII requires)."""
     out: dict[str, Any] = {
-        "id": row.id, "status": row.status, "request_timestamp": stix.format_timestamp(row.request_us),
-        "total_count": row.total_count, "success_count": row.success_count,
-        "failure_count": row.failure_count, "pending_count": row.pending_count,
+        "id": row.id,
+        "status": row.status,
+        "request_timestamp": stix.format_timestamp(row.request_us),
+        "total_count": row.total_count,
+        "success_count": row.success_count,
+        "failure_count": row.failure_count,
+        "pending_count": row.pending_count,
     }
     for name in ("successes", "failures"):
         items = orjson.loads(getattr(row, name))
@@ -185,21 +208,28 @@ def status_resource(row: m.Status) -> dict:
     return out
 
 
-def delete_versions(hub: Hub, principal: auth.Principal, collection: store.CollectionInfo, stix_id: str,
-                    version_pks: list[int]) -> int:
+def delete_versions(
+    hub: Hub, principal: auth.Principal, collection: store.CollectionInfo, stix_id: str, version_pks: list[int]
+) -> int:
     """Delete versions of an object from a collection, on the originator's request."""
     with hub.session() as session:
         store.lock_clock(session)  # the writer lock: no version of this object is added meanwhile
         gone = withdrawals.before_delete(session, hub.snapshot(session), collection, stix_id, version_pks)
         count = store.delete_versions(session, collection.pk, stix_id, version_pks)
         store.add_withdrawals(session, gone)
-        store.audit(session, principal.slug, "object.delete", stix_id,
-                    {"collection": collection.uuid, "versions": count, "key": principal.key_id})
+        store.audit(
+            session,
+            principal.slug,
+            "object.delete",
+            stix_id,
+            {"collection": collection.uuid, "versions": count, "key": principal.key_id},
+        )
         return count
 
 
-def _hidden_markings(session: Session, snap: store.Snapshot, partner: policy.Partner, objects: list[Any]
-                     ) -> frozenset[str]:
+def _hidden_markings(
+    session: Session, snap: store.Snapshot, partner: policy.Partner, objects: list[Any]
+) -> frozenset[str]:
     """Stored marking ids the envelope names that the publisher cannot read: to it they do not exist.
 
     A marking is known to a publisher when it defined it, can read it in some collection, or sends it
@@ -215,18 +245,28 @@ def _hidden_markings(session: Session, snap: store.Snapshot, partner: policy.Par
             named.update(r for r in refs if isinstance(r, str))
         granular = obj.get("granular_markings")
         if isinstance(granular, list):
-            named.update(g["marking_ref"] for g in granular
-                         if isinstance(g, dict) and isinstance(g.get("marking_ref"), str))
-    candidates = {r for r in named if r in snap.markings and stix.marking_tlp(r) is None
-                  and snap.markings[r].originator != partner.id}
+            named.update(
+                g["marking_ref"] for g in granular if isinstance(g, dict) and isinstance(g.get("marking_ref"), str)
+            )
+    candidates = {
+        r
+        for r in named
+        if r in snap.markings and stix.marking_tlp(r) is None and snap.markings[r].originator != partner.id
+    }
     if not candidates:
         return frozenset()
     return frozenset(candidates - store.readable_ids(session, snap, partner.id, candidates))
 
 
-def _prepare_all(snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo,
-                 objects: list[Any], result: IngestResult, hidden: frozenset[str] = frozenset(),
-                 checked: Sequence[Checked | None] | None = None) -> list[_Prepared]:
+def _prepare_all(
+    snap: store.Snapshot,
+    partner: policy.Partner,
+    collection: store.CollectionInfo,
+    objects: list[Any],
+    result: IngestResult,
+    hidden: frozenset[str] = frozenset(),
+    checked: Sequence[Checked | None] | None = None,
+) -> list[_Prepared]:
     """Validate every object and work out its markings; markings first so objects can use them."""
     order = sorted(range(len(objects)), key=lambda i: _prepare_rank(objects[i]))
     new_markings: dict[str, store.MarkingInfo] = {}
@@ -234,16 +274,18 @@ def _prepare_all(snap: store.Snapshot, partner: policy.Partner, collection: stor
     for index in order:
         obj = objects[index]
         try:
-            item = _prepare(snap, partner, collection, obj, new_markings, hidden,
-                            checked[index] if checked is not None else None)
+            item = _prepare(
+                snap, partner, collection, obj, new_markings, hidden, checked[index] if checked is not None else None
+            )
         except Unprocessable as exc:
             result.fail(obj, index, exc.message)
             continue
         if item.marking_row is not None:
             row = item.marking_row
             level = TLP(row["tlp"]) if row["tlp"] is not None else None
-            new_markings[row["id"]] = store.MarkingInfo(row["id"], row["kind"], level, row["raw"],
-                                                        _sharing_from_row(row))
+            new_markings[row["id"]] = store.MarkingInfo(
+                row["id"], row["kind"], level, row["raw"], _sharing_from_row(row)
+            )
         elif _is_marking(obj) and obj["id"] in snap.markings:
             new_markings[obj["id"]] = snap.markings[obj["id"]]  # sent whole, so the publisher knows it
         prepared.append(item)
@@ -261,16 +303,21 @@ def _is_marking(obj: Any) -> bool:
     return isinstance(obj, dict) and obj.get("type") == "marking-definition"
 
 
-def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo, obj: Any,
-             new_markings: dict[str, store.MarkingInfo], hidden: frozenset[str] = frozenset(),
-             checked: Checked | None = None) -> _Prepared:
+def _prepare(
+    snap: store.Snapshot,
+    partner: policy.Partner,
+    collection: store.CollectionInfo,
+    obj: Any,
+    new_markings: dict[str, store.MarkingInfo],
+    hidden: frozenset[str] = frozenset(),
+    checked: Checked | None = None,
+) -> _Prepared:
     if not isinstance(obj, dict):
         raise Unprocessable("not a STIX object (expected a JSON object)")
     errors = stix.validate(obj) if checked is None else checked.errors
     if not errors and "spec_version" not in obj and obj["type"] not in stix.SCO_TYPES:
         # STIX 2.1 requires it on everything but observables; its absence means STIX 2.0 content.
-        errors = [f"{obj['id']}: property 'spec_version' is required (STIX 2.0 content must be upgraded to 2.1 "
-                  "first)"]
+        errors = [f"{obj['id']}: property 'spec_version' is required (STIX 2.0 content must be upgraded to 2.1 first)"]
     if errors:
         raise Unprocessable("invalid STIX 2.1: " + "; ".join(errors[:5]))
     try:
@@ -279,8 +326,11 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
         raise Unprocessable(f"cannot store this object: {exc}") from None
     created_by = obj.get("created_by_ref")
     # A peer hub (kind "hub") relays objects created by others, so it may name them; a partner may not.
-    if created_by is not None and partner.kind != "hub" and \
-            snap.identities.get(created_by, partner.slug) != partner.slug:
+    if (
+        created_by is not None
+        and partner.kind != "hub"
+        and snap.identities.get(created_by, partner.slug) != partner.slug
+    ):
         raise Unprocessable(f"created_by_ref {created_by} names another partner; publish under your own identity")
     if obj["type"] == "identity" and partner.kind != "hub" and obj["id"] not in snap.identities:
         _refuse_claims(snap, partner, obj)
@@ -294,10 +344,12 @@ def _prepare(snap: store.Snapshot, partner: policy.Partner, collection: store.Co
         unknown_markings=tuple(unknown),
     )
     version = stix.object_version(obj)
-    version_us = checked.version_us if checked is not None and checked.version_us is not None else \
-        stix.parse_timestamp(version)
-    return _Prepared(obj, {"id": obj["id"], "version": version}, facts, tuple(sorted(set(sharing_ids))),
-                     version_us, raw, marking_row)
+    version_us = (
+        checked.version_us if checked is not None and checked.version_us is not None else stix.parse_timestamp(version)
+    )
+    return _Prepared(
+        obj, {"id": obj["id"], "version": version}, facts, tuple(sorted(set(sharing_ids))), version_us, raw, marking_row
+    )
 
 
 def _name_key(name: str) -> str:
@@ -314,16 +366,20 @@ def _refuse_claims(snap: store.Snapshot, partner: policy.Partner, obj: dict) -> 
     """
     claimed = obj.get("x_cti_hub_partner")
     if claimed is not None and claimed != partner.slug:
-        raise Unprocessable(f"identity {obj['id']} claims partner {claimed!r} (x_cti_hub_partner); an identity "
-                            "may claim only its publisher")
+        raise Unprocessable(
+            f"identity {obj['id']} claims partner {claimed!r} (x_cti_hub_partner); an identity "
+            "may claim only its publisher"
+        )
     name = obj.get("name")
     if not isinstance(name, str):
         return
     key = _name_key(name)
     for other in snap.partner_rows.values():
         if other.id != partner.id and key in (_name_key(other.name), _name_key(other.slug)):
-            raise Unprocessable(f"identity {obj['id']} is named like partner {other.slug!r}; publish identities "
-                                "under names that are not another partner's")
+            raise Unprocessable(
+                f"identity {obj['id']} is named like partner {other.slug!r}; publish identities "
+                "under names that are not another partner's"
+            )
 
 
 def _sharing(snap: store.Snapshot, new: dict[str, store.MarkingInfo], marking_id: str) -> policy.SharingMarking:
@@ -332,8 +388,9 @@ def _sharing(snap: store.Snapshot, new: dict[str, store.MarkingInfo], marking_id
     return info.sharing
 
 
-def _classify_markings(snap: store.Snapshot, obj: dict, new: dict[str, store.MarkingInfo],
-                       hidden: frozenset[str] = frozenset()) -> tuple[list[TLP], list[str], list[str]]:
+def _classify_markings(
+    snap: store.Snapshot, obj: dict, new: dict[str, store.MarkingInfo], hidden: frozenset[str] = frozenset()
+) -> tuple[list[TLP], list[str], list[str]]:
     """Split an object's marking refs (object and granular) into TLP levels, sharing markings and unknown ones."""
     refs = list(obj.get("object_marking_refs") or [])
     refs += [g["marking_ref"] for g in obj.get("granular_markings") or [] if "marking_ref" in g]
@@ -362,8 +419,13 @@ def _marking_row(snap: store.Snapshot, partner: policy.Partner, obj: dict) -> di
             raise Unprocessable(f"{obj['id']} is a TLP marking id but the content differs from the standard object")
         return None
     ext = (obj.get("extensions") or {}).get(SHARING_EXTENSION_ID)
-    row: dict[str, Any] = {"id": obj["id"], "raw": orjson.dumps(obj).decode(), "originator_id": partner.id,
-                           "tlp": None, "kind": "other"}
+    row: dict[str, Any] = {
+        "id": obj["id"],
+        "raw": orjson.dumps(obj).decode(),
+        "originator_id": partner.id,
+        "tlp": None,
+        "kind": "other",
+    }
     level = stix.stated_tlp(obj)
     if ext is not None:
         row.update(_sharing_columns(snap, ext, obj["id"]))
@@ -402,10 +464,14 @@ def _sharing_columns(snap: store.Snapshot, ext: Any, marking_id: str) -> dict:
             raise Unprocessable(f"{marking_id}: unknown trust group '{slug}' in sharing marking")
     if not (lists["partners"] or lists["groups"] or lists["countries"]):
         raise Unprocessable(f"{marking_id}: a sharing marking must name at least one partner, group or country")
-    return {"kind": "sharing", "share_partners": ",".join(lists["partners"]),
-            "share_groups": ",".join(lists["groups"]),
-            "share_countries": ",".join(c.upper() for c in lists["countries"]),
-            "exclude_partners": ",".join(lists["exclude"]), "no_federation": bool(ext.get("no_federation", False))}
+    return {
+        "kind": "sharing",
+        "share_partners": ",".join(lists["partners"]),
+        "share_groups": ",".join(lists["groups"]),
+        "share_countries": ",".join(c.upper() for c in lists["countries"]),
+        "exclude_partners": ",".join(lists["exclude"]),
+        "no_federation": bool(ext.get("no_federation", False)),
+    }
 
 
 def _sharing_from_row(row: dict) -> policy.SharingMarking | None:
@@ -436,9 +502,16 @@ class _Stored:
     seen_elsewhere: set[str] = field(default_factory=set)
 
 
-def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy.Partner,
-               collection: store.CollectionInfo, prepared: list[_Prepared], result: IngestResult,
-               read_only: bool) -> None:
+def _store_all(
+    session: Session,
+    hub: Hub,
+    snap: store.Snapshot,
+    partner: policy.Partner,
+    collection: store.CollectionInfo,
+    prepared: list[_Prepared],
+    result: IngestResult,
+    read_only: bool,
+) -> None:
     """Check ownership and duplicates under the writer lock, then insert with fresh ``date_added`` values."""
     store.lock_clock(session)  # ownership and duplicates are judged under the writer lock
     ids = [p.obj["id"] for p in prepared]
@@ -447,14 +520,20 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
         creators = set()  # a peer hub relays objects created by others
     known = store.publication(session, collection.pk, ids, also_origins=creators)
     owners = known.origins
-    foreign_creators = {c for c in creators if store.stix_key(c) in owners
-                        and not _own_or_reference(snap, partner, owners[store.stix_key(c)])}
-    creators_seen = store.readable_ids(session, snap, partner.id, foreign_creators, own=False) \
-        if foreign_creators else set()
+    foreign_creators = {
+        c
+        for c in creators
+        if store.stix_key(c) in owners and not _own_or_reference(snap, partner, owners[store.stix_key(c)])
+    }
+    creators_seen = (
+        store.readable_ids(session, snap, partner.id, foreign_creators, own=False) if foreign_creators else set()
+    )
     foreign = {i for i in ids if owners.get(store.stix_key(i), partner.id) != partner.id}
-    stored = _Stored(known.raws, known.first_tlp,
-                     seen_elsewhere=store.readable_ids(session, snap, partner.id, foreign, own=False)
-                     if foreign else set())
+    stored = _Stored(
+        known.raws,
+        known.first_tlp,
+        seen_elsewhere=store.readable_ids(session, snap, partner.id, foreign, own=False) if foreign else set(),
+    )
     earlier = {stix_id for stix_id, _, _ in stored.raws}
     rows, saved_markings, refused_markings, reserved = [], set(), set(), set()
     refused_here = {failure["id"] for failure in result.failures} & creators  # identities refused in _prepare
@@ -470,12 +549,18 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
         creator_owner = owners.get(store.stix_key(creator)) if creator in creators else None
         foreign_creator = creator_owner is not None and not _own_or_reference(snap, partner, creator_owner)
         if foreign_creator and creator in creators_seen:
-            result.failures.append({**item.key, "message": f"created_by_ref {creator} is another partner's "
-                                    "identity; publish under your own identity"})
+            result.failures.append(
+                {
+                    **item.key,
+                    "message": f"created_by_ref {creator} is another partner's "
+                    "identity; publish under your own identity",
+                }
+            )
             continue
         owner = owners.get(store.stix_key(item.obj["id"]))
-        row = _row_for(session, snap, partner, collection, item, owner, stored, result, read_only,
-                       quarantine=foreign_creator)
+        row = _row_for(
+            session, snap, partner, collection, item, owner, stored, result, read_only, quarantine=foreign_creator
+        )
         if row is None:
             if item.marking_row is not None and item.marking_row["id"] not in saved_markings:
                 refused_markings.add(item.marking_row["id"])
@@ -497,8 +582,9 @@ def _store_all(session: Session, hub: Hub, snap: store.Snapshot, partner: policy
     store.register_origins(session, rows)
     # An identity id named as creator and never published is reserved for the partner naming it, so that
     # nobody can publish an identity under it later and be credited with this partner's objects.
-    store.register_origins(session, [{"stix_id": c, "originator_id": partner.id, "date_added": start}
-                                     for c in sorted(reserved)])
+    store.register_origins(
+        session, [{"stix_id": c, "originator_id": partner.id, "date_added": start} for c in sorted(reserved)]
+    )
     _flag_quarantined(session, partner, collection, [row for row in rows if row["quarantined"]], owners)
     # Objects stored before, or added in several versions here, may now have versions with a newer one.
     added = Counter(row["stix_id"] for row in rows)
@@ -512,9 +598,19 @@ def _own_or_reference(snap: store.Snapshot, partner: policy.Partner, owner: int 
     return owner == partner.id or (owner_row is not None and owner_row.slug == store.HUB_SLUG)
 
 
-def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, collection: store.CollectionInfo,
-             item: _Prepared, owner: int | None, stored: _Stored, result: IngestResult, read_only: bool, *,
-             quarantine: bool = False) -> dict | None:
+def _row_for(
+    session: Session,
+    snap: store.Snapshot,
+    partner: policy.Partner,
+    collection: store.CollectionInfo,
+    item: _Prepared,
+    owner: int | None,
+    stored: _Stored,
+    result: IngestResult,
+    read_only: bool,
+    *,
+    quarantine: bool = False,
+) -> dict | None:
     """Return the row to insert for one object, or None after recording why not (or that it is a duplicate).
 
     With ``quarantine`` (the object names as creator another partner's identity that the poster cannot
@@ -536,8 +632,13 @@ def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, co
     facts, quarantined, originator = item.facts, False, partner.id
     first = stored.first_tlp.get((stix_id, item.version_us))
     owner_row = snap.partner_rows.get(owner) if owner is not None else None
-    if owner_row is not None and owner != partner.id and owner_row.slug == "hub" and first is not None and \
-            _identical_stored(session, item):
+    if (
+        owner_row is not None
+        and owner != partner.id
+        and owner_row.slug == "hub"
+        and first is not None
+        and _identical_stored(session, item)
+    ):
         # The hub's reference content is released to every partner: a copy of it widens nothing.
         facts, originator, owner = dataclasses.replace(facts, tlp=TLP(first), originator="hub"), owner_row.id, None
     if owner is not None and owner != partner.id:
@@ -550,8 +651,9 @@ def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, co
                 result.unchanged.append(item.key)
                 return None
             owner_slug = owner_row.slug if owner_row is not None else "?"
-            decision = policy.can_write(snap.world, partner, collection.rules, facts, read_only_key=read_only,
-                                        owner=owner_slug)
+            decision = policy.can_write(
+                snap.world, partner, collection.rules, facts, read_only_key=read_only, owner=owner_slug
+            )
             result.failures.append({**item.key, "message": "; ".join(decision.reasons)})
             return None
         facts, quarantined = dataclasses.replace(facts, quarantined=True), True
@@ -572,8 +674,13 @@ def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, co
             if key not in stored.added:
                 result.unchanged.append(item.key)
         else:
-            result.failures.append({**item.key, "message": "a different object with this id and version is "
-                                    "stored; versions are immutable, publish a new version"})
+            result.failures.append(
+                {
+                    **item.key,
+                    "message": "a different object with this id and version is "
+                    "stored; versions are immutable, publish a new version",
+                }
+            )
         return None
     result.successes.append(item.key)
     restriction = None
@@ -583,34 +690,60 @@ def _row_for(session: Session, snap: store.Snapshot, partner: policy.Partner, co
             restriction = store.intern_restriction_set(session, snap, item.sharing_ids)
             stored.restriction_sets[item.sharing_ids] = restriction
     return {
-        "collection_id": collection.pk, "stix_id": stix_id, "type": item.obj["type"],
-        "version": item.key["version"], "version_us": item.version_us,
+        "collection_id": collection.pk,
+        "stix_id": stix_id,
+        "type": item.obj["type"],
+        "version": item.key["version"],
+        "version_us": item.version_us,
         "spec_version": item.obj.get("spec_version", "2.1"),
-        "originator_id": originator, "tlp": int(facts.tlp),
-        "restriction_set_id": restriction, "unknown_markings": bool(facts.unknown_markings),
-        "quarantined": quarantined, "raw": item.raw,
+        "originator_id": originator,
+        "tlp": int(facts.tlp),
+        "restriction_set_id": restriction,
+        "unknown_markings": bool(facts.unknown_markings),
+        "quarantined": quarantined,
+        "raw": item.raw,
     }
 
 
 def _identical_stored(session: Session, item: _Prepared) -> bool:
     """Tell whether this exact object version is stored in some collection."""
-    stmt = select(m.ObjectVersion.raw).where(m.ObjectVersion.stix_id == item.obj["id"],
-                                             m.ObjectVersion.version_us == item.version_us,
-                                             m.ObjectVersion.quarantined.is_(False)).limit(1)
+    stmt = (
+        select(m.ObjectVersion.raw)
+        .where(
+            m.ObjectVersion.stix_id == item.obj["id"],
+            m.ObjectVersion.version_us == item.version_us,
+            m.ObjectVersion.quarantined.is_(False),
+        )
+        .limit(1)
+    )
     raw = session.execute(stmt).scalar()
     return raw is not None and orjson.loads(raw) == item.obj
 
 
-def _flag_quarantined(session: Session, partner: policy.Partner, collection: store.CollectionInfo,
-                      rows: list[dict], owners: dict[str, int]) -> None:
+def _flag_quarantined(
+    session: Session,
+    partner: policy.Partner,
+    collection: store.CollectionInfo,
+    rows: list[dict],
+    owners: dict[str, int],
+) -> None:
     """Tell administrators, in the audit trail, about copies posted under ids another partner owns, or
     naming as creator an identity of another partner that the poster cannot see."""
     for stix_id in sorted({row["stix_id"] for row in rows}):
         owner = owners.get(store.stix_key(stix_id))
         reason = "created_by_ref" if owner in (None, partner.id) else "id"
-        store.audit(session, partner.slug, "object.quarantined", stix_id,
-                    {"collection": collection.uuid, "owner_id": owner, "reason": reason,
-                     "versions": sum(1 for row in rows if row["stix_id"] == stix_id)})
+        store.audit(
+            session,
+            partner.slug,
+            "object.quarantined",
+            stix_id,
+            {
+                "collection": collection.uuid,
+                "owner_id": owner,
+                "reason": reason,
+                "versions": sum(1 for row in rows if row["stix_id"] == stix_id),
+            },
+        )
 
 
 # --------------------------------------------------------------------- reference collection
@@ -620,8 +753,15 @@ def reference_objects(session: Session) -> list[dict]:
     """Build what every API root's reference collection holds, from the current configuration."""
     state = session.get(m.HubState, 1)
     assert state is not None
-    objs: list[dict] = [_identity(state.identity_id, state.name, "organization", REFERENCE_CREATED,
-                                  {"contact_information": state.contact} if state.contact else {})]
+    objs: list[dict] = [
+        _identity(
+            state.identity_id,
+            state.name,
+            "organization",
+            REFERENCE_CREATED,
+            {"contact_information": state.contact} if state.contact else {},
+        )
+    ]
     for p in session.scalars(select(m.Partner).where(m.Partner.kind != "hub").order_by(m.Partner.slug)):
         extra: dict[str, Any] = {"sectors": [p.sector]} if p.sector else {}
         extra["x_cti_hub_partner"] = p.slug
@@ -634,31 +774,54 @@ def reference_objects(session: Session) -> list[dict]:
 
 
 def _identity(identity_id: str, name: str, klass: str, created: str, extra: dict) -> dict:
-    return {"type": "identity", "spec_version": "2.1", "id": identity_id, "created": created,
-            "modified": created, "name": name, "identity_class": klass, **extra}
+    return {
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": identity_id,
+        "created": created,
+        "modified": created,
+        "name": name,
+        "identity_class": klass,
+        **extra,
+    }
 
 
 def sharing_extension_definition(hub_identity: str) -> dict:
     """The STIX extension-definition of the hub's sharing-restriction marking."""
     return {
-        "type": "extension-definition", "spec_version": "2.1", "id": SHARING_EXTENSION_ID,
-        "created_by_ref": hub_identity, "created": REFERENCE_CREATED, "modified": REFERENCE_CREATED,
+        "type": "extension-definition",
+        "spec_version": "2.1",
+        "id": SHARING_EXTENSION_ID,
+        "created_by_ref": hub_identity,
+        "created": REFERENCE_CREATED,
+        "modified": REFERENCE_CREATED,
         "name": "Sharing restriction",
         "description": "Restricts who may receive an object: share_with lists partners, trust groups and "
-                       "countries (a union); exclude_partners removes partners; no_federation keeps the object "
-                       "inside this hub. Several sharing markings on one object all apply.",
+        "countries (a union); exclude_partners removes partners; no_federation keeps the object "
+        "inside this hub. Several sharing markings on one object all apply.",
         "schema": "https://github.com/cti-hub/cti-hub/blob/main/README.md#sharing-markings",
-        "version": "1.0.0", "extension_types": ["property-extension"],
+        "version": "1.0.0",
+        "extension_types": ["property-extension"],
     }
 
 
 def group_marking(marking_id: str, slug: str, name: str) -> dict:
     """The ready-made sharing marking that restricts an object to one trust group."""
-    return {"type": "marking-definition", "spec_version": "2.1", "id": marking_id, "created": REFERENCE_CREATED,
-            "name": f"Share with: {name}",
-            "extensions": {SHARING_EXTENSION_ID: {"extension_type": "property-extension",
-                                                  "share_with": {"partners": [], "groups": [slug], "countries": []},
-                                                  "exclude_partners": [], "no_federation": False}}}
+    return {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": marking_id,
+        "created": REFERENCE_CREATED,
+        "name": f"Share with: {name}",
+        "extensions": {
+            SHARING_EXTENSION_ID: {
+                "extension_type": "property-extension",
+                "share_with": {"partners": [], "groups": [slug], "countries": []},
+                "exclude_partners": [],
+                "no_federation": False,
+            }
+        },
+    }
 
 
 def publish_reference(session: Session) -> int:
@@ -670,8 +833,10 @@ def publish_reference(session: Session) -> int:
     store.lock_clock(session)
     rows = []
     for collection in session.scalars(select(m.Collection).where(m.Collection.is_reference.is_(True))):
-        current = {v.stix_id: v for v in session.scalars(select(m.ObjectVersion).where(
-            m.ObjectVersion.collection_id == collection.id))}
+        current = {
+            v.stix_id: v
+            for v in session.scalars(select(m.ObjectVersion).where(m.ObjectVersion.collection_id == collection.id))
+        }
         for obj in objs:
             row = _reference_row(obj, current.get(obj["id"]), collection.id, hub_partner.id)
             if row is not None:
@@ -694,10 +859,19 @@ def _reference_row(obj: dict, latest: m.ObjectVersion | None, collection_pk: int
     elif latest is not None:
         return None  # markings are immutable: keep the first
     version = stix.object_version(obj)
-    return {"collection_id": collection_pk, "stix_id": obj["id"], "type": obj["type"], "version": version,
-            "version_us": stix.parse_timestamp(version), "spec_version": "2.1", "originator_id": hub_pk,
-            "tlp": int(TLP.CLEAR), "restriction_set_id": None, "unknown_markings": False,
-            "raw": orjson.dumps(obj).decode()}
+    return {
+        "collection_id": collection_pk,
+        "stix_id": obj["id"],
+        "type": obj["type"],
+        "version": version,
+        "version_us": stix.parse_timestamp(version),
+        "spec_version": "2.1",
+        "originator_id": hub_pk,
+        "tlp": int(TLP.CLEAR),
+        "restriction_set_id": None,
+        "unknown_markings": False,
+        "raw": orjson.dumps(obj).decode(),
+    }
 
 
 def _register_reference_markings(session: Session, objs: list[dict], hub_pk: int) -> None:
@@ -708,11 +882,20 @@ def _register_reference_markings(session: Session, objs: list[dict], hub_pk: int
         level = stix.marking_tlp(obj["id"])
         ext = (obj.get("extensions") or {}).get(SHARING_EXTENSION_ID, {})
         share = ext.get("share_with", {})
-        session.add(m.Marking(
-            id=obj["id"], kind="tlp" if level is not None else "sharing", tlp=None if level is None else int(level),
-            share_partners=",".join(share.get("partners", [])), share_groups=",".join(share.get("groups", [])),
-            share_countries=",".join(share.get("countries", [])), exclude_partners="", no_federation=False,
-            raw=orjson.dumps(obj).decode(), originator_id=hub_pk))
+        session.add(
+            m.Marking(
+                id=obj["id"],
+                kind="tlp" if level is not None else "sharing",
+                tlp=None if level is None else int(level),
+                share_partners=",".join(share.get("partners", [])),
+                share_groups=",".join(share.get("groups", [])),
+                share_countries=",".join(share.get("countries", [])),
+                exclude_partners="",
+                no_federation=False,
+                raw=orjson.dumps(obj).decode(),
+                originator_id=hub_pk,
+            )
+        )
     session.flush()
 
 
@@ -746,9 +929,17 @@ def reannounce(session: Session, before: store.Snapshot) -> int:
 # --------------------------------------------------------------------- keys
 
 
-def create_key(session: Session, pepper: str, partner_slug: str, *, read_only: bool = False,
-               expires_days: int | None = None, cidrs: str = "", label: str = "", actor: str = "cli"
-               ) -> tuple[str, str]:
+def create_key(
+    session: Session,
+    pepper: str,
+    partner_slug: str,
+    *,
+    read_only: bool = False,
+    expires_days: int | None = None,
+    cidrs: str = "",
+    label: str = "",
+    actor: str = "cli",
+) -> tuple[str, str]:
     """Issue an API key for a partner; return (key id, secret). The secret is not stored."""
     partner = session.execute(select(m.Partner).where(m.Partner.slug == partner_slug)).scalar_one_or_none()
     if partner is None or partner.slug == "hub":  # the hub itself never authenticates; peer hubs do
@@ -760,12 +951,25 @@ def create_key(session: Session, pepper: str, partner_slug: str, *, read_only: b
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     secret, key_id, now = auth.new_secret(), auth.new_key_id(), store.now_us()
-    session.add(m.ApiKey(key_id=key_id, partner_id=partner.id, secret_hash=auth.hash_secret(pepper, secret),
-                         label=label, read_only=read_only, cidrs=",".join(str(n) for n in networks),
-                         created_us=now,
-                         expires_us=now + expires_days * 86_400_000_000 if expires_days else None))
-    store.audit(session, actor, "key.create", partner_slug, {"key_id": key_id, "read_only": read_only,
-                                                             "expires_days": expires_days, "cidrs": cidrs})
+    session.add(
+        m.ApiKey(
+            key_id=key_id,
+            partner_id=partner.id,
+            secret_hash=auth.hash_secret(pepper, secret),
+            label=label,
+            read_only=read_only,
+            cidrs=",".join(str(n) for n in networks),
+            created_us=now,
+            expires_us=now + expires_days * 86_400_000_000 if expires_days else None,
+        )
+    )
+    store.audit(
+        session,
+        actor,
+        "key.create",
+        partner_slug,
+        {"key_id": key_id, "read_only": read_only, "expires_days": expires_days, "cidrs": cidrs},
+    )
     return key_id, secret
 
 
@@ -791,6 +995,9 @@ def create_admin(session: Session, username: str, password: str, role: str = "ad
         raise BadRequest("the password must be at least 12 characters")
     if session.execute(select(m.AdminUser).where(m.AdminUser.username == username)).scalar_one_or_none():
         raise BadRequest(f"an account named '{username}' already exists")
-    session.add(m.AdminUser(username=username, password_hash=PasswordHasher().hash(password), role=role,
-                            created_us=store.now_us()))
+    session.add(
+        m.AdminUser(
+            username=username, password_hash=PasswordHasher().hash(password), role=role, created_us=store.now_us()
+        )
+    )
     store.audit(session, "cli", "admin.create", username, {"role": role})

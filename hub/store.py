@@ -132,8 +132,11 @@ class Snapshot:
         key = (partner_pk, collection.uuid)
         if key not in self._filters:
             self._filters[key] = policy.compile_read(
-                self.world, self.partners[partner_pk], collection.rules, self.restriction_sets,
-                self.definitions.values()
+                self.world,
+                self.partners[partner_pk],
+                collection.rules,
+                self.restriction_sets,
+                self.definitions.values(),
             )
         return self._filters[key]
 
@@ -190,8 +193,11 @@ def load_snapshot(session: Session) -> Snapshot:
         restriction_sets=sets,
         restriction_keys=keys,
         identities={p.identity_id: p.slug for p in partner_rows.values()},
-        definitions={i: mk.sharing for i, mk in markings.items()
-                     if mk.sharing is not None and not _published_by_hub(mk, partner_rows)},
+        definitions={
+            i: mk.sharing
+            for i, mk in markings.items()
+            if mk.sharing is not None and not _published_by_hub(mk, partner_rows)
+        },
     )
 
 
@@ -232,8 +238,7 @@ def _marking_info(mk: m.Marking) -> MarkingInfo:
             exclude_partners=frozenset(split_list(mk.exclude_partners)),
             no_federation=mk.no_federation,
         )
-    return MarkingInfo(mk.id, mk.kind, TLP(mk.tlp) if mk.tlp is not None else None, mk.raw, sharing,
-                       mk.originator_id)
+    return MarkingInfo(mk.id, mk.kind, TLP(mk.tlp) if mk.tlp is not None else None, mk.raw, sharing, mk.originator_id)
 
 
 # --------------------------------------------------------------------- keys, audit
@@ -253,25 +258,46 @@ def _find_key_statement() -> Any:
     """Built once: every authenticated request runs it."""
     k, p = m.ApiKey.__table__.c, m.Partner.__table__.c
     version = select(m.HubState.rules_version).where(m.HubState.id == 1).scalar_subquery()
-    return select(k.id, k.key_id, k.partner_id, k.read_only, k.cidrs, k.expires_us, k.revoked_us, k.last_used_us,
-                  p.slug, p.active, version.label("rules_version")
-                  ).join_from(m.ApiKey.__table__, m.Partner.__table__, k.partner_id == p.id
-                              ).where(k.secret_hash == bindparam("secret_hash"))
+    return (
+        select(
+            k.id,
+            k.key_id,
+            k.partner_id,
+            k.read_only,
+            k.cidrs,
+            k.expires_us,
+            k.revoked_us,
+            k.last_used_us,
+            p.slug,
+            p.active,
+            version.label("rules_version"),
+        )
+        .join_from(m.ApiKey.__table__, m.Partner.__table__, k.partner_id == p.id)
+        .where(k.secret_hash == bindparam("secret_hash"))
+    )
 
 
 def touch_key(session: Session, key_pk: int, at_us: int) -> None:
     session.execute(update(m.ApiKey).where(m.ApiKey.id == key_pk).values(last_used_us=at_us))
 
 
-def audit(session: Session, actor: str, action: str, target: str = "", detail: dict | None = None,
-          source: str = "") -> None:
+def audit(
+    session: Session, actor: str, action: str, target: str = "", detail: dict | None = None, source: str = ""
+) -> None:
     """Append an event to the hash-chained audit trail, in the caller's transaction."""
-    row = {"at_us": now_us(), "actor": actor[:100], "action": action, "target": target[:200],
-           "source": source[:64], "detail": orjson.dumps(detail or {}).decode()}
+    row = {
+        "at_us": now_us(),
+        "actor": actor[:100],
+        "action": action,
+        "target": target[:200],
+        "source": source[:64],
+        "detail": orjson.dumps(detail or {}).decode(),
+    }
     prev = _lock_audit_head(session)
     digest = audit_hash(prev, row)
-    event_id = session.execute(insert(m.AuditEvent).values(**row, prev_hash=prev, hash=digest)
-                               .returning(m.AuditEvent.id)).scalar_one()
+    event_id = session.execute(
+        insert(m.AuditEvent).values(**row, prev_hash=prev, hash=digest).returning(m.AuditEvent.id)
+    ).scalar_one()
     session.execute(update(m.AuditHead).where(m.AuditHead.id == 1).values(last_event_id=event_id, hash=digest))
 
 
@@ -341,8 +367,10 @@ def _visible(v: Any, shape: _Shape) -> ColumnElement[bool]:
     c = v.c
     if not shape.readable:
         return false()
-    below_red = and_(c.tlp < int(TLP.RED), or_(c.restriction_set_id.is_(None),
-                                               c.restriction_set_id.in_(bindparam("admitted", expanding=True))))
+    below_red = and_(
+        c.tlp < int(TLP.RED),
+        or_(c.restriction_set_id.is_(None), c.restriction_set_id.in_(bindparam("admitted", expanding=True))),
+    )
     sharing = below_red
     if shape.red:
         at_red = and_(c.tlp == int(TLP.RED), c.restriction_set_id.in_(bindparam("red_sets", expanding=True)))
@@ -368,8 +396,11 @@ def _definition_shown(c: Any, shown: Any) -> ColumnElement[bool]:
     look-up, made for marking-definition rows only), as ``Snapshot.definitions`` holds them.
     """
     hub = func.coalesce(select(PT.c.id).where(PT.c.slug == HUB_SLUG).scalar_subquery(), -1)
-    partners_marking = exists(select(MK.c.id).where(
-        MK.c.id == c.stix_id, MK.c.kind == "sharing", or_(MK.c.originator_id.is_(None), MK.c.originator_id != hub)))
+    partners_marking = exists(
+        select(MK.c.id).where(
+            MK.c.id == c.stix_id, MK.c.kind == "sharing", or_(MK.c.originator_id.is_(None), MK.c.originator_id != hub)
+        )
+    )
     return or_(c.type != "marking-definition", ~partners_marking, c.stix_id.in_(shown))
 
 
@@ -427,14 +458,32 @@ def _bind(q: VersionQuery, columns: Sequence[str]) -> tuple[_Shape, dict[str, An
     f = q.read
     floor = max(x for x in (q.added_after, q.after, -1) if x is not None)
     kinds = tuple(sorted({v if v in ("first", "last", "all") else "at" for v in q.versions}))
-    shape = _Shape(tuple(columns), f.readable, bool(f.types), f.max_tlp >= TLP.RED, bool(q.ids), bool(q.types),
-                   bool(q.spec_versions), kinds, floor >= 0)
-    params = {"collection": q.collection_pk, "originator": q.originator_pk, "max_tlp": int(f.max_tlp),
-              "admitted": sorted(f.admitted_sets), "red_sets": sorted(f.red_sets),
-              "shown_markings": sorted(f.shown_markings or ()),
-              "collection_types": sorted(f.types), "ids": list(q.ids), "types": list(q.types),
-              "spec_versions": list(q.spec_versions), "floor": floor, "limit": q.limit + 1,
-              "version_values": [v for v in q.versions if isinstance(v, int)]}
+    shape = _Shape(
+        tuple(columns),
+        f.readable,
+        bool(f.types),
+        f.max_tlp >= TLP.RED,
+        bool(q.ids),
+        bool(q.types),
+        bool(q.spec_versions),
+        kinds,
+        floor >= 0,
+    )
+    params = {
+        "collection": q.collection_pk,
+        "originator": q.originator_pk,
+        "max_tlp": int(f.max_tlp),
+        "admitted": sorted(f.admitted_sets),
+        "red_sets": sorted(f.red_sets),
+        "shown_markings": sorted(f.shown_markings or ()),
+        "collection_types": sorted(f.types),
+        "ids": list(q.ids),
+        "types": list(q.types),
+        "spec_versions": list(q.spec_versions),
+        "floor": floor,
+        "limit": q.limit + 1,
+        "version_values": [v for v in q.versions if isinstance(v, int)],
+    }
     return shape, params
 
 
@@ -461,18 +510,24 @@ def _visible_as(v: Any, f: policy.ReadFilter, originator_pk: int) -> ColumnEleme
     c = v.c
     if not f.readable:
         return false()
-    below_red = and_(c.tlp < int(TLP.RED), or_(c.restriction_set_id.is_(None),
-                                               c.restriction_set_id.in_(sorted(f.admitted_sets))))
+    below_red = and_(
+        c.tlp < int(TLP.RED), or_(c.restriction_set_id.is_(None), c.restriction_set_id.in_(sorted(f.admitted_sets)))
+    )
     at_red = and_(c.tlp == int(TLP.RED), c.restriction_set_id.in_(sorted(f.red_sets)))
-    content = and_(c.tlp <= int(f.max_tlp), c.unknown_markings.is_(False), c.quarantined.is_(False),
-                   c.type.in_(sorted(f.types)) if f.types else true(),
-                   or_(below_red, at_red) if f.max_tlp >= TLP.RED else below_red,
-                   _definition_shown(c, sorted(f.shown_markings or ())))
+    content = and_(
+        c.tlp <= int(f.max_tlp),
+        c.unknown_markings.is_(False),
+        c.quarantined.is_(False),
+        c.type.in_(sorted(f.types)) if f.types else true(),
+        or_(below_red, at_red) if f.max_tlp >= TLP.RED else below_red,
+        _definition_shown(c, sorted(f.shown_markings or ())),
+    )
     return or_(c.originator_id == originator_pk, content)
 
 
-def newly_visible(session: Session, collection_pk: int, partner_pk: int, now: policy.ReadFilter,
-                  before: policy.ReadFilter | None) -> set[int]:
+def newly_visible(
+    session: Session, collection_pk: int, partner_pk: int, now: policy.ReadFilter, before: policy.ReadFilter | None
+) -> set[int]:
     """Return the versions of a collection a partner sees under ``now`` but did not under ``before``."""
     condition = _visible_as(VT, now, partner_pk)
     if before is not None:
@@ -494,10 +549,14 @@ def restamp(session: Session, version_pks: Iterable[int]) -> int:
     moves = [{"b_pk": row[0], "old": row[1]} for row in ordered]
     first = add_dated(session, moves, "b_at")
     # The delivery ledger finds what a page held by date_added: keep the values these versions leave.
-    session.execute(insert(m.VersionRedate), [{"version_pk": r["b_pk"], "date_added": r["old"], "replaced_us": first}
-                                              for r in moves])
-    session.connection().execute(update(VT).where(VT.c.pk == bindparam("b_pk")).values(date_added=bindparam("b_at")),
-                                 [{"b_pk": r["b_pk"], "b_at": r["b_at"]} for r in moves])
+    session.execute(
+        insert(m.VersionRedate),
+        [{"version_pk": r["b_pk"], "date_added": r["old"], "replaced_us": first} for r in moves],
+    )
+    session.connection().execute(
+        update(VT).where(VT.c.pk == bindparam("b_pk")).values(date_added=bindparam("b_at")),
+        [{"b_pk": r["b_pk"], "b_at": r["b_at"]} for r in moves],
+    )
     return len(moves)
 
 
@@ -508,8 +567,9 @@ def has_visible(session: Session, q: VersionQuery) -> bool:
     return more
 
 
-def readable_ids(session: Session, snapshot: Snapshot, partner_pk: int, ids: Iterable[str], *,
-                 own: bool = True) -> set[str]:
+def readable_ids(
+    session: Session, snapshot: Snapshot, partner_pk: int, ids: Iterable[str], *, own: bool = True
+) -> set[str]:
     """The ids among ``ids`` of which the partner can read some version, in any collection.
 
     With ``own=False`` the partner's own versions (its quarantined copies) do not count: only what
@@ -523,8 +583,14 @@ def readable_ids(session: Session, snapshot: Snapshot, partner_pk: int, ids: Ite
             break
         if not snapshot.world.granted(collection.rules.readers, partner):
             continue
-        q = VersionQuery(collection.pk, snapshot.read_filter(partner_pk, collection), partner_pk if own else 0,
-                         ids=rest, versions=("all",), limit=1000)
+        q = VersionQuery(
+            collection.pk,
+            snapshot.read_filter(partner_pk, collection),
+            partner_pk if own else 0,
+            ids=rest,
+            versions=("all",),
+            limit=1000,
+        )
         rows, _ = page(session, q, ("stix_id",))
         found.update(r.stix_id for r in rows)
     return found
@@ -550,12 +616,22 @@ def refresh_newer(session: Session, collection_pk: int, stix_ids: Iterable[str])
     if not ids:
         return
     newer = VT.alias()
-    has_newer = exists(select(newer.c.pk).where(newer.c.collection_id == VT.c.collection_id,
-                                                newer.c.stix_id == VT.c.stix_id, newer.c.version_us > VT.c.version_us))
+    has_newer = exists(
+        select(newer.c.pk).where(
+            newer.c.collection_id == VT.c.collection_id,
+            newer.c.stix_id == VT.c.stix_id,
+            newer.c.version_us > VT.c.version_us,
+        )
+    )
     session.connection().execute(
-        update(VT).where(_of_collection(VT.c.collection_id, collection_pk), _stix_id_among(session, ids, VT.c.stix_id),
-                         VT.c.newer_exists != has_newer)  # rewrite only the rows that change
-        .values(newer_exists=has_newer))
+        update(VT)
+        .where(
+            _of_collection(VT.c.collection_id, collection_pk),
+            _stix_id_among(session, ids, VT.c.stix_id),
+            VT.c.newer_exists != has_newer,
+        )  # rewrite only the rows that change
+        .values(newer_exists=has_newer)
+    )
 
 
 # --------------------------------------------------------------------- writes
@@ -640,18 +716,29 @@ class Publication:
     first_tlp: dict[tuple[str, int], int]
 
 
-def publication(session: Session, collection_pk: int, stix_ids: Iterable[str],
-                also_origins: Iterable[str] = ()) -> Publication:
+def publication(
+    session: Session, collection_pk: int, stix_ids: Iterable[str], also_origins: Iterable[str] = ()
+) -> Publication:
     """Read the origins, this collection's stored versions and the first TLPs of ``stix_ids`` in one pass each.
 
     ``also_origins``: more ids whose origins alone are wanted (the identities objects name as creator).
     """
     ids = sorted(set(stix_ids))
     keys = sorted({stix_key(i) for i in [*ids, *also_origins]})
-    origins = dict(session.execute(select(OO.c.stix_key, OO.c.originator_id)
-                                   .where(_stix_id_among(session, keys, OO.c.stix_key))).all())
-    stmt = select(V.stix_id, V.version_us, V.originator_id, V.quarantined, V.tlp, V.date_added,
-                  case((V.collection_id == collection_pk, V.raw))).where(_stix_id_among(session, ids))
+    origins = dict(
+        session.execute(
+            select(OO.c.stix_key, OO.c.originator_id).where(_stix_id_among(session, keys, OO.c.stix_key))
+        ).all()
+    )
+    stmt = select(
+        V.stix_id,
+        V.version_us,
+        V.originator_id,
+        V.quarantined,
+        V.tlp,
+        V.date_added,
+        case((V.collection_id == collection_pk, V.raw)),
+    ).where(_stix_id_among(session, ids))
     raws: dict[tuple[str, int, int], str] = {}
     first: dict[tuple[str, int], tuple[int, int]] = {}
     for stix_id, version_us, originator, quarantined, tlp, added, raw in session.execute(stmt):
@@ -660,7 +747,8 @@ def publication(session: Session, collection_pk: int, stix_ids: Iterable[str],
         if not quarantined and added < first.get((stix_id, version_us), (added + 1, 0))[0]:
             first[(stix_id, version_us)] = (added, tlp)
     archived = select(AT.c.stix_id, AT.c.version_us, AT.c.originator_id, AT.c.quarantined, AT.c.raw).where(
-        _of_collection(AT.c.collection_id, collection_pk), _stix_id_among(session, ids, AT.c.stix_id))
+        _of_collection(AT.c.collection_id, collection_pk), _stix_id_among(session, ids, AT.c.stix_id)
+    )
     for stix_id, version_us, originator, quarantined, raw in session.execute(archived):
         # An archived version is still this collection's: publishing it again is a duplicate, not new.
         raws.setdefault((stix_id, version_us, originator if quarantined else 0), raw)
@@ -673,8 +761,9 @@ def register_origins(session: Session, rows: Iterable[dict]) -> None:
     for row in rows:
         if not row.get("quarantined"):
             key = stix_key(row["stix_id"])
-            new.setdefault(key, {"stix_key": key, "originator_id": row["originator_id"],
-                                 "created_us": row["date_added"]})
+            new.setdefault(
+                key, {"stix_key": key, "originator_id": row["originator_id"], "created_us": row["date_added"]}
+            )
     if not new:
         return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
@@ -684,8 +773,9 @@ def register_origins(session: Session, rows: Iterable[dict]) -> None:
 def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> dict[tuple[str, int], str]:
     """Return the raw JSON of every stored or archived (id, version) among ``stix_ids`` in a collection."""
     ids = sorted(set(stix_ids))
-    stmt = select(V.stix_id, V.version_us, V.raw).where(_of_collection(V.collection_id, collection_pk),
-                                                        _stix_id_among(session, ids))
+    stmt = select(V.stix_id, V.version_us, V.raw).where(
+        _of_collection(V.collection_id, collection_pk), _stix_id_among(session, ids)
+    )
     out = {(stix_id, version_us): raw for stix_id, version_us, raw in session.execute(stmt)}
     _add_archived(session, collection_pk, ids, out)
     return out
@@ -694,7 +784,8 @@ def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str
 def _add_archived(session: Session, collection_pk: int, ids: list[str], out: dict[tuple[str, int], str]) -> None:
     # An archived version is still this collection's: publishing it again is a duplicate, not new.
     archived = select(AT.c.stix_id, AT.c.version_us, AT.c.raw).where(
-        _of_collection(AT.c.collection_id, collection_pk), _stix_id_among(session, ids, AT.c.stix_id))
+        _of_collection(AT.c.collection_id, collection_pk), _stix_id_among(session, ids, AT.c.stix_id)
+    )
     for stix_id, version_us, raw in session.execute(archived):
         out.setdefault((stix_id, version_us), raw)
 
@@ -797,8 +888,15 @@ def audit_head(session: Session) -> tuple[int, str]:
     return (row[0], row[1]) if row is not None else (0, "")
 
 
-def audit_events(session: Session, *, after_id: int = 0, limit: int = 1000, action: str | None = None,
-                 actor: str | None = None, since_us: int | None = None) -> list[m.AuditEvent]:
+def audit_events(
+    session: Session,
+    *,
+    after_id: int = 0,
+    limit: int = 1000,
+    action: str | None = None,
+    actor: str | None = None,
+    since_us: int | None = None,
+) -> list[m.AuditEvent]:
     """Return audit events in chain order (id), optionally filtered."""
     stmt = select(m.AuditEvent).where(m.AuditEvent.id > after_id)
     if action:
@@ -851,8 +949,9 @@ def _append_deliveries_pg(engine: Engine, rows: list[dict], view: dict | None) -
             broken = raw.broken or raw.closed
             if broken:
                 conn.invalidate()
-            raise exc.DBAPIError.instance("INSERT INTO deliveries", None, error, psycopg.Error,
-                                          connection_invalidated=broken) from error
+            raise exc.DBAPIError.instance(
+                "INSERT INTO deliveries", None, error, psycopg.Error, connection_invalidated=broken
+            ) from error
 
 
 DT = cast(Table, m.Delivery.__table__)
@@ -868,14 +967,18 @@ def _insert_view(dialect_name: str) -> Any:
     return dialect.insert(m.DeliveryView.__table__).on_conflict_do_nothing()
 
 
-def deliveries_covering(session: Session, collection_pk: int, date_added: int, *, before_us: int | None = None
-                        ) -> list[m.Delivery]:
+def deliveries_covering(
+    session: Session, collection_pk: int, date_added: int, *, before_us: int | None = None
+) -> list[m.Delivery]:
     """Return the deliveries of a collection whose ``date_added`` range covers one value, oldest first.
 
     ``before_us`` keeps only deliveries made before then (while a re-dated version still held the value).
     """
-    stmt = select(m.Delivery).where(m.Delivery.collection_id == collection_pk,
-                                    m.Delivery.first_added <= date_added, m.Delivery.last_added >= date_added)
+    stmt = select(m.Delivery).where(
+        m.Delivery.collection_id == collection_pk,
+        m.Delivery.first_added <= date_added,
+        m.Delivery.last_added >= date_added,
+    )
     if before_us is not None:
         stmt = stmt.where(m.Delivery.at_us < before_us)
     return list(session.scalars(stmt.order_by(m.Delivery.at_us)))
@@ -886,16 +989,20 @@ def former_dates(session: Session, version_pks: Iterable[int]) -> dict[int, list
     out: dict[int, list[tuple[int, int]]] = {}
     pks = list(version_pks)
     for start in range(0, len(pks), 500):
-        stmt = select(m.VersionRedate).where(m.VersionRedate.version_pk.in_(pks[start:start + 500]))
+        stmt = select(m.VersionRedate).where(m.VersionRedate.version_pk.in_(pks[start : start + 500]))
         for r in session.scalars(stmt):
             out.setdefault(r.version_pk, []).append((r.date_added, r.replaced_us))
     return out
 
 
 def delivery_view(session: Session, partner_pk: int, collection_pk: int, rules_version: int) -> str | None:
-    return session.execute(select(m.DeliveryView.read_filter).where(
-        m.DeliveryView.partner_id == partner_pk, m.DeliveryView.collection_id == collection_pk,
-        m.DeliveryView.rules_version == rules_version)).scalar_one_or_none()
+    return session.execute(
+        select(m.DeliveryView.read_filter).where(
+            m.DeliveryView.partner_id == partner_pk,
+            m.DeliveryView.collection_id == collection_pk,
+            m.DeliveryView.rules_version == rules_version,
+        )
+    ).scalar_one_or_none()
 
 
 def versions_by_id(session: Session, stix_id: str) -> list[m.ObjectVersion]:
@@ -912,10 +1019,12 @@ _VERSION_COLUMNS = tuple(c.name for c in VT.columns if c.name != "newer_exists")
 
 def retained_collections(session: Session) -> list[tuple[int, str, str, int]]:
     """Return (pk, API root, alias, retention_days) of every collection with a retention, by root and alias."""
-    stmt = (select(m.Collection.id, m.ApiRoot.slug, m.Collection.alias, m.Collection.retention_days)
-            .join(m.ApiRoot, m.ApiRoot.id == m.Collection.api_root_id)
-            .where(m.Collection.retention_days.is_not(None), m.Collection.is_reference.is_(False))
-            .order_by(m.ApiRoot.slug, m.Collection.alias))
+    stmt = (
+        select(m.Collection.id, m.ApiRoot.slug, m.Collection.alias, m.Collection.retention_days)
+        .join(m.ApiRoot, m.ApiRoot.id == m.Collection.api_root_id)
+        .where(m.Collection.retention_days.is_not(None), m.Collection.is_reference.is_(False))
+        .order_by(m.ApiRoot.slug, m.Collection.alias)
+    )
     return [(pk, root, alias, days or 0) for pk, root, alias, days in session.execute(stmt)]
 
 
@@ -931,14 +1040,20 @@ def _superseded(collection_pk: int, added_before_us: int) -> ColumnElement[bool]
     # no unknown marking the old one did not have (same object, so same type and originator). Archiving
     # then never takes an object away from a partner, whatever its rules.
     rival = select(newer.c.pk).where(
-        newer.c.collection_id == VT.c.collection_id, newer.c.stix_id == VT.c.stix_id,
-        newer.c.version_us > VT.c.version_us, newer.c.tlp <= VT.c.tlp,
-        or_(newer.c.restriction_set_id == VT.c.restriction_set_id,
-            and_(newer.c.restriction_set_id.is_(None), VT.c.restriction_set_id.is_(None))),
-        or_(newer.c.unknown_markings.is_(False), VT.c.unknown_markings.is_(True)))
+        newer.c.collection_id == VT.c.collection_id,
+        newer.c.stix_id == VT.c.stix_id,
+        newer.c.version_us > VT.c.version_us,
+        newer.c.tlp <= VT.c.tlp,
+        or_(
+            newer.c.restriction_set_id == VT.c.restriction_set_id,
+            and_(newer.c.restriction_set_id.is_(None), VT.c.restriction_set_id.is_(None)),
+        ),
+        or_(newer.c.unknown_markings.is_(False), VT.c.unknown_markings.is_(True)),
+    )
     highest = select(func.max(every.c.pk)).scalar_subquery()
-    return and_(VT.c.collection_id == collection_pk, VT.c.date_added < added_before_us, exists(rival),
-                VT.c.pk < highest)
+    return and_(
+        VT.c.collection_id == collection_pk, VT.c.date_added < added_before_us, exists(rival), VT.c.pk < highest
+    )
 
 
 def count_superseded(session: Session, collection_pk: int, added_before_us: int) -> int:
@@ -974,22 +1089,27 @@ def archived_by_id(session: Session, stix_id: str) -> list[m.ArchivedVersion]:
 WT = cast(Table, m.Withdrawal.__table__)
 
 
-def removed_from_view(session: Session, collection_pk: int, partner_pk: int, now: policy.ReadFilter,
-                      before: policy.ReadFilter) -> list:
+def removed_from_view(
+    session: Session, collection_pk: int, partner_pk: int, now: policy.ReadFilter, before: policy.ReadFilter
+) -> list:
     """Return the versions a partner saw under ``before`` of objects it sees no version of under ``now``."""
     other = VT.alias()
-    still = exists(select(other.c.pk).where(other.c.collection_id == collection_pk,
-                                            other.c.stix_id == VT.c.stix_id, _visible_as(other, now, partner_pk)))
+    still = exists(
+        select(other.c.pk).where(
+            other.c.collection_id == collection_pk, other.c.stix_id == VT.c.stix_id, _visible_as(other, now, partner_pk)
+        )
+    )
     stmt = select(VT.c.pk, VT.c.stix_id, VT.c.type, VT.c.version_us, VT.c.tlp, VT.c.originator_id, VT.c.raw).where(
-        VT.c.collection_id == collection_pk, _visible_as(VT, before, partner_pk), ~still)
+        VT.c.collection_id == collection_pk, _visible_as(VT, before, partner_pk), ~still
+    )
     return list(session.connection().execute(stmt).all())
 
 
-def visible_versions(session: Session, collection_pk: int, stix_id: str, partner_pk: int,
-                     f: policy.ReadFilter) -> list:
+def visible_versions(session: Session, collection_pk: int, stix_id: str, partner_pk: int, f: policy.ReadFilter) -> list:
     """Return every version of one object a partner's read filter admits in a collection."""
     stmt = select(VT.c.pk, VT.c.stix_id, VT.c.type, VT.c.version_us, VT.c.tlp, VT.c.originator_id, VT.c.raw).where(
-        VT.c.collection_id == collection_pk, VT.c.stix_id == stix_id, _visible_as(VT, f, partner_pk))
+        VT.c.collection_id == collection_pk, VT.c.stix_id == stix_id, _visible_as(VT, f, partner_pk)
+    )
     return list(session.connection().execute(stmt).all())
 
 
@@ -1005,47 +1125,80 @@ def add_withdrawals(session: Session, rows: list[dict]) -> int:
 def withdrawals_for(session: Session, partner_pk: int, collection_pk: int, after: int | None, upto: int) -> list:
     """Return a partner's withdrawals in a collection with ``after`` < position <= ``upto``, in order."""
     c = WT.c
-    stmt = select(c.id, c.position, c.at_us, c.stix_id, c.object_type, c.reason, c.tlp, c.originator_id, c.summary,
-                  c.recall_id, c.served_us).where(c.partner_id == partner_pk, c.collection_id == collection_pk,
-                                     c.position <= upto)
+    stmt = select(
+        c.id,
+        c.position,
+        c.at_us,
+        c.stix_id,
+        c.object_type,
+        c.reason,
+        c.tlp,
+        c.originator_id,
+        c.summary,
+        c.recall_id,
+        c.served_us,
+    ).where(c.partner_id == partner_pk, c.collection_id == collection_pk, c.position <= upto)
     if after is not None:
         stmt = stmt.where(c.position > after)
     return list(session.connection().execute(stmt.order_by(c.position)).all())
 
 
-def mark_withdrawals_served(session: Session, partner_pk: int, ids: Sequence[int], recall_ids: Iterable[int],
-                            at_us: int) -> None:
+def mark_withdrawals_served(
+    session: Session, partner_pk: int, ids: Sequence[int], recall_ids: Iterable[int], at_us: int
+) -> None:
     """Record the first time a partner's feed listed these withdrawals (and the recalls they belong to)."""
     for start in range(0, len(ids), 500):
         chunk = list(ids[start : start + 500])
-        session.execute(update(m.Withdrawal).where(m.Withdrawal.id.in_(chunk), m.Withdrawal.served_us.is_(None))
-                        .values(served_us=at_us))
+        session.execute(
+            update(m.Withdrawal)
+            .where(m.Withdrawal.id.in_(chunk), m.Withdrawal.served_us.is_(None))
+            .values(served_us=at_us)
+        )
     recalls = sorted(set(recall_ids))
     if recalls:
-        session.execute(update(m.RecallNotice).where(
-            m.RecallNotice.partner_id == partner_pk, m.RecallNotice.recall_id.in_(recalls),
-            m.RecallNotice.served_us.is_(None)).values(served_us=at_us))
+        session.execute(
+            update(m.RecallNotice)
+            .where(
+                m.RecallNotice.partner_id == partner_pk,
+                m.RecallNotice.recall_id.in_(recalls),
+                m.RecallNotice.served_us.is_(None),
+            )
+            .values(served_us=at_us)
+        )
 
 
-def save_recall(session: Session, stix_id: str, actor: str, reason: str, at_us: int,
-                notices: Sequence[tuple[int, str]]) -> int:
+def save_recall(
+    session: Session, stix_id: str, actor: str, reason: str, at_us: int, notices: Sequence[tuple[int, str]]
+) -> int:
     """Store a recall and one notice per recipient (partner pk, slug); return the recall's id."""
-    recall_id = session.execute(insert(m.Recall).values(stix_id=stix_id, actor=actor[:100], reason=reason,
-                                                        at_us=at_us).returning(m.Recall.id)).scalar_one()
+    recall_id = session.execute(
+        insert(m.Recall).values(stix_id=stix_id, actor=actor[:100], reason=reason, at_us=at_us).returning(m.Recall.id)
+    ).scalar_one()
     if notices:
-        session.execute(insert(m.RecallNotice), [{"recall_id": recall_id, "partner_id": pk, "partner_slug": slug,
-                                                  "notified_us": at_us} for pk, slug in notices])
+        session.execute(
+            insert(m.RecallNotice),
+            [
+                {"recall_id": recall_id, "partner_id": pk, "partner_slug": slug, "notified_us": at_us}
+                for pk, slug in notices
+            ],
+        )
     return recall_id
 
 
 def recalls_of(session: Session, stix_id: str) -> list[tuple[m.Recall, list[m.RecallNotice]]]:
     """Every recall of an object, newest first, with its notices by partner."""
-    recalls = list(session.scalars(select(m.Recall).where(m.Recall.stix_id == stix_id)
-                                   .order_by(m.Recall.at_us.desc(), m.Recall.id.desc())))
+    recalls = list(
+        session.scalars(
+            select(m.Recall).where(m.Recall.stix_id == stix_id).order_by(m.Recall.at_us.desc(), m.Recall.id.desc())
+        )
+    )
     notices: dict[int, list[m.RecallNotice]] = {r.id: [] for r in recalls}
     if recalls:
-        for n in session.scalars(select(m.RecallNotice).where(m.RecallNotice.recall_id.in_(list(notices)))
-                                 .order_by(m.RecallNotice.partner_slug)):
+        for n in session.scalars(
+            select(m.RecallNotice)
+            .where(m.RecallNotice.recall_id.in_(list(notices)))
+            .order_by(m.RecallNotice.partner_slug)
+        ):
             notices[n.recall_id].append(n)
     return [(r, notices[r.id]) for r in recalls]
 
@@ -1053,8 +1206,9 @@ def recalls_of(session: Session, stix_id: str) -> list[tuple[m.Recall, list[m.Re
 @functools.lru_cache(maxsize=64)
 def _range_statement(shape: _Shape) -> Any:
     added = VT.c.date_added
-    stmt = _apply_versions(_apply_filters(select(func.min(added), func.max(added), func.count()), VT, shape),
-                           VT, shape).where(added <= bindparam("upto"))
+    stmt = _apply_versions(
+        _apply_filters(select(func.min(added), func.max(added), func.count()), VT, shape), VT, shape
+    ).where(added <= bindparam("upto"))
     stmt = stmt.where(added > bindparam("floor")) if shape.positioned else stmt
     return stmt, frozenset(stmt.compile().params)
 
@@ -1063,6 +1217,7 @@ def view_range(session: Session, q: VersionQuery, upto: int) -> tuple[int | None
     """Return (first, last, count) of ``date_added`` over the partner's view from the query's floor to ``upto``."""
     shape, params = _bind(q, ("date_added",))
     stmt, names = _range_statement(shape)
-    first, last, count = session.connection().execute(
-        stmt, {k: v for k, v in {**params, "upto": upto}.items() if k in names}).one()
+    first, last, count = (
+        session.connection().execute(stmt, {k: v for k, v in {**params, "upto": upto}.items() if k in names}).one()
+    )
     return first, last, count or 0

@@ -28,16 +28,16 @@ SUMMARY_FIELDS = ("name", "pattern", "pattern_type", "valid_from", "valid_until"
 
 def _view(snap: store.Snapshot, partner_pk: int, collection: store.CollectionInfo) -> policy.ReadFilter:
     partner = replace(snap.partners[partner_pk], active=True)
-    return policy.compile_read(snap.world, partner, collection.rules, snap.restriction_sets,
-                               snap.definitions.values())
+    return policy.compile_read(snap.world, partner, collection.rules, snap.restriction_sets, snap.definitions.values())
 
 
 def _readers(snap: store.Snapshot) -> list[int]:
     return [pk for pk, row in snap.partner_rows.items() if row.identity_id != snap.hub_identity]
 
 
-def _rows(partner_pk: int, collection_pk: int, versions: Iterable[Any], reason: str, at_us: int,
-          recall_id: int | None = None) -> list[dict]:
+def _rows(
+    partner_pk: int, collection_pk: int, versions: Iterable[Any], reason: str, at_us: int, recall_id: int | None = None
+) -> list[dict]:
     """One withdrawal row per object, described by the newest of ``versions`` (all seen by the partner)."""
     newest: dict[str, Any] = {}
     for v in versions:
@@ -48,9 +48,20 @@ def _rows(partner_pk: int, collection_pk: int, versions: Iterable[Any], reason: 
         v = newest[stix_id]
         obj = orjson.loads(v.raw)
         summary = {k: obj[k] for k in SUMMARY_FIELDS if k in obj}
-        out.append({"at_us": at_us, "partner_id": partner_pk, "collection_id": collection_pk, "stix_id": stix_id,
-                    "object_type": v.type, "reason": reason, "tlp": v.tlp, "originator_id": v.originator_id,
-                    "summary": orjson.dumps(summary).decode(), "recall_id": recall_id})
+        out.append(
+            {
+                "at_us": at_us,
+                "partner_id": partner_pk,
+                "collection_id": collection_pk,
+                "stix_id": stix_id,
+                "object_type": v.type,
+                "reason": reason,
+                "tlp": v.tlp,
+                "originator_id": v.originator_id,
+                "summary": orjson.dumps(summary).decode(),
+                "recall_id": recall_id,
+            }
+        )
     return out
 
 
@@ -74,8 +85,9 @@ def after_rule_change(session: Session, before: store.Snapshot, after: store.Sna
     return store.add_withdrawals(session, rows)
 
 
-def before_delete(session: Session, snap: store.Snapshot, collection: store.CollectionInfo, stix_id: str,
-                  version_pks: Iterable[int]) -> list[dict]:
+def before_delete(
+    session: Session, snap: store.Snapshot, collection: store.CollectionInfo, stix_id: str, version_pks: Iterable[int]
+) -> list[dict]:
     """Return the withdrawal rows a deletion will cause: partners that see the object now and will see none of it.
 
     Call before deleting (it reads the versions), store the rows with ``store.add_withdrawals`` after.
@@ -101,8 +113,9 @@ class RecallResult:
     recipients: tuple[str, ...]
 
 
-def recall(session: Session, snap: store.Snapshot, stix_id: str, actor: str, reason: str = "",
-           source: str = "") -> RecallResult:
+def recall(
+    session: Session, snap: store.Snapshot, stix_id: str, actor: str, reason: str = "", source: str = ""
+) -> RecallResult:
     """Recall an object from every partner the delivery ledger says received any version of it.
 
     Records the recall, one notice per recipient, an audit event and, per recipient and collection, a
@@ -125,8 +138,14 @@ def recall(session: Session, snap: store.Snapshot, stix_id: str, actor: str, rea
         rows += _rows(partner_pk, collection_pk, versions, "recalled", now, recall_id)
     store.add_withdrawals(session, rows)
     recipients = tuple(slug for _, slug in notices)
-    store.audit(session, actor, "object.recall", stix_id, {"recall": recall_id, "reason": reason,
-                                                           "recipients": list(recipients)}, source=source)
+    store.audit(
+        session,
+        actor,
+        "object.recall",
+        stix_id,
+        {"recall": recall_id, "reason": reason, "recipients": list(recipients)},
+        source=source,
+    )
     return RecallResult(recall_id, recipients)
 
 
@@ -141,8 +160,13 @@ def for_feed(hub: Any, partner_pk: int, collection_pk: int, after: int | None, u
     fresh = [r for r in rows if r.served_us is None]
     if fresh:
         with hub.session(relaxed=True) as session:
-            store.mark_withdrawals_served(session, partner_pk, [r.id for r in fresh],
-                                          [r.recall_id for r in fresh if r.recall_id is not None], store.now_us())
+            store.mark_withdrawals_served(
+                session,
+                partner_pk,
+                [r.id for r in fresh],
+                [r.recall_id for r in fresh if r.recall_id is not None],
+                store.now_us(),
+            )
     return rows
 
 

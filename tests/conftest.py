@@ -67,8 +67,12 @@ def fresh_database_url(engine_name: str, template: str, path: Path) -> str:
     tables = ", ".join(t.name for t in models.Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        conn.execute(text("INSERT INTO hub_state (id, clock_us, rules_version, name, contact, identity_id) "
-                          "VALUES (1, 0, 1, 'cti-hub', '', '')"))
+        conn.execute(
+            text(
+                "INSERT INTO hub_state (id, clock_us, rules_version, name, contact, identity_id) "
+                "VALUES (1, 0, 1, 'cti-hub', '', '')"
+            )
+        )
     engine.dispose()
     return template
 

@@ -13,14 +13,18 @@ from hub import models as m
 from hub import services
 
 
-def run(hub: services.Hub, kind: str, source: str | Path, partner: str = "krcert", collection: str = "shared",
-        **kwargs):
+def run(
+    hub: services.Hub, kind: str, source: str | Path, partner: str = "krcert", collection: str = "shared", **kwargs
+):
     target = resolve_target(hub, partner, collection, "dprk")
     return REGISTRY[kind](hub, target, **kwargs).run(str(source))
 
 
 def stored(hub: services.Hub, alias: str = "shared") -> dict[str, dict]:
     with hub.session(write=False) as s:
-        rows = s.execute(select(m.ObjectVersion.stix_id, m.ObjectVersion.raw).join(
-            m.Collection, m.Collection.id == m.ObjectVersion.collection_id).where(m.Collection.alias == alias))
+        rows = s.execute(
+            select(m.ObjectVersion.stix_id, m.ObjectVersion.raw)
+            .join(m.Collection, m.Collection.id == m.ObjectVersion.collection_id)
+            .where(m.Collection.alias == alias)
+        )
         return {stix_id: orjson.loads(raw) for stix_id, raw in rows}

@@ -28,19 +28,32 @@ def hub_partner(session: Session) -> m.Partner:
     return partner
 
 
-def add_partner(session: Session, slug: str, country: str = "KR", clearance: TLP = TLP.RED,
-                active: bool = True, kind: str = "cert") -> m.Partner:
-    partner = m.Partner(slug=slug, name=slug.upper(), country=country, clearance=int(clearance), active=active,
-                        kind=kind, identity_id=f"identity--{uuid.uuid5(services.NAMESPACE, slug)}")
+def add_partner(
+    session: Session, slug: str, country: str = "KR", clearance: TLP = TLP.RED, active: bool = True, kind: str = "cert"
+) -> m.Partner:
+    partner = m.Partner(
+        slug=slug,
+        name=slug.upper(),
+        country=country,
+        clearance=int(clearance),
+        active=active,
+        kind=kind,
+        identity_id=f"identity--{uuid.uuid5(services.NAMESPACE, slug)}",
+    )
     session.add(partner)
     session.flush()
     return partner
 
 
-def add_group(session: Session, slug: str, members: Iterable[m.Partner] = (), countries: Iterable[str] = ()
-              ) -> m.TrustGroup:
-    group = m.TrustGroup(slug=slug, name=slug.upper(), countries=",".join(countries),
-                         marking_id=f"marking-definition--{uuid.uuid5(services.NAMESPACE, 'group:' + slug)}")
+def add_group(
+    session: Session, slug: str, members: Iterable[m.Partner] = (), countries: Iterable[str] = ()
+) -> m.TrustGroup:
+    group = m.TrustGroup(
+        slug=slug,
+        name=slug.upper(),
+        countries=",".join(countries),
+        marking_id=f"marking-definition--{uuid.uuid5(services.NAMESPACE, 'group:' + slug)}",
+    )
     session.add(group)
     session.flush()
     for partner in members:
@@ -55,14 +68,30 @@ def add_root(session: Session, slug: str = "dprk", max_content_length: int = 10 
     return root
 
 
-def add_collection(session: Session, root: m.ApiRoot, alias: str, *, max_tlp: TLP = TLP.RED,
-                   default_tlp: TLP = TLP.GREEN, readers: Iterable[str] = ("*",),
-                   writers: Iterable[str] = ("*",), types: Iterable[str] = (), reference: bool = False
-                   ) -> m.Collection:
-    collection = m.Collection(uuid=str(uuid.uuid5(services.NAMESPACE, f"{root.slug}/{alias}")),
-                              api_root_id=root.id, alias=alias, title=f"{alias} collection",
-                              max_tlp=int(max_tlp), default_tlp=int(default_tlp), types=",".join(types),
-                              readers=",".join(readers), writers=",".join(writers), is_reference=reference)
+def add_collection(
+    session: Session,
+    root: m.ApiRoot,
+    alias: str,
+    *,
+    max_tlp: TLP = TLP.RED,
+    default_tlp: TLP = TLP.GREEN,
+    readers: Iterable[str] = ("*",),
+    writers: Iterable[str] = ("*",),
+    types: Iterable[str] = (),
+    reference: bool = False,
+) -> m.Collection:
+    collection = m.Collection(
+        uuid=str(uuid.uuid5(services.NAMESPACE, f"{root.slug}/{alias}")),
+        api_root_id=root.id,
+        alias=alias,
+        title=f"{alias} collection",
+        max_tlp=int(max_tlp),
+        default_tlp=int(default_tlp),
+        types=",".join(types),
+        readers=",".join(readers),
+        writers=",".join(writers),
+        is_reference=reference,
+    )
     session.add(collection)
     session.flush()
     store.bump_rules(session)
@@ -74,13 +103,21 @@ def key_for(hub: services.Hub, slug: str, **kwargs: Any) -> str:
         return services.create_key(session, hub.pepper, slug, **kwargs)[1]
 
 
-def indicator(n: int, *, markings: Iterable[str] = (), created_by: str | None = None,
-              modified: str = CLOCK, **extra: Any) -> dict:
-    obj = {"type": "indicator", "spec_version": "2.1",
-           "id": f"indicator--{uuid.uuid5(uuid.NAMESPACE_OID, str(n))}",
-           "created": CLOCK, "modified": modified, "name": f"Lazarus C2 {n}",
-           "pattern": f"[ipv4-addr:value = '198.51.100.{n % 250}']", "pattern_type": "stix",
-           "valid_from": CLOCK, "indicator_types": ["malicious-activity"]}
+def indicator(
+    n: int, *, markings: Iterable[str] = (), created_by: str | None = None, modified: str = CLOCK, **extra: Any
+) -> dict:
+    obj = {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": f"indicator--{uuid.uuid5(uuid.NAMESPACE_OID, str(n))}",
+        "created": CLOCK,
+        "modified": modified,
+        "name": f"Lazarus C2 {n}",
+        "pattern": f"[ipv4-addr:value = '198.51.100.{n % 250}']",
+        "pattern_type": "stix",
+        "valid_from": CLOCK,
+        "indicator_types": ["malicious-activity"],
+    }
     if markings:
         obj["object_marking_refs"] = list(markings)
     if created_by:
@@ -89,14 +126,29 @@ def indicator(n: int, *, markings: Iterable[str] = (), created_by: str | None = 
     return obj
 
 
-def sharing_marking(marking_id: str, *, partners: Iterable[str] = (), groups: Iterable[str] = (),
-                    countries: Iterable[str] = (), exclude: Iterable[str] = ()) -> dict:
-    return {"type": "marking-definition", "spec_version": "2.1", "id": marking_id, "created": CLOCK,
-            "name": "Share with: test",
-            "extensions": {services.SHARING_EXTENSION_ID: {
+def sharing_marking(
+    marking_id: str,
+    *,
+    partners: Iterable[str] = (),
+    groups: Iterable[str] = (),
+    countries: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+) -> dict:
+    return {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": marking_id,
+        "created": CLOCK,
+        "name": "Share with: test",
+        "extensions": {
+            services.SHARING_EXTENSION_ID: {
                 "extension_type": "property-extension",
                 "share_with": {"partners": list(partners), "groups": list(groups), "countries": list(countries)},
-                "exclude_partners": list(exclude), "no_federation": False}}}
+                "exclude_partners": list(exclude),
+                "no_federation": False,
+            }
+        },
+    }
 
 
 class Client:
@@ -117,8 +169,9 @@ class Client:
     def get(self, path: str, params: dict | None = None, headers: dict | None = None) -> Any:
         return self.http.get(path, query_string=params or {}, headers=self.headers(headers))
 
-    def post(self, path: str, objects: list[dict] | None = None, body: bytes | None = None,
-             headers: dict | None = None) -> Any:
+    def post(
+        self, path: str, objects: list[dict] | None = None, body: bytes | None = None, headers: dict | None = None
+    ) -> Any:
         data = body if body is not None else orjson.dumps({"objects": objects})
         return self.http.post(path, data=data, headers=self.headers({"Content-Type": TAXII, **(headers or {})}))
 

@@ -49,11 +49,20 @@ def serve_demo(make_app, settings: dict, tmp_path: Path) -> Iterator[tuple[str, 
         snap = hub.snapshot(s)
         ids = {c.alias: c.uuid for c in snap.collections_of("dprk")}
     port = free_port()
-    env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
-           "HUB_DATA_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings["database_url"],
+        "HUB_SECRET_KEY": settings["secret_key"],
+        "HUB_DATA_DIR": str(tmp_path),
+    }
     log = open(tmp_path / "server.log", "wb")  # a file, not a pipe: nobody reads it while the server runs
-    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc)

@@ -45,12 +45,29 @@ def logged_in(app, username: str = "alice"):
 
 def get_views(world) -> list[str]:
     ids = world["ids"]
-    return ["/admin/", "/admin/partners/", "/admin/partners/new", "/admin/partners/krcert",
-            "/admin/partners/krcert/edit", "/admin/groups/", "/admin/groups/new", "/admin/groups/asean/edit",
-            "/admin/collections/", "/admin/collections/new", f"/admin/collections/{ids['regional']}/edit",
-            "/admin/preview", f"/admin/preview?partner=mmcert&collection={ids['regional']}", "/admin/who",
-            f"/admin/who?id={world['red']}", "/admin/audit", "/admin/audit?action=admin", "/admin/audit.csv",
-            "/admin/objects/", "/admin/objects/?type=indicator&tlp=AMBER", f"/admin/objects/{world['red']}"]
+    return [
+        "/admin/",
+        "/admin/partners/",
+        "/admin/partners/new",
+        "/admin/partners/krcert",
+        "/admin/partners/krcert/edit",
+        "/admin/groups/",
+        "/admin/groups/new",
+        "/admin/groups/asean/edit",
+        "/admin/collections/",
+        "/admin/collections/new",
+        f"/admin/collections/{ids['regional']}/edit",
+        "/admin/preview",
+        f"/admin/preview?partner=mmcert&collection={ids['regional']}",
+        "/admin/who",
+        f"/admin/who?id={world['red']}",
+        "/admin/audit",
+        "/admin/audit?action=admin",
+        "/admin/audit.csv",
+        "/admin/objects/",
+        "/admin/objects/?type=indicator&tlp=AMBER",
+        f"/admin/objects/{world['red']}",
+    ]
 
 
 def state(hub) -> tuple:
@@ -58,13 +75,21 @@ def state(hub) -> tuple:
     with hub.session(write=False) as s:
         return (
             s.scalar(select(func.count()).select_from(m.Partner)),
-            tuple(s.execute(select(m.Partner.slug, m.Partner.name, m.Partner.clearance, m.Partner.active)
-                            .order_by(m.Partner.slug)).all()),
+            tuple(
+                s.execute(
+                    select(m.Partner.slug, m.Partner.name, m.Partner.clearance, m.Partner.active).order_by(
+                        m.Partner.slug
+                    )
+                ).all()
+            ),
             tuple(s.execute(select(m.ApiKey.key_id, m.ApiKey.revoked_us).order_by(m.ApiKey.key_id)).all()),
             tuple(s.execute(select(m.TrustGroup.slug, m.TrustGroup.countries).order_by(m.TrustGroup.slug)).all()),
             s.scalar(select(func.count()).select_from(m.TrustGroupMember)),
-            tuple(s.execute(select(m.Collection.alias, m.Collection.max_tlp, m.Collection.readers)
-                            .order_by(m.Collection.alias)).all()),
+            tuple(
+                s.execute(
+                    select(m.Collection.alias, m.Collection.max_tlp, m.Collection.readers).order_by(m.Collection.alias)
+                ).all()
+            ),
         )
 
 

@@ -49,9 +49,9 @@ ROLES = ("publish",) * 6 + ("head",) * 16 + ("pull",) * 12 + ("feed",) * 10 + ("
 class Report:
     """What the clients saw and what the server looked like while they ran."""
 
-    requests: Counter = field(default_factory=Counter)      # role -> requests answered
-    errors: list[str] = field(default_factory=list)         # 5xx, unexpected statuses, connection errors
-    delivered_pages: int = 0                                  # TAXII object pages that held objects
+    requests: Counter = field(default_factory=Counter)  # role -> requests answered
+    errors: list[str] = field(default_factory=list)  # 5xx, unexpected statuses, connection errors
+    delivered_pages: int = 0  # TAXII object pages that held objects
     rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, workers' total RSS)
     workers: set[int] = field(default_factory=set)
     locked_lines: list[str] = field(default_factory=list)
@@ -83,8 +83,9 @@ class Report:
         if not (first and second):
             out.append("the RSS sampler did not see the workers")
         elif second > first * 1.5 + 20 * 2**20:
-            out.append(f"worker RSS grew: max {first / 2**20:.0f} MB in the first half, "
-                       f"{second / 2**20:.0f} MB in the second")
+            out.append(
+                f"worker RSS grew: max {first / 2**20:.0f} MB in the first half, {second / 2**20:.0f} MB in the second"
+            )
         if len(self.workers) != 2:
             out.append(f"workers were replaced during the run: saw pids {sorted(self.workers)}")
         if "audit chain intact" not in self.audit:
@@ -117,19 +118,31 @@ class Soak:
                 services.create_admin(s, ADMIN_USER, ADMIN_PASSWORD)
         finally:
             hub.engine.dispose()
-        self.headers = {slug: {"Authorization": f"Bearer {key}", "Accept": f.TAXII}
-                        for slug, key in self.world["keys"].items()}
+        self.headers = {
+            slug: {"Authorization": f"Bearer {key}", "Accept": f.TAXII} for slug, key in self.world["keys"].items()
+        }
 
     def run(self) -> Report:
         self.prepare()
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "HUB_DATABASE_URL": self.database_url, "HUB_SECRET_KEY": self.settings["secret_key"],
-               "HUB_DATA_DIR": str(self.workdir), "HUB_RATE_LIMIT_PER_MINUTE": "0"}
+        env = {
+            **os.environ,
+            "HUB_DATABASE_URL": self.database_url,
+            "HUB_SECRET_KEY": self.settings["secret_key"],
+            "HUB_DATA_DIR": str(self.workdir),
+            "HUB_RATE_LIMIT_PER_MINUTE": "0",
+        }
         log_path = self.workdir / "soak-server.log"
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
-                                    env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
             try:
                 wait_ready(self.base, proc)
                 self._drive(proc.pid)
@@ -157,15 +170,23 @@ class Soak:
 
     def _check_records(self) -> None:
         env = {**os.environ, "HUB_DATABASE_URL": self.database_url, "HUB_SECRET_KEY": self.settings["secret_key"]}
-        done = subprocess.run([sys.executable, "-m", "hub.cli", "audit", "verify"], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "hub.cli", "audit", "verify"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         self.report.audit = (done.stdout + done.stderr).strip()
         engine = db.make_engine(self.database_url)
         try:
             with engine.connect() as conn:
                 self.report.ledger_pages = conn.execute(
-                    select(func.count()).select_from(m.Delivery)
-                    .where(m.Delivery.endpoint == "objects", m.Delivery.count > 0)).scalar_one()
+                    select(func.count())
+                    .select_from(m.Delivery)
+                    .where(m.Delivery.endpoint == "objects", m.Delivery.count > 0)
+                ).scalar_one()
         finally:
             engine.dispose()
 
@@ -191,8 +212,12 @@ class Soak:
     def _publish(self, http: requests.Session, state: dict) -> None:
         first = next(self.numbers) * ENVELOPE
         objects = [f.indicator(i) for i in range(first, first + ENVELOPE)]
-        r = http.post(self.base + self.world["url"], json={"objects": objects}, timeout=60,
-                      headers={**self.headers["krcert"], "Content-Type": f.TAXII})
+        r = http.post(
+            self.base + self.world["url"],
+            json={"objects": objects},
+            timeout=60,
+            headers={**self.headers["krcert"], "Content-Type": f.TAXII},
+        )
         if self._check("publish", r, 202):
             self.report.ok("publish")
         self.stop.wait(0.5)
@@ -227,8 +252,12 @@ class Soak:
         state["turn"] = turn = state.get("turn", -1) + 1
         fmt, since = FEED_FORMATS[turn % len(FEED_FORMATS)], state.get("since")
         started = time.time()
-        r = http.get(f"{self.base}/feeds/dprk/{self.world['shared']}/{fmt}",
-                     params={"since": since} if since else {}, headers=self.headers["cisa"], timeout=120)
+        r = http.get(
+            f"{self.base}/feeds/dprk/{self.world['shared']}/{fmt}",
+            params={"since": since} if since else {},
+            headers=self.headers["cisa"],
+            timeout=120,
+        )
         if self._check("feed", r):
             state["since"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started - 1))
             self.report.ok("feed")
@@ -241,9 +270,12 @@ class Soak:
             token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
             if not self._check("admin", page) or token is None:
                 return
-            r = http.post(self.base + "/admin/login", data={"csrf_token": token[1], "username": ADMIN_USER,
-                                                            "password": ADMIN_PASSWORD},
-                          allow_redirects=False, timeout=60)
+            r = http.post(
+                self.base + "/admin/login",
+                data={"csrf_token": token[1], "username": ADMIN_USER, "password": ADMIN_PASSWORD},
+                allow_redirects=False,
+                timeout=60,
+            )
             if not self._check("admin", r, 302):
                 return
             state["logged_in"] = True
@@ -292,8 +324,7 @@ def _rss(pid: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("HUB_TEST_SOAK_SECONDS", "300")))
-    parser.add_argument("--database-url", help="an empty database to use, migrated or not (default: a new SQLite "
-                        "file)")
+    parser.add_argument("--database-url", help="an empty database to use, migrated or not (default: a new SQLite file)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="cti-hub-soak-"))
     url = args.database_url or f"sqlite:///{workdir / 'soak.db'}"
@@ -302,8 +333,10 @@ def main() -> int:
     engine.dispose()
     report = Soak(url, workdir, args.seconds).run()
     first, second = report.rss_halves()
-    print(f"requests: {dict(report.requests)}; TAXII pages with objects: {report.delivered_pages}; "
-          f"worker RSS max {first / 2**20:.0f} MB then {second / 2**20:.0f} MB; {report.audit}")
+    print(
+        f"requests: {dict(report.requests)}; TAXII pages with objects: {report.delivered_pages}; "
+        f"worker RSS max {first / 2**20:.0f} MB then {second / 2**20:.0f} MB; {report.audit}"
+    )
     problems = report.problems()
     for problem in problems:
         print(f"FAIL {problem}")

@@ -27,20 +27,45 @@ def world(hub):
 def post_routes(world) -> list[tuple[str, dict]]:
     ids = world["ids"]
     return [
-        ("/admin/partners/new", {"slug": "vncert", "name": "VNCERT", "country": "VN", "kind": "cert",
-                                 "clearance": "AMBER", "active": "y"}),
-        ("/admin/partners/krcert/edit", {"name": "KrCERT/CC", "country": "KR", "kind": "cert", "clearance": "GREEN",
-                                         "active": "y"}),
+        (
+            "/admin/partners/new",
+            {"slug": "vncert", "name": "VNCERT", "country": "VN", "kind": "cert", "clearance": "AMBER", "active": "y"},
+        ),
+        (
+            "/admin/partners/krcert/edit",
+            {"name": "KrCERT/CC", "country": "KR", "kind": "cert", "clearance": "GREEN", "active": "y"},
+        ),
         ("/admin/partners/krcert/suspend", {}),
         ("/admin/partners/krcert/reactivate", {}),
         ("/admin/partners/krcert/keys", {"label": "x"}),
         ("/admin/keys/KEYID/revoke", {}),
         ("/admin/groups/new", {"slug": "newgroup", "name": "New", "members": "krcert", "countries": ""}),
         ("/admin/groups/asean/edit", {"name": "ASEAN", "members": "", "countries": "SG", "confirm": "y"}),
-        ("/admin/collections/new", {"root": "dprk", "alias": "newcoll", "title": "New", "max_tlp": "AMBER",
-                                    "default_tlp": "AMBER", "readers": "*", "writers": "*", "types": ""}),
-        (f"/admin/collections/{ids['regional']}/edit", {"title": "R", "max_tlp": "GREEN", "default_tlp": "GREEN",
-                                                         "readers": "*", "writers": "*", "types": "", "confirm": "y"}),
+        (
+            "/admin/collections/new",
+            {
+                "root": "dprk",
+                "alias": "newcoll",
+                "title": "New",
+                "max_tlp": "AMBER",
+                "default_tlp": "AMBER",
+                "readers": "*",
+                "writers": "*",
+                "types": "",
+            },
+        ),
+        (
+            f"/admin/collections/{ids['regional']}/edit",
+            {
+                "title": "R",
+                "max_tlp": "GREEN",
+                "default_tlp": "GREEN",
+                "readers": "*",
+                "writers": "*",
+                "types": "",
+                "confirm": "y",
+            },
+        ),
     ]
 
 
@@ -73,9 +98,12 @@ def test_login_sets_a_strict_cookie_and_logout_ends_the_session(app, world, hub)
 def test_cookie_is_secure_over_https(app, world):
     client = app.test_client()
     token = csrf_of(client.get("/admin/login", base_url="https://hub.example"))
-    r = client.post("/admin/login", base_url="https://hub.example",
-                    headers={"Referer": "https://hub.example/admin/login"},
-                    data={"csrf_token": token, "username": "alice", "password": PASSWORD})
+    r = client.post(
+        "/admin/login",
+        base_url="https://hub.example",
+        headers={"Referer": "https://hub.example/admin/login"},
+        data={"csrf_token": token, "username": "alice", "password": PASSWORD},
+    )
     assert r.status_code == 302
     assert "Secure" in r.headers["Set-Cookie"]
 
@@ -84,8 +112,9 @@ def test_next_parameter_only_returns_inside_the_panel(app, world):
     client = app.test_client()
     assert client.get("/admin/audit?action=key").headers["Location"] == "/admin/login?next=/admin/audit?action%3Dkey"
     token = csrf_of(client.get("/admin/login"))
-    r = client.post("/admin/login?next=//evil.example/x", data={"csrf_token": token, "username": "alice",
-                                                                 "password": PASSWORD})
+    r = client.post(
+        "/admin/login?next=//evil.example/x", data={"csrf_token": token, "username": "alice", "password": PASSWORD}
+    )
     assert r.headers["Location"] == "/admin/"
 
 
@@ -116,8 +145,7 @@ def test_idle_session_expires(app, admin):
 
 
 def test_security_headers_on_pages_errors_and_static(admin):
-    for path in ("/admin/", "/admin/no-such-page", "/admin/partners/nobody", "/admin/static/admin.css",
-                 "/admin/login"):
+    for path in ("/admin/", "/admin/no-such-page", "/admin/partners/nobody", "/admin/static/admin.css", "/admin/login"):
         r = admin.get(path)
         r.close()
         csp = r.headers["Content-Security-Policy"]
@@ -136,10 +164,14 @@ def test_pages_have_no_inline_script_or_style(admin, world):
 
 
 def test_admin_errors_are_html_not_taxii_json(admin):
-    for method, path, status in (("GET", "/admin/no-such-page", 404), ("GET", "/admin/partners/nobody", 404),
-                                 ("GET", "/admin/objects/indicator--00000000-0000-4000-8000-000000000000", 404),
-                                 ("DELETE", "/admin/partners/", 405), ("GET", "/admin/partners/krcert/suspend", 405),
-                                 ("PUT", "/admin/nowhere", 404)):
+    for method, path, status in (
+        ("GET", "/admin/no-such-page", 404),
+        ("GET", "/admin/partners/nobody", 404),
+        ("GET", "/admin/objects/indicator--00000000-0000-4000-8000-000000000000", 404),
+        ("DELETE", "/admin/partners/", 405),
+        ("GET", "/admin/partners/krcert/suspend", 405),
+        ("PUT", "/admin/nowhere", 404),
+    ):
         r = admin.open(path, method=method)
         assert r.status_code == status
         assert r.mimetype == "text/html"
@@ -197,17 +229,34 @@ def test_login_form_needs_a_csrf_token(app, world):
 
 
 def test_create_partner_is_audited_with_its_values(admin, hub):
-    r = admin.post("/admin/partners/new", data={"csrf_token": admin.token, "slug": "vncert", "name": "VNCERT/CC",
-                                                 "country": "vn", "kind": "cert", "clearance": "AMBER",
-                                                 "active": "y"})
+    r = admin.post(
+        "/admin/partners/new",
+        data={
+            "csrf_token": admin.token,
+            "slug": "vncert",
+            "name": "VNCERT/CC",
+            "country": "vn",
+            "kind": "cert",
+            "clearance": "AMBER",
+            "active": "y",
+        },
+    )
     assert r.status_code == 302 and r.headers["Location"] == "/admin/partners/vncert"
     page = admin.get("/admin/partners/vncert").get_data(as_text=True)
     assert "VNCERT/CC" in page and "TLP:AMBER" in page and "no API key yet" in page
     [event] = audit_events(hub, "partner.create")
     assert event.actor == "alice" and event.target == "vncert"
-    assert orjson.loads(event.detail) == {"before": {}, "after": {"name": "VNCERT/CC", "country": "VN", "sector": "",
-                                                                 "kind": "cert", "clearance": "AMBER",
-                                                                 "active": True}}
+    assert orjson.loads(event.detail) == {
+        "before": {},
+        "after": {
+            "name": "VNCERT/CC",
+            "country": "VN",
+            "sector": "",
+            "kind": "cert",
+            "clearance": "AMBER",
+            "active": True,
+        },
+    }
     with hub.session(write=False) as s:  # its identity joins the reference collection
         assert s.scalar(select(func.count()).where(m.ObjectVersion.raw.contains('"x_cti_hub_partner":"vncert"')))
 
@@ -224,8 +273,15 @@ BAD_PARTNERS = [
 def test_bad_partner_input_rerenders_and_changes_nothing(admin, hub):
     before = state(hub)
     for form, error in BAD_PARTNERS:
-        data = {"csrf_token": admin.token, "slug": "vncert", "name": "VNCERT", "country": "VN", "kind": "cert",
-                "clearance": "AMBER", **form}
+        data = {
+            "csrf_token": admin.token,
+            "slug": "vncert",
+            "name": "VNCERT",
+            "country": "VN",
+            "kind": "cert",
+            "clearance": "AMBER",
+            **form,
+        }
         r = admin.post("/admin/partners/new", data=data)
         assert r.status_code == 400, form
         assert error in r.get_data(as_text=True), form
@@ -234,22 +290,39 @@ def test_bad_partner_input_rerenders_and_changes_nothing(admin, hub):
 
 
 def test_edit_partner_records_before_and_after(admin, hub):
-    r = admin.post("/admin/partners/singcert/edit", data={"csrf_token": admin.token, "name": "SingCERT",
-                                                           "country": "SG", "kind": "cert", "clearance": "RED",
-                                                           "active": "y", "slug": "renamed"})
+    r = admin.post(
+        "/admin/partners/singcert/edit",
+        data={
+            "csrf_token": admin.token,
+            "name": "SingCERT",
+            "country": "SG",
+            "kind": "cert",
+            "clearance": "RED",
+            "active": "y",
+            "slug": "renamed",
+        },
+    )
     assert r.status_code == 302
     [event] = audit_events(hub, "partner.update")
     detail = orjson.loads(event.detail)
     assert detail["before"]["clearance"] == "AMBER" and detail["after"]["clearance"] == "RED"
     assert event.target == "singcert"  # the id cannot be changed through the form
-    r = admin.post("/admin/partners/singcert/edit", data={"csrf_token": admin.token, "name": "", "country": "SG",
-                                                           "kind": "cert", "clearance": "RED"})
+    r = admin.post(
+        "/admin/partners/singcert/edit",
+        data={"csrf_token": admin.token, "name": "", "country": "SG", "kind": "cert", "clearance": "RED"},
+    )
     assert r.status_code == 400 and "This field is required" in r.get_data(as_text=True)
 
 
 def test_lowering_a_clearance_shows_what_the_partner_loses_first(admin, world, hub):
-    form = {"csrf_token": admin.token, "name": "SINGCERT", "country": "SG", "kind": "cert", "clearance": "GREEN",
-            "active": "y"}
+    form = {
+        "csrf_token": admin.token,
+        "name": "SINGCERT",
+        "country": "SG",
+        "kind": "cert",
+        "clearance": "GREEN",
+        "active": "y",
+    }
     before = state(hub)
     r = admin.post("/admin/partners/singcert/edit", data=form)
     assert r.status_code == 409
@@ -275,8 +348,9 @@ def test_suspend_takes_effect_on_the_next_request(app, admin, world, hub):
 
 
 def test_issue_key_shows_secret_once_with_examples_then_revoke(app, admin, world, hub):
-    r = admin.post("/admin/partners/mmcert/keys", data={"csrf_token": admin.token, "label": "Sentinel prod",
-                                                         "expires_days": "90"})
+    r = admin.post(
+        "/admin/partners/mmcert/keys", data={"csrf_token": admin.token, "label": "Sentinel prod", "expires_days": "90"}
+    )
     assert r.status_code == 200
     body = r.get_data(as_text=True)
     secret = re.search(r'<code id="secret" class="secret">([^<]+)</code>', body).group(1)
@@ -299,11 +373,13 @@ def test_issue_key_shows_secret_once_with_examples_then_revoke(app, admin, world
 
 def test_bad_key_input_issues_nothing(admin, hub):
     before = state(hub)
-    r = admin.post("/admin/partners/mmcert/keys", data={"csrf_token": admin.token, "cidrs": "300.1.2.0/24"},
-                   follow_redirects=True)
+    r = admin.post(
+        "/admin/partners/mmcert/keys", data={"csrf_token": admin.token, "cidrs": "300.1.2.0/24"}, follow_redirects=True
+    )
     assert "The key was not issued" in r.get_data(as_text=True)
-    r = admin.post("/admin/partners/mmcert/keys", data={"csrf_token": admin.token, "expires_days": "-3"},
-                   follow_redirects=True)
+    r = admin.post(
+        "/admin/partners/mmcert/keys", data={"csrf_token": admin.token, "expires_days": "-3"}, follow_redirects=True
+    )
     assert "The key was not issued" in r.get_data(as_text=True)
     assert admin.post("/admin/keys/nokey/revoke", data={"csrf_token": admin.token}).status_code == 404
     assert admin.post("/admin/partners/nobody/keys", data={"csrf_token": admin.token}).status_code == 404
@@ -314,14 +390,21 @@ def test_bad_key_input_issues_nothing(admin, hub):
 
 
 def test_create_group_and_see_effective_members(admin, hub):
-    r = admin.post("/admin/groups/new", data={"csrf_token": admin.token, "slug": "five-eyes-kr", "name": "Mixed",
-                                               "members": "krcert, cisa", "countries": "mm"})
+    r = admin.post(
+        "/admin/groups/new",
+        data={
+            "csrf_token": admin.token,
+            "slug": "five-eyes-kr",
+            "name": "Mixed",
+            "members": "krcert, cisa",
+            "countries": "mm",
+        },
+    )
     assert r.status_code == 302
     body = admin.get("/admin/groups/").get_data(as_text=True)
     assert "<strong>3</strong>: cisa, krcert, mmcert" in body
     [event] = audit_events(hub, "group.create")
-    assert orjson.loads(event.detail)["after"] == {"name": "Mixed", "members": ["cisa", "krcert"],
-                                                   "countries": ["MM"]}
+    assert orjson.loads(event.detail)["after"] == {"name": "Mixed", "members": ["cisa", "krcert"], "countries": ["MM"]}
 
 
 BAD_GROUPS = [
@@ -335,8 +418,10 @@ BAD_GROUPS = [
 def test_bad_group_input_changes_nothing(admin, hub):
     before = state(hub)
     for form, error in BAD_GROUPS:
-        r = admin.post("/admin/groups/new", data={"csrf_token": admin.token, "slug": "g1", "name": "G",
-                                                   "members": "", "countries": "", **form})
+        r = admin.post(
+            "/admin/groups/new",
+            data={"csrf_token": admin.token, "slug": "g1", "name": "G", "members": "", "countries": "", **form},
+        )
         assert r.status_code == 400 and error in r.get_data(as_text=True), form
     assert state(hub) == before
 
@@ -358,10 +443,21 @@ def test_group_change_shows_who_loses_what_and_asks_to_confirm(admin, world, hub
 
 
 def test_create_collection(admin, hub):
-    r = admin.post("/admin/collections/new", data={
-        "csrf_token": admin.token, "root": "dprk", "alias": "iocs", "title": "IOC feed", "description": "",
-        "max_tlp": "GREEN", "default_tlp": "GREEN", "types": "indicator, malware", "readers": "group:asean, cisa",
-        "writers": "partner:krcert"})
+    r = admin.post(
+        "/admin/collections/new",
+        data={
+            "csrf_token": admin.token,
+            "root": "dprk",
+            "alias": "iocs",
+            "title": "IOC feed",
+            "description": "",
+            "max_tlp": "GREEN",
+            "default_tlp": "GREEN",
+            "types": "indicator, malware",
+            "readers": "group:asean, cisa",
+            "writers": "partner:krcert",
+        },
+    )
     assert r.status_code == 302
     body = admin.get("/admin/collections/").get_data(as_text=True)
     assert "iocs" in body and "indicator, malware" in body and "group:asean, cisa" in body
@@ -383,9 +479,21 @@ BAD_COLLECTIONS = [
 def test_bad_collection_input_changes_nothing(admin, hub):
     before = state(hub)
     for form, error in BAD_COLLECTIONS:
-        r = admin.post("/admin/collections/new", data={
-            "csrf_token": admin.token, "root": "dprk", "alias": "iocs", "title": "IOC feed", "max_tlp": "AMBER",
-            "default_tlp": "GREEN", "types": "", "readers": "*", "writers": "*", **form})
+        r = admin.post(
+            "/admin/collections/new",
+            data={
+                "csrf_token": admin.token,
+                "root": "dprk",
+                "alias": "iocs",
+                "title": "IOC feed",
+                "max_tlp": "AMBER",
+                "default_tlp": "GREEN",
+                "types": "",
+                "readers": "*",
+                "writers": "*",
+                **form,
+            },
+        )
         assert r.status_code == 400, form
         assert error in r.get_data(as_text=True), form
     assert state(hub) == before
@@ -393,8 +501,15 @@ def test_bad_collection_input_changes_nothing(admin, hub):
 
 def test_restricting_a_collection_asks_for_confirmation(admin, world, hub):
     url = f"/admin/collections/{world['ids']['regional']}/edit"
-    form = {"csrf_token": admin.token, "title": "Regional", "max_tlp": "GREEN", "default_tlp": "GREEN",
-            "types": "", "readers": "group:asean, group:rokus", "writers": "group:asean, group:rokus"}
+    form = {
+        "csrf_token": admin.token,
+        "title": "Regional",
+        "max_tlp": "GREEN",
+        "default_tlp": "GREEN",
+        "types": "",
+        "readers": "group:asean, group:rokus",
+        "writers": "group:asean, group:rokus",
+    }
     before = state(hub)
     r = admin.post(url, data=form)
     assert r.status_code == 409
@@ -457,7 +572,8 @@ def test_who_can_see_lists_every_partner_with_reasons(admin, world):
     r = admin.get("/admin/who?id=not-an-id")
     assert r.status_code == 400 and "is not a STIX id" in r.get_data(as_text=True)
     assert "is stored in any collection" in admin.get(
-        "/admin/who?id=indicator--00000000-0000-4000-8000-000000000000").get_data(as_text=True)
+        "/admin/who?id=indicator--00000000-0000-4000-8000-000000000000"
+    ).get_data(as_text=True)
 
 
 # --------------------------------------------------------------------- audit and objects

@@ -56,7 +56,7 @@ def _cycle() -> list[str] | None:
         path.append(node)
         for nxt in graph[node]:
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         path.pop()
@@ -120,20 +120,25 @@ def imported_test_modules(source: str, name: str) -> set[str]:
     return {m for m in found if _is_test_module(m) and m != name}
 
 
-
 def _test_files() -> dict[str, Path]:
-    return {".".join(path.relative_to(ROOT).with_suffix("").parts): path
-            for path in sorted(TESTS.rglob("test_*.py"))}
+    return {".".join(path.relative_to(ROOT).with_suffix("").parts): path for path in sorted(TESTS.rglob("test_*.py"))}
 
 
 def test_the_test_import_check_sees_every_form_of_import():
     # Guards the check below against passing because it recognises nothing.
-    source = ("import tests.test_a\nfrom tests import test_b as b, factories\nfrom tests.test_c import x\n"
-              "from tests.security.test_d import y\nfrom . import test_e\nfrom .test_f import z\n"
-              "from tests import worlds, panel\nfrom tests.security.probes import basic\n")
+    source = (
+        "import tests.test_a\nfrom tests import test_b as b, factories\nfrom tests.test_c import x\n"
+        "from tests.security.test_d import y\nfrom . import test_e\nfrom .test_f import z\n"
+        "from tests import worlds, panel\nfrom tests.security.probes import basic\n"
+    )
     assert imported_test_modules(source, "tests.security.test_z") == {
-        "tests.test_a", "tests.test_b", "tests.test_c", "tests.security.test_d", "tests.security.test_e",
-        "tests.security.test_f"}
+        "tests.test_a",
+        "tests.test_b",
+        "tests.test_c",
+        "tests.security.test_d",
+        "tests.security.test_e",
+        "tests.security.test_f",
+    }
     files = _test_files()
     assert {"tests.test_architecture", "tests.test_admin", "tests.security.test_read_isolation"} <= set(files)
 

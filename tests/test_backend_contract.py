@@ -14,9 +14,19 @@ METHODS = sorted(name for name, _ in inspect.getmembers(Backend, inspect.isfunct
 
 def test_medallion_declares_the_backend_methods_the_hub_serves():
     # A medallion release that renames or adds a backend method must fail here, not in a partner's poll.
-    assert {"server_discovery", "get_collections", "get_collection", "get_objects", "get_object", "add_objects",
-            "delete_object", "get_object_versions", "get_object_manifest", "get_status",
-            "get_api_root_information"} <= set(METHODS)
+    assert {
+        "server_discovery",
+        "get_collections",
+        "get_collection",
+        "get_objects",
+        "get_object",
+        "add_objects",
+        "delete_object",
+        "get_object_versions",
+        "get_object_manifest",
+        "get_status",
+        "get_api_root_information",
+    } <= set(METHODS)
 
 
 @pytest.mark.parametrize("name", METHODS)

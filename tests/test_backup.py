@@ -29,12 +29,15 @@ def ledger_state(app) -> dict:
     with hub.session(write=False) as s:
         receipts = ledger.who_received(s, hub.snapshot(s), f.indicator(1)["id"])
         chain = verify_chain(s)
-    return {"receipts": [(r.partner, r.key_id, r.at_us, r.version, r.rules_version) for r in receipts],
-            "chain": (chain.problem, chain.events, chain.head)}
+    return {
+        "receipts": [(r.partner, r.key_id, r.at_us, r.version, r.rules_version) for r in receipts],
+        "chain": (chain.problem, chain.events, chain.head),
+    }
 
 
 def test_backup_then_restore_into_an_empty_database_keeps_everything_working(
-        make_app, settings, empty_database, tmp_path):
+    make_app, settings, empty_database, tmp_path
+):
     app = make_app()
     world = small_world(app.extensions["cti_hub"])
     krcert = f.Client(app.test_client(), world["keys"]["krcert"])

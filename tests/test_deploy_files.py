@@ -82,15 +82,25 @@ def docker_compose() -> str:
 
 def test_compose_file_validates(docker_compose: str) -> None:
     result = subprocess.run(
-        [docker_compose, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT, capture_output=True, text=True,
-        env=_compose_env(HUB_SECRET_KEY="test-secret"), timeout=120)
+        [docker_compose, "-f", str(COMPOSE), "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_compose_env(HUB_SECRET_KEY="test-secret"),
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_compose_refuses_to_start_without_a_secret_key(docker_compose: str) -> None:
     result = subprocess.run(
-        [docker_compose, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT, capture_output=True, text=True,
-        env=_compose_env(), timeout=120)
+        [docker_compose, "-f", str(COMPOSE), "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_compose_env(),
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "set HUB_SECRET_KEY" in result.stderr
 
@@ -103,8 +113,11 @@ def test_compose_services_are_as_documented() -> None:
     assert set(services) == {"db", "hub"}
     db = services["db"]
     assert db["image"] == "postgres:15"
-    assert {k: db["environment"][k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")} == \
-        {"POSTGRES_USER": "hub", "POSTGRES_PASSWORD": "hub", "POSTGRES_DB": "hub"}
+    assert {k: db["environment"][k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")} == {
+        "POSTGRES_USER": "hub",
+        "POSTGRES_PASSWORD": "hub",
+        "POSTGRES_DB": "hub",
+    }
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
     hub = services["hub"]
     assert hub["build"] == "."
@@ -201,7 +214,7 @@ def test_hub_toml_comments_every_key() -> None:
         key = re.match(r"^#?\s*([a-z_]+)\s*=", line)
         if key and key.group(1) in hub_config.DEFAULTS and not line.startswith("#"):
             assert index > 0 and lines[index - 1].startswith("#"), f"{key.group(1)} has no comment above it"
-            assert f"HUB_{key.group(1).upper()}" in "\n".join(lines[max(0, index - 8):index])
+            assert f"HUB_{key.group(1).upper()}" in "\n".join(lines[max(0, index - 8) : index])
 
 
 # --------------------------------------------------------------------- (e) README commands exist

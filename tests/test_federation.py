@@ -58,15 +58,29 @@ def hub_a(make_app, settings, tmp_path):
     assert not result.failures, result.failures
     key = f.key_for(hub, "hub-b")
     port = free_port()
-    env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
-           "HUB_DATA_DIR": str(tmp_path / "a")}
-    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "1"],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings["database_url"],
+        "HUB_SECRET_KEY": settings["secret_key"],
+        "HUB_DATA_DIR": str(tmp_path / "a"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc)
-        yield {"hub": hub, "url": f"{base}/dprk/collections/{collection}/", "key": key, "objects": objs,
-               "collection": collection}
+        yield {
+            "hub": hub,
+            "url": f"{base}/dprk/collections/{collection}/",
+            "key": key,
+            "objects": objs,
+            "collection": collection,
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -86,15 +100,32 @@ def hub_b(make_app, tmp_path):
 
 def stored_ids(hub, collection: str) -> set[str]:
     with hub.session(write=False) as s:
-        return set(s.scalars(select(m.ObjectVersion.stix_id).join(m.Collection).where(
-            m.Collection.uuid == collection, m.ObjectVersion.type == "indicator")))
+        return set(
+            s.scalars(
+                select(m.ObjectVersion.stix_id)
+                .join(m.Collection)
+                .where(m.Collection.uuid == collection, m.ObjectVersion.type == "indicator")
+            )
+        )
 
 
 def test_peer_hub_receives_what_federation_allows_and_loops_add_nothing(hub_a, hub_b, monkeypatch):
     monkeypatch.setenv("HUB_A_KEY", hub_a["key"])
     runner = CliRunner()
-    args = ["feeds", "import", "taxii", hub_a["url"], "--partner", "hub-a", "--collection", "shared",
-            "--token-env", "HUB_A_KEY", "--source-name", "hub-a"]
+    args = [
+        "feeds",
+        "import",
+        "taxii",
+        hub_a["url"],
+        "--partner",
+        "hub-a",
+        "--collection",
+        "shared",
+        "--token-env",
+        "HUB_A_KEY",
+        "--source-name",
+        "hub-a",
+    ]
     result = runner.invoke(main, args, obj=hub_b["hub"])
     assert result.exit_code == 0, result.output
     objs = hub_a["objects"]
@@ -108,8 +139,12 @@ def test_peer_hub_receives_what_federation_allows_and_loops_add_nothing(hub_a, h
     assert again.exit_code == 0 and "0 accepted" in again.output, again.output
     # ... and the loop back (B's copies reaching A through A's peer hub-b) stores nothing twice.
     with hub_b["hub"].session(write=False) as s:
-        copies = [orjson.loads(r) for r in s.scalars(select(m.ObjectVersion.raw).join(m.Collection).where(
-            m.Collection.uuid == hub_b["collection"]))]
+        copies = [
+            orjson.loads(r)
+            for r in s.scalars(
+                select(m.ObjectVersion.raw).join(m.Collection).where(m.Collection.uuid == hub_b["collection"])
+            )
+        ]
     with hub_a["hub"].session(write=False) as s:
         before = s.scalar(select(func.count()).select_from(m.ObjectVersion))
         peer_pk = hub_a["hub"].snapshot(s).by_slug["hub-b"]

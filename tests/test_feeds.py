@@ -73,8 +73,10 @@ def test_unit42_refusals_resolve_once_attack_defines_the_marking(hub):
     # The marking is known now; the playbook's copies of ATT&CK techniques that differ from MITRE's stay
     # refused, because only their originator (the hub, for ATT&CK) may add versions of them.
     assert again.accepted == 1 and f"unknown marking {ATTACK_STATEMENT}" not in again.refused
-    assert set(again.refused) == {"only the originator may publish under this object id (new versions, copies in "
-                                  "other collections, revocation or deletion)"}
+    assert set(again.refused) == {
+        "only the originator may publish under this object id (new versions, copies in "
+        "other collections, revocation or deletion)"
+    }
 
 
 def test_stix20_upgrade_follows_the_standard_and_keeps_the_original_in_the_audit(hub):
@@ -120,8 +122,12 @@ def test_elastic_tlp_clear_on_white_id_is_mapped_in_lenient_mode_and_refused_in_
 
 
 def test_tlp_is_applied_only_to_objects_without_one(hub):
-    run(hub, "stix", DATA / "ioc-stix" / "talos-2025-10-famous-chollima-beavertail-ottercookie.stix20.json",
-        tlp=TLP.AMBER)
+    run(
+        hub,
+        "stix",
+        DATA / "ioc-stix" / "talos-2025-10-famous-chollima-beavertail-ottercookie.stix20.json",
+        tlp=TLP.AMBER,
+    )
     run(hub, "stix", DATA / "ioc-stix" / "talos-2023-08-lazarus-quiterat.stix20.json", tlp=TLP.AMBER)
     amber = stix.TLP2_MARKINGS[TLP.AMBER]["id"]
     for obj in stored(hub).values():
@@ -139,8 +145,10 @@ def test_tlp_is_applied_only_to_objects_without_one(hub):
 
 
 def test_bundle_errors_are_one_clear_message(hub, tmp_path):
-    for name, reason in (("cti-python-stix2__sco-examples-bundle.json", "JSON array"),
-                         ("cti-stix-validator__v21__invalid_braces.json", "not JSON")):
+    for name, reason in (
+        ("cti-python-stix2__sco-examples-bundle.json", "JSON array"),
+        ("cti-stix-validator__v21__invalid_braces.json", "not JSON"),
+    ):
         with pytest.raises(FeedError, match=reason):
             run(hub, "stix", DATA / "stix-examples" / "invalid" / name)
     with pytest.raises(FeedError, match="cannot read"):
@@ -152,11 +160,19 @@ def test_bundle_errors_are_one_clear_message(hub, tmp_path):
 
 
 def test_invalid_objects_are_refused_with_the_validator_reason(hub, tmp_path):
-    bad = orjson.loads((DATA / "stix-examples" / "invalid" / "cti-stix-validator__v21__invalid_timestamp.json"
-                        ).read_bytes())
+    bad = orjson.loads(
+        (DATA / "stix-examples" / "invalid" / "cti-stix-validator__v21__invalid_timestamp.json").read_bytes()
+    )
     path = tmp_path / "bundle.json"
-    path.write_bytes(orjson.dumps({"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
-                                   "objects": [bad, f.indicator(1), "junk"]}))
+    path.write_bytes(
+        orjson.dumps(
+            {
+                "type": "bundle",
+                "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+                "objects": [bad, f.indicator(1), "junk"],
+            }
+        )
+    )
     outcome = run(hub, "stix", path)
     assert (outcome.accepted, outcome.refused_total) == (1, 2)
     reasons = dict(outcome.refusals)
@@ -216,23 +232,33 @@ def test_attack_stix20_source_upgrades_like_mitre(hub):
 # --------------------------------------------------------------------- csv / text
 
 
-@pytest.mark.parametrize(("value", "hint", "expected"), [
-    ("hxxp://evil[.]example[.]com/a", "", ("url", "http://evil.example.com/a")),
-    ("198.51.100[.]7", "", ("ipv4-addr", "198.51.100.7")),
-    ("2001:db8::1", "ip", ("ipv6-addr", "2001:db8::1")),
-    ("Bad[.]Example.COM", "hostname", ("domain-name", "bad.example.com")),
-    ("agent[@]example.org", "", ("email-addr", "agent@example.org")),
-    ("586F30907C3849C363145BFDCDABE3E2E4688CBD5688FF968E984B201B474730", "",
-     ("SHA-256", "586f30907c3849c363145bfdcdabe3e2e4688cbd5688ff968e984b201b474730")),
-    ("67c27e2817d83786d95221ea4a02842847515f25", "sha1", ("SHA-1", "67c27e2817d83786d95221ea4a02842847515f25")),
-    ("bfbe94391dc7e0eaa1e59ae6d6029393", "MD5", ("MD5", "bfbe94391dc7e0eaa1e59ae6d6029393")),
-    ("bc1qa5wkgaew2dkv56kfvj49j0av5nml45x9ek9hz6", "", ("wallet", "bc1qa5wkgaew2dkv56kfvj49j0av5nml45x9ek9hz6")),
-    ("0x52908400098527886E0F7030069857D2E4169EE7", "wallet", ("wallet", "0x52908400098527886E0F7030069857D2E4169EE7")),
-    ("MoonPeak v1", "", None),
-    ("Mimikatz.exe", "", None),
-    ("update.hwp", "hostname", None),
-    ("bfbe94391dc7e0eaa1e59ae6d6029393", "sha256", None),
-])
+@pytest.mark.parametrize(
+    ("value", "hint", "expected"),
+    [
+        ("hxxp://evil[.]example[.]com/a", "", ("url", "http://evil.example.com/a")),
+        ("198.51.100[.]7", "", ("ipv4-addr", "198.51.100.7")),
+        ("2001:db8::1", "ip", ("ipv6-addr", "2001:db8::1")),
+        ("Bad[.]Example.COM", "hostname", ("domain-name", "bad.example.com")),
+        ("agent[@]example.org", "", ("email-addr", "agent@example.org")),
+        (
+            "586F30907C3849C363145BFDCDABE3E2E4688CBD5688FF968E984B201B474730",
+            "",
+            ("SHA-256", "586f30907c3849c363145bfdcdabe3e2e4688cbd5688ff968e984b201b474730"),
+        ),
+        ("67c27e2817d83786d95221ea4a02842847515f25", "sha1", ("SHA-1", "67c27e2817d83786d95221ea4a02842847515f25")),
+        ("bfbe94391dc7e0eaa1e59ae6d6029393", "MD5", ("MD5", "bfbe94391dc7e0eaa1e59ae6d6029393")),
+        ("bc1qa5wkgaew2dkv56kfvj49j0av5nml45x9ek9hz6", "", ("wallet", "bc1qa5wkgaew2dkv56kfvj49j0av5nml45x9ek9hz6")),
+        (
+            "0x52908400098527886E0F7030069857D2E4169EE7",
+            "wallet",
+            ("wallet", "0x52908400098527886E0F7030069857D2E4169EE7"),
+        ),
+        ("MoonPeak v1", "", None),
+        ("Mimikatz.exe", "", None),
+        ("update.hwp", "hostname", None),
+        ("bfbe94391dc7e0eaa1e59ae6d6029393", "sha256", None),
+    ],
+)
 def test_classify_and_refang(value, hint, expected):
     assert classify(value, hint) == expected
     if expected is not None:
@@ -244,9 +270,14 @@ def test_refang_leaves_clean_values_alone():
 
 
 def test_every_ioc_list_imports_and_reimport_is_unchanged(hub):
-    expected = {"eset-scarcruft-samples.sha256.txt": 5, "volexity-2022-07-28-sharptongue-kimsuky-sharpext.csv": 3,
-                "withsecure-andariel2025.csv": 19, "eset-nukesped-lazarus-samples.sha256.txt": 555,
-                "elastic-rustbucket.ecs.ndjson": 17, "elastic-ref7001-kandykorn.ecs.ndjson": 73}
+    expected = {
+        "eset-scarcruft-samples.sha256.txt": 5,
+        "volexity-2022-07-28-sharptongue-kimsuky-sharpext.csv": 3,
+        "withsecure-andariel2025.csv": 19,
+        "eset-nukesped-lazarus-samples.sha256.txt": 555,
+        "elastic-rustbucket.ecs.ndjson": 17,
+        "elastic-ref7001-kandykorn.ecs.ndjson": 73,
+    }
     assert {KINDS[p.suffix] for p in IOC_FILES} == {"csv", "text", "ecs"}
     for path in IOC_FILES:
         kind = KINDS[path.suffix]
@@ -272,14 +303,16 @@ def test_ecs_documents_keep_their_tlp_and_references(hub, tmp_path):
     assert "[domain-name:value = 'webhostwatto.work.gd']" in patterns
     assert any(p.startswith("[x509-certificate:hashes.'SHA-256'") for p in patterns)
     web = next(o for o in objs if "webhostwatto" in o["pattern"])
-    assert {"source_name": "reference", "url": "https://www.virustotal.com/gui/domain/webhostwatto.work.gd"} in \
-        web["external_references"]
+    assert {"source_name": "reference", "url": "https://www.virustotal.com/gui/domain/webhostwatto.work.gd"} in web[
+        "external_references"
+    ]
     bad = tmp_path / "bad.ndjson"
     bad.write_text('{"threat": {"indicator": {"type": "autonomous-system", "as": {"number": 1}}}}\nnot json\n')
     outcome = run(hub, "ecs", bad)
     assert [r for _, r in outcome.refusals] == [
         "no supported observable in threat.indicator (type 'autonomous-system')",
-        "not an ECS document with a threat.indicator object"]
+        "not an ECS document with a threat.indicator object",
+    ]
 
 
 def test_text_list_keeps_section_headings_as_names(hub):
@@ -298,8 +331,9 @@ def test_actor_named_by_alias_links_to_the_canonical_intrusion_set(hub):
 
 def test_unknown_actor_is_created_once(hub, tmp_path):
     path = tmp_path / "list.csv"
-    path.write_bytes(b"\xef\xbb\xbfIndicator,Kind,Comment\r\n# a comment\r\nevil[.]example,domain,C2\r\n"
-                     b"not an ioc,domain,x\r\n")
+    path.write_bytes(
+        b"\xef\xbb\xbfIndicator,Kind,Comment\r\n# a comment\r\nevil[.]example,domain,C2\r\nnot an ioc,domain,x\r\n"
+    )
     first = run(hub, "csv", path, actor="Famous Chollima")
     assert (first.accepted, first.refused_total) == (3, 1)
     assert "not a recognised IOC of type domain" in first.refusals[0][1]
@@ -325,15 +359,33 @@ def test_csv_column_flags(hub, tmp_path):
 def test_cli_import_prints_summary_and_fails_in_one_line(hub):
     path = DATA / "ioc-stix" / "elastic-rustbucket-bluenoroff.stix21.json"
     runner = CliRunner()
-    result = runner.invoke(main, ["feeds", "import", "stix", str(path), "--partner", "krcert",
-                                  "--collection", "shared", "--tlp", "green"], obj=hub)
+    result = runner.invoke(
+        main,
+        ["feeds", "import", "stix", str(path), "--partner", "krcert", "--collection", "shared", "--tlp", "green"],
+        obj=hub,
+    )
     assert result.exit_code == 0, result.output
     assert "18 accepted, 0 unchanged, 0 refused | lenient mappings: 1 x TLP:CLEAR" in result.output
-    result = runner.invoke(main, ["feeds", "import", "stix", str(path), "--partner", "krcert",
-                                  "--collection", "nope"], obj=hub)
+    result = runner.invoke(
+        main, ["feeds", "import", "stix", str(path), "--partner", "krcert", "--collection", "nope"], obj=hub
+    )
     assert result.exit_code == 1 and "Error: unknown collection 'nope' in API root 'dprk'" in result.output
-    result = runner.invoke(main, ["feeds", "import", "csv", str(DATA / "iocs" / "withsecure-andariel2025.csv"),
-                                  "--partner", "krcert", "--collection", "shared", "--actor", "Andariel"], obj=hub)
+    result = runner.invoke(
+        main,
+        [
+            "feeds",
+            "import",
+            "csv",
+            str(DATA / "iocs" / "withsecure-andariel2025.csv"),
+            "--partner",
+            "krcert",
+            "--collection",
+            "shared",
+            "--actor",
+            "Andariel",
+        ],
+        obj=hub,
+    )
     assert result.exit_code == 0 and "39 accepted" in result.output
 
 
@@ -358,8 +410,20 @@ def test_remote_taxii_is_incremental_resumable_and_keeps_state(hub, live, monkey
     monkeypatch.setattr(taxii_source, "PER_REQUEST", 10)
     url = f"{live}/dprk/collections/{shared}/"
     runner = CliRunner()
-    args = ["feeds", "import", "taxii", url, "--partner", "krcert", "--collection", "krlist", "--token-env",
-            "PEER_TOKEN", "--source-name", "peer"]
+    args = [
+        "feeds",
+        "import",
+        "taxii",
+        url,
+        "--partner",
+        "krcert",
+        "--collection",
+        "krlist",
+        "--token-env",
+        "PEER_TOKEN",
+        "--source-name",
+        "peer",
+    ]
     result = runner.invoke(main, args, obj=hub)
     assert result.exit_code == 0, result.output
     assert "25 accepted, 0 unchanged, 0 refused" in result.output

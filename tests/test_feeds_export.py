@@ -51,17 +51,29 @@ def ind(n: int, pattern: str, **extra) -> dict:
 
 @pytest.fixture
 def data(hub):
-    post(hub, "krcert", "shared", [
-        ind(1, "[ipv4-addr:value = '198.51.100.1']", markings=[GREEN], confidence=80),
-        ind(2, "[domain-name:value = 'evil.example']", markings=[GREEN]),
-        ind(3, "[url:value = 'http://evil.example/a']", markings=[GREEN]),
-        ind(4, "[file:hashes.'SHA-256' = '" + "ab" * 32 + "']", markings=[GREEN]),
-        ind(5, "[ipv4-addr:value = '198.51.100.5']", markings=[AMBER]),
-        ind(6, "[ipv4-addr:value = '198.51.100.6']", markings=[GREEN], revoked=True),
-        ind(7, "[ipv4-addr:value = '198.51.100.7']", markings=[GREEN], valid_until="2024-06-01T00:00:00Z"),
-        {"type": "malware", "spec_version": "2.1", "id": "malware--0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061",
-         "created": f.CLOCK, "modified": f.CLOCK, "name": "MagicRAT", "is_family": True},
-    ])
+    post(
+        hub,
+        "krcert",
+        "shared",
+        [
+            ind(1, "[ipv4-addr:value = '198.51.100.1']", markings=[GREEN], confidence=80),
+            ind(2, "[domain-name:value = 'evil.example']", markings=[GREEN]),
+            ind(3, "[url:value = 'http://evil.example/a']", markings=[GREEN]),
+            ind(4, "[file:hashes.'SHA-256' = '" + "ab" * 32 + "']", markings=[GREEN]),
+            ind(5, "[ipv4-addr:value = '198.51.100.5']", markings=[AMBER]),
+            ind(6, "[ipv4-addr:value = '198.51.100.6']", markings=[GREEN], revoked=True),
+            ind(7, "[ipv4-addr:value = '198.51.100.7']", markings=[GREEN], valid_until="2024-06-01T00:00:00Z"),
+            {
+                "type": "malware",
+                "spec_version": "2.1",
+                "id": "malware--0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061",
+                "created": f.CLOCK,
+                "modified": f.CLOCK,
+                "name": "MagicRAT",
+                "is_family": True,
+            },
+        ],
+    )
     post(hub, "krcert", "secret", [ind(8, "[ipv4-addr:value = '198.51.100.8']")])
     return {slug: f.key_for(hub, slug) for slug in ("krcert", "mycert", "cisa")}
 
@@ -109,8 +121,13 @@ def test_stix_bundle_csv_and_ecs(app, data):
     ids = {o["id"] for o in bundle["objects"]}
     assert "malware--0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061" in ids and len(ids) == 5  # 4 active GREEN + malware
     rows = list(csv.DictReader(io.StringIO(get(app, "/feeds/dprk/shared/csv", data["krcert"]).get_data(as_text=True))))
-    assert [r["value"] for r in rows] == ["198.51.100.1", "evil.example", "http://evil.example/a", "ab" * 32,
-                                          "198.51.100.5"]
+    assert [r["value"] for r in rows] == [
+        "198.51.100.1",
+        "evil.example",
+        "http://evil.example/a",
+        "ab" * 32,
+        "198.51.100.5",
+    ]
     assert rows[0]["tlp"] == "TLP:GREEN" and rows[0]["status"] == "active" and rows[4]["tlp"] == "TLP:AMBER"
     lines = get(app, "/feeds/dprk/shared/ecs", data["krcert"], include="withdrawn").get_data(as_text=True)
     docs = [orjson.loads(x) for x in lines.splitlines()]
@@ -132,9 +149,15 @@ def test_incremental_cursor(app, hub, data):
     stix.parse_filter_timestamp(cursor)
     again = get(app, "/feeds/dprk/shared/ip.txt", data["krcert"], since=cursor)
     assert again.get_data() == b"" and again.headers["X-Feed-Cursor"] == cursor
-    post(hub, "krcert", "shared", [ind(9, "[ipv4-addr:value = '198.51.100.9']", markings=[GREEN]),
-                                   ind(6, "[ipv4-addr:value = '198.51.100.6']", markings=[GREEN],
-                                       modified="2024-05-02T00:00:00.000Z")])  # un-revoked: a new version
+    post(
+        hub,
+        "krcert",
+        "shared",
+        [
+            ind(9, "[ipv4-addr:value = '198.51.100.9']", markings=[GREEN]),
+            ind(6, "[ipv4-addr:value = '198.51.100.6']", markings=[GREEN], modified="2024-05-02T00:00:00.000Z"),
+        ],
+    )  # un-revoked: a new version
     later = get(app, "/feeds/dprk/shared/ip.txt", data["krcert"], since=cursor)
     assert later.get_data(as_text=True).split() == ["198.51.100.9", "198.51.100.6"]
     assert stix.parse_filter_timestamp(later.headers["X-Feed-Cursor"]) > stix.parse_filter_timestamp(cursor)
@@ -144,8 +167,12 @@ def test_large_feed_streams_in_pages(app, hub, data, monkeypatch):
     from feeds import export
 
     monkeypatch.setattr(export, "PAGE", 7)
-    post(hub, "cisa", "shared", [ind(100 + n, f"[ipv4-addr:value = '203.0.113.{n}']", markings=[GREEN])
-                                 for n in range(40)])
+    post(
+        hub,
+        "cisa",
+        "shared",
+        [ind(100 + n, f"[ipv4-addr:value = '203.0.113.{n}']", markings=[GREEN]) for n in range(40)],
+    )
     resp = get(app, "/feeds/dprk/shared/ip.txt", data["mycert"])
     assert resp.is_streamed
     values = resp.get_data(as_text=True).split()
@@ -154,11 +181,16 @@ def test_large_feed_streams_in_pages(app, hub, data, monkeypatch):
 
 def test_sharing_markings_and_originator_view_apply_to_feeds(app, hub, data):
     marking = "marking-definition--1d4c7a4e-58a3-4c35-9d1f-5b0f4f3a6c11"
-    post(hub, "krcert", "shared", [
-        f.sharing_marking(marking, partners=["cisa"]),
-        ind(20, "[ipv4-addr:value = '192.0.2.20']", markings=[GREEN, marking]),
-        ind(21, "[ipv4-addr:value = '192.0.2.21']", markings=[stix.TLP2_MARKINGS[TLP.RED]["id"], marking]),
-    ])
+    post(
+        hub,
+        "krcert",
+        "shared",
+        [
+            f.sharing_marking(marking, partners=["cisa"]),
+            ind(20, "[ipv4-addr:value = '192.0.2.20']", markings=[GREEN, marking]),
+            ind(21, "[ipv4-addr:value = '192.0.2.21']", markings=[stix.TLP2_MARKINGS[TLP.RED]["id"], marking]),
+        ],
+    )
     cisa = get(app, "/feeds/dprk/shared/ip.txt", data["cisa"]).get_data(as_text=True).split()
     mycert = get(app, "/feeds/dprk/shared/ip.txt", data["mycert"]).get_data(as_text=True).split()
     krcert = get(app, "/feeds/dprk/shared/ip.txt", data["krcert"]).get_data(as_text=True).split()

@@ -22,8 +22,9 @@ def world(hub):
 
 
 def feed(app, key: str, fmt: str, **params):
-    return app.test_client().get(f"/feeds/dprk/shared/{fmt}", headers={"Authorization": f"Bearer {key}"},
-                                 query_string=params, buffered=False)
+    return app.test_client().get(
+        f"/feeds/dprk/shared/{fmt}", headers={"Authorization": f"Bearer {key}"}, query_string=params, buffered=False
+    )
 
 
 def deliveries(hub) -> list[m.Delivery]:
@@ -69,11 +70,16 @@ def test_who_received_names_feed_deliveries_under_the_rules(app, hub, world, set
         got_green = ledger.who_received(s, snap, green["id"])
         got_amber = ledger.who_received(s, snap, amber["id"])
     assert [(r.partner, r.endpoint, r.collection) for r in got_green] == [
-        ("mycert", "ip.txt", "shared"), ("cisa", "stix", "shared")]
+        ("mycert", "ip.txt", "shared"),
+        ("cisa", "stix", "shared"),
+    ]
     assert [r.partner for r in got_amber] == ["cisa"]  # mycert's feed covered its range, not its view
 
-    env = {"HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": "test-secret-key",
-           "HUB_DATA_DIR": str(tmp_path)}
+    env = {
+        "HUB_DATABASE_URL": settings["database_url"],
+        "HUB_SECRET_KEY": "test-secret-key",
+        "HUB_DATA_DIR": str(tmp_path),
+    }
     out = CliRunner().invoke(main, ["ledger", "who-received", green["id"]], env=env)
     assert out.exit_code == 0, out.output
     lines = [line.split() for line in out.output.splitlines()[1:]]

@@ -65,29 +65,74 @@ def iocs(file: str, kind: str, n: int) -> list[str]:
     return found[:n]
 
 
-def attribute(kind: str, value: str, *, category: str = "Network activity", to_ids: bool = True,
-              tags: tuple[str, ...] = (), **extra) -> dict:
-    out = {"uuid": str(uuid.uuid5(NS, f"{kind}|{value}")), "type": kind, "category": category, "to_ids": to_ids,
-           "value": value, "timestamp": STAMP, "distribution": "5", **extra}
+def attribute(
+    kind: str,
+    value: str,
+    *,
+    category: str = "Network activity",
+    to_ids: bool = True,
+    tags: tuple[str, ...] = (),
+    **extra,
+) -> dict:
+    out = {
+        "uuid": str(uuid.uuid5(NS, f"{kind}|{value}")),
+        "type": kind,
+        "category": category,
+        "to_ids": to_ids,
+        "value": value,
+        "timestamp": STAMP,
+        "distribution": "5",
+        **extra,
+    }
     if tags:
         out["Tag"] = [{"name": t} for t in tags]
     return out
 
 
 def galaxy(name: str, synonyms: tuple[str, ...] = ()) -> dict:
-    return {"uuid": "7cdff317-a673-4474-84ec-4f1754947823", "name": "Threat Actor", "type": "threat-actor",
-            "namespace": "misp", "description": "Threat actors are characteristics of malicious actors.",
-            "GalaxyCluster": [{"uuid": str(uuid.uuid5(NS, name)), "type": "threat-actor", "value": name,
-                               "tag_name": f'misp-galaxy:threat-actor="{name}"', "description": f"{name} (DPRK)",
-                               "meta": {"synonyms": list(synonyms), "country": ["KP"]}}]}
+    return {
+        "uuid": "7cdff317-a673-4474-84ec-4f1754947823",
+        "name": "Threat Actor",
+        "type": "threat-actor",
+        "namespace": "misp",
+        "description": "Threat actors are characteristics of malicious actors.",
+        "GalaxyCluster": [
+            {
+                "uuid": str(uuid.uuid5(NS, name)),
+                "type": "threat-actor",
+                "value": name,
+                "tag_name": f'misp-galaxy:threat-actor="{name}"',
+                "description": f"{name} (DPRK)",
+                "meta": {"synonyms": list(synonyms), "country": ["KP"]},
+            }
+        ],
+    }
 
 
-def event(info: str, attributes: list[dict], *, tags: tuple[str, ...] = (), galaxies: tuple[dict, ...] = (),
-          distribution: str | None = "1", orgc: dict = ORG) -> dict:
-    body = {"uuid": str(uuid.uuid5(NS, info)), "info": info, "date": "2025-10-14", "timestamp": STAMP,
-            "publish_timestamp": STAMP, "published": True, "analysis": "2", "threat_level_id": "1",
-            "Orgc": orgc, "Org": orgc, "Tag": [{"name": t} for t in tags], "Galaxy": list(galaxies),
-            "Attribute": attributes}
+def event(
+    info: str,
+    attributes: list[dict],
+    *,
+    tags: tuple[str, ...] = (),
+    galaxies: tuple[dict, ...] = (),
+    distribution: str | None = "1",
+    orgc: dict = ORG,
+) -> dict:
+    body = {
+        "uuid": str(uuid.uuid5(NS, info)),
+        "info": info,
+        "date": "2025-10-14",
+        "timestamp": STAMP,
+        "publish_timestamp": STAMP,
+        "published": True,
+        "analysis": "2",
+        "threat_level_id": "1",
+        "Orgc": orgc,
+        "Org": orgc,
+        "Tag": [{"name": t} for t in tags],
+        "Galaxy": list(galaxies),
+        "Attribute": attributes,
+    }
     if distribution is not None:
         body["distribution"] = distribution
     return {"Event": body}
@@ -95,22 +140,26 @@ def event(info: str, attributes: list[dict], *, tags: tuple[str, ...] = (), gala
 
 def lazarus_event() -> dict:
     """A Lazarus event from Talos' and Volexity's published IOCs, TLP:AMBER with one TLP:GREEN attribute."""
-    ip, = iocs("talos-2022-09-lazarus-three-rats.txt", "ipv4-addr", 1)
-    url, = iocs("talos-2022-09-lazarus-three-rats.txt", "url", 1)
+    (ip,) = iocs("talos-2022-09-lazarus-three-rats.txt", "ipv4-addr", 1)
+    (url,) = iocs("talos-2022-09-lazarus-three-rats.txt", "url", 1)
     sha256 = iocs("talos-2022-09-lazarus-three-rats.txt", "SHA-256", 2)
-    md5, = iocs("volexity-2021-08-17-inkysquid-apt37-part1.csv", "MD5", 1)
-    domain, = iocs("talos-2024-08-moonpeak-north-korea.txt", "domain-name", 1)
-    return event("Lazarus Group: MagicRAT and VSingle infrastructure", [
-        attribute("ip-dst", ip, comment="C2 server"),
-        attribute("domain", domain, tags=("tlp:green",)),
-        attribute("url", url),
-        *(attribute("sha256", h, category="Payload delivery") for h in sha256),
-        attribute("md5", md5, category="Payload delivery"),
-        attribute("email-src", EMAIL, category="Payload delivery"),
-        attribute("btc", WALLET, category="Financial fraud"),
-        attribute("text", "Operation named by the reporting vendor", category="Other", to_ids=False),
-    ], tags=("tlp:amber", 'misp-galaxy:threat-actor="Lazarus Group"'),
-        galaxies=(galaxy("Lazarus Group", ("HIDDEN COBRA", "Guardians of Peace")),))
+    (md5,) = iocs("volexity-2021-08-17-inkysquid-apt37-part1.csv", "MD5", 1)
+    (domain,) = iocs("talos-2024-08-moonpeak-north-korea.txt", "domain-name", 1)
+    return event(
+        "Lazarus Group: MagicRAT and VSingle infrastructure",
+        [
+            attribute("ip-dst", ip, comment="C2 server"),
+            attribute("domain", domain, tags=("tlp:green",)),
+            attribute("url", url),
+            *(attribute("sha256", h, category="Payload delivery") for h in sha256),
+            attribute("md5", md5, category="Payload delivery"),
+            attribute("email-src", EMAIL, category="Payload delivery"),
+            attribute("btc", WALLET, category="Financial fraud"),
+            attribute("text", "Operation named by the reporting vendor", category="Other", to_ids=False),
+        ],
+        tags=("tlp:amber", 'misp-galaxy:threat-actor="Lazarus Group"'),
+        galaxies=(galaxy("Lazarus Group", ("HIDDEN COBRA", "Guardians of Peace")),),
+    )
 
 
 def write(path: Path, doc) -> Path:
@@ -176,37 +225,47 @@ def test_reimport_adds_nothing(hub, attack, tmp_path):
 
 
 def test_an_alias_in_a_galaxy_or_a_tag_links_to_the_canonical_set(hub, attack, tmp_path):
-    ip, = iocs("withsecure-andariel2025.csv", "ipv4-addr", 1)
-    domain, = iocs("volexity-2022-07-28-sharptongue-kimsuky-sharpext.csv", "domain-name", 1)
+    (ip,) = iocs("withsecure-andariel2025.csv", "ipv4-addr", 1)
+    (domain,) = iocs("volexity-2022-07-28-sharptongue-kimsuky-sharpext.csv", "domain-name", 1)
     by_alias = event("HIDDEN COBRA activity", [attribute("ip-dst", ip)], galaxies=(galaxy("HIDDEN COBRA"),))
     by_tag = event("SharpExt", [attribute("domain", domain)], tags=('misp-galaxy:threat-actor="Kimsuky"',))
-    unknown = event("Unlisted cluster", [attribute("domain", "jquery.services")],
-                    galaxies=(galaxy("Example Unlisted Cluster"),))
+    unknown = event(
+        "Unlisted cluster", [attribute("domain", "jquery.services")], galaxies=(galaxy("Example Unlisted Cluster"),)
+    )
     outcome = run(hub, "misp", write(tmp_path / "events.json", [by_alias, by_tag, unknown]))
     assert outcome.refused_total == 0, outcome.summary()
     objs = stored(hub)
-    kimsuky = next(o["id"] for o in stored(hub, "reference").values()
-                   if o["type"] == "intrusion-set" and o["name"] == "Kimsuky")
-    links = {(r["source_ref"], r["target_ref"]) for r in objs.values() if r["type"] == "relationship"
-             and r["relationship_type"] == "indicates"}
+    kimsuky = next(
+        o["id"] for o in stored(hub, "reference").values() if o["type"] == "intrusion-set" and o["name"] == "Kimsuky"
+    )
+    links = {
+        (r["source_ref"], r["target_ref"])
+        for r in objs.values()
+        if r["type"] == "relationship" and r["relationship_type"] == "indicates"
+    }
     own = next(o for o in objs.values() if o["type"] == "threat-actor")
     assert own["name"] == "Example Unlisted Cluster"
-    assert links == {("indicator--" + by_alias["Event"]["Attribute"][0]["uuid"], LAZARUS),
-                     ("indicator--" + by_tag["Event"]["Attribute"][0]["uuid"], kimsuky),
-                     ("indicator--" + unknown["Event"]["Attribute"][0]["uuid"], own["id"])}
+    assert links == {
+        ("indicator--" + by_alias["Event"]["Attribute"][0]["uuid"], LAZARUS),
+        ("indicator--" + by_tag["Event"]["Attribute"][0]["uuid"], kimsuky),
+        ("indicator--" + unknown["Event"]["Attribute"][0]["uuid"], own["id"]),
+    }
     assert "MISP galaxy 'HIDDEN COBRA' linked to the intrusion set 'Lazarus Group'" in outcome.summary()
 
 
-@pytest.mark.parametrize(("tags", "distribution", "option", "expected"), [
-    ((), "0", None, TLP.AMBER_STRICT),   # your organisation only
-    ((), "1", None, TLP.AMBER),          # this community only
-    ((), "3", None, TLP.GREEN),          # all communities
-    ((), "3", TLP.CLEAR, TLP.CLEAR),     # --tlp wins over the distribution
-    (("TLP:AMBER+STRICT",), "3", TLP.CLEAR, TLP.AMBER_STRICT),  # a tag (any case) wins over both
-    ((), None, None, TLP.AMBER),         # nothing: the collection's default (shared: AMBER)
-])
+@pytest.mark.parametrize(
+    ("tags", "distribution", "option", "expected"),
+    [
+        ((), "0", None, TLP.AMBER_STRICT),  # your organisation only
+        ((), "1", None, TLP.AMBER),  # this community only
+        ((), "3", None, TLP.GREEN),  # all communities
+        ((), "3", TLP.CLEAR, TLP.CLEAR),  # --tlp wins over the distribution
+        (("TLP:AMBER+STRICT",), "3", TLP.CLEAR, TLP.AMBER_STRICT),  # a tag (any case) wins over both
+        ((), None, None, TLP.AMBER),  # nothing: the collection's default (shared: AMBER)
+    ],
+)
 def test_tlp_from_tags_option_and_distribution(hub, tmp_path, tags, distribution, option, expected):
-    domain, = iocs("talos-2024-08-moonpeak-north-korea.txt", "domain-name", 1)
+    (domain,) = iocs("talos-2024-08-moonpeak-north-korea.txt", "domain-name", 1)
     doc = event("MoonPeak", [attribute("domain", domain)], tags=tags, distribution=distribution)
     with hub.session() as s:
         s.execute(update(m.Collection).where(m.Collection.alias == "shared").values(default_tlp=int(TLP.AMBER)))
@@ -220,7 +279,7 @@ def test_tlp_from_tags_option_and_distribution(hub, tmp_path, tags, distribution
 
 def test_sharing_checks_refuse_with_reasons_in_the_summary(hub, tmp_path):
     other = {"name": "MYCERT", "uuid": str(uuid.uuid5(services.NAMESPACE, "mycert"))}  # another partner's identity
-    ip, = iocs("talos-2022-09-lazarus-three-rats.txt", "ipv4-addr", 1)
+    (ip,) = iocs("talos-2022-09-lazarus-three-rats.txt", "ipv4-addr", 1)
     posing = event("Posing as MYCERT", [attribute("ip-dst", ip)], orgc=other)
     outcome = run(hub, "misp", write(tmp_path / "e.json", posing))
     assert outcome.refused_total > 0
@@ -228,14 +287,14 @@ def test_sharing_checks_refuse_with_reasons_in_the_summary(hub, tmp_path):
     assert not any(o.get("created_by_ref") == f"identity--{other['uuid']}" for o in stored(hub).values())
     red = run(hub, "misp", write(tmp_path / "red.json", event("Red", [attribute("ip-dst", ip)], tags=("tlp:red",))))
     assert red.accepted == 0 and red.refused_total > 0
-    assert red.summary().endswith(f"refused: {red.refused_total} x a TLP:RED object must name its recipients in a "
-                                  "sharing marking")
+    assert red.summary().endswith(
+        f"refused: {red.refused_total} x a TLP:RED object must name its recipients in a sharing marking"
+    )
 
 
 def test_list_of_events_and_rest_search_response(hub, tmp_path):
     sha = iocs("eset-nukesped-lazarus-samples.sha256.txt", "SHA-256", 4)
-    events = [event(f"NukeSped {n}", [attribute("sha256", h, category="Payload delivery")])
-              for n, h in enumerate(sha)]
+    events = [event(f"NukeSped {n}", [attribute("sha256", h, category="Payload delivery")]) for n, h in enumerate(sha)]
     first = run(hub, "misp", write(tmp_path / "list.json", events[:2]))
     second = run(hub, "misp", write(tmp_path / "search.json", {"response": events}))
     assert first.refused_total == second.refused_total == 0
@@ -253,9 +312,15 @@ def make_feed(folder: Path, events: list[dict]) -> Path:
     for doc in events:
         ev = doc["Event"]
         write(folder / f"{ev['uuid']}.json", doc)
-        manifest[ev["uuid"]] = {"info": ev["info"], "Orgc": ev["Orgc"], "Tag": ev["Tag"], "date": ev["date"],
-                                "analysis": ev["analysis"], "threat_level_id": ev["threat_level_id"],
-                                "timestamp": ev["timestamp"]}
+        manifest[ev["uuid"]] = {
+            "info": ev["info"],
+            "Orgc": ev["Orgc"],
+            "Tag": ev["Tag"],
+            "date": ev["date"],
+            "analysis": ev["analysis"],
+            "threat_level_id": ev["threat_level_id"],
+            "timestamp": ev["timestamp"],
+        }
     write(folder / "manifest.json", manifest)
     return folder
 
@@ -278,9 +343,15 @@ def served(tmp_path) -> Iterator[tuple[Path, str]]:
 def feed_events() -> list[dict]:
     urls = iocs("talos-2025-10-beavertail-ottercookie.txt", "url", 2)
     hashes = iocs("talos-2025-10-beavertail-ottercookie.txt", "SHA-256", 2)
-    return [event("BeaverTail C2", [attribute("url", u) for u in urls], tags=("tlp:green",)),
-            event("OtterCookie samples", [attribute("sha256", h, category="Payload delivery") for h in hashes],
-                  tags=("tlp:amber",), galaxies=(galaxy("Lazarus Group"),))]
+    return [
+        event("BeaverTail C2", [attribute("url", u) for u in urls], tags=("tlp:green",)),
+        event(
+            "OtterCookie samples",
+            [attribute("sha256", h, category="Payload delivery") for h in hashes],
+            tags=("tlp:amber",),
+            galaxies=(galaxy("Lazarus Group"),),
+        ),
+    ]
 
 
 def test_feed_over_http_then_from_its_directory(hub, attack, served):
@@ -316,17 +387,24 @@ def test_feed_event_that_cannot_be_read_is_refused_and_the_rest_imported(hub, se
 
 def object_count(hub: services.Hub) -> int:
     with hub.session(write=False) as s:
-        return s.scalar(select(func.count()).select_from(m.ObjectVersion).join(
-            m.Collection, m.Collection.id == m.ObjectVersion.collection_id).where(m.Collection.alias == "shared"))
+        return s.scalar(
+            select(func.count())
+            .select_from(m.ObjectVersion)
+            .join(m.Collection, m.Collection.id == m.ObjectVersion.collection_id)
+            .where(m.Collection.alias == "shared")
+        )
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b'{"type": "bundle", "id": "bundle--1", "objects": []}', "not MISP data: expected an event"),
-    (b'[{"type": "indicator"}]', "not MISP data"),
-    (b'{"Event": {"uuid": "5f1c2a2e', "not JSON"),
-    (b"", "not JSON"),
-    (b'"just a string"', "not MISP data"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"type": "bundle", "id": "bundle--1", "objects": []}', "not MISP data: expected an event"),
+        (b'[{"type": "indicator"}]', "not MISP data"),
+        (b'{"Event": {"uuid": "5f1c2a2e', "not JSON"),
+        (b"", "not JSON"),
+        (b'"just a string"', "not MISP data"),
+    ],
+)
 def test_malformed_input_is_one_clear_error_and_stores_nothing(hub, tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_bytes(content)
@@ -367,7 +445,7 @@ def test_cli_import_misp(hub, attack, tmp_path):
 
 
 def test_attributes_without_uuid_get_a_stable_one_and_the_audit_keeps_the_event_as_read(hub, tmp_path):
-    domain, = iocs("volexity-2022-07-28-sharptongue-kimsuky-sharpext.csv", "domain-name", 1)
+    (domain,) = iocs("volexity-2022-07-28-sharptongue-kimsuky-sharpext.csv", "domain-name", 1)
     bare = attribute("domain", domain)
     del bare["uuid"]
     doc = event("SharpExt without uuids", [bare])

@@ -50,16 +50,27 @@ def publish(hub: services.Hub, objects: list[dict]) -> None:
 def save_source(hub: services.Hub, name: str, url: str, settings: dict) -> None:
     """A source as `cti-hub feeds import taxii ... --source-name NAME` leaves it."""
     with hub.session() as s:
-        s.add(m.FeedSource(name=name, kind="taxii", url=url, partner_slug="krcert",
-                           collection_uuid=collection_uuid(hub, "krlist"), settings=orjson.dumps(settings).decode(),
-                           cursor="", last_summary=""))
+        s.add(
+            m.FeedSource(
+                name=name,
+                kind="taxii",
+                url=url,
+                partner_slug="krcert",
+                collection_uuid=collection_uuid(hub, "krlist"),
+                settings=orjson.dumps(settings).decode(),
+                cursor="",
+                last_summary="",
+            )
+        )
 
 
 def krlist_ids(hub: services.Hub) -> set[str]:
     with hub.session(write=False) as s:
-        rows = s.scalars(select(m.ObjectVersion.stix_id)
-                         .join(m.Collection, m.Collection.id == m.ObjectVersion.collection_id)
-                         .where(m.Collection.alias == "krlist"))
+        rows = s.scalars(
+            select(m.ObjectVersion.stix_id)
+            .join(m.Collection, m.Collection.id == m.ObjectVersion.collection_id)
+            .where(m.Collection.alias == "krlist")
+        )
         return set(rows)
 
 
@@ -140,8 +151,8 @@ def test_two_schedulers_on_one_database_never_sync_at_the_same_time(hub, setting
             worker = threading.Thread(target=a.tick)
             worker.start()
             assert inside.wait(30)
-            assert b.tick() is False          # a holds the lease: b does not run
-            assert a.tick() is False          # nor does a second tick of the holder itself
+            assert b.tick() is False  # a holds the lease: b does not run
+            assert a.tick() is False  # nor does a second tick of the holder itself
             release.set()
             worker.join(30)
             assert runs == ["host-a:1"]

@@ -21,25 +21,95 @@ from tests import factories as f
 pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("HUB_TEST_FUZZ_EXAMPLES", "100"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                             HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 SECRET = "fuzz-secret"
 
-STIX_KEYS = ["type", "id", "spec_version", "created", "modified", "created_by_ref", "revoked", "labels",
-             "confidence", "lang", "external_references", "object_marking_refs", "granular_markings",
-             "extensions", "pattern", "pattern_type", "pattern_version", "valid_from", "valid_until",
-             "indicator_types", "kill_chain_phases", "name", "description", "hashes", "value", "resolves_to_refs",
-             "definition_type", "definition", "marking_ref", "selectors", "x_custom", "x_mitre_version",
-             "source_ref", "target_ref", "relationship_type", "object_refs", "first_seen", "last_seen", "aliases"]
-STIX_TYPES = ["indicator", "malware", "identity", "marking-definition", "relationship", "sighting", "bundle",
-              "ipv4-addr", "file", "domain-name", "url", "report", "x-custom", "extension-definition", "note"]
-SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-           | st.text(max_size=40) | st.sampled_from(STIX_TYPES)
-           | st.sampled_from(["2024-05-01T00:00:00Z", "2024-05-01T00:00:00.000Z", "2.1", "stix",
-                              "indicator--0b6d3bd1-3a4a-4a8a-9f1c-9f4e5c1c2b3a", "[ipv4-addr:value = '1.2.3.4']"]))
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5)
-                    | st.dictionaries(st.sampled_from(STIX_KEYS) | st.text(max_size=12), inner, max_size=6),
-                    max_leaves=40)
+STIX_KEYS = [
+    "type",
+    "id",
+    "spec_version",
+    "created",
+    "modified",
+    "created_by_ref",
+    "revoked",
+    "labels",
+    "confidence",
+    "lang",
+    "external_references",
+    "object_marking_refs",
+    "granular_markings",
+    "extensions",
+    "pattern",
+    "pattern_type",
+    "pattern_version",
+    "valid_from",
+    "valid_until",
+    "indicator_types",
+    "kill_chain_phases",
+    "name",
+    "description",
+    "hashes",
+    "value",
+    "resolves_to_refs",
+    "definition_type",
+    "definition",
+    "marking_ref",
+    "selectors",
+    "x_custom",
+    "x_mitre_version",
+    "source_ref",
+    "target_ref",
+    "relationship_type",
+    "object_refs",
+    "first_seen",
+    "last_seen",
+    "aliases",
+]
+STIX_TYPES = [
+    "indicator",
+    "malware",
+    "identity",
+    "marking-definition",
+    "relationship",
+    "sighting",
+    "bundle",
+    "ipv4-addr",
+    "file",
+    "domain-name",
+    "url",
+    "report",
+    "x-custom",
+    "extension-definition",
+    "note",
+]
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+    | st.sampled_from(STIX_TYPES)
+    | st.sampled_from(
+        [
+            "2024-05-01T00:00:00Z",
+            "2024-05-01T00:00:00.000Z",
+            "2.1",
+            "stix",
+            "indicator--0b6d3bd1-3a4a-4a8a-9f1c-9f4e5c1c2b3a",
+            "[ipv4-addr:value = '1.2.3.4']",
+        ]
+    )
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.sampled_from(STIX_KEYS) | st.text(max_size=12), inner, max_size=6)
+    ),
+    max_leaves=40,
+)
 
 
 @FUZZ
@@ -68,10 +138,41 @@ def test_validate_accepts_the_valid_object_the_fuzzer_mutates():
     assert stix.validate(f.indicator(1)) == []
 
 
-PATTERN_ATOMS = ["[", "]", "(", ")", " AND ", " OR ", " FOLLOWEDBY ", "ipv4-addr:value", "file:hashes.'SHA-256'",
-                 " = ", " != ", " MATCHES ", " LIKE ", " IN ", " ISSUBSET ", "'1.2.3.4'", "'a\\'b'", "10", "t'2024'",
-                 " WITHIN 5 SECONDS", " REPEATS 2 TIMES", " START t'2024-01-01T00:00:00Z' STOP t'2024-01-02T00:00:00Z'",
-                 "NOT ", "b'AAEC'", "h'00ff'", ".", "*", "[0]", "'", "\\", "\x00", "\u202e", "true"]
+PATTERN_ATOMS = [
+    "[",
+    "]",
+    "(",
+    ")",
+    " AND ",
+    " OR ",
+    " FOLLOWEDBY ",
+    "ipv4-addr:value",
+    "file:hashes.'SHA-256'",
+    " = ",
+    " != ",
+    " MATCHES ",
+    " LIKE ",
+    " IN ",
+    " ISSUBSET ",
+    "'1.2.3.4'",
+    "'a\\'b'",
+    "10",
+    "t'2024'",
+    " WITHIN 5 SECONDS",
+    " REPEATS 2 TIMES",
+    " START t'2024-01-01T00:00:00Z' STOP t'2024-01-02T00:00:00Z'",
+    "NOT ",
+    "b'AAEC'",
+    "h'00ff'",
+    ".",
+    "*",
+    "[0]",
+    "'",
+    "\\",
+    "\x00",
+    "\u202e",
+    "true",
+]
 
 
 @FUZZ
@@ -86,9 +187,11 @@ def test_validate_pattern_never_raises(parts):
 
 @pytest.mark.parametrize("depth", [10, 1_000, 50_000])
 def test_validate_pattern_on_deep_nesting_is_bounded(depth):
-    for pattern in ("(" * depth + "[ipv4-addr:value = '1.2.3.4']" + ")" * depth,
-                    "[" + "(" * depth + "ipv4-addr:value = '1.2.3.4'" + ")" * depth + "]",
-                    "[ipv4-addr:value = '1.2.3.4']" + " AND [ipv4-addr:value = '1.2.3.4']" * depth):
+    for pattern in (
+        "(" * depth + "[ipv4-addr:value = '1.2.3.4']" + ")" * depth,
+        "[" + "(" * depth + "ipv4-addr:value = '1.2.3.4'" + ")" * depth + "]",
+        "[ipv4-addr:value = '1.2.3.4']" + " AND [ipv4-addr:value = '1.2.3.4']" * depth,
+    ):
         start = time.perf_counter()
         result = stix.validate_pattern(pattern)
         assert result is None or isinstance(result, str)

@@ -39,10 +39,17 @@ def bundle_objects() -> list[dict]:
     objs[30] = {**objs[30], "created_by_ref": f"identity--{f.uuid.uuid5(services.NAMESPACE, 'cisa')}"}
     objs.append(dict(objs[40]))  # the same object twice
     objs.append({**objs[41], "name": "changed, same version"})  # a different object under a stored version
-    objs.append({"type": "indicator", "id": "indicator--0d4ab1f4-53bb-4b34-a3d0-6bd8f0e3ab21",
-                 "created": "2024-02-01T00:00:00.000Z", "modified": "2024-02-01T00:00:00.000Z",
-                 "labels": ["malicious-activity"], "pattern": "[domain-name:value = 'a.example']",
-                 "valid_from": "2024-02-01T00:00:00Z"})  # STIX 2.0: upgraded by the connector
+    objs.append(
+        {
+            "type": "indicator",
+            "id": "indicator--0d4ab1f4-53bb-4b34-a3d0-6bd8f0e3ab21",
+            "created": "2024-02-01T00:00:00.000Z",
+            "modified": "2024-02-01T00:00:00.000Z",
+            "labels": ["malicious-activity"],
+            "pattern": "[domain-name:value = 'a.example']",
+            "valid_from": "2024-02-01T00:00:00Z",
+        }
+    )  # STIX 2.0: upgraded by the connector
     objs.append({"type": "indicator", "spec_version": "2.1", "id": "indicator--bad"})
     return objs
 
@@ -53,16 +60,25 @@ def import_bundle(hub: services.Hub, path, pipeline: bool) -> tuple[feeds.base.O
     connector.json_items = pipeline
     outcome = connector.ingest(connector.load(str(path)))
     with hub.session(write=False) as s:
-        rows = s.execute(select(m.ObjectVersion.stix_id, m.ObjectVersion.version_us, m.ObjectVersion.tlp,
-                                m.ObjectVersion.restriction_set_id, m.ObjectVersion.raw)
-                         .order_by(m.ObjectVersion.date_added)).all()
+        rows = s.execute(
+            select(
+                m.ObjectVersion.stix_id,
+                m.ObjectVersion.version_us,
+                m.ObjectVersion.tlp,
+                m.ObjectVersion.restriction_set_id,
+                m.ObjectVersion.raw,
+            ).order_by(m.ObjectVersion.date_added)
+        ).all()
     return outcome, [tuple(r) for r in rows]
 
 
 def test_pipeline_matches_inline_validation(make_app, tmp_path, monkeypatch, db_engine_name, db_template):
     path = tmp_path / "bundle.json"
-    path.write_bytes(orjson.dumps({"type": "bundle", "id": "bundle--3f0b8a4e-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
-                                   "objects": bundle_objects()}))
+    path.write_bytes(
+        orjson.dumps(
+            {"type": "bundle", "id": "bundle--3f0b8a4e-1a2b-4c3d-8e9f-0a1b2c3d4e5f", "objects": bundle_objects()}
+        )
+    )
     monkeypatch.setattr(feeds.base, "CHUNK", 9)  # several chunks, one marking defined in an earlier one
     monkeypatch.setattr(feeds.base, "PIPELINE_MIN", 0)
     started = []
@@ -73,8 +89,9 @@ def test_pipeline_matches_inline_validation(make_app, tmp_path, monkeypatch, db_
     inline_outcome, inline_rows = import_bundle(inline_hub, path, pipeline=False)
     assert not started
     inline_hub.engine.dispose()
-    hub = make_hub(lambda: make_app(database_url=fresh_database_url(db_engine_name, db_template,
-                                                                    tmp_path / "again.db")))
+    hub = make_hub(
+        lambda: make_app(database_url=fresh_database_url(db_engine_name, db_template, tmp_path / "again.db"))
+    )
     outcome, rows = import_bundle(hub, path, pipeline=True)
     assert started == [1]
 

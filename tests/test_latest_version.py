@@ -30,8 +30,9 @@ def versions_seen(client, **params: str) -> dict[str, str]:  # type: ignore[no-u
 
 def flags(hub) -> dict[str, bool]:  # type: ignore[no-untyped-def]
     with hub.session(write=False) as s:
-        rows = s.execute(select(m.ObjectVersion.version, m.ObjectVersion.newer_exists)
-                         .where(m.ObjectVersion.type == "indicator"))
+        rows = s.execute(
+            select(m.ObjectVersion.version, m.ObjectVersion.newer_exists).where(m.ObjectVersion.type == "indicator")
+        )
         return {version: flag for version, flag in rows}
 
 

@@ -28,6 +28,7 @@ def world(hub):
 def as_(app, world):
     def client(slug: str) -> f.Client:
         return f.Client(app.test_client(), world["keys"][slug])
+
     return client
 
 
@@ -56,10 +57,18 @@ def test_every_page_is_recorded_with_partner_key_filters_range_and_rules(hub, wo
     assert ledger.flush_empty(hub) == 1
     rows = deliveries(hub)
     assert [(d.partner_slug, d.endpoint, d.count) for d in rows] == [
-        ("cisa", "objects", 2), ("cisa", "objects", 3), ("cisa", "manifest", 5), ("mycert", "objects", 0)]
+        ("cisa", "objects", 2),
+        ("cisa", "objects", 3),
+        ("cisa", "manifest", 5),
+        ("mycert", "objects", 0),
+    ]
     with hub.session(write=False) as s:
-        added = s.scalars(select(m.ObjectVersion.date_added).join(m.Collection)
-                          .where(m.Collection.uuid == world["shared"]).order_by(m.ObjectVersion.date_added)).all()
+        added = s.scalars(
+            select(m.ObjectVersion.date_added)
+            .join(m.Collection)
+            .where(m.Collection.uuid == world["shared"])
+            .order_by(m.ObjectVersion.date_added)
+        ).all()
         rules = store.rules_version(s)
     assert (rows[0].first_added, rows[0].last_added) == (added[0], added[1])
     assert (rows[1].first_added, rows[1].last_added) == (added[2], added[4])
@@ -76,7 +85,8 @@ def test_who_received_follows_the_sharing_rules_not_just_the_range(hub, world, a
     assert [o["id"] for o in served] == [green["id"], f.indicator(3)["id"]]
     as_("cisa").get(world["url"])
     assert [(r.partner, r.key_id, r.endpoint, r.collection) for r in received(hub, amber["id"])] == [
-        ("cisa", key_id(hub, "cisa"), "objects", "shared")]
+        ("cisa", key_id(hub, "cisa"), "objects", "shared")
+    ]
     assert [r.partner for r in received(hub, green["id"])] == ["mycert", "cisa"]
 
 
@@ -109,7 +119,11 @@ def test_who_received_tells_versions_apart(hub, world, as_):
     assert as_("krcert").get(versions_url).status_code == 200
     every = received(hub, v1["id"])
     assert [(r.partner, r.version) for r in every] == [
-        ("cisa", f.CLOCK), ("mycert", V2), ("krcert", f.CLOCK), ("krcert", V2)]
+        ("cisa", f.CLOCK),
+        ("mycert", V2),
+        ("krcert", f.CLOCK),
+        ("krcert", V2),
+    ]
     assert {r.endpoint for r in every if r.partner == "krcert"} == {"versions"}
     assert [r.partner for r in received(hub, v1["id"], f.CLOCK)] == ["cisa", "krcert"]
     assert [r.partner for r in received(hub, v1["id"], "2024-06-01T00:00:00Z")] == ["mycert", "krcert"]
@@ -129,8 +143,11 @@ def test_who_received_names_a_missing_object_or_version(hub, world, as_):
 def test_ledger_cli_who_received(hub, world, as_, settings, tmp_path: Path):
     obj = f.indicator(1)
     as_("krcert").post(world["url"], [obj])
-    env = {"HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": "test-secret-key",
-           "HUB_DATA_DIR": str(tmp_path)}
+    env = {
+        "HUB_DATABASE_URL": settings["database_url"],
+        "HUB_SECRET_KEY": "test-secret-key",
+        "HUB_DATA_DIR": str(tmp_path),
+    }
     runner = CliRunner()
     nobody = runner.invoke(main, ["ledger", "who-received", obj["id"]], env=env)
     assert nobody.exit_code == 0 and f"no partner has received {obj['id']}" in nobody.output
@@ -152,14 +169,28 @@ def test_who_received_ignores_the_many_pages_that_do_not_cover_the_object(hub, w
         collection_pk = s.scalars(select(m.Collection.id).where(m.Collection.uuid == world["shared"])).one()
         rules = store.rules_version(s)
         added = s.scalars(select(m.ObjectVersion.date_added).where(m.ObjectVersion.stix_id == obj["id"])).one()
-    base = {"partner_id": 999, "partner_slug": "bulk", "key_id": "kbulk", "endpoint": "objects",
-            "collection_id": collection_pk, "filters": "{}", "rules_version": rules, "count": 1000}
+    base = {
+        "partner_id": 999,
+        "partner_slug": "bulk",
+        "key_id": "kbulk",
+        "endpoint": "objects",
+        "collection_id": collection_pk,
+        "filters": "{}",
+        "rules_version": rules,
+        "count": 1000,
+    }
     # Half the pages before the object, half after: the range scan walks everything before it.
-    rows = [{**base, "at_us": n, "first_added": added + (n - 2_500) * 1000 + (1 if n >= 2_500 else 0),
-             "last_added": added + (n - 2_500) * 1000 + 999 + (1 if n >= 2_500 else -1000)}
-            for n in range(5_000)]
+    rows = [
+        {
+            **base,
+            "at_us": n,
+            "first_added": added + (n - 2_500) * 1000 + (1 if n >= 2_500 else 0),
+            "last_added": added + (n - 2_500) * 1000 + 999 + (1 if n >= 2_500 else -1000),
+        }
+        for n in range(5_000)
+    ]
     with hub.session() as s:
         for start in range(0, len(rows), 10_000):
-            s.execute(insert(m.Delivery), rows[start:start + 10_000])
+            s.execute(insert(m.Delivery), rows[start : start + 10_000])
     got = received(hub, obj["id"])
     assert [r.partner for r in got] == ["cisa"]

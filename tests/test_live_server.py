@@ -67,8 +67,9 @@ def test_concurrent_writers_while_a_client_polls_lose_nothing(live):
     def publish(slug: str, offset: int) -> None:
         auth = {"Authorization": f"Bearer {keys[slug]}"}
         for batch in range(12):
-            objs = [f.indicator(offset + batch * 25 + n, markings=[GREEN], description=str(uuid.uuid4()))
-                    for n in range(25)]
+            objs = [
+                f.indicator(offset + batch * 25 + n, markings=[GREEN], description=str(uuid.uuid4())) for n in range(25)
+            ]
             r = requests.post(url, json={"objects": objs}, headers={**headers, **auth}, timeout=30)
             assert r.status_code == 202 and r.json()["success_count"] == 25
             with lock:
@@ -84,15 +85,18 @@ def test_concurrent_writers_while_a_client_polls_lose_nothing(live):
         r = requests.get(url, params=params, headers={**headers, "Authorization": f"Bearer {keys['singcert']}"})
         assert r.status_code == 200
         received.extend(o["id"] for o in r.json().get("objects", []))
-        cursor["added_after"] = r.headers["X-TAXII-Date-Added-Last"] if r.json().get("objects") else \
-            cursor["added_after"]
+        cursor["added_after"] = (
+            r.headers["X-TAXII-Date-Added-Last"] if r.json().get("objects") else cursor["added_after"]
+        )
 
     def poller() -> None:
         while not stop.is_set():
             poll_once()
 
-    writers = [threading.Thread(target=publish, args=(slug, 10_000 * (i + 1)))
-               for i, slug in enumerate(("krcert", "cisa", "singcert"))]
+    writers = [
+        threading.Thread(target=publish, args=(slug, 10_000 * (i + 1)))
+        for i, slug in enumerate(("krcert", "cisa", "singcert"))
+    ]
     reader = threading.Thread(target=poller)
     reader.start()
     for w in writers:

@@ -18,8 +18,12 @@ from tests import factories as f
 from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-TAXII_BLUEPRINTS = ("medallion.views.discovery", "medallion.views.collections", "medallion.views.objects",
-                    "medallion.views.manifest")
+TAXII_BLUEPRINTS = (
+    "medallion.views.discovery",
+    "medallion.views.collections",
+    "medallion.views.objects",
+    "medallion.views.manifest",
+)
 
 
 def _openapi_path(rule: str) -> str:
@@ -38,8 +42,9 @@ def test_every_taxii_route_and_method_is_described(app):
     doc = json.loads(openapi.document())
     served = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.split(".")[0] in ("discovery", "collections", "objects", "manifest") or \
-                rule.rule.startswith(("/taxii2/", "/<string:api_root>/")):
+        if rule.endpoint.split(".")[0] in ("discovery", "collections", "objects", "manifest") or rule.rule.startswith(
+            ("/taxii2/", "/<string:api_root>/")
+        ):
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 served.add((_openapi_path(rule.rule), method.lower()))
     described = {(path, method) for path, ops in doc["paths"].items() for method in ops}
@@ -77,12 +82,22 @@ def live(make_app, settings, tmp_path):
         sharing.apply(s, sharing.load(ROOT / "config" / "sharing.yaml"))
     key = f.key_for(hub, "krcert")
     port = free_port()
-    env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
-           "HUB_DATA_DIR": str(tmp_path), "HUB_RATE_LIMIT_PER_MINUTE": "0"}
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings["database_url"],
+        "HUB_SECRET_KEY": settings["secret_key"],
+        "HUB_DATA_DIR": str(tmp_path),
+        "HUB_RATE_LIMIT_PER_MINUTE": "0",
+    }
     # The access log goes to a file: thousands of lines would fill a pipe nobody reads and stall the server.
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc, tmp_path / "server.log")
@@ -116,17 +131,45 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(live, tmp_pa
     base, key = live
     seconds = os.environ.get("HUB_TEST_SCHEMATHESIS_SECONDS", "20")
     command = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json", "--url", base,
-        "--auth", f"krcert:{key}", "--max-examples", "25", "--max-time", seconds, "--seed", "20240501",
-        "--checks", "not_a_server_error,content_type_conformance,response_schema_conformance,"
-                    "response_headers_conformance",
-        "--phases", "examples,fuzzing", "--workers", "2", "--request-timeout", "10",
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{base}/openapi.json",
+        "--url",
+        base,
+        "--auth",
+        f"krcert:{key}",
+        "--max-examples",
+        "25",
+        "--max-time",
+        seconds,
+        "--seed",
+        "20240501",
+        "--checks",
+        "not_a_server_error,content_type_conformance,response_schema_conformance,response_headers_conformance",
+        "--phases",
+        "examples,fuzzing",
+        "--workers",
+        "2",
+        "--request-timeout",
+        "10",
         # NUL in path ids is a known PostgreSQL 500 (tests/security/test_injection.py, xfail); keep it out here.
-        "--generation-allow-x00", "false", "--generation-database", "none", "--no-color",
+        "--generation-allow-x00",
+        "false",
+        "--generation-database",
+        "none",
+        "--no-color",
     ]
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=int(seconds) + 60, cwd=tmp_path,
-                            env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=int(seconds) + 60,
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "Tested: 11" in result.stdout and " passed" in result.stdout
     assert time.perf_counter() - start < int(seconds) + 30

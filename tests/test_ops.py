@@ -104,21 +104,31 @@ def test_rate_limited_requests_are_counted_as_a_denial(make_app):
     assert codes == [401, 401, 429]
     assert sample("cti_hub_sharing_denials_total", reason="rate_limited") == before + 1
 
+
 def test_metrics_add_up_across_worker_processes_in_multiprocess_mode(settings, tmp_path):
     """Two worker processes serve /healthz once each; /metrics in either reports both."""
     metrics_dir = tmp_path / "prom"
     metrics_dir.mkdir()
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "HUB_DATABASE_URL": settings["database_url"],
-           "HUB_SECRET_KEY": "test-secret-key", "HUB_DATA_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "HUB_DATABASE_URL": settings["database_url"],
+        "HUB_SECRET_KEY": "test-secret-key",
+        "HUB_DATA_DIR": str(tmp_path),
+    }
     # A forked worker serves /healthz and exits; the parent serves /healthz, then /metrics.
-    script = ("import os\nfrom hub import create_app\nc = create_app().test_client()\npid = os.fork()\n"
-              "c.get('/healthz')\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\n"
-              "print(c.get('/metrics').get_data(as_text=True))\n")
+    script = (
+        "import os\nfrom hub import create_app\nc = create_app().test_client()\npid = os.fork()\n"
+        "c.get('/healthz')\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\n"
+        "print(c.get('/metrics').get_data(as_text=True))\n"
+    )
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, check=True, capture_output=True,
-                         text=True).stdout
-    line = next(x for x in out.splitlines()
-                if x.startswith("cti_hub_http_requests_total{") and 'endpoint="/healthz"' in x)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=root, check=True, capture_output=True, text=True
+    ).stdout
+    line = next(
+        x for x in out.splitlines() if x.startswith("cti_hub_http_requests_total{") and 'endpoint="/healthz"' in x
+    )
     assert float(line.rsplit(" ", 1)[1]) == 2.0
 
 
@@ -128,8 +138,9 @@ def test_metrics_add_up_across_worker_processes_in_multiprocess_mode(settings, t
 def test_access_log_is_one_json_line_per_request_without_secrets(app, world, access_log):
     krcert = f.Client(app.test_client(), world["keys"]["krcert"])
     krcert.post(world["url"], [f.indicator(n) for n in range(3)])
-    r = f.Client(app.test_client(), world["keys"]["cisa"]).get(world["url"], {"limit": "1"},
-                                                               headers={"X-Request-ID": "siem-poll.42"})
+    r = f.Client(app.test_client(), world["keys"]["cisa"]).get(
+        world["url"], {"limit": "1"}, headers={"X-Request-ID": "siem-poll.42"}
+    )
     token = r.get_json()["next"]
     r2 = f.Client(app.test_client(), world["keys"]["cisa"]).get(world["url"], {"limit": "1", "next": token})
     assert r.headers["X-Request-ID"] == "siem-poll.42"
@@ -137,8 +148,14 @@ def test_access_log_is_one_json_line_per_request_without_secrets(app, world, acc
     assert len(generated) == 32
     assert len(access_log) == 3
     entry = access_log[1]
-    assert entry == {**entry, "request_id": "siem-poll.42", "method": "GET", "rule": OBJECTS_RULE,
-                     "status": 200, "partner": "cisa"}
+    assert entry == {
+        **entry,
+        "request_id": "siem-poll.42",
+        "method": "GET",
+        "rule": OBJECTS_RULE,
+        "status": 200,
+        "partner": "cisa",
+    }
     assert isinstance(entry["duration_ms"], float)
     assert access_log[2]["request_id"] == generated
     raw = orjson.dumps(access_log).decode()
@@ -176,12 +193,15 @@ def test_audit_chain_verifies_and_links_every_event(hub):
     assert result.head == events[-1].hash
 
 
-@pytest.mark.parametrize("tamper, where, why", [
-    ("edit", "at event {2} (", "its content was edited"),
-    ("delete", "at event {2} (", "the event before it was deleted or altered"),
-    ("delete_tail", "after event {2}:", "the chain head records event {3}; the newest events were deleted"),
-    ("rehash", "at event {3} (", "the event before it was deleted or altered"),
-])
+@pytest.mark.parametrize(
+    "tamper, where, why",
+    [
+        ("edit", "at event {2} (", "its content was edited"),
+        ("delete", "at event {2} (", "the event before it was deleted or altered"),
+        ("delete_tail", "after event {2}:", "the chain head records event {3}; the newest events were deleted"),
+        ("rehash", "at event {3} (", "the event before it was deleted or altered"),
+    ],
+)
 def test_audit_verify_names_the_first_broken_event(hub, tamper, where, why):
     some_events(hub)
     with hub.session(write=False) as s:
@@ -231,8 +251,13 @@ def test_upgrade_chains_audit_events_written_before_the_chain_existed(empty_data
         command.upgrade(db.alembic_config(engine), "0001")
         with engine.begin() as conn:
             for n in range(3):
-                conn.execute(text("INSERT INTO audit_events (at_us, actor, action, target, source, detail) "
-                                  "VALUES (:at, 'cli', 'old.event', '', '', :d)"), {"at": n, "d": f'{{"n":{n}}}'})
+                conn.execute(
+                    text(
+                        "INSERT INTO audit_events (at_us, actor, action, target, source, detail) "
+                        "VALUES (:at, 'cli', 'old.event', '', '', :d)"
+                    ),
+                    {"at": n, "d": f'{{"n":{n}}}'},
+                )
         db.upgrade(engine)
     finally:
         engine.dispose()
@@ -244,8 +269,9 @@ def test_upgrade_chains_audit_events_written_before_the_chain_existed(empty_data
             result = verify_chain(s)
             first = store.audit_events(s, limit=1)[0]
         assert result.problem is None and result.events == 4
-        assert first.prev_hash == "" and first.hash == store.audit_hash("", {
-            "at_us": 0, "actor": "cli", "action": "old.event", "target": "", "source": "", "detail": '{"n":0}'})
+        assert first.prev_hash == "" and first.hash == store.audit_hash(
+            "", {"at_us": 0, "actor": "cli", "action": "old.event", "target": "", "source": "", "detail": '{"n":0}'}
+        )
     finally:
         hub.engine.dispose()
 

@@ -24,11 +24,20 @@ ENVELOPE = 100
 
 
 def start_server(settings: dict, tmp_path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
-           "HUB_DATA_DIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings["database_url"],
+        "HUB_SECRET_KEY": settings["secret_key"],
+        "HUB_DATA_DIR": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     wait_ready(f"http://127.0.0.1:{port}", proc)
     return proc
 
@@ -40,8 +49,12 @@ def publisher(base: str, url: str, key: str, first: int, stop: threading.Event, 
         ids = [f.indicator(i)["id"] for i in range(n, n + ENVELOPE)]
         sent.append(ids)
         try:
-            r = requests.post(base + url, json={"objects": [f.indicator(i) for i in range(n, n + ENVELOPE)]},
-                              headers=headers, timeout=30)
+            r = requests.post(
+                base + url,
+                json={"objects": [f.indicator(i) for i in range(n, n + ENVELOPE)]},
+                headers=headers,
+                timeout=30,
+            )
         except requests.RequestException:
             return
         if r.status_code == 202:
@@ -83,10 +96,15 @@ def test_sigkill_during_publish_and_poll_loses_nothing_acknowledged(make_app, se
     stop, acked, sent, seen = threading.Event(), {}, [], []
     last: list[str | None] = [None]
     try:
-        threads = [threading.Thread(target=publisher, args=(base, world["url"], world["keys"]["krcert"],
-                                                            k * 1_000_000, stop, acked, sent)) for k in range(3)]
-        poller = threading.Thread(target=lambda: last.__setitem__(
-            0, poll(base, world["url"], world["keys"]["cisa"], None, seen, stop)))
+        threads = [
+            threading.Thread(
+                target=publisher, args=(base, world["url"], world["keys"]["krcert"], k * 1_000_000, stop, acked, sent)
+            )
+            for k in range(3)
+        ]
+        poller = threading.Thread(
+            target=lambda: last.__setitem__(0, poll(base, world["url"], world["keys"]["cisa"], None, seen, stop))
+        )
         for t in (*threads, poller):
             t.start()
         deadline = time.time() + 60
@@ -108,17 +126,25 @@ def test_sigkill_during_publish_and_poll_loses_nothing_acknowledged(make_app, se
     try:
         # Resume from the last X-TAXII-Date-Added-Last the poller got: every object exactly once.
         poll(base, world["url"], world["keys"]["cisa"], last[0], seen, None)
-        statuses = {sid: requests.get(f"{base}/dprk/status/{sid}/", timeout=30,
-                                      headers={"Authorization": f"Bearer {world['keys']['krcert']}",
-                                               "Accept": f.TAXII}) for sid in acked}
+        statuses = {
+            sid: requests.get(
+                f"{base}/dprk/status/{sid}/",
+                timeout=30,
+                headers={"Authorization": f"Bearer {world['keys']['krcert']}", "Accept": f.TAXII},
+            )
+            for sid in acked
+        }
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=20)
         proc.stderr.close()
 
     with hub.session(write=False) as s:
-        stored = Counter(s.scalars(select(m.ObjectVersion.stix_id).join(m.Collection)
-                                   .where(m.Collection.uuid == world["shared"])).all())
+        stored = Counter(
+            s.scalars(
+                select(m.ObjectVersion.stix_id).join(m.Collection).where(m.Collection.uuid == world["shared"])
+            ).all()
+        )
     assert all(count == 1 for count in stored.values())
     for sid, ids in acked.items():
         assert all(i in stored for i in ids), "an acknowledged object is missing"

@@ -31,8 +31,10 @@ ENVELOPE = 100
 PUBLISHERS = 3
 TARGET = int(os.environ.get("HUB_TEST_PG_DROP_OBJECTS", "20000"))  # objects sent in all
 DROPS = 5
-TERMINATE = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-             "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+TERMINATE = (
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
 RETRYABLE = {503}  # a lost database connection: "retry shortly", with Retry-After
 
 
@@ -44,12 +46,23 @@ def server(make_app, settings, tmp_path, db_engine_name):
     hub = make_app().extensions["cti_hub"]
     world = small_world(hub)
     port = free_port()
-    env = {**os.environ, "HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": settings["secret_key"],
-           "HUB_DATA_DIR": str(tmp_path), "HUB_RATE_LIMIT_PER_MINUTE": "0"}
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings["database_url"],
+        "HUB_SECRET_KEY": settings["secret_key"],
+        "HUB_DATA_DIR": str(tmp_path),
+        "HUB_RATE_LIMIT_PER_MINUTE": "0",
+    }
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
-                                env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             wait_ready(base, proc)
@@ -64,7 +77,7 @@ class Traffic:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.acked: dict[str, list[str]] = {}   # status id -> object ids of the envelope
+        self.acked: dict[str, list[str]] = {}  # status id -> object ids of the envelope
         self.acked_at: list[float] = []
         self.sent: list[list[str]] = []
         self.errors: list[tuple[int, str, str]] = []  # (status, content type, body) of every non-success
@@ -119,8 +132,9 @@ def fetch(base: str, url: str, headers: dict, params: dict, traffic: Traffic) ->
         time.sleep(0.2)
 
 
-def poll(base: str, url: str, key: str, traffic: Traffic, after: str | None, stop: threading.Event | None
-         ) -> str | None:
+def poll(
+    base: str, url: str, key: str, traffic: Traffic, after: str | None, stop: threading.Event | None
+) -> str | None:
     """Page with added_after/next until caught up (or stopped); return the last X-TAXII-Date-Added-Last."""
     headers = {"Authorization": f"Bearer {key}", "Accept": f.TAXII}
     params: dict = {"limit": "500", **({"added_after": after} if after else {})}
@@ -156,10 +170,13 @@ def test_terminated_connections_lose_nothing_acknowledged(server, settings, make
     base, world, log_path, proc = server
     traffic, stop, drops = Traffic(), threading.Event(), []
     last: list[str | None] = [None]
-    publishers = [threading.Thread(target=publish, args=(base, world["url"], world["keys"]["krcert"], traffic))
-                  for _ in range(PUBLISHERS)]
-    poller = threading.Thread(target=lambda: last.__setitem__(
-        0, poll(base, world["url"], world["keys"]["cisa"], traffic, None, stop)))
+    publishers = [
+        threading.Thread(target=publish, args=(base, world["url"], world["keys"]["krcert"], traffic))
+        for _ in range(PUBLISHERS)
+    ]
+    poller = threading.Thread(
+        target=lambda: last.__setitem__(0, poll(base, world["url"], world["keys"]["cisa"], traffic, None, stop))
+    )
     dropper = threading.Thread(target=drop_connections, args=(settings["database_url"], traffic, stop, drops))
     for t in (*publishers, poller, dropper):
         t.start()
@@ -192,8 +209,11 @@ def test_terminated_connections_lose_nothing_acknowledged(server, settings, make
 
     hub = make_app().extensions["cti_hub"]
     with hub.session(write=False) as s:
-        stored = Counter(s.scalars(select(m.ObjectVersion.stix_id).join(m.Collection)
-                                   .where(m.Collection.uuid == world["shared"])).all())
+        stored = Counter(
+            s.scalars(
+                select(m.ObjectVersion.stix_id).join(m.Collection).where(m.Collection.uuid == world["shared"])
+            ).all()
+        )
     assert stored and all(count == 1 for count in stored.values())
     for sid, ids in traffic.acked.items():
         assert all(i in stored for i in ids), "an acknowledged object is missing"

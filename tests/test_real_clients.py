@@ -362,17 +362,21 @@ def test_opencti_taxii2_connector_one_collection_over_five_runs(world):
         connector = OpenCtiTaxii2Sequence(server, limit=10)
         imported: set[tuple[str, str]] = set()
         between = [
-            lambda: world.publish("regional", 12, {"singcert", "cisa"})
-            + world.publish("regional", 3, ROK_US_MEMBERS, markings=[ROK_US])
-            + world.new_versions("regional", world.publish("regional", 2, {"singcert"}), "2024-07-01T00:00:00.000Z"),
+            lambda: (
+                world.publish("regional", 12, {"singcert", "cisa"})
+                + world.publish("regional", 3, ROK_US_MEMBERS, markings=[ROK_US])
+                + world.new_versions("regional", world.publish("regional", 2, {"singcert"}), "2024-07-01T00:00:00.000Z")
+            ),
             lambda: [],
-            lambda: world.publish("regional", 31, {"singcert", "mmcert"}, markings=[GREEN])
-            + world.publish("regional", 4, ROK_US_MEMBERS, markings=[ROK_US]),
+            lambda: (
+                world.publish("regional", 31, {"singcert", "mmcert"}, markings=[GREEN])
+                + world.publish("regional", 4, ROK_US_MEMBERS, markings=[ROK_US])
+            ),
             lambda: world.new_versions("regional", list(world.objects.values())[:6], "2024-08-01T00:00:00.000Z"),
         ]
         for run in range(5):
-            published = {(o["id"], o["modified"]) for o in between[run - 1]()} if run else world.latest(
-                "singcert", "regional"
+            published = (
+                {(o["id"], o["modified"]) for o in between[run - 1]()} if run else world.latest("singcert", "regional")
             )
             got = connector.run(f"dprk.{title}")
             visible_new = published & world.all_versions("singcert", "regional")

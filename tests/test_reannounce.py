@@ -95,8 +95,9 @@ def test_the_admin_panel_re_dates_too(make_app):
 def test_the_ledger_still_names_pages_served_before_a_version_was_re_dated(make_app):
     app = make_app()
     hub = app.extensions["cti_hub"]
-    config = CONFIG.replace("  - {{id: mycert", '  - {{id: cisa, name: "CISA", country: US, clearance: AMBER}}\n'
-                                                "  - {{id: mycert")
+    config = CONFIG.replace(
+        "  - {{id: mycert", '  - {{id: cisa, name: "CISA", country: US, clearance: AMBER}}\n  - {{id: mycert'
+    )
     with hub.session() as s:
         sharing.apply(s, sharing.loads(config.format(clearance="GREEN")))
     kr, us, my = (f.Client(app.test_client(), f.key_for(hub, slug)) for slug in ("krcert", "cisa", "mycert"))

@@ -29,22 +29,28 @@ def world(hub):
 def as_(app, world):
     def client(slug: str) -> f.Client:
         return f.Client(app.test_client(), world["keys"][slug])
+
     return client
 
 
 @pytest.fixture
 def cli(settings, tmp_path: Path):
-    env = {"HUB_DATABASE_URL": settings["database_url"], "HUB_SECRET_KEY": "test-secret-key",
-           "HUB_DATA_DIR": str(tmp_path)}
+    env = {
+        "HUB_DATABASE_URL": settings["database_url"],
+        "HUB_SECRET_KEY": "test-secret-key",
+        "HUB_DATA_DIR": str(tmp_path),
+    }
 
     def run(*args: str):
         return CliRunner().invoke(main, list(args), env=env)
+
     return run
 
 
 def feed(app, key: str, fmt: str = "csv", **params):
-    r = app.test_client().get(f"/feeds/dprk/shared/{fmt}", headers={"Authorization": f"Bearer {key}"},
-                              query_string=params)
+    r = app.test_client().get(
+        f"/feeds/dprk/shared/{fmt}", headers={"Authorization": f"Bearer {key}"}, query_string=params
+    )
     assert r.status_code == 200
     return r
 
@@ -89,8 +95,9 @@ def test_cli_recall_notifies_exactly_the_ledgers_recipients(app, hub, world, as_
     assert notices(hub, obj["id"]) == {"cisa": None, "mycert": None}
     feed(app, world["keys"]["mycert"])
     assert notices(hub, obj["id"])["mycert"] is None
-    rows = list(csv.DictReader(io.StringIO(
-        feed(app, world["keys"]["mycert"], include="withdrawn").get_data(as_text=True))))
+    rows = list(
+        csv.DictReader(io.StringIO(feed(app, world["keys"]["mycert"], include="withdrawn").get_data(as_text=True)))
+    )
     assert (rows[-1]["id"], rows[-1]["status"]) == (obj["id"], "withdrawn")
     served = notices(hub, obj["id"])
     assert served["mycert"] is not None and served["cisa"] is None

@@ -42,6 +42,7 @@ def ops(hub):
 def as_(app, ops):
     def client(slug: str) -> f.Client:
         return f.Client(app.test_client(), ops["keys"][slug])
+
     return client
 
 
@@ -53,9 +54,15 @@ def publish(as_, url: str, objects: list[dict]) -> None:
 def stored(hub, collection_uuid: str) -> list[tuple[str, str]]:
     """(id, version) of every version stored in a collection, in date_added order."""
     with hub.session(write=False) as s:
-        return [tuple(r) for r in s.execute(
-            select(m.ObjectVersion.stix_id, m.ObjectVersion.version).join(m.Collection)
-            .where(m.Collection.uuid == collection_uuid).order_by(m.ObjectVersion.date_added))]
+        return [
+            tuple(r)
+            for r in s.execute(
+                select(m.ObjectVersion.stix_id, m.ObjectVersion.version)
+                .join(m.Collection)
+                .where(m.Collection.uuid == collection_uuid)
+                .order_by(m.ObjectVersion.date_added)
+            )
+        ]
 
 
 def archived(hub) -> list[m.ArchivedVersion]:
@@ -100,8 +107,7 @@ def test_archiving_keeps_the_latest_version_of_every_object(hub, ops, as_, monke
     assert stored(hub, ops["shared"]) == [(one["id"], V3), (two["id"], V1), (three["id"], V2)]
     assert len(stored(hub, ops["kept"])) == 2  # no retention: every version kept
     gone = archived(hub)
-    assert sorted((a.stix_id, a.version) for a in gone) == sorted(
-        [(one["id"], V1), (one["id"], V2), (three["id"], V1)])
+    assert sorted((a.stix_id, a.version) for a in gone) == sorted([(one["id"], V1), (one["id"], V2), (three["id"], V1)])
     assert all(a.archived_us > 0 for a in gone)
     original = {(one["id"], V1): one, (three["id"], V1): three}
     for a in gone:
@@ -111,14 +117,18 @@ def test_archiving_keeps_the_latest_version_of_every_object(hub, ops, as_, monke
     assert run_later(hub)[0].archived == 0  # nothing left to do
     events = audit_events(hub, "retention.run")
     assert [orjson.loads(e.detail)["archived"] for e in events] == [
-        {"dprk/shared": 0}, {"dprk/shared": 3}, {"dprk/shared": 0}]
+        {"dprk/shared": 0},
+        {"dprk/shared": 3},
+        {"dprk/shared": 0},
+    ]
 
 
 def test_a_version_stays_while_its_successor_reaches_fewer_partners(hub, ops, as_):
     raised = f.indicator(5)  # GREEN, then AMBER: mycert (clearance GREEN) only ever had the first
     lowered = f.indicator(6, markings=[AMBER])  # AMBER, then GREEN: everyone who had it gets the second
-    publish(as_, ops["url"], [raised, f.indicator(5, modified=V2, markings=[AMBER]),
-                              lowered, f.indicator(6, modified=V2)])
+    publish(
+        as_, ops["url"], [raised, f.indicator(5, modified=V2, markings=[AMBER]), lowered, f.indicator(6, modified=V2)]
+    )
     publish(as_, ops["url"], [f.indicator(7)])  # the newest row of the hub waits for a later run anyway
     [outcome] = run_later(hub)
     assert outcome.archived == 1
@@ -147,10 +157,14 @@ def test_dry_run_changes_nothing(hub, ops, as_):
 
     def state() -> tuple:
         with hub.session(write=False) as s:
-            return (tuple(s.execute(select(m.ObjectVersion.pk, m.ObjectVersion.date_added)
-                                    .order_by(m.ObjectVersion.pk)).all()),
-                    s.scalar(select(func.count()).select_from(m.ArchivedVersion)),
-                    s.scalar(select(func.count()).select_from(m.AuditEvent)), store.audit_head(s))
+            return (
+                tuple(
+                    s.execute(select(m.ObjectVersion.pk, m.ObjectVersion.date_added).order_by(m.ObjectVersion.pk)).all()
+                ),
+                s.scalar(select(func.count()).select_from(m.ArchivedVersion)),
+                s.scalar(select(func.count()).select_from(m.AuditEvent)),
+                store.audit_head(s),
+            )
 
     before = state()
     [outcome] = run_later(hub, dry_run=True)
@@ -303,8 +317,9 @@ def test_who_received_answers_for_an_archived_version(hub, ops, as_, settings, t
     assert received(hub, obj["id"], V2) == [("mycert", V2)]
     assert received(hub, obj["id"], V1) == before
 
-    out = CliRunner().invoke(main, ["ledger", "who-received", obj["id"], "--version", V1],
-                             env=f.cli_env(settings["database_url"], tmp_path))
+    out = CliRunner().invoke(
+        main, ["ledger", "who-received", obj["id"], "--version", V1], env=f.cli_env(settings["database_url"], tmp_path)
+    )
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
     assert len(lines) == 3 and all(line.startswith("cisa ") and line.endswith(V1) for line in lines[1:])
@@ -383,8 +398,9 @@ def test_sharing_yaml_sets_plans_and_exports_retention(app, settings, tmp_path):
     hub = app.extensions["cti_hub"]
     with hub.session(write=False) as s:
         assert s.scalar(select(m.Collection.retention_days).where(m.Collection.alias == "iocs")) is None
-    assert [orjson.loads(e.detail)["change"] for e in audit_events(hub, "sharing.apply")
-            if "retention" in e.detail][-1] == "~ collection dprk/iocs: retention_days 90 -> none"
+    assert [orjson.loads(e.detail)["change"] for e in audit_events(hub, "sharing.apply") if "retention" in e.detail][
+        -1
+    ] == "~ collection dprk/iocs: retention_days 90 -> none"
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "30d", "1.5", "true", "36501", "[30]", "forever", "'30'"])
@@ -417,8 +433,16 @@ def retention_of(hub, uuid: str) -> int | None:
 
 
 def collection_form(client, world_: dict, **extra: str) -> dict:
-    return {"csrf_token": client.token, "title": "Regional", "max_tlp": "AMBER", "default_tlp": "AMBER",
-            "types": "", "readers": "group:asean, group:rokus", "writers": "group:asean, group:rokus", **extra}
+    return {
+        "csrf_token": client.token,
+        "title": "Regional",
+        "max_tlp": "AMBER",
+        "default_tlp": "AMBER",
+        "types": "",
+        "readers": "group:asean, group:rokus",
+        "writers": "group:asean, group:rokus",
+        **extra,
+    }
 
 
 def test_admin_form_sets_and_clears_the_retention(admin, world, hub):
@@ -437,13 +461,16 @@ def test_admin_form_sets_and_clears_the_retention(admin, world, hub):
         assert r.status_code == 400, bad
         assert retention_of(hub, world["ids"]["regional"]) == 90
     assert "from 1 to 36500" in admin.post(url, data=collection_form(admin, world, retention_days="0")).get_data(
-        as_text=True)
+        as_text=True
+    )
 
     assert admin.post(url, data=collection_form(admin, world, retention_days="")).status_code == 302
     assert retention_of(hub, world["ids"]["regional"]) is None
 
-    new = admin.post("/admin/collections/new", data={**collection_form(admin, world, retention_days="7"),
-                                                     "root": "dprk", "alias": "short"})
+    new = admin.post(
+        "/admin/collections/new",
+        data={**collection_form(admin, world, retention_days="7"), "root": "dprk", "alias": "short"},
+    )
     assert new.status_code == 302
     with hub.session(write=False) as s:
         assert s.scalar(select(m.Collection.retention_days).where(m.Collection.alias == "short")) == 7
@@ -473,8 +500,9 @@ def test_the_migration_creates_what_the_models_declare(hub):
 
 def test_an_indicator_that_expires_while_a_siem_polls_moves_to_the_withdrawn_list(app, hub, ops, as_, monkeypatch):
     now = store.now_us()
-    expiring = f.indicator(1, pattern="[ipv4-addr:value = '203.0.113.1']",
-                           valid_until=stix.format_timestamp(now + 3600 * 1_000_000))
+    expiring = f.indicator(
+        1, pattern="[ipv4-addr:value = '203.0.113.1']", valid_until=stix.format_timestamp(now + 3600 * 1_000_000)
+    )
     lasting = f.indicator(2, pattern="[ipv4-addr:value = '203.0.113.2']")
     publish(as_, ops["url"], [expiring, lasting])
     siem = app.test_client()
@@ -541,8 +569,9 @@ def test_status_resources_older_than_their_retention_are_deleted(hub, ops, as_, 
     runner, env = CliRunner(), f.cli_env(settings["database_url"], tmp_path)
 
     dry = runner.invoke(main, ["retention", "statuses", "--dry-run"], env=env)
-    assert dry.exit_code == 0 and dry.output == ("would delete 1 status resources older than 7 days "
-                                                 "(status_retention_days)\n"), dry.output
+    assert dry.exit_code == 0 and dry.output == (
+        "would delete 1 status resources older than 7 days (status_retention_days)\n"
+    ), dry.output
     assert as_("krcert").get(f"/dprk/status/{old}/").status_code == 200
 
     done = runner.invoke(main, ["retention", "statuses"], env=env)

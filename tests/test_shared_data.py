@@ -25,8 +25,7 @@ def client(make_app):
         f.add_partner(s, "krcert")
         root = f.add_root(s, "dprk", max_content_length=50 * 1024 * 1024)
         f.add_collection(s, root, "intel", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
-        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[],
-                         reference=True)
+        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
         services.publish_reference(s)
     return f.Client(app.test_client(), f.key_for(hub, "krcert"))
 
@@ -51,7 +50,7 @@ def test_attack_dprk_subset_is_accepted_whole(client):
     objects = _objects(DATA / "dprk-attack.json")
     failures = []
     for start in range(0, len(objects), 500):
-        failures += _post(client, objects[start:start + 500]).get("failures", [])
+        failures += _post(client, objects[start : start + 500]).get("failures", [])
     assert failures == []
     pulled = []
     page = client.get(URL, {"limit": 1000}).get_json()
@@ -78,8 +77,9 @@ def test_valid_examples_are_accepted_unless_they_use_unknown_markings(client, pa
 BUNDLE_ONLY = {"cti-stix-common-objects__extension-definition--60a3c5c5__at-2f22a22"}
 
 
-@pytest.mark.parametrize("path", sorted(p for p in (EXAMPLES / "invalid").glob("*.json") if p.stem not in BUNDLE_ONLY),
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted(p for p in (EXAMPLES / "invalid").glob("*.json") if p.stem not in BUNDLE_ONLY), ids=lambda p: p.stem
+)
 def test_invalid_examples_are_refused_with_reasons(client, path):
     text = path.read_bytes()
     try:

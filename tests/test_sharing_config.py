@@ -107,9 +107,17 @@ def plan_file(factory: sessionmaker[Session], path: Path) -> list[sc.Change]:
 def counts(factory: sessionmaker[Session]) -> dict[str, int]:
     """Row counts of every table apply writes, plus the rules version."""
     with factory() as session:
-        out = {t.__tablename__: session.scalar(select(func.count()).select_from(t)) or 0
-               for t in (models.Partner, models.TrustGroup, models.TrustGroupMember, models.ApiRoot,
-                         models.Collection, models.AuditEvent)}
+        out = {
+            t.__tablename__: session.scalar(select(func.count()).select_from(t)) or 0
+            for t in (
+                models.Partner,
+                models.TrustGroup,
+                models.TrustGroupMember,
+                models.ApiRoot,
+                models.Collection,
+                models.AuditEvent,
+            )
+        }
         state = session.get(models.HubState, 1)
         assert state is not None
         out["rules_version"] = state.rules_version
@@ -125,8 +133,20 @@ def test_load_demo_configuration() -> None:
     slugs = {p.slug for p in spec.partners}
     assert {"cisa", "krcert", "ncsc-kr", "singcert", "mmcert", "vncert"} <= slugs
     assert len(spec.partners) == 13
-    assert {p.country for p in spec.partners} == {"BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN",
-                                                  "US", "KR"}
+    assert {p.country for p in spec.partners} == {
+        "BN",
+        "KH",
+        "ID",
+        "LA",
+        "MY",
+        "MM",
+        "PH",
+        "SG",
+        "TH",
+        "VN",
+        "US",
+        "KR",
+    }
     assert {p.clearance for p in spec.partners} > {TLP.RED}, "some partners have a lower clearance"
     assert {g.slug for g in spec.groups} == {"asean", "rok-us", "all-partners"}
     (root,) = spec.roots
@@ -170,50 +190,112 @@ def test_explicit_ids_are_kept(tmp_path: Path) -> None:
 
 # (how to break BASE, the text on the line the error must name, what the message must say)
 ERRORS = [
-    pytest.param(("members: [krcert, cisa]", "members: [krcert, foo]"), "members: [krcert, foo]",
-                 "unknown partner 'foo' in members of trust group rok-us", id="unknown-member"),
-    pytest.param(('"partner:cisa"]', '"partner:foo"]'), "partner:foo",
-                 "unknown partner 'foo' in writers of collection dprk/community", id="unknown-partner-grant"),
-    pytest.param(('readers: ["group:rok-us"]', 'readers: ["group:nope"]'), "group:nope",
-                 "unknown trust group 'nope' in readers of collection dprk/restricted", id="unknown-group"),
-    pytest.param(('readers: ["*"]', 'readers: ["asean"]'), 'readers: ["asean"]',
-                 "bad entry 'asean' in readers of collection dprk/community", id="bare-grant"),
-    pytest.param(("max_tlp: AMBER+STRICT", "max_tlp: PURPLE"), "PURPLE",
-                 "max_tlp of collection dprk/restricted: unknown TLP level 'PURPLE'", id="bad-tlp"),
-    pytest.param(("clearance: GREEN", "clearance: MAUVE"), "MAUVE",
-                 "clearance of partner mycert: unknown TLP level 'MAUVE'", id="bad-clearance"),
-    pytest.param(("default_tlp: AMBER\n", "default_tlp: RED\n"), "default_tlp: RED",
-                 "default_tlp RED of collection dprk/restricted is above its max_tlp AMBER+STRICT",
-                 id="default-above-max"),
-    pytest.param(("clearance: AMBER}", "clearance: AMBER, colour: red}"), "colour",
-                 "unknown key 'colour' in partner singcert", id="unknown-key-partner"),
-    pytest.param(("    max_content_length:", "    max_size: 5\n    max_content_length:"), "max_size",
-                 "unknown key 'max_size' in API root dprk", id="unknown-key-root"),
-    pytest.param(("api_roots:", "colour: red\napi_roots:"), "colour", "unknown key 'colour' in the file",
-                 id="unknown-key-top"),
-    pytest.param(("  - id: dprk", "  - id: admin"), "id: admin", "API root id 'admin' is reserved",
-                 id="reserved-root"),
-    pytest.param(("  - id: dprk", "  - id: taxii2"), "id: taxii2", "API root id 'taxii2' is reserved",
-                 id="reserved-root-taxii2"),
-    pytest.param(("alias: restricted", "alias: reference"), "alias: reference",
-                 "collection alias 'reference' is reserved", id="reserved-alias"),
-    pytest.param(('{id: mycert, name: "MyCERT"', '{id: krcert, name: "MyCERT"'), 'name: "MyCERT"',
-                 "duplicate partner id 'krcert' (first defined on line 3)", id="duplicate-partner"),
-    pytest.param(("country: KR", "country: KOR"), "KOR",
-                 "bad country of partner krcert: 'KOR' (use an ISO 3166 alpha-2 code such as KR)",
-                 id="bad-country"),
-    pytest.param(("countries: [MY, SG, TH]", "countries: [MY, S1]"), "S1",
-                 "bad country in trust group asean: 'S1'", id="bad-group-country"),
+    pytest.param(
+        ("members: [krcert, cisa]", "members: [krcert, foo]"),
+        "members: [krcert, foo]",
+        "unknown partner 'foo' in members of trust group rok-us",
+        id="unknown-member",
+    ),
+    pytest.param(
+        ('"partner:cisa"]', '"partner:foo"]'),
+        "partner:foo",
+        "unknown partner 'foo' in writers of collection dprk/community",
+        id="unknown-partner-grant",
+    ),
+    pytest.param(
+        ('readers: ["group:rok-us"]', 'readers: ["group:nope"]'),
+        "group:nope",
+        "unknown trust group 'nope' in readers of collection dprk/restricted",
+        id="unknown-group",
+    ),
+    pytest.param(
+        ('readers: ["*"]', 'readers: ["asean"]'),
+        'readers: ["asean"]',
+        "bad entry 'asean' in readers of collection dprk/community",
+        id="bare-grant",
+    ),
+    pytest.param(
+        ("max_tlp: AMBER+STRICT", "max_tlp: PURPLE"),
+        "PURPLE",
+        "max_tlp of collection dprk/restricted: unknown TLP level 'PURPLE'",
+        id="bad-tlp",
+    ),
+    pytest.param(
+        ("clearance: GREEN", "clearance: MAUVE"),
+        "MAUVE",
+        "clearance of partner mycert: unknown TLP level 'MAUVE'",
+        id="bad-clearance",
+    ),
+    pytest.param(
+        ("default_tlp: AMBER\n", "default_tlp: RED\n"),
+        "default_tlp: RED",
+        "default_tlp RED of collection dprk/restricted is above its max_tlp AMBER+STRICT",
+        id="default-above-max",
+    ),
+    pytest.param(
+        ("clearance: AMBER}", "clearance: AMBER, colour: red}"),
+        "colour",
+        "unknown key 'colour' in partner singcert",
+        id="unknown-key-partner",
+    ),
+    pytest.param(
+        ("    max_content_length:", "    max_size: 5\n    max_content_length:"),
+        "max_size",
+        "unknown key 'max_size' in API root dprk",
+        id="unknown-key-root",
+    ),
+    pytest.param(
+        ("api_roots:", "colour: red\napi_roots:"), "colour", "unknown key 'colour' in the file", id="unknown-key-top"
+    ),
+    pytest.param(("  - id: dprk", "  - id: admin"), "id: admin", "API root id 'admin' is reserved", id="reserved-root"),
+    pytest.param(
+        ("  - id: dprk", "  - id: taxii2"), "id: taxii2", "API root id 'taxii2' is reserved", id="reserved-root-taxii2"
+    ),
+    pytest.param(
+        ("alias: restricted", "alias: reference"),
+        "alias: reference",
+        "collection alias 'reference' is reserved",
+        id="reserved-alias",
+    ),
+    pytest.param(
+        ('{id: mycert, name: "MyCERT"', '{id: krcert, name: "MyCERT"'),
+        'name: "MyCERT"',
+        "duplicate partner id 'krcert' (first defined on line 3)",
+        id="duplicate-partner",
+    ),
+    pytest.param(
+        ("country: KR", "country: KOR"),
+        "KOR",
+        "bad country of partner krcert: 'KOR' (use an ISO 3166 alpha-2 code such as KR)",
+        id="bad-country",
+    ),
+    pytest.param(
+        ("countries: [MY, SG, TH]", "countries: [MY, S1]"),
+        "S1",
+        "bad country in trust group asean: 'S1'",
+        id="bad-group-country",
+    ),
     pytest.param(("{id: krcert,", "{id: KrCERT,"), "KrCERT,", "bad partner id: 'KrCERT'", id="bad-slug"),
     pytest.param(("{id: cisa,", "{id: hub,"), "id: hub,", "partner id 'hub' is reserved", id="hub-slug"),
-    pytest.param(("kind: government", "kind: agency"), "agency", "bad kind of partner cisa: 'agency'",
-                 id="bad-kind"),
-    pytest.param(("    title: \"DPRK", "    title: [\"DPRK\"]\n    description: \"DPRK"), 'title: ["DPRK"]',
-                 "title of API root dprk must be a single value", id="not-a-scalar"),
-    pytest.param(("- alias: restricted", "- alias: community"), "- alias: community",
-                 "duplicate collection alias 'community' in API root dprk", id="duplicate-alias"),
-    pytest.param(("types: [indicator, malware]", "types: [Indicator]"), "Indicator",
-                 "bad STIX type in collection dprk/restricted: 'Indicator'", id="bad-type"),
+    pytest.param(("kind: government", "kind: agency"), "agency", "bad kind of partner cisa: 'agency'", id="bad-kind"),
+    pytest.param(
+        ('    title: "DPRK', '    title: ["DPRK"]\n    description: "DPRK'),
+        'title: ["DPRK"]',
+        "title of API root dprk must be a single value",
+        id="not-a-scalar",
+    ),
+    pytest.param(
+        ("- alias: restricted", "- alias: community"),
+        "- alias: community",
+        "duplicate collection alias 'community' in API root dprk",
+        id="duplicate-alias",
+    ),
+    pytest.param(
+        ("types: [indicator, malware]", "types: [Indicator]"),
+        "Indicator",
+        "bad STIX type in collection dprk/restricted: 'Indicator'",
+        id="bad-type",
+    ),
 ]
 
 
@@ -259,16 +341,18 @@ def test_missing_file_and_empty_file(tmp_path: Path) -> None:
 def test_missing_required_key(tmp_path: Path) -> None:
     text = BASE.replace('name: "SingCERT", ', "")
     path = write(tmp_path, text)
-    with pytest.raises(ConfigError, match=rf"{path}:{line_of(text, 'singcert')}: partner singcert lacks "
-                                          "the required key 'name'"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"{path}:{line_of(text, 'singcert')}: partner singcert lacks "
+        "the required key 'name'",
+    ):
         sc.load(path)
 
 
 # --------------------------------------------------------------------- apply and plan
 
 
-def test_apply_then_plan_is_empty(tmp_path: Path, factory: sessionmaker[Session],
-                                  published: list[Session]) -> None:
+def test_apply_then_plan_is_empty(tmp_path: Path, factory: sessionmaker[Session], published: list[Session]) -> None:
     changes = apply_file(factory, DEMO, actor="demo")
     krcert = "+ partner krcert (Korea Internet Security Center (KrCERT/CC), KR, clearance RED)"
     assert krcert in [str(c) for c in changes]
@@ -296,28 +380,40 @@ def test_apply_writes_the_model(factory: sessionmaker[Session]) -> None:
         assert state.identity_id == f"identity--{uuid.uuid5(sc.NAMESPACE, 'hub')}"
         hub = session.scalars(select(models.Partner).where(models.Partner.slug == "hub")).one()
         assert (hub.kind, hub.name, hub.country, hub.clearance, hub.active, hub.identity_id) == (
-            "hub", state.name, "", int(TLP.RED), True, state.identity_id)
+            "hub",
+            state.name,
+            "",
+            int(TLP.RED),
+            True,
+            state.identity_id,
+        )
         mmcert = session.scalars(select(models.Partner).where(models.Partner.slug == "mmcert")).one()
         assert mmcert.clearance == int(TLP.GREEN) and mmcert.created_us > 0
         asean = session.scalars(select(models.TrustGroup).where(models.TrustGroup.slug == "asean")).one()
         assert asean.countries == "BN,ID,KH,LA,MM,MY,PH,SG,TH,VN"
         assert asean.marking_id == f"marking-definition--{uuid.uuid5(sc.NAMESPACE, 'group:asean')}"
         rok_us = session.scalars(select(models.TrustGroup).where(models.TrustGroup.slug == "rok-us")).one()
-        member_ids = session.scalars(select(models.TrustGroupMember.partner_id).where(
-            models.TrustGroupMember.group_id == rok_us.id)).all()
+        member_ids = session.scalars(
+            select(models.TrustGroupMember.partner_id).where(models.TrustGroupMember.group_id == rok_us.id)
+        ).all()
         slugs = session.scalars(select(models.Partner.slug).where(models.Partner.id.in_(member_ids))).all()
         assert sorted(slugs) == ["cisa", "krcert", "ncsc-kr"]
         collections = {c.alias: c for c in session.scalars(select(models.Collection))}
         assert set(collections) == {"community", "regional", "rok-us", "reference"}
         ref = collections["reference"]
         assert (ref.is_reference, ref.title, ref.readers, ref.writers, ref.max_tlp, ref.default_tlp) == (
-            True, "Reference data", "*", "partner:hub", int(TLP.CLEAR), int(TLP.CLEAR))
+            True,
+            "Reference data",
+            "*",
+            "partner:hub",
+            int(TLP.CLEAR),
+            int(TLP.CLEAR),
+        )
         assert ref.uuid == str(uuid.uuid5(sc.NAMESPACE, "dprk/reference"))
         assert collections["regional"].readers == "group:asean,group:rok-us"
 
 
-def test_plan_changes_nothing(tmp_path: Path, factory: sessionmaker[Session],
-                              published: list[Session]) -> None:
+def test_plan_changes_nothing(tmp_path: Path, factory: sessionmaker[Session], published: list[Session]) -> None:
     before = counts(factory)
     changes = plan_file(factory, DEMO)
     assert len(changes) > 20 and all(c.kind == "add" for c in changes[1:])
@@ -396,16 +492,25 @@ def add_object(factory: sessionmaker[Session], alias: str) -> None:
     with db.transaction(factory) as session:
         collection = session.scalars(select(models.Collection).where(models.Collection.alias == alias)).one()
         partner = session.scalars(select(models.Partner).where(models.Partner.slug == "krcert")).one()
-        session.add(models.ObjectVersion(
-            collection_id=collection.id, stix_id=f"indicator--{uuid.uuid4()}", type="indicator",
-            version="2024-01-01T00:00:00.000Z", version_us=1_704_067_200_000_000, date_added=1,
-            originator_id=partner.id, tlp=int(TLP.AMBER), raw="{}"))
+        session.add(
+            models.ObjectVersion(
+                collection_id=collection.id,
+                stix_id=f"indicator--{uuid.uuid4()}",
+                type="indicator",
+                version="2024-01-01T00:00:00.000Z",
+                version_us=1_704_067_200_000_000,
+                date_added=1,
+                originator_id=partner.id,
+                tlp=int(TLP.AMBER),
+                raw="{}",
+            )
+        )
 
 
 def test_collection_holding_objects_is_not_removed(tmp_path: Path, factory: sessionmaker[Session]) -> None:
     apply_file(factory, write(tmp_path, BASE))
     add_object(factory, "restricted")
-    text = BASE[:BASE.index("      - alias: restricted")]
+    text = BASE[: BASE.index("      - alias: restricted")]
     edited = write(tmp_path, text, "edited.yaml")
     before = counts(factory)
     expected = rf"^{edited}: collection dprk/restricted not in the file but holding objects"
@@ -416,13 +521,11 @@ def test_collection_holding_objects_is_not_removed(tmp_path: Path, factory: sess
     assert counts(factory) == before
 
 
-def test_removed_api_root_takes_its_reference_collection(tmp_path: Path,
-                                                         factory: sessionmaker[Session]) -> None:
+def test_removed_api_root_takes_its_reference_collection(tmp_path: Path, factory: sessionmaker[Session]) -> None:
     extra = BASE + "  - {id: trial, title: Trial, collections: [{alias: x, title: X, max_tlp: CLEAR}]}\n"
     apply_file(factory, write(tmp_path, extra))
     changes = [str(c) for c in apply_file(factory, write(tmp_path, BASE, "base.yaml"))]
-    assert changes == ["- collection trial/x", "- collection trial/reference (reference data)",
-                       "- API root trial"]
+    assert changes == ["- collection trial/x", "- collection trial/reference (reference data)", "- API root trial"]
     with factory() as session:
         assert session.scalars(select(models.ApiRoot.slug)).all() == ["dprk"]
 
@@ -434,8 +537,7 @@ def test_stored_ids_are_not_replaced_by_derived_ones(tmp_path: Path, factory: se
         row = session.scalars(select(models.Collection).where(models.Collection.alias == "community")).one()
         row.uuid = custom
     assert plan_file(factory, write(tmp_path, BASE)) == []
-    explicit = BASE.replace("{alias: community,", f"{{id: {sc.collection_uuid('dprk', 'community')}, "
-                                                  "alias: community,")
+    explicit = BASE.replace("{alias: community,", f"{{id: {sc.collection_uuid('dprk', 'community')}, alias: community,")
     (change,) = plan_file(factory, write(tmp_path, explicit, "explicit.yaml"))
     assert str(change).startswith(f"~ collection dprk/community: uuid '{custom}' -> ")
 
@@ -457,8 +559,10 @@ def test_duplicate_identity_with_a_stored_partner(tmp_path: Path, factory: sessi
 def test_hub_name_change_renames_the_hub_partner(tmp_path: Path, factory: sessionmaker[Session]) -> None:
     apply_file(factory, write(tmp_path, BASE))
     changes = plan_file(factory, write(tmp_path, BASE.replace('"Test hub"', '"Renamed hub"'), "edited.yaml"))
-    assert [str(c) for c in changes] == ["~ hub: name 'Test hub' -> 'Renamed hub'",
-                                         "~ partner hub: name 'Test hub' -> 'Renamed hub'"]
+    assert [str(c) for c in changes] == [
+        "~ hub: name 'Test hub' -> 'Renamed hub'",
+        "~ partner hub: name 'Test hub' -> 'Renamed hub'",
+    ]
 
 
 # --------------------------------------------------------------------- export
@@ -477,8 +581,7 @@ def test_export_round_trips(tmp_path: Path, factory: sessionmaker[Session]) -> N
         assert sc.export(session) == text
 
 
-def test_export_round_trips_suspension_and_explicit_ids(tmp_path: Path,
-                                                        factory: sessionmaker[Session]) -> None:
+def test_export_round_trips_suspension_and_explicit_ids(tmp_path: Path, factory: sessionmaker[Session]) -> None:
     identity = "identity--0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061"
     text = BASE.replace("kind: government}", f"kind: government, identity: {identity}, active: false}}")
     text = text.replace("{alias: community,", "{id: 5b9f2c8e-1d3a-4e6f-8a7b-9c0d1e2f3a4b, alias: community,")
@@ -500,10 +603,14 @@ def test_export_of_an_empty_hub_loads(tmp_path: Path, factory: sessionmaker[Sess
 
 
 def test_change_strings() -> None:
-    assert str(sc.Change("add", "partner krcert", "KrCERT/CC, KR, clearance RED")) == \
-        "+ partner krcert (KrCERT/CC, KR, clearance RED)"
-    assert str(sc.Change("update", "collection dprk/community", "max_tlp GREEN -> AMBER")) == \
-        "~ collection dprk/community: max_tlp GREEN -> AMBER"
+    assert (
+        str(sc.Change("add", "partner krcert", "KrCERT/CC, KR, clearance RED"))
+        == "+ partner krcert (KrCERT/CC, KR, clearance RED)"
+    )
+    assert (
+        str(sc.Change("update", "collection dprk/community", "max_tlp GREEN -> AMBER"))
+        == "~ collection dprk/community: max_tlp GREEN -> AMBER"
+    )
     assert str(sc.Change("remove", "trust group old")) == "- trust group old"
 
 

@@ -113,8 +113,9 @@ class WorldSpec:
 
 
 def policy_world(spec: WorldSpec) -> policy.World:
-    return policy.World({g.slug: policy.TrustGroup(g.slug, frozenset(g.members), frozenset(g.countries))
-                         for g in spec.groups})
+    return policy.World(
+        {g.slug: policy.TrustGroup(g.slug, frozenset(g.members), frozenset(g.countries)) for g in spec.groups}
+    )
 
 
 def policy_partner(p: PartnerSpec, *, reading: bool) -> policy.Partner:
@@ -125,13 +126,20 @@ def policy_partner(p: PartnerSpec, *, reading: bool) -> policy.Partner:
 def policy_collection(c: CollectionSpec, *, reading: bool) -> policy.Collection:
     max_tlp = c.later_max_tlp if reading and c.later_max_tlp is not None else c.max_tlp
     types = c.later_types if reading and c.later_types is not None else c.types
-    return policy.Collection(c.alias, max_tlp, c.default_tlp, frozenset(types),
-                             policy.Grants.parse(c.readers), policy.Grants.parse(c.writers))
+    return policy.Collection(
+        c.alias,
+        max_tlp,
+        c.default_tlp,
+        frozenset(types),
+        policy.Grants.parse(c.readers),
+        policy.Grants.parse(c.writers),
+    )
 
 
 def policy_marking(m: MarkingSpec) -> policy.SharingMarking:
-    return policy.SharingMarking(m.id, frozenset(m.partners), frozenset(m.groups), frozenset(m.countries),
-                                 frozenset(m.exclude))
+    return policy.SharingMarking(
+        m.id, frozenset(m.partners), frozenset(m.groups), frozenset(m.countries), frozenset(m.exclude)
+    )
 
 
 @dataclass(frozen=True)
@@ -178,8 +186,12 @@ def subsets(values: Iterable[str], max_size: int = 2) -> st.SearchStrategy[tuple
 @st.composite
 def partner_specs(draw) -> tuple[PartnerSpec, ...]:
     count = draw(st.integers(3, 6))
-    return tuple(PartnerSpec(slug, draw(st.sampled_from(COUNTRIES)), draw(high_tlps),
-                             draw(mostly(ACTIVE, INACTIVE, SUSPENDED_LATER))) for slug in SLUGS[:count])
+    return tuple(
+        PartnerSpec(
+            slug, draw(st.sampled_from(COUNTRIES)), draw(high_tlps), draw(mostly(ACTIVE, INACTIVE, SUSPENDED_LATER))
+        )
+        for slug in SLUGS[:count]
+    )
 
 
 @st.composite
@@ -198,19 +210,34 @@ def collection_specs(draw, slugs: tuple[str, ...], groups: tuple[str, ...]) -> t
         types = draw(mostly((), ("indicator",), ("indicator", "malware")))
         readers = ("*",) if draw(st.booleans()) else draw(grants)
         writers = ("*",) if draw(mostly(True, False)) else draw(grants)
-        out.append(CollectionSpec(alias, max_tlp, default_tlp, types, readers, writers,
-                                  draw(st.sampled_from([None] * 6 + [TLP.GREEN, TLP.AMBER])),
-                                  draw(st.sampled_from([None] * 7 + [("malware",)]))))
+        out.append(
+            CollectionSpec(
+                alias,
+                max_tlp,
+                default_tlp,
+                types,
+                readers,
+                writers,
+                draw(st.sampled_from([None] * 6 + [TLP.GREEN, TLP.AMBER])),
+                draw(st.sampled_from([None] * 7 + [("malware",)])),
+            )
+        )
     return tuple(out)
 
 
 @st.composite
 def marking_specs(draw, slugs: tuple[str, ...], groups: tuple[str, ...]) -> tuple[MarkingSpec, ...]:
     return tuple(
-        MarkingSpec(f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, f'marking/{i}')}",
-                    draw(st.sampled_from(slugs)), draw(subsets(slugs, 3)), draw(subsets(groups)),
-                    draw(subsets((*COUNTRIES, "JP"))), draw(subsets(slugs, 1)))
-        for i in range(draw(st.sampled_from([2, 3, 4, 1, 0]))))
+        MarkingSpec(
+            f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, f'marking/{i}')}",
+            draw(st.sampled_from(slugs)),
+            draw(subsets(slugs, 3)),
+            draw(subsets(groups)),
+            draw(subsets((*COUNTRIES, "JP"))),
+            draw(subsets(slugs, 1)),
+        )
+        for i in range(draw(st.sampled_from([2, 3, 4, 1, 0])))
+    )
 
 
 @st.composite
@@ -224,8 +251,11 @@ def version_specs(draw, owner: str, slugs: tuple[str, ...], markings: tuple[Mark
         return VersionSpec(publisher, draw(st.sampled_from([(TLP2[TLP.RED],), (TLP1_RED,)])), (named, *others))
     refs = st.sampled_from([*(m.id for m in markings), UNDEFINED] if markings else [UNDEFINED])
     sharing = draw(st.lists(refs, unique=True, min_size=1, max_size=2).map(tuple))
-    return VersionSpec(publisher, draw(subsets(TLP_REFS)),
-                       draw(st.sampled_from([sharing, (), ()] if markings else [(), (), (), sharing])))
+    return VersionSpec(
+        publisher,
+        draw(subsets(TLP_REFS)),
+        draw(st.sampled_from([sharing, (), ()] if markings else [(), (), (), sharing])),
+    )
 
 
 @st.composite
@@ -277,14 +307,25 @@ def build_world(hub: services.Hub, spec: WorldSpec) -> tuple[dict[str, int], dic
     """Create partners, groups and collections; return partner pks, collection uuids and API keys."""
     with hub.session() as s:
         f.hub_partner(s)
-        rows = {p.slug: f.add_partner(s, p.slug, p.country, p.clearance, active=p.state != INACTIVE)
-                for p in spec.partners}
+        rows = {
+            p.slug: f.add_partner(s, p.slug, p.country, p.clearance, active=p.state != INACTIVE) for p in spec.partners
+        }
         for g in spec.groups:
             f.add_group(s, g.slug, [rows[slug] for slug in g.members], g.countries)
         root = f.add_root(s, ROOT)
-        uuids = {c.alias: f.add_collection(s, root, c.alias, max_tlp=c.max_tlp, default_tlp=c.default_tlp,
-                                           types=c.types, readers=c.readers, writers=c.writers).uuid
-                 for c in spec.all_collections()}
+        uuids = {
+            c.alias: f.add_collection(
+                s,
+                root,
+                c.alias,
+                max_tlp=c.max_tlp,
+                default_tlp=c.default_tlp,
+                types=c.types,
+                readers=c.readers,
+                writers=c.writers,
+            ).uuid
+            for c in spec.all_collections()
+        }
         pks = {slug: row.id for slug, row in rows.items()}
     keys = {p.slug: f.key_for(hub, p.slug) for p in spec.partners}
     return pks, uuids, keys
@@ -310,8 +351,16 @@ def stix_object(o: ObjectSpec, rank: int) -> dict:
     modified = f"2024-05-{rank + 1:02d}T00:00:00.000Z"
     if o.kind == "indicator":
         return f.indicator(o.n, markings=refs, modified=modified, confidence=10 * rank + 5, id=o.id)
-    obj = {"type": "malware", "spec_version": "2.1", "id": o.id, "created": f.CLOCK, "modified": modified,
-           "name": f"Lazarus implant {o.n}", "is_family": True, "description": f"version {rank}"}
+    obj = {
+        "type": "malware",
+        "spec_version": "2.1",
+        "id": o.id,
+        "created": f.CLOCK,
+        "modified": modified,
+        "name": f"Lazarus implant {o.n}",
+        "is_family": True,
+        "description": f"version {rank}",
+    }
     if refs:
         obj["object_marking_refs"] = refs
     return obj
@@ -326,12 +375,14 @@ def knows_marking(spec: WorldSpec, ledger: Ledger, publisher: str, marking_id: s
         return True
     rules = policy_collection(spec.all_collections()[0], reading=False)
     facts = policy.ObjectFacts("marking-definition", TLP.CLEAR, owner, defines=ledger.markings[marking_id])
-    return policy.can_read(policy_world(spec), policy_partner(spec.partner(publisher), reading=False), rules,
-                           facts).allowed
+    return policy.can_read(
+        policy_world(spec), policy_partner(spec.partner(publisher), reading=False), rules, facts
+    ).allowed
 
 
-def version_facts(spec: WorldSpec, ledger: Ledger, o: ObjectSpec, rank: int, rules: policy.Collection
-                  ) -> policy.ObjectFacts:
+def version_facts(
+    spec: WorldSpec, ledger: Ledger, o: ObjectSpec, rank: int, rules: policy.Collection
+) -> policy.ObjectFacts:
     """The facts the rules see for one version, derived from the model (not from the hub)."""
     v = o.versions[rank]
     tlp = policy.effective_tlp([TLP_REFS[r] for r in v.tlp_refs], rules.default_tlp)
@@ -341,8 +392,9 @@ def version_facts(spec: WorldSpec, ledger: Ledger, o: ObjectSpec, rank: int, rul
     return policy.ObjectFacts(o.kind, tlp, v.publisher, sharing, unknown)
 
 
-def publish_envelope(hub: services.Hub, spec: WorldSpec, ledger: Ledger, pks: dict, uuids: dict,
-                     batch: list[ObjectSpec], rank: int) -> None:
+def publish_envelope(
+    hub: services.Hub, spec: WorldSpec, ledger: Ledger, pks: dict, uuids: dict, batch: list[ObjectSpec], rank: int
+) -> None:
     """Post one envelope; the hub must accept exactly the versions the write rules allow."""
     publisher, alias = batch[0].versions[rank].publisher, batch[0].alias
     rules = policy_collection(next(c for c in spec.collections if c.alias == alias), reading=False)
@@ -471,7 +523,8 @@ class AbsentReference:
         assert response.status_code == reference.status_code == 404, (template, hidden)
         assert sorted(response.headers.keys()) == sorted(reference.headers.keys())
         assert response.get_data(as_text=True).replace(hidden, "X") == reference.get_data(as_text=True).replace(
-            absent, "X")
+            absent, "X"
+        )
 
 
 def check_collection_listing(client: f.Client, spec: WorldSpec, uuids: dict, slug: str) -> None:
@@ -505,7 +558,8 @@ def check_listings(client: f.Client, url: str, visible: list[Stored], all_ids: l
     manifest_all = pull(client, url + "manifest/", {"match[version]": "all"}, limit, resend=True)
     assert manifest_pairs(manifest_all) == pairs(visible)
     assert [(o["id"], o.get("modified", o.get("created"))) for o in every] == [
-        (e["id"], e["version"]) for e in manifest_all]
+        (e["id"], e["version"]) for e in manifest_all
+    ]
     stamps = [e["date_added"] for e in manifest_all]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     by_id = {"match[id]": ",".join(all_ids), "match[version]": "all"}
@@ -521,6 +575,7 @@ def check_foreign_tokens(client: f.Client, url: str, limit: int) -> None:
     The request answers exactly what the same request without a token answers: the partner's own
     view from the start, which the listing checks above hold to the rules.
     """
+
     def without_next(response) -> dict:  # type: ignore[no-untyped-def]
         body = response.get_json()
         return {**body, "next": bool(body.get("next"))}  # a token carries its issue time
@@ -612,8 +667,9 @@ def marking_audience(spec: WorldSpec, ledger: Ledger, slug: str) -> set[str]:
     return out
 
 
-def check_marking_audience(client: f.Client, spec: WorldSpec, ledger: Ledger, url: str, col_uuid: str,
-                           slug: str) -> None:
+def check_marking_audience(
+    client: f.Client, spec: WorldSpec, ledger: Ledger, url: str, col_uuid: str, slug: str
+) -> None:
     """On every read path (objects, manifest, object, versions, STIX feed) no other sharing marking reaches it."""
     audience, defined = marking_audience(spec, ledger, slug), {m.id for m in spec.markings}
     received = {o["id"] for o in pull(client, url + "objects/", {"match[version]": "all"}, 50, resend=False)}
@@ -673,8 +729,9 @@ def run_world(app, spec: WorldSpec) -> tuple[dict[str, str], dict[str, str]]:
 # --------------------------------------------------------------------- the tests
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(spec=world_specs())
 def test_every_partner_receives_exactly_what_the_rules_release(fresh_app, spec):
     run_world(fresh_app(), spec)
@@ -697,34 +754,70 @@ def one(n: int, publisher: str, *refs: str, kind: str = "indicator", alias: str 
 
 
 HAND_BUILT = WorldSpec(
-    partners=(PartnerSpec("krcert", "KR", TLP.RED), PartnerSpec("cisa", "US", TLP.RED),
-              PartnerSpec("singcert", "SG", TLP.AMBER), PartnerSpec("mycert", "MY", TLP.GREEN),
-              PartnerSpec("jpcert", "JP", TLP.RED), PartnerSpec("thaicert", "TH", TLP.RED, INACTIVE),
-              PartnerSpec("vncert", "VN", TLP.AMBER, SUSPENDED_LATER)),
+    partners=(
+        PartnerSpec("krcert", "KR", TLP.RED),
+        PartnerSpec("cisa", "US", TLP.RED),
+        PartnerSpec("singcert", "SG", TLP.AMBER),
+        PartnerSpec("mycert", "MY", TLP.GREEN),
+        PartnerSpec("jpcert", "JP", TLP.RED),
+        PartnerSpec("thaicert", "TH", TLP.RED, INACTIVE),
+        PartnerSpec("vncert", "VN", TLP.AMBER, SUSPENDED_LATER),
+    ),
     groups=(GroupSpec("rokus", ("krcert", "cisa")), GroupSpec("asean", countries=("SG", "MY", "TH", "VN"))),
     collections=(
         CollectionSpec("alpha"),
-        CollectionSpec("bravo", TLP.AMBER_STRICT, TLP.AMBER, readers=("group:rokus", "partner:singcert"),
-                       writers=("group:rokus",), later_max_tlp=TLP.AMBER),
-        CollectionSpec("charlie", types=("indicator", "malware"), readers=("group:asean",),
-                       writers=("partner:krcert", "partner:cisa"), later_types=("indicator",)),
+        CollectionSpec(
+            "bravo",
+            TLP.AMBER_STRICT,
+            TLP.AMBER,
+            readers=("group:rokus", "partner:singcert"),
+            writers=("group:rokus",),
+            later_max_tlp=TLP.AMBER,
+        ),
+        CollectionSpec(
+            "charlie",
+            types=("indicator", "malware"),
+            readers=("group:asean",),
+            writers=("partner:krcert", "partner:cisa"),
+            later_types=("indicator",),
+        ),
     ),
-    markings=(MarkingSpec(M_CISA, "krcert", partners=("cisa",)),
-              MarkingSpec(M_ASEAN_NOT_MY, "singcert", groups=("asean",), exclude=("mycert",)),
-              MarkingSpec(M_KR, "cisa", countries=("KR", "VN")), MarkingSpec(M_ROKUS, "krcert", groups=("rokus",)),
-              MarkingSpec(M_RED, "cisa", partners=("krcert",), countries=("JP",)),
-              MarkingSpec(M_EMPTY, "mycert"), MarkingSpec(M_BY_INACTIVE, "thaicert", partners=("krcert",))),
+    markings=(
+        MarkingSpec(M_CISA, "krcert", partners=("cisa",)),
+        MarkingSpec(M_ASEAN_NOT_MY, "singcert", groups=("asean",), exclude=("mycert",)),
+        MarkingSpec(M_KR, "cisa", countries=("KR", "VN")),
+        MarkingSpec(M_ROKUS, "krcert", groups=("rokus",)),
+        MarkingSpec(M_RED, "cisa", partners=("krcert",), countries=("JP",)),
+        MarkingSpec(M_EMPTY, "mycert"),
+        MarkingSpec(M_BY_INACTIVE, "thaicert", partners=("krcert",)),
+    ),
     objects=(
-        one(0, "krcert", GREEN), one(1, "krcert", TLP1_AMBER), one(2, "cisa", OPENCTI_AMBER_STRICT),
-        one(3, "cisa", RED, M_RED), one(4, "singcert", GREEN, M_ASEAN_NOT_MY, kind="malware"),
-        ObjectSpec(5, "indicator", "alpha", (VersionSpec("krcert", (GREEN,)), VersionSpec("krcert", (AMBER,)),
-                                             VersionSpec("krcert", (AMBER_STRICT,)))),
+        one(0, "krcert", GREEN),
+        one(1, "krcert", TLP1_AMBER),
+        one(2, "cisa", OPENCTI_AMBER_STRICT),
+        one(3, "cisa", RED, M_RED),
+        one(4, "singcert", GREEN, M_ASEAN_NOT_MY, kind="malware"),
+        ObjectSpec(
+            5,
+            "indicator",
+            "alpha",
+            (VersionSpec("krcert", (GREEN,)), VersionSpec("krcert", (AMBER,)), VersionSpec("krcert", (AMBER_STRICT,))),
+        ),
         ObjectSpec(6, "indicator", "alpha", (VersionSpec("krcert", (TLP1_WHITE,)), VersionSpec("cisa"))),
-        one(7, "mycert"), one(8, "krcert", UNDEFINED), one(9, "krcert", TLP1_RED), one(10, "krcert", M_KR, M_ROKUS),
-        one(11, "cisa", M_KR, M_ROKUS), one(12, "krcert", M_EMPTY), one(13, "krcert", RED, M_BY_INACTIVE),
-        one(14, "krcert", AMBER_STRICT, alias="bravo"), one(15, "cisa", alias="bravo"),
-        one(16, "krcert", kind="malware", alias="charlie"), one(17, "cisa", GREEN, alias="charlie"),
-        one(18, "singcert", alias="charlie"), one(19, "vncert", GREEN, M_KR), one(20, "thaicert", GREEN),
+        one(7, "mycert"),
+        one(8, "krcert", UNDEFINED),
+        one(9, "krcert", TLP1_RED),
+        one(10, "krcert", M_KR, M_ROKUS),
+        one(11, "cisa", M_KR, M_ROKUS),
+        one(12, "krcert", M_EMPTY),
+        one(13, "krcert", RED, M_BY_INACTIVE),
+        one(14, "krcert", AMBER_STRICT, alias="bravo"),
+        one(15, "cisa", alias="bravo"),
+        one(16, "krcert", kind="malware", alias="charlie"),
+        one(17, "cisa", GREEN, alias="charlie"),
+        one(18, "singcert", alias="charlie"),
+        one(19, "vncert", GREEN, M_KR),
+        one(20, "thaicert", GREEN),
     ),
     page_limit=2,
 )
@@ -740,10 +833,15 @@ def test_hand_built_world(make_app):
     app = make_app()
     uuids, keys = run_world(app, HAND_BUILT)
     obj = {o.n: o.id for o in HAND_BUILT.objects}
-    views = {slug: default_view(app, keys[slug], uuids["alpha"]) for slug in ("krcert", "cisa", "singcert",
-                                                                             "mycert", "jpcert")}
+    views = {
+        slug: default_view(app, keys[slug], uuids["alpha"])
+        for slug in ("krcert", "cisa", "singcert", "mycert", "jpcert")
+    }
     assert [views[s].get(obj[5]) for s in ("mycert", "singcert", "krcert")] == [
-        "2024-05-01T00:00:00.000Z", "2024-05-02T00:00:00.000Z", "2024-05-03T00:00:00.000Z"]
+        "2024-05-01T00:00:00.000Z",
+        "2024-05-02T00:00:00.000Z",
+        "2024-05-03T00:00:00.000Z",
+    ]
     assert obj[3] in views["krcert"] and obj[3] not in views["jpcert"]  # RED: named, not merely admitted
     assert obj[4] in views["singcert"] and obj[4] not in views["mycert"]  # excluded from its own group
     assert obj[10] not in views["cisa"] and obj[11] in views["krcert"]  # every marking must admit

@@ -113,8 +113,9 @@ def test_elastic_cursor_and_next_without_added_after(app, hub, keys):
         while True:
             assert r.status_code == 200
             body = r.get_json()
-            received += [o["id"] for o in body.get("objects", [])
-                         if o["type"] == "indicator" and o.get("spec_version") == "2.1"]
+            received += [
+                o["id"] for o in body.get("objects", []) if o["type"] == "indicator" and o.get("spec_version") == "2.1"
+            ]
             last = r.headers["X-TAXII-Date-Added-Last"]
             if not body.get("next"):
                 break

@@ -13,6 +13,7 @@ from tests.soak import Soak
 
 pytestmark = pytest.mark.slow
 
+
 def test_soak_mixed_traffic_has_no_errors_or_leaks(database_url, tmp_path):
     seconds = float(os.environ.get("HUB_TEST_SOAK_SECONDS", "60"))
     report = Soak(database_url, tmp_path, seconds).run()

@@ -429,10 +429,12 @@ def _comparisons(draw, depth=0):
     negate = draw(st.sampled_from(["", "", "NOT "]))
     if kind == "eq":
         return f"{draw(_object_paths())} {negate}{draw(st.sampled_from(['=', '!=', '==', '<>']))} " + draw(
-            _PRIMITIVE_LITERALS)
+            _PRIMITIVE_LITERALS
+        )
     if kind == "ord":
         return f"{draw(_object_paths())} {negate}{draw(st.sampled_from(['<', '<=', '>', '>=']))} " + draw(
-            _ORDERABLE_LITERALS)
+            _ORDERABLE_LITERALS
+        )
     if kind == "in":
         items = draw(st.lists(_PRIMITIVE_LITERALS, max_size=3))
         return f"{draw(_object_paths())} {negate}IN ({', '.join(items)})"
@@ -751,8 +753,14 @@ def test_other_pattern_types_are_not_parsed_as_stix():
 
 
 def test_custom_object_types_are_checked_like_stix2_allows_them():
-    thing = {"type": "acme-thing", "id": "acme-thing--5bf8bd1e-6a9e-4b3e-8d6e-0d8e1e8e7e1a", "spec_version": "2.1",
-             "created": "2020-01-01T00:00:00Z", "modified": "2020-01-01T00:00:00Z", "payload": {"a": [1]}}
+    thing = {
+        "type": "acme-thing",
+        "id": "acme-thing--5bf8bd1e-6a9e-4b3e-8d6e-0d8e1e8e7e1a",
+        "spec_version": "2.1",
+        "created": "2020-01-01T00:00:00Z",
+        "modified": "2020-01-01T00:00:00Z",
+        "payload": {"a": [1]},
+    }
     assert validate(thing) == [] and _stix2_accepts(thing)
 
 
@@ -817,8 +825,11 @@ def _distinct_copies(sample: list[dict], count: int) -> list[dict]:
     copies = []
     for index in range(count):
         obj, base = dict(sample[index % len(sample)]), parse_timestamp("2023-01-01T00:00:00Z") + index * 997_001
-        stamps = {name: format_timestamp(base + offset) for name, offset in
-                  (("created", 0), ("modified", 5), ("valid_from", 7), ("valid_until", 10**12)) if name in obj}
+        stamps = {
+            name: format_timestamp(base + offset)
+            for name, offset in (("created", 0), ("modified", 5), ("valid_from", 7), ("valid_until", 10**12))
+            if name in obj
+        }
         copies.append({**obj, **stamps, "id": f"{obj['type']}--{uuid.uuid4()}"})
     return copies
 

@@ -29,6 +29,7 @@ def world(hub):
 def as_(app, world):
     def client(slug: str) -> f.Client:
         return f.Client(app.test_client(), world["keys"][slug])
+
     return client
 
 
@@ -80,7 +81,12 @@ def test_collections_are_filtered_per_partner(as_, world):
     assert "rokus" not in mine
     assert mine["wo"]["can_read"] is False and mine["wo"]["can_write"] is True
     assert set(as_("krcert").get("/dprk/collections/").get_json()["collections"][0]) >= {
-        "id", "title", "can_read", "can_write", "media_types"}
+        "id",
+        "title",
+        "can_read",
+        "can_write",
+        "media_types",
+    }
     assert as_("singcert").get(f"/dprk/collections/{world['ids']['rokus']}/").status_code == 404
     assert as_("krcert").get(f"/dprk/collections/{world['ids']['rokus']}/").status_code == 200
 
@@ -168,9 +174,16 @@ def _publish_versions(as_, world):
     v2 = {**v1, "modified": "2024-05-02T00:00:00.000Z", "confidence": 50}
     v3 = {**v1, "modified": "2024-05-03T00:00:00.000Z", "confidence": 90}
     other = f.indicator(11)
-    rel = {"type": "relationship", "spec_version": "2.1", "id": f"relationship--{uuid.uuid4()}",
-           "created": f.CLOCK, "modified": f.CLOCK, "relationship_type": "indicates",
-           "source_ref": v1["id"], "target_ref": "intrusion-set--1e5b3b7c-3e2e-4b5b-9b8b-3b1c1d7f6a11"}
+    rel = {
+        "type": "relationship",
+        "spec_version": "2.1",
+        "id": f"relationship--{uuid.uuid4()}",
+        "created": f.CLOCK,
+        "modified": f.CLOCK,
+        "relationship_type": "indicates",
+        "source_ref": v1["id"],
+        "target_ref": "intrusion-set--1e5b3b7c-3e2e-4b5b-9b8b-3b1c1d7f6a11",
+    }
     kr.post(objects_url(world, "shared"), [v1, v2, other, rel, v3])
     return v1, v2, v3, other, rel
 
@@ -195,11 +208,21 @@ def test_version_filters(as_, world):
     assert versions == [v1["modified"], v2["modified"], v3["modified"]]
 
 
-@pytest.mark.parametrize("params", [
-    {"limit": "0"}, {"limit": "-3"}, {"limit": "ten"}, {"added_after": "yesterday"},
-    {"match[version]": "newest"}, {"match[version]": "all,last"}, {"match[version]": "last,last"},
-    {"match[id]": "not-an-id"}, {"match[type]": "Indicator!"}, {"match[spec_version]": "two"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "0"},
+        {"limit": "-3"},
+        {"limit": "ten"},
+        {"added_after": "yesterday"},
+        {"match[version]": "newest"},
+        {"match[version]": "all,last"},
+        {"match[version]": "last,last"},
+        {"match[id]": "not-an-id"},
+        {"match[type]": "Indicator!"},
+        {"match[spec_version]": "two"},
+    ],
+)
 def test_malformed_filters_are_400_naming_the_problem(as_, world, params):
     r = as_("krcert").get(objects_url(world, "shared"), params)
     assert r.status_code == 400, r.get_data()
@@ -212,14 +235,18 @@ def test_repeated_parameter_is_400(as_, world):
     assert as_("krcert").http.get(url, headers=as_("krcert").headers()).status_code == 400
 
 
-@pytest.mark.parametrize("form", [
-    lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-    lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "9Z",  # digits past the microsecond
-    lambda t: t.astimezone(timezone(timedelta(hours=9))).strftime("%Y-%m-%dT%H:%M:%S.%f+09:00"),
-    lambda t: t.astimezone(timezone(timedelta(hours=-5))).strftime("%Y-%m-%dT%H:%M:%S.%f-05:00"),
-    lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
-    lambda t: t.strftime("%Y-%m-%dt%H:%M:%S.%fz"),
-], ids=["Z", "nanoseconds", "+09:00", "-05:00", "+00:00", "lower-case"])
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "9Z",  # digits past the microsecond
+        lambda t: t.astimezone(timezone(timedelta(hours=9))).strftime("%Y-%m-%dT%H:%M:%S.%f+09:00"),
+        lambda t: t.astimezone(timezone(timedelta(hours=-5))).strftime("%Y-%m-%dT%H:%M:%S.%f-05:00"),
+        lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
+        lambda t: t.strftime("%Y-%m-%dt%H:%M:%S.%fz"),
+    ],
+    ids=["Z", "nanoseconds", "+09:00", "-05:00", "+00:00", "lower-case"],
+)
 def test_added_after_accepts_any_rfc3339_form(as_, world, form):
     kr, url = as_("krcert"), objects_url(world, "shared", "manifest/")
     kr.post(objects_url(world, "shared"), [f.indicator(n) for n in range(40, 46)])
@@ -314,8 +341,9 @@ def test_empty_versions_and_manifest_are_empty_objects(as_, world):
     last = kr.get(objects_url(world, "shared")).headers["X-TAXII-Date-Added-Last"]
     manifest = kr.get(objects_url(world, "shared", "manifest/"), {"added_after": last})
     assert manifest.status_code == 200 and manifest.get_json() == {}
-    versions = kr.get(objects_url(world, "shared", f"objects/{f.indicator(230)['id']}/versions/"),
-                      {"added_after": last})
+    versions = kr.get(
+        objects_url(world, "shared", f"objects/{f.indicator(230)['id']}/versions/"), {"added_after": last}
+    )
     assert versions.status_code == 200 and versions.get_json() == {}
     assert kr.get(objects_url(world, "shared"), {"added_after": last}).get_json() == {"more": False}
 
@@ -341,11 +369,18 @@ def test_limit_is_capped_by_the_server(make_app, world):
 # --------------------------------------------------------------------- media types and bodies
 
 
-@pytest.mark.parametrize("accept", [
-    "application/taxii+json;version=2.1", "application/taxii+json", "application/taxii+json; version=2.1",
-    "application/taxii+json;version=2.1;charset=utf-8", "*/*", "application/json, application/taxii+json;q=0.9",
-    "application/taxii+json;version=2.1,application/stix+json;version=2.1",
-])
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/taxii+json;version=2.1",
+        "application/taxii+json",
+        "application/taxii+json; version=2.1",
+        "application/taxii+json;version=2.1;charset=utf-8",
+        "*/*",
+        "application/json, application/taxii+json;q=0.9",
+        "application/taxii+json;version=2.1,application/stix+json;version=2.1",
+    ],
+)
 def test_lenient_accept(as_, accept):
     r = as_("krcert").get("/taxii2/", headers={"Accept": accept})
     assert r.status_code == 200 and r.headers["Content-Type"] == f.TAXII
@@ -369,10 +404,16 @@ def test_wrong_content_type_is_415(as_, world, ctype):
     assert r.status_code == 415 and r.get_json()["http_status"] == "415"
 
 
-@pytest.mark.parametrize("body,word", [
-    (b"{not json", "JSON"), (b"[1, 2]", "envelope"), (b'{"type": "bundle", "objects": []}', "bundle"),
-    (b'{"objects": []}', "empty"), (b'{"objects": {}}', "objects"),
-])
+@pytest.mark.parametrize(
+    "body,word",
+    [
+        (b"{not json", "JSON"),
+        (b"[1, 2]", "envelope"),
+        (b'{"type": "bundle", "objects": []}', "bundle"),
+        (b'{"objects": []}', "empty"),
+        (b'{"objects": {}}', "objects"),
+    ],
+)
 def test_bad_bodies_are_422_naming_the_problem(as_, world, body, word):
     r = as_("krcert").post(objects_url(world, "shared"), body=body)
     assert r.status_code == 422, r.get_data()
@@ -388,8 +429,11 @@ def test_oversize_body_is_413(as_, world):
 def test_chunked_upload_is_accepted(as_, world):
     kr = as_("krcert")
     data = orjson.dumps({"objects": [f.indicator(450)]})
-    r = kr.http.post(objects_url(world, "shared"), input_stream=io.BytesIO(data),
-                     headers=kr.headers({"Content-Type": f.TAXII, "Transfer-Encoding": "chunked"}))
+    r = kr.http.post(
+        objects_url(world, "shared"),
+        input_stream=io.BytesIO(data),
+        headers=kr.headers({"Content-Type": f.TAXII, "Transfer-Encoding": "chunked"}),
+    )
     assert r.status_code == 202, r.get_data()
 
 
@@ -410,7 +454,8 @@ def _hidden_vs_absent(client, world, alias, hidden_id):
         a, b = client.get(objects_url(world, alias, hidden)), client.get(objects_url(world, alias, absent))
         assert a.status_code == b.status_code == 404
         assert a.get_json()["description"].replace(hidden_id, "X") == b.get_json()["description"].replace(
-            absent_id, "X")
+            absent_id, "X"
+        )
         assert sorted(a.headers.keys()) == sorted(b.headers.keys())
     for suffix in ("objects/", "manifest/"):
         a = client.get(objects_url(world, alias, suffix), {"match[id]": hidden_id})
@@ -458,9 +503,19 @@ def test_unknown_marking_is_refused(as_, world):
 
 def test_marking_cannot_be_smuggled_or_changed(as_, world):
     kr, url = as_("krcert"), objects_url(world, "shared")
-    fake_tlp = {"type": "marking-definition", "spec_version": "2.1", "id": GREEN, "created": f.CLOCK,
-                "name": "TLP:GREEN", "extensions": {"extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d": {
-                    "extension_type": "property-extension", "tlp_2_0": "clear"}}}
+    fake_tlp = {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": GREEN,
+        "created": f.CLOCK,
+        "name": "TLP:GREEN",
+        "extensions": {
+            "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d": {
+                "extension_type": "property-extension",
+                "tlp_2_0": "clear",
+            }
+        },
+    }
     assert kr.post(url, [fake_tlp]).get_json()["failure_count"] == 1
     marking = f.sharing_marking(f"marking-definition--{uuid.uuid4()}", partners=["cisa"])
     kr.post(url, [marking])
@@ -472,8 +527,15 @@ def test_marking_cannot_be_smuggled_or_changed(as_, world):
 def test_collection_rules_max_tlp_and_types(as_, world):
     status = as_("krcert").post(objects_url(world, "rokus"), [f.indicator(640, markings=[RED])]).get_json()
     assert "above collection maximum" in status["failures"][0]["message"]
-    malware = {"type": "malware", "spec_version": "2.1", "id": f"malware--{uuid.uuid4()}", "created": f.CLOCK,
-               "modified": f.CLOCK, "name": "MagicRAT", "is_family": True}
+    malware = {
+        "type": "malware",
+        "spec_version": "2.1",
+        "id": f"malware--{uuid.uuid4()}",
+        "created": f.CLOCK,
+        "modified": f.CLOCK,
+        "name": "MagicRAT",
+        "is_family": True,
+    }
     status = as_("krcert").post(objects_url(world, "ind"), [malware]).get_json()
     assert "not allowed" in status["failures"][0]["message"]
 
@@ -514,8 +576,7 @@ def test_delete_single_version(as_, world):
 
 
 def _basic(user: str, secret: str) -> dict:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode(),
-            "Accept": f.TAXII}
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode(), "Accept": f.TAXII}
 
 
 def test_basic_auth_with_slug_or_key_id_and_token_scheme(app, hub, world):
@@ -526,6 +587,7 @@ def test_basic_auth_with_slug_or_key_id_and_token_scheme(app, hub, world):
     assert http.get("/taxii2/", headers={"Authorization": f"Token {secret}", "Accept": f.TAXII}).status_code == 200
     with hub.session() as s:
         from hub import models as m
+
         key_id = s.query(m.ApiKey.key_id).join(m.Partner).filter(m.Partner.slug == "krcert").scalar()
     assert http.get("/taxii2/", headers=_basic(key_id, secret)).status_code == 200
 
@@ -535,6 +597,7 @@ def test_revoked_expired_suspended_and_cidr(app, hub, world):
     revoked = f.key_for(hub, "cisa")
     with hub.session() as s:
         from hub import models as m
+
         key_id = s.query(m.ApiKey.key_id).order_by(m.ApiKey.id.desc()).limit(1).scalar()
         services.revoke_key(s, key_id)
     assert http.get("/taxii2/", headers=_basic("cisa", revoked)).status_code == 401
@@ -566,4 +629,5 @@ def test_failed_logins_are_rate_limited_and_audited(make_app, world):
     hub = app.extensions["cti_hub"]
     with hub.session() as s:
         from hub import models as m
+
         assert s.query(m.AuditEvent).filter(m.AuditEvent.action == "login.failed").count() == 3

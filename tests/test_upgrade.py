@@ -56,10 +56,17 @@ def _older_schemas() -> list[str]:
 
 
 def _indicator(n: int, modified: str, marking: str | None = None) -> dict:
-    obj = {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid5(NS, str(n))}",
-           "created": "2024-05-01T00:00:00.000Z", "modified": modified, "name": f"Andariel C2 {n}",
-           "pattern": f"[ipv4-addr:value = '203.0.113.{n}']", "pattern_type": "stix",
-           "valid_from": "2024-05-01T00:00:00Z"}
+    obj = {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": f"indicator--{uuid.uuid5(NS, str(n))}",
+        "created": "2024-05-01T00:00:00.000Z",
+        "modified": modified,
+        "name": f"Andariel C2 {n}",
+        "pattern": f"[ipv4-addr:value = '203.0.113.{n}']",
+        "pattern_type": "stix",
+        "valid_from": "2024-05-01T00:00:00Z",
+    }
     if marking:
         obj["object_marking_refs"] = [marking]
     return obj
@@ -70,64 +77,216 @@ GREEN_V2 = _indicator(1, "2024-05-02T00:00:00.000Z")
 AMBER_OBJ = _indicator(2, "2024-05-01T00:00:00.000Z", AMBER_REF)
 # A marking that states TLP:AMBER under its own id (as OpenCTI exports it), stored by older hubs as a
 # plain statement, so that the object relying on it went out at the collection's GREEN default.
-STATED = {"type": "marking-definition", "spec_version": "2.1", "id": f"marking-definition--{uuid.uuid5(NS, 'st')}",
-          "created": "2024-05-01T00:00:00.000Z", "name": "TLP:AMBER", "definition_type": "statement",
-          "definition": {"statement": "TLP:AMBER"}}
+STATED = {
+    "type": "marking-definition",
+    "spec_version": "2.1",
+    "id": f"marking-definition--{uuid.uuid5(NS, 'st')}",
+    "created": "2024-05-01T00:00:00.000Z",
+    "name": "TLP:AMBER",
+    "definition_type": "statement",
+    "definition": {"statement": "TLP:AMBER"},
+}
 STATED_OBJ = _indicator(4, "2024-05-01T00:00:00.000Z", STATED["id"])
 
 
 def _rows() -> dict[str, list[dict]]:
     """The data, table by table, with every column any revision had; each insert keeps the ones it has."""
     identity = {slug: f"identity--{uuid.uuid5(NS, slug)}" for slug in ("hub", "krcert", "cisa", "mycert")}
-    partners = [(1, "hub", "XX", "hub", TLP.RED), (2, "krcert", "KR", "cert", TLP.RED),
-                (3, "cisa", "US", "government", TLP.RED), (4, "mycert", "MY", "cert", TLP.GREEN)]
+    partners = [
+        (1, "hub", "XX", "hub", TLP.RED),
+        (2, "krcert", "KR", "cert", TLP.RED),
+        (3, "cisa", "US", "government", TLP.RED),
+        (4, "mycert", "MY", "cert", TLP.GREEN),
+    ]
     versions = [(GREEN_V1, 1, T0 + 1, TLP.GREEN), (AMBER_OBJ, 2, T0 + 2, TLP.AMBER), (GREEN_V2, 3, T0 + 3, TLP.GREEN)]
     events = [("cli", "partner.create", "krcert"), ("cli", "key.create", "krcert"), ("cli", "key.create", "cisa")]
     return {
-        "partners": [{"id": pk, "slug": slug, "name": slug.upper(), "country": country, "sector": "", "kind": kind,
-                      "clearance": int(tlp), "active": True, "identity_id": identity[slug], "created_us": T0}
-                     for pk, slug, country, kind, tlp in partners],
-        "trust_groups": [{"id": 1, "slug": "asean", "name": "ASEAN", "countries": "",
-                          "marking_id": f"marking-definition--{uuid.uuid5(NS, 'asean')}"}],
+        "partners": [
+            {
+                "id": pk,
+                "slug": slug,
+                "name": slug.upper(),
+                "country": country,
+                "sector": "",
+                "kind": kind,
+                "clearance": int(tlp),
+                "active": True,
+                "identity_id": identity[slug],
+                "created_us": T0,
+            }
+            for pk, slug, country, kind, tlp in partners
+        ],
+        "trust_groups": [
+            {
+                "id": 1,
+                "slug": "asean",
+                "name": "ASEAN",
+                "countries": "",
+                "marking_id": f"marking-definition--{uuid.uuid5(NS, 'asean')}",
+            }
+        ],
         "trust_group_members": [{"group_id": 1, "partner_id": 4}],
         "api_roots": [{"id": 1, "slug": "dprk", "title": "DPRK", "description": "", "max_content_length": 10_000_000}],
-        "collections": [{"id": 1, "uuid": COLLECTION, "api_root_id": 1, "alias": "shared", "title": "Shared",
-                         "description": "", "max_tlp": int(TLP.RED), "default_tlp": int(TLP.GREEN), "types": "",
-                         "readers": "partner:cisa,group:asean,partner:krcert", "writers": "partner:krcert",
-                         "is_reference": False}],
-        "markings": [{"id": AMBER_REF, "kind": "tlp", "tlp": int(TLP.AMBER), "share_partners": "",
-                      "share_groups": "", "share_countries": "", "exclude_partners": "", "no_federation": False,
-                      "raw": "{}", "originator_id": 1},
-                     {"id": STATED["id"], "kind": "statement", "tlp": None, "share_partners": "",
-                      "share_groups": "", "share_countries": "", "exclude_partners": "", "no_federation": False,
-                      "raw": orjson.dumps(STATED).decode(), "originator_id": 2}],
-        "api_keys": [{"id": pk, "key_id": KEY_IDS[slug], "partner_id": pk, "secret_hash":
-                      auth.hash_secret(PEPPER, SECRETS[slug]), "label": "", "read_only": slug != "krcert",
-                      "cidrs": "", "created_us": T0, "expires_us": None, "revoked_us": None, "last_used_us": None}
-                     for pk, slug in ((2, "krcert"), (3, "cisa"), (4, "mycert"))],
-        "object_versions": [{"pk": pk, "collection_id": 1, "stix_id": o["id"], "type": "indicator",
-                             "version": o["modified"], "version_us": stix.parse_timestamp(o["modified"]),
-                             "spec_version": "2.1", "date_added": added, "originator_id": 2, "tlp": int(tlp),
-                             "restriction_set_id": None, "unknown_markings": False, "raw": orjson.dumps(o).decode()}
-                            for o, pk, added, tlp in [*versions, (STATED_OBJ, 4, T0 + 4, TLP.GREEN)]],
-        "statuses": [{"id": STATUS, "api_root_id": 1, "collection_id": 1, "partner_id": 2, "status": "complete",
-                      "request_us": T0, "total_count": 3, "success_count": 3, "failure_count": 0, "pending_count": 0,
-                      "successes": orjson.dumps([{"id": o["id"], "version": o["modified"]}
-                                                 for o, *_ in versions]).decode(), "failures": "[]"}],
-        "admin_users": [{"id": 1, "username": "root", "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$x$y",
-                         "role": "admin", "created_us": T0}],
+        "collections": [
+            {
+                "id": 1,
+                "uuid": COLLECTION,
+                "api_root_id": 1,
+                "alias": "shared",
+                "title": "Shared",
+                "description": "",
+                "max_tlp": int(TLP.RED),
+                "default_tlp": int(TLP.GREEN),
+                "types": "",
+                "readers": "partner:cisa,group:asean,partner:krcert",
+                "writers": "partner:krcert",
+                "is_reference": False,
+            }
+        ],
+        "markings": [
+            {
+                "id": AMBER_REF,
+                "kind": "tlp",
+                "tlp": int(TLP.AMBER),
+                "share_partners": "",
+                "share_groups": "",
+                "share_countries": "",
+                "exclude_partners": "",
+                "no_federation": False,
+                "raw": "{}",
+                "originator_id": 1,
+            },
+            {
+                "id": STATED["id"],
+                "kind": "statement",
+                "tlp": None,
+                "share_partners": "",
+                "share_groups": "",
+                "share_countries": "",
+                "exclude_partners": "",
+                "no_federation": False,
+                "raw": orjson.dumps(STATED).decode(),
+                "originator_id": 2,
+            },
+        ],
+        "api_keys": [
+            {
+                "id": pk,
+                "key_id": KEY_IDS[slug],
+                "partner_id": pk,
+                "secret_hash": auth.hash_secret(PEPPER, SECRETS[slug]),
+                "label": "",
+                "read_only": slug != "krcert",
+                "cidrs": "",
+                "created_us": T0,
+                "expires_us": None,
+                "revoked_us": None,
+                "last_used_us": None,
+            }
+            for pk, slug in ((2, "krcert"), (3, "cisa"), (4, "mycert"))
+        ],
+        "object_versions": [
+            {
+                "pk": pk,
+                "collection_id": 1,
+                "stix_id": o["id"],
+                "type": "indicator",
+                "version": o["modified"],
+                "version_us": stix.parse_timestamp(o["modified"]),
+                "spec_version": "2.1",
+                "date_added": added,
+                "originator_id": 2,
+                "tlp": int(tlp),
+                "restriction_set_id": None,
+                "unknown_markings": False,
+                "raw": orjson.dumps(o).decode(),
+            }
+            for o, pk, added, tlp in [*versions, (STATED_OBJ, 4, T0 + 4, TLP.GREEN)]
+        ],
+        "statuses": [
+            {
+                "id": STATUS,
+                "api_root_id": 1,
+                "collection_id": 1,
+                "partner_id": 2,
+                "status": "complete",
+                "request_us": T0,
+                "total_count": 3,
+                "success_count": 3,
+                "failure_count": 0,
+                "pending_count": 0,
+                "successes": orjson.dumps([{"id": o["id"], "version": o["modified"]} for o, *_ in versions]).decode(),
+                "failures": "[]",
+            }
+        ],
+        "admin_users": [
+            {
+                "id": 1,
+                "username": "root",
+                "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$x$y",
+                "role": "admin",
+                "created_us": T0,
+            }
+        ],
         "login_failures": [{"source": "192.0.2.9", "window_us": T0, "count": 2}],
-        "audit_events": [{"id": n + 1, "at_us": T0 + n, "actor": actor, "action": action, "target": target,
-                          "source": "", "detail": "{}"} for n, (actor, action, target) in enumerate(events)],
-        "deliveries": [{"id": 1, "at_us": T0 + 10, "partner_id": 3, "partner_slug": "cisa", "key_id": KEY_IDS["cisa"],
-                        "endpoint": "objects", "collection_id": 1, "filters": '{"versions":["last"]}',
-                        "rules_version": 2, "first_added": T0 + 2, "last_added": T0 + 3, "count": 2}],
-        "delivery_views": [{"partner_id": 3, "collection_id": 1, "rules_version": 2, "read_filter": orjson.dumps(
-            {"readable": True, "originator": "cisa", "max_tlp": int(TLP.RED), "types": [], "admitted_sets": [],
-             "red_sets": []}).decode()}],
-        "feed_sources": [{"name": "peer", "kind": "taxii", "url": "https://peer.example/taxii2/", "partner_slug":
-                          "krcert", "collection_uuid": COLLECTION, "settings": "{}", "cursor": "",
-                          "last_run_us": None, "last_summary": ""}],
+        "audit_events": [
+            {
+                "id": n + 1,
+                "at_us": T0 + n,
+                "actor": actor,
+                "action": action,
+                "target": target,
+                "source": "",
+                "detail": "{}",
+            }
+            for n, (actor, action, target) in enumerate(events)
+        ],
+        "deliveries": [
+            {
+                "id": 1,
+                "at_us": T0 + 10,
+                "partner_id": 3,
+                "partner_slug": "cisa",
+                "key_id": KEY_IDS["cisa"],
+                "endpoint": "objects",
+                "collection_id": 1,
+                "filters": '{"versions":["last"]}',
+                "rules_version": 2,
+                "first_added": T0 + 2,
+                "last_added": T0 + 3,
+                "count": 2,
+            }
+        ],
+        "delivery_views": [
+            {
+                "partner_id": 3,
+                "collection_id": 1,
+                "rules_version": 2,
+                "read_filter": orjson.dumps(
+                    {
+                        "readable": True,
+                        "originator": "cisa",
+                        "max_tlp": int(TLP.RED),
+                        "types": [],
+                        "admitted_sets": [],
+                        "red_sets": [],
+                    }
+                ).decode(),
+            }
+        ],
+        "feed_sources": [
+            {
+                "name": "peer",
+                "kind": "taxii",
+                "url": "https://peer.example/taxii2/",
+                "partner_slug": "krcert",
+                "collection_uuid": COLLECTION,
+                "settings": "{}",
+                "cursor": "",
+                "last_run_us": None,
+                "last_summary": "",
+            }
+        ],
     }
 
 
@@ -136,8 +295,10 @@ def populate(engine: sa.Engine) -> set[str]:
     tables = set(sa.inspect(engine).get_table_names())
     data = _rows()
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE hub_state SET name = 'Old hub', identity_id = :i, clock_us = :c, "
-                             "rules_version = 2"), {"i": f"identity--{uuid.uuid5(NS, 'hub')}", "c": T0 + 4})
+        conn.execute(
+            sa.text("UPDATE hub_state SET name = 'Old hub', identity_id = :i, clock_us = :c, rules_version = 2"),
+            {"i": f"identity--{uuid.uuid5(NS, 'hub')}", "c": T0 + 4},
+        )
         for table, rows in data.items():
             if table not in tables:
                 continue
@@ -147,15 +308,26 @@ def populate(engine: sa.Engine) -> set[str]:
             for row in rows:
                 row = {k: v for k, v in row.items() if k in columns}
                 names = ", ".join(row)
-                conn.execute(sa.text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + k for k in row)})"),
-                             row)
+                conn.execute(sa.text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + k for k in row)})"), row)
         if engine.dialect.name == "postgresql":  # as the hub's own inserts would have left the sequences
-            for table, column in (("partners", "id"), ("trust_groups", "id"), ("api_roots", "id"),
-                                  ("collections", "id"), ("api_keys", "id"), ("object_versions", "pk"),
-                                  ("admin_users", "id"), ("audit_events", "id"), ("deliveries", "id")):
+            for table, column in (
+                ("partners", "id"),
+                ("trust_groups", "id"),
+                ("api_roots", "id"),
+                ("collections", "id"),
+                ("api_keys", "id"),
+                ("object_versions", "pk"),
+                ("admin_users", "id"),
+                ("audit_events", "id"),
+                ("deliveries", "id"),
+            ):
                 if table in tables:
-                    conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
-                                         f"(SELECT max({column}) FROM {table}))"))
+                    conn.execute(
+                        sa.text(
+                            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                            f"(SELECT max({column}) FROM {table}))"
+                        )
+                    )
     return tables
 
 
@@ -168,15 +340,18 @@ def _chained(rows: list[dict], conn: sa.Connection, has_head: bool) -> list[dict
         prev = digest
     if has_head:
         conn.execute(sa.text("DELETE FROM audit_head"))
-        conn.execute(sa.text("INSERT INTO audit_head (id, last_event_id, hash) VALUES (1, :n, :h)"),
-                     {"n": out[-1]["id"], "h": prev})
+        conn.execute(
+            sa.text("INSERT INTO audit_head (id, last_event_id, hash) VALUES (1, :n, :h)"),
+            {"n": out[-1]["id"], "h": prev},
+        )
     return out
 
 
 def cli(url: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_SECRET_KEY": PEPPER}
-    return subprocess.run([sys.executable, "-m", "hub.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def _ids(response) -> dict[str, str]:
@@ -202,9 +377,11 @@ def test_upgrade_with_data_keeps_the_hub_working(revision, empty_database, tmp_p
         assert client.get("/readyz").status_code == 200
         url = f"/dprk/collections/{COLLECTION}/objects/"
         # Keys hashed by the older hub still authenticate; each reader gets what its rules release.
-        assert _ids(f.Client(client, SECRETS["cisa"]).get(url)) == {GREEN_V2["id"]: GREEN_V2["modified"],
-                                                                    AMBER_OBJ["id"]: AMBER_OBJ["modified"],
-                                                                    STATED_OBJ["id"]: STATED_OBJ["modified"]}
+        assert _ids(f.Client(client, SECRETS["cisa"]).get(url)) == {
+            GREEN_V2["id"]: GREEN_V2["modified"],
+            AMBER_OBJ["id"]: AMBER_OBJ["modified"],
+            STATED_OBJ["id"]: STATED_OBJ["modified"],
+        }
         assert _ids(f.Client(client, SECRETS["mycert"]).get(url)) == {GREEN_V2["id"]: GREEN_V2["modified"]}
         assert f.Client(client, "not-a-key").get(url).status_code == 401
         publisher = f.Client(client, SECRETS["krcert"])
@@ -217,7 +394,8 @@ def test_upgrade_with_data_keeps_the_hub_working(revision, empty_database, tmp_p
         assert posted.status_code == 202 and posted.get_json()["success_count"] == 1
         after = {"added_after": stix.format_timestamp(T0 + 4)}
         assert set(_ids(f.Client(client, SECRETS["cisa"]).get(url, after))) == {
-            _indicator(3, "2024-05-03T00:00:00.000Z")["id"]}
+            _indicator(3, "2024-05-03T00:00:00.000Z")["id"]
+        }
     finally:
         hub.engine.dispose()
 
@@ -232,8 +410,17 @@ def test_upgrade_with_data_keeps_the_hub_working(revision, empty_database, tmp_p
 
 def test_concurrent_upgrades_both_succeed(empty_database):
     env = {**os.environ, "HUB_DATABASE_URL": empty_database, "HUB_SECRET_KEY": PEPPER}
-    procs = [subprocess.Popen([sys.executable, "-m", "hub.cli", "db", "upgrade"], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "db", "upgrade"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     for p in procs:
         p.stdout.close()

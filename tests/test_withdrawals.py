@@ -39,8 +39,9 @@ def ind(n: int, value: str, **extra) -> dict:
 
 
 def feed(client: f.Client, fmt: str, **params):
-    r = client.http.get(f"/feeds/dprk/intel/{fmt}", headers={"Authorization": f"Bearer {client.secret}"},
-                        query_string=params)
+    r = client.http.get(
+        f"/feeds/dprk/intel/{fmt}", headers={"Authorization": f"Bearer {client.secret}"}, query_string=params
+    )
     assert r.status_code == 200, r.get_data(as_text=True)
     return r
 
@@ -78,14 +79,19 @@ def test_narrowed_clearance_lists_the_lost_objects_in_that_partners_feed_only(wo
     assert apply(hub, "GREEN")  # mycert may no longer receive TLP:AMBER
     gone = csv_rows(world["mycert"], since=my_cursor, include="withdrawn")
     assert [(r["id"], r["status"], r["value"], r["tlp"]) for r in gone] == [
-        (amber["id"], "withdrawn", "198.51.100.1", "TLP:AMBER")]
+        (amber["id"], "withdrawn", "198.51.100.1", "TLP:AMBER")
+    ]
     assert withdrawal_refs(world["mycert"], since=my_cursor, include="withdrawn") == [amber["id"]]
-    assert feed(world["mycert"], "ip.txt", since=my_cursor, include="withdrawn").get_data(as_text=True) == \
-        "198.51.100.1\n"
-    docs = [orjson.loads(x) for x in feed(world["mycert"], "ecs", since=my_cursor, include="withdrawn").get_data(
-        as_text=True).splitlines()]
+    assert (
+        feed(world["mycert"], "ip.txt", since=my_cursor, include="withdrawn").get_data(as_text=True) == "198.51.100.1\n"
+    )
+    docs = [
+        orjson.loads(x)
+        for x in feed(world["mycert"], "ecs", since=my_cursor, include="withdrawn").get_data(as_text=True).splitlines()
+    ]
     assert [(d["threat"]["indicator"]["id"], d["threat"]["indicator"]["ip"], d["tags"]) for d in docs] == [
-        ([amber["id"]], "198.51.100.1", ["withdrawn"])]
+        ([amber["id"]], "198.51.100.1", ["withdrawn"])
+    ]
     assert csv_rows(world["mycert"], since=my_cursor) == []  # without include=withdrawn: active ones only
     # cisa lost nothing: its feed lists no withdrawal, and no id it never lost.
     assert csv_rows(world["cisa"], since=cisa_cursor, include="withdrawn") == []
@@ -109,8 +115,10 @@ def test_deletion_is_listed_for_those_who_could_see_it_and_never_leaks_to_others
     assert world["krcert"].delete(OBJECTS + restricted["id"] + "/").status_code == 200
 
     assert withdrawal_refs(world["cisa"], since=cursors["cisa"], include="withdrawn") == [restricted["id"]]
-    assert feed(world["cisa"], "ip.txt", since=cursors["cisa"], include="withdrawn").get_data(as_text=True) == \
-        "203.0.113.3\n"
+    assert (
+        feed(world["cisa"], "ip.txt", since=cursors["cisa"], include="withdrawn").get_data(as_text=True)
+        == "203.0.113.3\n"
+    )
     assert withdrawal_refs(world["krcert"], include="withdrawn") == [restricted["id"]]  # the originator's own view
     for fmt in ("stix", "csv", "ecs", "ip.txt"):
         body = feed(world["mycert"], fmt, since=cursors["mycert"], include="withdrawn").get_data(as_text=True)
@@ -121,11 +129,20 @@ def test_deletion_is_listed_for_those_who_could_see_it_and_never_leaks_to_others
     assert world["krcert"].delete(OBJECTS + open_one["id"] + "/").status_code == 200
     assert withdrawal_refs(world["mycert"], since=cursors["mycert"], include="withdrawn") == [open_one["id"]]
     with hub.session(write=False) as s:
-        rows = s.execute(select(m.Partner.slug, m.Withdrawal.stix_id, m.Withdrawal.reason).join(
-            m.Partner, m.Partner.id == m.Withdrawal.partner_id).order_by(m.Withdrawal.position)).all()
-    assert sorted(rows) == sorted([("cisa", restricted["id"], "deleted"), ("krcert", restricted["id"], "deleted"),
-                                   ("cisa", open_one["id"], "deleted"), ("krcert", open_one["id"], "deleted"),
-                                   ("mycert", open_one["id"], "deleted")])
+        rows = s.execute(
+            select(m.Partner.slug, m.Withdrawal.stix_id, m.Withdrawal.reason)
+            .join(m.Partner, m.Partner.id == m.Withdrawal.partner_id)
+            .order_by(m.Withdrawal.position)
+        ).all()
+    assert sorted(rows) == sorted(
+        [
+            ("cisa", restricted["id"], "deleted"),
+            ("krcert", restricted["id"], "deleted"),
+            ("cisa", open_one["id"], "deleted"),
+            ("krcert", open_one["id"], "deleted"),
+            ("mycert", open_one["id"], "deleted"),
+        ]
+    )
 
 
 def test_deleting_one_version_withdraws_nothing_while_another_stays_visible(world, hub):

@@ -28,8 +28,7 @@ def small_world(hub: services.Hub, *, accounts: bool = False) -> dict:
         f.add_partner(s, "mycert", "MY", TLP.GREEN)
         root = f.add_root(s, "dprk")
         shared = f.add_collection(s, root, "shared", max_tlp=TLP.RED).uuid
-        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[],
-                         reference=True)
+        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
         services.publish_reference(s)
     keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "mycert")}
     if accounts:
@@ -49,10 +48,18 @@ def panel_world(hub: services.Hub) -> dict:
         f.add_group(s, "rokus", [krcert, cisa])
         f.add_group(s, "asean", countries=["MM", "SG"])
         root = f.add_root(s, "dprk")
-        ids = {"shared": f.add_collection(s, root, "shared").uuid,
-               "regional": f.add_collection(s, root, "regional", max_tlp=TLP.AMBER, default_tlp=TLP.AMBER,
-                                            readers=["group:asean", "group:rokus"],
-                                            writers=["group:asean", "group:rokus"]).uuid}
+        ids = {
+            "shared": f.add_collection(s, root, "shared").uuid,
+            "regional": f.add_collection(
+                s,
+                root,
+                "regional",
+                max_tlp=TLP.AMBER,
+                default_tlp=TLP.AMBER,
+                readers=["group:asean", "group:rokus"],
+                writers=["group:asean", "group:rokus"],
+            ).uuid,
+        }
         f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
         services.publish_reference(s)
         panel.add_accounts(s)
@@ -63,8 +70,9 @@ def panel_world(hub: services.Hub) -> dict:
     red = f.indicator(3, markings=[RED, SHARE_CISA])
     result = services.ingest_envelope(hub, kr, ids["regional"], [amber, green])
     assert not result.failures, result.failures
-    result = services.ingest_envelope(hub, kr, ids["shared"], [f.sharing_marking(SHARE_CISA, partners=["cisa"]),
-                                                               red, green])
+    result = services.ingest_envelope(
+        hub, kr, ids["shared"], [f.sharing_marking(SHARE_CISA, partners=["cisa"]), red, green]
+    )
     assert not result.failures, result.failures
     keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "mmcert", "singcert")}
     return {"ids": ids, "keys": keys, "amber": amber["id"], "green": green["id"], "red": red["id"]}
@@ -84,13 +92,13 @@ def taxii_world(hub: services.Hub) -> dict:
         root = f.add_root(s, "dprk", max_content_length=200_000)
         ids = {
             "shared": f.add_collection(s, root, "shared", max_tlp=TLP.RED).uuid,
-            "rokus": f.add_collection(s, root, "rokus", max_tlp=TLP.AMBER_STRICT, readers=["group:rokus"],
-                                      writers=["group:rokus"]).uuid,
+            "rokus": f.add_collection(
+                s, root, "rokus", max_tlp=TLP.AMBER_STRICT, readers=["group:rokus"], writers=["group:rokus"]
+            ).uuid,
             "ind": f.add_collection(s, root, "ind", types=["indicator"], writers=["partner:krcert"]).uuid,
             "wo": f.add_collection(s, root, "wo", readers=["partner:cisa"], writers=["*"]).uuid,
         }
-        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[],
-                         reference=True)
+        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
         services.publish_reference(s)
     keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "singcert", "mycert")}
     return {"ids": ids, "keys": keys}
@@ -105,8 +113,9 @@ def feeds_world(hub: services.Hub) -> services.Hub:
         root = f.add_root(s, "dprk")
         f.add_collection(s, root, "shared", max_tlp=TLP.RED)
         f.add_collection(s, root, "krlist", readers=["partner:krcert"], writers=["partner:krcert"])
-        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=["partner:hub"],
-                         reference=True)
+        f.add_collection(
+            s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=["partner:hub"], reference=True
+        )
         services.publish_reference(s)
     return hub
 
@@ -118,17 +127,22 @@ INTEL_PARTNERS = {"krcert": ("KrCERT/CC", "KR"), "mycert": ("MyCERT", "MY"), "ci
 
 def intel_config(clearances: dict[str, str], max_tlp: str = "RED") -> str:
     """sharing.yaml for the intel world: the given partners (slug: clearance) and dprk/intel up to ``max_tlp``."""
-    partners = "".join(f"  - {{id: {slug}, name: \"{INTEL_PARTNERS[slug][0]}\", country: {INTEL_PARTNERS[slug][1]}, "
-                       f"clearance: {clearance}}}\n" for slug, clearance in clearances.items())
-    return ('hub: {name: "Test hub", contact: "ops@hub.example"}\n'
-            f"partners:\n{partners}"
-            "trust_groups: []\n"
-            "api_roots:\n"
-            "  - id: dprk\n"
-            '    title: "DPRK"\n'
-            "    collections:\n"
-            f'      - {{alias: intel, title: "Intel", max_tlp: {max_tlp}, default_tlp: GREEN, readers: ["*"], '
-            'writers: ["*"]}\n')
+    partners = "".join(
+        f'  - {{id: {slug}, name: "{INTEL_PARTNERS[slug][0]}", country: {INTEL_PARTNERS[slug][1]}, '
+        f"clearance: {clearance}}}\n"
+        for slug, clearance in clearances.items()
+    )
+    return (
+        'hub: {name: "Test hub", contact: "ops@hub.example"}\n'
+        f"partners:\n{partners}"
+        "trust_groups: []\n"
+        "api_roots:\n"
+        "  - id: dprk\n"
+        '    title: "DPRK"\n'
+        "    collections:\n"
+        f'      - {{alias: intel, title: "Intel", max_tlp: {max_tlp}, default_tlp: GREEN, readers: ["*"], '
+        'writers: ["*"]}\n'
+    )
 
 
 def intel_world(hub: services.Hub, clearances: dict[str, str], max_tlp: str = "RED") -> list:

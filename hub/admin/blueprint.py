@@ -20,13 +20,21 @@ from werkzeug.wrappers import Response
 from hub.admin import data
 from hub.errors import HubError
 
-bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static",
-               static_url_path="/static")
+bp = Blueprint(
+    "admin",
+    __name__,
+    url_prefix="/admin",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 
 SESSION_MINUTES = 30  # idle timeout of a panel login
 PUBLIC_ENDPOINTS = {"admin.login", "admin.static"}
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 csrf = CSRFProtect()
 
 
@@ -54,8 +62,13 @@ def _guard() -> Response | None:
             user = data.account(db_session, user["id"], int(session.get("since", 0)))
     if not user or expired:
         session.clear()
-        return redirect(url_for("admin.login", next=request.full_path.rstrip("?") if request.method == "GET" else None,
-                                expired=1 if expired else None))
+        return redirect(
+            url_for(
+                "admin.login",
+                next=request.full_path.rstrip("?") if request.method == "GET" else None,
+                expired=1 if expired else None,
+            )
+        )
     session["user"] = user
     session["seen"] = now
     g.admin_user = user
@@ -84,8 +97,12 @@ def _error_page(status: int, title: str, message: str) -> tuple[str, int]:
 
 @bp.errorhandler(CSRFError)
 def _on_csrf(error: CSRFError) -> tuple[str, int]:
-    return _error_page(400, "Form expired", "This form has expired or did not come from this panel "
-                       f"({error.description}). Go back, reload the page and submit it again.")
+    return _error_page(
+        400,
+        "Form expired",
+        "This form has expired or did not come from this panel "
+        f"({error.description}). Go back, reload the page and submit it again.",
+    )
 
 
 @bp.errorhandler(HTTPException)

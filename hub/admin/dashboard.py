@@ -28,26 +28,41 @@ def dashboard(session: Session, snap: store.Snapshot, days: int = 14) -> dict[st
         per_day[slug][day] = per_day[slug].get(day, 0) + 1
     day_list = [when(now - i * 86_400_000_000)[:10] for i in range(days - 1, -1, -1)]
     tlp_mix: dict[int, dict[int, int]] = {}
-    for cid, level, n in session.execute(select(V.collection_id, V.tlp, func.count()).group_by(V.collection_id,
-                                                                                                V.tlp)):
+    for cid, level, n in session.execute(select(V.collection_id, V.tlp, func.count()).group_by(V.collection_id, V.tlp)):
         tlp_mix.setdefault(cid, {})[level] = n
     mix = []
     for info in sorted(snap.collections.values(), key=lambda c: (c.api_root, c.alias)):
         counts = tlp_mix.get(info.pk, {})
-        mix.append({"name": f"{info.api_root}/{info.alias}", "total": sum(counts.values()),
-                    "levels": [(tlp_name(t), counts.get(int(t), 0)) for t in TLP]})
+        mix.append(
+            {
+                "name": f"{info.api_root}/{info.alias}",
+                "total": sum(counts.values()),
+                "levels": [(tlp_name(t), counts.get(int(t), 0)) for t in TLP],
+            }
+        )
     polls = []
     for row in partners(session):
         p = row["row"]
-        polls.append({"slug": p.slug, "active": p.active, "live_keys": row["keys"],
-                      "last_used_us": row["last_used_us"]})
-    return {"days": day_list, "per_day": per_day, "mix": mix, "polls": polls,
-            "never": [p["slug"] for p in polls if p["last_used_us"] is None],
-            "intrusion_sets": intrusion_sets(session),
-            "totals": {"partners": len(polls), "objects": session.scalar(select(func.count(func.distinct(
-                V.stix_id)))) or 0, "live_keys": sum(p["live_keys"] for p in polls),
-                "audit_24h": session.scalar(select(func.count()).select_from(m.AuditEvent).where(
-                    m.AuditEvent.at_us >= now - 86_400_000_000)) or 0}}
+        polls.append(
+            {"slug": p.slug, "active": p.active, "live_keys": row["keys"], "last_used_us": row["last_used_us"]}
+        )
+    return {
+        "days": day_list,
+        "per_day": per_day,
+        "mix": mix,
+        "polls": polls,
+        "never": [p["slug"] for p in polls if p["last_used_us"] is None],
+        "intrusion_sets": intrusion_sets(session),
+        "totals": {
+            "partners": len(polls),
+            "objects": session.scalar(select(func.count(func.distinct(V.stix_id)))) or 0,
+            "live_keys": sum(p["live_keys"] for p in polls),
+            "audit_24h": session.scalar(
+                select(func.count()).select_from(m.AuditEvent).where(m.AuditEvent.at_us >= now - 86_400_000_000)
+            )
+            or 0,
+        },
+    }
 
 
 def intrusion_sets(session: Session, limit: int = 10) -> list[tuple[str, int]]:
@@ -62,8 +77,10 @@ def intrusion_sets(session: Session, limit: int = 10) -> list[tuple[str, int]]:
     stmt = select(V.raw).where(V.type == "relationship").order_by(V.date_added.desc()).limit(20_000)
     for raw in session.scalars(stmt):
         obj = orjson.loads(raw)
-        for ref, other in ((obj.get("source_ref"), obj.get("target_ref")), (obj.get("target_ref"),
-                                                                              obj.get("source_ref"))):
+        for ref, other in (
+            (obj.get("source_ref"), obj.get("target_ref")),
+            (obj.get("target_ref"), obj.get("source_ref")),
+        ):
             if ref in names and isinstance(other, str):
                 counts.setdefault(ref, set()).add(other)
     ranked = sorted(((names[k], len(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0]))

@@ -72,9 +72,15 @@ def account(session: Session, user_id: int, logged_in_us: int = 0) -> dict[str, 
     user = session.get(m.AdminUser, user_id)
     if user is None:
         return None
-    logged_out = select(m.AuditEvent.id).where(m.AuditEvent.action == "admin.logout",
-                                               m.AuditEvent.actor == user.username,
-                                               m.AuditEvent.at_us >= logged_in_us).limit(1)
+    logged_out = (
+        select(m.AuditEvent.id)
+        .where(
+            m.AuditEvent.action == "admin.logout",
+            m.AuditEvent.actor == user.username,
+            m.AuditEvent.at_us >= logged_in_us,
+        )
+        .limit(1)
+    )
     if session.execute(logged_out).first() is not None:
         return None
     return {"id": user.id, "name": user.username, "role": user.role}
@@ -84,15 +90,26 @@ def account(session: Session, user_id: int, logged_in_us: int = 0) -> dict[str, 
 
 
 def partner_values(row: m.Partner) -> dict[str, Any]:
-    return {"name": row.name, "country": row.country, "sector": row.sector, "kind": row.kind,
-            "clearance": tlp_name(row.clearance), "active": row.active}
+    return {
+        "name": row.name,
+        "country": row.country,
+        "sector": row.sector,
+        "kind": row.kind,
+        "clearance": tlp_name(row.clearance),
+        "active": row.active,
+    }
 
 
 def partners(session: Session) -> list[dict[str, Any]]:
     """Every partner but the hub itself, with key counts and the last use of any key."""
-    stats = {pid: (n, last) for pid, n, last in session.execute(
-        select(m.ApiKey.partner_id, func.count(), func.max(m.ApiKey.last_used_us))
-        .where(m.ApiKey.revoked_us.is_(None)).group_by(m.ApiKey.partner_id))}
+    stats = {
+        pid: (n, last)
+        for pid, n, last in session.execute(
+            select(m.ApiKey.partner_id, func.count(), func.max(m.ApiKey.last_used_us))
+            .where(m.ApiKey.revoked_us.is_(None))
+            .group_by(m.ApiKey.partner_id)
+        )
+    }
     out = []
     for p in session.scalars(select(m.Partner).where(m.Partner.kind != "hub").order_by(m.Partner.slug)):
         keys, last = stats.get(p.id, (0, None))
@@ -125,8 +142,13 @@ def save_partner(session: Session, actor: str, slug: str | None, values: dict[st
             before = partner_values(row)
             write.set_columns(row, columns)
         session.flush()
-        store.audit(session, actor, "partner.create" if slug is None else "partner.update", row.slug,
-                    {"before": before, "after": partner_values(row)})
+        store.audit(
+            session,
+            actor,
+            "partner.create" if slug is None else "partner.update",
+            row.slug,
+            {"before": before, "after": partner_values(row)},
+        )
     return row
 
 
@@ -136,24 +158,37 @@ def set_partner_active(session: Session, actor: str, slug: str, active: bool) ->
         return
     with write.rules_change(session):
         write.set_columns(row, {"active": active})
-        store.audit(session, actor, "partner.reactivate" if active else "partner.suspend", slug,
-                    {"before": {"active": not active}, "after": {"active": active}})
+        store.audit(
+            session,
+            actor,
+            "partner.reactivate" if active else "partner.suspend",
+            slug,
+            {"before": {"active": not active}, "after": {"active": active}},
+        )
 
 
 def dependents_of_partner(session: Session, row: m.Partner) -> list[str]:
     """Say what depends on a partner: groups, collection grants, objects, live keys."""
     out = []
-    groups = session.scalars(select(m.TrustGroup.slug).join(m.TrustGroupMember).where(
-        m.TrustGroupMember.partner_id == row.id)).all()
+    groups = session.scalars(
+        select(m.TrustGroup.slug).join(m.TrustGroupMember).where(m.TrustGroupMember.partner_id == row.id)
+    ).all()
     if groups:
         out.append("member of trust groups " + ", ".join(sorted(groups)))
-    grants = [f"{c.alias}" for c in session.scalars(select(m.Collection))
-              if f"partner:{row.slug}" in store.split_list(c.readers) + store.split_list(c.writers)
-              or row.slug in store.split_list(c.readers) + store.split_list(c.writers)]
+    grants = [
+        f"{c.alias}"
+        for c in session.scalars(select(m.Collection))
+        if f"partner:{row.slug}" in store.split_list(c.readers) + store.split_list(c.writers)
+        or row.slug in store.split_list(c.readers) + store.split_list(c.writers)
+    ]
     if grants:
         out.append("named in collections " + ", ".join(sorted(grants)))
-    objects = session.scalar(select(func.count(func.distinct(m.ObjectVersion.stix_id))).where(
-        m.ObjectVersion.originator_id == row.id)) or 0
+    objects = (
+        session.scalar(
+            select(func.count(func.distinct(m.ObjectVersion.stix_id))).where(m.ObjectVersion.originator_id == row.id)
+        )
+        or 0
+    )
     if objects:
         out.append(f"originator of {objects} objects (they stay shared; suspension stops its own access)")
     keys = session.scalar(select(func.count()).where(m.ApiKey.partner_id == row.id, m.ApiKey.revoked_us.is_(None)))
@@ -166,13 +201,15 @@ def dependents_of_partner(session: Session, row: m.Partner) -> list[str]:
 
 
 def keys_of(session: Session, partner_pk: int) -> list[m.ApiKey]:
-    return list(session.scalars(select(m.ApiKey).where(m.ApiKey.partner_id == partner_pk)
-                                .order_by(m.ApiKey.created_us.desc())))
+    return list(
+        session.scalars(select(m.ApiKey).where(m.ApiKey.partner_id == partner_pk).order_by(m.ApiKey.created_us.desc()))
+    )
 
 
 def key_partner(session: Session, key_id: str) -> str:
-    row = session.execute(select(m.Partner.slug).join(m.ApiKey, m.ApiKey.partner_id == m.Partner.id)
-                          .where(m.ApiKey.key_id == key_id)).scalar_one_or_none()
+    row = session.execute(
+        select(m.Partner.slug).join(m.ApiKey, m.ApiKey.partner_id == m.Partner.id).where(m.ApiKey.key_id == key_id)
+    ).scalar_one_or_none()
     if row is None:
         raise NotFound(f"no key '{key_id}'")
     return row
@@ -186,10 +223,10 @@ def groups(session: Session, snap: store.Snapshot) -> list[dict[str, Any]]:
     for g in session.scalars(select(m.TrustGroup).order_by(m.TrustGroup.slug)):
         rule = snap.world.groups.get(g.slug)
         explicit = sorted(rule.members) if rule else []
-        effective = sorted(p.slug for p in snap.partners.values()
-                           if p.kind != "hub" and rule is not None and rule.admits(p))
-        out.append({"row": g, "members": explicit, "countries": store.split_list(g.countries),
-                    "effective": effective})
+        effective = sorted(
+            p.slug for p in snap.partners.values() if p.kind != "hub" and rule is not None and rule.admits(p)
+        )
+        out.append({"row": g, "members": explicit, "countries": store.split_list(g.countries), "effective": effective})
     return out
 
 
@@ -201,8 +238,12 @@ def get_group(session: Session, slug: str) -> m.TrustGroup:
 
 
 def group_values(session: Session, row: m.TrustGroup) -> dict[str, Any]:
-    members = session.scalars(select(m.Partner.slug).join(m.TrustGroupMember).where(
-        m.TrustGroupMember.group_id == row.id).order_by(m.Partner.slug)).all()
+    members = session.scalars(
+        select(m.Partner.slug)
+        .join(m.TrustGroupMember)
+        .where(m.TrustGroupMember.group_id == row.id)
+        .order_by(m.Partner.slug)
+    ).all()
     return {"name": row.name, "members": list(members), "countries": sorted(store.split_list(row.countries))}
 
 
@@ -221,10 +262,16 @@ def save_group(session: Session, actor: str, slug: str | None, values: dict[str,
         before = group_values(session, row)
     marking = row.marking_id if row is not None else sharing.group_marking_id(new_slug)
     with write.rules_change(session):
-        saved = write.save_group(session, row, new_slug, values["name"], tuple(values["countries"]),
-                                 tuple(values["members"]), marking)
-        store.audit(session, actor, "group.create" if slug is None else "group.update", new_slug,
-                    {"before": before, "after": group_values(session, saved)})
+        saved = write.save_group(
+            session, row, new_slug, values["name"], tuple(values["countries"]), tuple(values["members"]), marking
+        )
+        store.audit(
+            session,
+            actor,
+            "group.create" if slug is None else "group.update",
+            new_slug,
+            {"before": before, "after": group_values(session, saved)},
+        )
     return saved
 
 
@@ -242,13 +289,26 @@ def roots(session: Session) -> list[m.ApiRoot]:
 
 
 def collections(session: Session) -> list[dict[str, Any]]:
-    counts = dict(session.execute(select(m.ObjectVersion.collection_id, func.count(func.distinct(
-        m.ObjectVersion.stix_id))).group_by(m.ObjectVersion.collection_id)).all())
+    counts = dict(
+        session.execute(
+            select(m.ObjectVersion.collection_id, func.count(func.distinct(m.ObjectVersion.stix_id))).group_by(
+                m.ObjectVersion.collection_id
+            )
+        ).all()
+    )
     root_slug = {r.id: r.slug for r in roots(session)}
     rows = session.scalars(select(m.Collection).order_by(m.Collection.api_root_id, m.Collection.alias))
-    return [{"row": c, "root": root_slug.get(c.api_root_id, "?"), "objects": counts.get(c.id, 0),
-             "readers": store.split_list(c.readers), "writers": store.split_list(c.writers),
-             "types": store.split_list(c.types)} for c in rows]
+    return [
+        {
+            "row": c,
+            "root": root_slug.get(c.api_root_id, "?"),
+            "objects": counts.get(c.id, 0),
+            "readers": store.split_list(c.readers),
+            "writers": store.split_list(c.writers),
+            "types": store.split_list(c.types),
+        }
+        for c in rows
+    ]
 
 
 def get_collection(session: Session, uuid: str) -> m.Collection:
@@ -259,10 +319,16 @@ def get_collection(session: Session, uuid: str) -> m.Collection:
 
 
 def collection_values(row: m.Collection) -> dict[str, Any]:
-    return {"title": row.title, "description": row.description, "max_tlp": tlp_name(row.max_tlp),
-            "default_tlp": tlp_name(row.default_tlp), "types": store.split_list(row.types),
-            "readers": store.split_list(row.readers), "writers": store.split_list(row.writers),
-            "retention_days": row.retention_days}
+    return {
+        "title": row.title,
+        "description": row.description,
+        "max_tlp": tlp_name(row.max_tlp),
+        "default_tlp": tlp_name(row.default_tlp),
+        "types": store.split_list(row.types),
+        "readers": store.split_list(row.readers),
+        "writers": store.split_list(row.writers),
+        "retention_days": row.retention_days,
+    }
 
 
 def check_grants(session: Session, entries: list[str], what: str) -> None:
@@ -282,32 +348,46 @@ def check_grants(session: Session, entries: list[str], what: str) -> None:
 
 
 def collection_rules(uuid: str, values: dict[str, Any]) -> policy.Collection:
-    return policy.Collection(id=uuid, max_tlp=TLP.parse(values["max_tlp"]),
-                             default_tlp=TLP.parse(values["default_tlp"]), types=frozenset(values["types"]),
-                             readers=policy.Grants.parse(values["readers"]),
-                             writers=policy.Grants.parse(values["writers"]))
+    return policy.Collection(
+        id=uuid,
+        max_tlp=TLP.parse(values["max_tlp"]),
+        default_tlp=TLP.parse(values["default_tlp"]),
+        types=frozenset(values["types"]),
+        readers=policy.Grants.parse(values["readers"]),
+        writers=policy.Grants.parse(values["writers"]),
+    )
 
 
 def save_collection(session: Session, actor: str, uuid: str | None, values: dict[str, Any]) -> m.Collection:
     check_grants(session, values["readers"], "readers")
     check_grants(session, values["writers"], "writers")
-    columns = {"title": values["title"], "description": values["description"],
-               "max_tlp": int(TLP.parse(values["max_tlp"])), "default_tlp": int(TLP.parse(values["default_tlp"])),
-               "types": ",".join(values["types"]), "readers": ",".join(values["readers"]),
-               "writers": ",".join(values["writers"]), "retention_days": values.get("retention_days")}
+    columns = {
+        "title": values["title"],
+        "description": values["description"],
+        "max_tlp": int(TLP.parse(values["max_tlp"])),
+        "default_tlp": int(TLP.parse(values["default_tlp"])),
+        "types": ",".join(values["types"]),
+        "readers": ",".join(values["readers"]),
+        "writers": ",".join(values["writers"]),
+        "retention_days": values.get("retention_days"),
+    }
     with write.rules_change(session):
         if uuid is None:
             root = session.execute(select(m.ApiRoot).where(m.ApiRoot.slug == values["root"])).scalar_one_or_none()
             if root is None:
                 raise BadRequest(f"unknown API root '{values['root']}'")
-            if session.execute(select(m.Collection.id).where(m.Collection.api_root_id == root.id,
-                                                             m.Collection.alias == values["alias"])).first():
+            if session.execute(
+                select(m.Collection.id).where(
+                    m.Collection.api_root_id == root.id, m.Collection.alias == values["alias"]
+                )
+            ).first():
                 raise BadRequest(f"API root {root.slug} already has a collection with alias '{values['alias']}'")
             new_uuid = sharing.collection_uuid(root.slug, values["alias"])
             if session.execute(select(m.Collection.id).where(m.Collection.uuid == new_uuid)).first():
                 raise BadRequest(f"collection id {new_uuid} is already taken")
-            row = write.add_collection(session, root.id, values["alias"],
-                                       {**columns, "uuid": new_uuid, "is_reference": False})
+            row = write.add_collection(
+                session, root.id, values["alias"], {**columns, "uuid": new_uuid, "is_reference": False}
+            )
             before: dict[str, Any] = {}
         else:
             row = get_collection(session, uuid)
@@ -316,8 +396,13 @@ def save_collection(session: Session, actor: str, uuid: str | None, values: dict
             before = collection_values(row)
             write.set_columns(row, columns)
         session.flush()
-        store.audit(session, actor, "collection.create" if uuid is None else "collection.update",
-                    f"{row.alias} ({row.uuid})", {"before": before, "after": collection_values(row)})
+        store.audit(
+            session,
+            actor,
+            "collection.create" if uuid is None else "collection.update",
+            f"{row.alias} ({row.uuid})",
+            {"before": before, "after": collection_values(row)},
+        )
     return row
 
 
@@ -400,8 +485,9 @@ class ObjectSearch:
     collection: str = ""
 
 
-def search_objects(session: Session, snap: store.Snapshot, q: ObjectSearch, page: int
-                   ) -> tuple[list[m.ObjectVersion], bool]:
+def search_objects(
+    session: Session, snap: store.Snapshot, q: ObjectSearch, page: int
+) -> tuple[list[m.ObjectVersion], bool]:
     """Newest first, every version matching; an administrator's view of all objects."""
     V = m.ObjectVersion
     stmt = select(V)
@@ -429,8 +515,13 @@ def search_objects(session: Session, snap: store.Snapshot, q: ObjectSearch, page
 
 
 def object_versions(session: Session, stix_id: str) -> list[m.ObjectVersion]:
-    return list(session.scalars(select(m.ObjectVersion).where(m.ObjectVersion.stix_id == stix_id)
-                                .order_by(m.ObjectVersion.collection_id, m.ObjectVersion.version_us.desc())))
+    return list(
+        session.scalars(
+            select(m.ObjectVersion)
+            .where(m.ObjectVersion.stix_id == stix_id)
+            .order_by(m.ObjectVersion.collection_id, m.ObjectVersion.version_us.desc())
+        )
+    )
 
 
 def recipients(session: Session, snap: store.Snapshot, stix_id: str) -> list[str]:

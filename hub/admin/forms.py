@@ -42,27 +42,45 @@ class ActionForm(FlaskForm):
 
 
 class PartnerForm(FlaskForm):
-    slug = StringField("Partner id", validators=[DataRequired(), SLUG],
-                       description="Short id used as the TAXII user name, e.g. vncert. Cannot be changed later.")
+    slug = StringField(
+        "Partner id",
+        validators=[DataRequired(), SLUG],
+        description="Short id used as the TAXII user name, e.g. vncert. Cannot be changed later.",
+    )
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    country = StringField("Country (ISO 3166 alpha-2)", validators=[Optional(), Regexp(
-        r"^[A-Za-z]{2}$", message="use a two-letter ISO 3166 code such as VN")])
+    country = StringField(
+        "Country (ISO 3166 alpha-2)",
+        validators=[Optional(), Regexp(r"^[A-Za-z]{2}$", message="use a two-letter ISO 3166 code such as VN")],
+    )
     sector = StringField("Sector", validators=[Optional(), Length(max=64)])
     kind = SelectField("Kind", choices=KIND_CHOICES)
-    clearance = SelectField("TLP clearance", choices=TLP_CHOICES, default="AMBER",
-                            description="The most restrictive TLP this partner may receive.")
+    clearance = SelectField(
+        "TLP clearance",
+        choices=TLP_CHOICES,
+        default="AMBER",
+        description="The most restrictive TLP this partner may receive.",
+    )
     active = BooleanField("Active", default=True)
     confirm = BooleanField("I have seen the effect of this change; save it")
 
     def values(self) -> dict[str, Any]:
-        return {"slug": self.slug.data, "name": self.name.data.strip(), "country": (self.country.data or "").upper(),
-                "sector": (self.sector.data or "").strip(), "kind": self.kind.data,
-                "clearance": self.clearance.data, "active": bool(self.active.data)}
+        return {
+            "slug": self.slug.data,
+            "name": self.name.data.strip(),
+            "country": (self.country.data or "").upper(),
+            "sector": (self.sector.data or "").strip(),
+            "kind": self.kind.data,
+            "clearance": self.clearance.data,
+            "active": bool(self.active.data),
+        }
 
 
 class KeyForm(FlaskForm):
-    label = StringField("Label", validators=[Optional(), Length(max=200)],
-                        description="What the key is for, e.g. 'Sentinel production'.")
+    label = StringField(
+        "Label",
+        validators=[Optional(), Length(max=200)],
+        description="What the key is for, e.g. 'Sentinel production'.",
+    )
     read_only = BooleanField("Read-only (cannot publish)")
     expires_days = IntegerField("Expires after (days)", validators=[Optional(), NumberRange(min=1, max=3650)])
     cidrs = StringField("Allowed source networks (CIDR, comma-separated)", validators=[Optional(), Length(max=2000)])
@@ -71,15 +89,22 @@ class KeyForm(FlaskForm):
 class GroupForm(FlaskForm):
     slug = StringField("Group id", validators=[DataRequired(), SLUG])
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    members = TextAreaField("Explicit members (partner ids)", validators=[_each(re.compile(r"^[a-z0-9][a-z0-9_-]*$"),
-                                                                               "partner id")])
-    countries = StringField("Countries (every partner of these countries is a member)",
-                            validators=[_each(_COUNTRY, "two-letter country code")])
+    members = TextAreaField(
+        "Explicit members (partner ids)", validators=[_each(re.compile(r"^[a-z0-9][a-z0-9_-]*$"), "partner id")]
+    )
+    countries = StringField(
+        "Countries (every partner of these countries is a member)",
+        validators=[_each(_COUNTRY, "two-letter country code")],
+    )
     confirm = BooleanField("I have seen the effect of this change; save it")
 
     def values(self) -> dict[str, Any]:
-        return {"slug": self.slug.data, "name": self.name.data.strip(), "members": split_words(self.members.data),
-                "countries": [c.upper() for c in split_words(self.countries.data)]}
+        return {
+            "slug": self.slug.data,
+            "name": self.name.data.strip(),
+            "members": split_words(self.members.data),
+            "countries": [c.upper() for c in split_words(self.countries.data)],
+        }
 
 
 class CollectionForm(FlaskForm):
@@ -90,32 +115,46 @@ class CollectionForm(FlaskForm):
     max_tlp = SelectField("Maximum TLP", choices=TLP_CHOICES, default="AMBER")
     default_tlp = SelectField("Default TLP (objects without a TLP marking)", choices=TLP_CHOICES, default="AMBER")
     types = StringField("Allowed object types (empty: all)", validators=[_each(_TYPE, "STIX type")])
-    readers = StringField("Readers", validators=[_each(_GRANT, "grant ('*', group:ID, partner:ID or a partner id)")],
-                          description="'*' for everyone, group:ID, partner:ID; separated by commas.")
+    readers = StringField(
+        "Readers",
+        validators=[_each(_GRANT, "grant ('*', group:ID, partner:ID or a partner id)")],
+        description="'*' for everyone, group:ID, partner:ID; separated by commas.",
+    )
     writers = StringField("Writers", validators=[_each(_GRANT, "grant ('*', group:ID, partner:ID or a partner id)")])
     retention_days = IntegerField(
         "Keep superseded versions for (days)",
         validators=[Optional(), NumberRange(min=1, max=36_500, message="use a whole number of days from 1 to 36500")],
         description="Empty: keep every version. Otherwise the retention run archives the versions a newer version "
-                    "replaced once they are this old; the newest version of every object is always kept.")
+        "replaced once they are this old; the newest version of every object is always kept.",
+    )
     confirm = BooleanField("I have seen the effect of this change; save it")
 
     def validate_default_tlp(self, field: Any) -> None:
         order = list(TLP_LEVELS)
-        if field.data in order and self.max_tlp.data in order and order.index(field.data) > order.index(
-                self.max_tlp.data):
+        if (
+            field.data in order
+            and self.max_tlp.data in order
+            and order.index(field.data) > order.index(self.max_tlp.data)
+        ):
             raise ValidationError("the default TLP cannot be above the collection's maximum")
 
     def values(self) -> dict[str, Any]:
-        return {"root": self.root.data, "alias": self.alias.data, "title": self.title.data.strip(),
-                "description": (self.description.data or "").strip(), "max_tlp": self.max_tlp.data,
-                "default_tlp": self.default_tlp.data, "types": split_words(self.types.data),
-                "readers": split_words(self.readers.data), "writers": split_words(self.writers.data),
-                "retention_days": self.retention_days.data}
-
+        return {
+            "root": self.root.data,
+            "alias": self.alias.data,
+            "title": self.title.data.strip(),
+            "description": (self.description.data or "").strip(),
+            "max_tlp": self.max_tlp.data,
+            "default_tlp": self.default_tlp.data,
+            "types": split_words(self.types.data),
+            "readers": split_words(self.readers.data),
+            "writers": split_words(self.writers.data),
+            "retention_days": self.retention_days.data,
+        }
 
 
 class RecallForm(FlaskForm):
-    reason = TextAreaField("Reason", validators=[Optional(), Length(max=2000)],
-                           description="Kept with the recall and in the audit trail.")
+    reason = TextAreaField(
+        "Reason", validators=[Optional(), Length(max=2000)], description="Kept with the recall and in the audit trail."
+    )
     confirm = BooleanField("I have checked the recipients above; recall the object from all of them")

@@ -32,9 +32,15 @@ def object_facts(snap: store.Snapshot, row: m.ObjectVersion) -> policy.ObjectFac
     unknown: tuple[str, ...] = ()
     if row.unknown_markings:
         unknown = tuple(_unknown_refs(snap, row.raw)) or ("(unrecognised marking)",)
-    return policy.ObjectFacts(type=row.type, tlp=TLP(row.tlp), originator=originator, sharing=tuple(sharing),
-                              unknown_markings=unknown, quarantined=bool(row.quarantined),
-                              defines=snap.definitions.get(row.stix_id))
+    return policy.ObjectFacts(
+        type=row.type,
+        tlp=TLP(row.tlp),
+        originator=originator,
+        sharing=tuple(sharing),
+        unknown_markings=unknown,
+        quarantined=bool(row.quarantined),
+        defines=snap.definitions.get(row.stix_id),
+    )
 
 
 def _unknown_refs(snap: store.Snapshot, raw: str) -> list[str]:
@@ -65,8 +71,9 @@ class Verdict:
         return self.delivered is not None and self.delivered.pk != self.latest.pk
 
 
-def _versions_by_object(session: Session, collection_pk: int, stix_ids: Iterable[str] | None = None
-                        ) -> tuple[dict[str, list[m.ObjectVersion]], bool]:
+def _versions_by_object(
+    session: Session, collection_pk: int, stix_ids: Iterable[str] | None = None
+) -> tuple[dict[str, list[m.ObjectVersion]], bool]:
     stmt = select(m.ObjectVersion).where(m.ObjectVersion.collection_id == collection_pk)
     if stix_ids is not None:
         stmt = stmt.where(m.ObjectVersion.stix_id.in_(list(stix_ids)))
@@ -81,8 +88,13 @@ def _versions_by_object(session: Session, collection_pk: int, stix_ids: Iterable
     return grouped, cut
 
 
-def verdict(snap: store.Snapshot, world: policy.World, partner: policy.Partner, rules: policy.Collection,
-            versions: list[m.ObjectVersion]) -> Verdict:
+def verdict(
+    snap: store.Snapshot,
+    world: policy.World,
+    partner: policy.Partner,
+    rules: policy.Collection,
+    versions: list[m.ObjectVersion],
+) -> Verdict:
     """Decide one object id for one partner: the newest version released, else why the newest is withheld."""
     latest = versions[0]
     first = None
@@ -99,8 +111,9 @@ def _slug(snap: store.Snapshot, row: m.ObjectVersion) -> str:
     return snap.partners[row.originator_id].slug if row.originator_id in snap.partners else "?"
 
 
-def view_as(session: Session, snap: store.Snapshot, partner_slug: str, collection_uuid: str
-            ) -> tuple[list[Verdict], bool]:
+def view_as(
+    session: Session, snap: store.Snapshot, partner_slug: str, collection_uuid: str
+) -> tuple[list[Verdict], bool]:
     """Every object of a collection as ``partner_slug`` would receive it; and whether the preview was cut."""
     partner = snap.partner(partner_slug)
     info = snap.collections[collection_uuid]
@@ -120,8 +133,9 @@ class Audience:
 
 def who_can_see(session: Session, snap: store.Snapshot, stix_id: str) -> list[Audience]:
     """Every collection holding ``stix_id`` and, in each, every partner's verdict."""
-    holders = session.scalars(select(m.ObjectVersion.collection_id).where(m.ObjectVersion.stix_id == stix_id)
-                              .distinct()).all()
+    holders = session.scalars(
+        select(m.ObjectVersion.collection_id).where(m.ObjectVersion.stix_id == stix_id).distinct()
+    ).all()
     by_pk = {c.pk: c for c in snap.collections.values()}
     partners = sorted((p for p in snap.partners.values() if p.kind != "hub"), key=lambda p: p.slug)
     out = []
@@ -145,9 +159,14 @@ class Impact:
     lost: list[str]
 
 
-def what_if(session: Session, snap: store.Snapshot, *, world: policy.World | None = None,
-            partners: Mapping[int, policy.Partner] | None = None,
-            rules: Mapping[str, policy.Collection] | None = None) -> list[Impact]:
+def what_if(
+    session: Session,
+    snap: store.Snapshot,
+    *,
+    world: policy.World | None = None,
+    partners: Mapping[int, policy.Partner] | None = None,
+    rules: Mapping[str, policy.Collection] | None = None,
+) -> list[Impact]:
     """Compare what every partner receives now with what it would receive under changed rules.
 
     ``world`` replaces the trust groups, ``partners`` replaces partners by primary key and

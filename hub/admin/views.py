@@ -143,8 +143,16 @@ def partner(slug: str) -> str:
         snap = hub.snapshot(s)
         access = _access(snap, slug)
         groups = sorted(snap.world.groups_of(snap.partner(slug)))
-    return render_template("admin/partner.html", p=row, keys=keys, depends=depends, access=access, groups=groups,
-                           key_form=forms.KeyForm(), action=forms.ActionForm())
+    return render_template(
+        "admin/partner.html",
+        p=row,
+        keys=keys,
+        depends=depends,
+        access=access,
+        groups=groups,
+        key_form=forms.KeyForm(),
+        action=forms.ActionForm(),
+    )
 
 
 def _access(snap: store.Snapshot, slug: str) -> list[dict[str, Any]]:
@@ -155,8 +163,14 @@ def _access(snap: store.Snapshot, slug: str) -> list[dict[str, Any]]:
         reads = snap.world.granted(info.rules.readers, p)
         writes = snap.world.granted(info.rules.writers, p)
         if reads or writes:
-            out.append({"info": info, "reads": reads, "writes": writes,
-                        "url": urljoin(_base(), f"{info.api_root}/collections/{info.uuid}/")})
+            out.append(
+                {
+                    "info": info,
+                    "reads": reads,
+                    "writes": writes,
+                    "url": urljoin(_base(), f"{info.api_root}/collections/{info.uuid}/"),
+                }
+            )
     return out
 
 
@@ -180,8 +194,14 @@ def partner_edit(slug: str) -> Any:
         with _hub().session(write=False) as s:
             snap = _hub().snapshot(s)
             before = snap.partner(slug)
-            after = policy.Partner(before.id, slug, values["country"], policy.TLP.parse(values["clearance"]),
-                                   values["active"], values["kind"])
+            after = policy.Partner(
+                before.id,
+                slug,
+                values["country"],
+                policy.TLP.parse(values["clearance"]),
+                values["active"],
+                values["kind"],
+            )
             impact = preview.what_if(s, snap, partners={before.id: after})
         if impact and not form.confirm.data:
             return render_template("admin/partner_form.html", form=form, partner=slug, impact=impact), 409
@@ -189,8 +209,9 @@ def partner_edit(slug: str) -> Any:
             data.save_partner(s, _actor(), slug, values)
         flash(f"Partner {slug} saved.")
         return redirect(url_for("admin.partner", slug=slug))
-    return render_template("admin/partner_form.html", form=form, partner=slug,
-                           impact=impact), 400 if form.errors else 200
+    return render_template(
+        "admin/partner_form.html", form=form, partner=slug, impact=impact
+    ), 400 if form.errors else 200
 
 
 @bp.post("/partners/<slug>/suspend")
@@ -214,15 +235,25 @@ def key_issue(slug: str) -> Any:
     hub = _hub()
     form = forms.KeyForm()
     if not form.validate():
-        flash("The key was not issued: " + "; ".join(f"{form[k].label.text}: {', '.join(v)}"
-                                                       for k, v in form.errors.items()), "error")
+        flash(
+            "The key was not issued: "
+            + "; ".join(f"{form[k].label.text}: {', '.join(v)}" for k, v in form.errors.items()),
+            "error",
+        )
         return redirect(url_for("admin.partner", slug=slug))
     try:
         with hub.session() as s:
             data.get_partner(s, slug)
-            key_id, secret = services.create_key(s, hub.pepper, slug, read_only=bool(form.read_only.data),
-                                                 expires_days=form.expires_days.data, cidrs=form.cidrs.data or "",
-                                                 label=form.label.data or "", actor=_actor())
+            key_id, secret = services.create_key(
+                s,
+                hub.pepper,
+                slug,
+                read_only=bool(form.read_only.data),
+                expires_days=form.expires_days.data,
+                cidrs=form.cidrs.data or "",
+                label=form.label.data or "",
+                actor=_actor(),
+            )
     except BadRequest as exc:
         flash(f"The key was not issued: {exc.message}", "error")
         return redirect(url_for("admin.partner", slug=slug))
@@ -230,8 +261,9 @@ def key_issue(slug: str) -> Any:
         access = _access(hub.snapshot(s), slug)
     # The examples use the first ordinary collection the partner reads, not the reference data.
     first = next((a for a in access if a["reads"] and not a["info"].is_reference), access[0] if access else None)
-    return render_template("admin/key_issued.html", slug=slug, key_id=key_id, secret=secret, access=access,
-                           first=first, base=_base())
+    return render_template(
+        "admin/key_issued.html", slug=slug, key_id=key_id, secret=secret, access=access, first=first, base=_base()
+    )
 
 
 @bp.post("/keys/<key_id>/revoke")
@@ -262,8 +294,14 @@ def group_edit(slug: str | None) -> Any:
     if request.method == "GET" and slug is not None:
         with hub.session(write=False) as s:
             v = data.group_values(s, data.get_group(s, slug))
-        form = forms.GroupForm(data={"slug": slug, "name": v["name"], "members": ", ".join(v["members"]),
-                                     "countries": ", ".join(v["countries"])})
+        form = forms.GroupForm(
+            data={
+                "slug": slug,
+                "name": v["name"],
+                "members": ", ".join(v["members"]),
+                "countries": ", ".join(v["countries"]),
+            }
+        )
     if slug is not None:
         form.slug.data = slug
     impact = None
@@ -276,8 +314,9 @@ def group_edit(slug: str | None) -> Any:
                 world = data.proposed_world(snap, slug, values["members"], values["countries"])
                 impact = preview.what_if(s, snap, world=world)
         if impact and not form.confirm.data:
-            return render_template("admin/group_form.html", form=form, slug=slug, impact=impact,
-                                   partners=_partner_slugs()), 409
+            return render_template(
+                "admin/group_form.html", form=form, slug=slug, impact=impact, partners=_partner_slugs()
+            ), 409
         try:
             with hub.session() as s:
                 data.save_group(s, _actor(), slug, values)
@@ -287,8 +326,9 @@ def group_edit(slug: str | None) -> Any:
             flash(f"Trust group {values['slug']} saved.")
             return redirect(url_for("admin.groups"))
     status = 400 if form.errors else 200
-    return render_template("admin/group_form.html", form=form, slug=slug, impact=impact,
-                           partners=_partner_slugs()), status
+    return render_template(
+        "admin/group_form.html", form=form, slug=slug, impact=impact, partners=_partner_slugs()
+    ), status
 
 
 def _partner_slugs() -> list[str]:
@@ -318,8 +358,13 @@ def collection_edit(uuid: str | None) -> Any:
         current = None
         if row is not None:
             v = data.collection_values(row)
-            current = {**v, "alias": row.alias, "types": ", ".join(v["types"]),
-                       "readers": ", ".join(v["readers"]), "writers": ", ".join(v["writers"])}
+            current = {
+                **v,
+                "alias": row.alias,
+                "types": ", ".join(v["types"]),
+                "readers": ", ".join(v["readers"]),
+                "writers": ", ".join(v["writers"]),
+            }
             root_choices = [c for c in root_choices if c.value == hub.snapshot(s).collections[row.uuid].api_root]
     form = forms.CollectionForm(data=current) if request.method == "GET" and current else forms.CollectionForm()
     form.root.choices = root_choices
@@ -371,9 +416,18 @@ def preview_as() -> Any:
                 error = "Choose a collection." if not collection_id else f"No collection '{collection_id}'."
             else:
                 verdicts, cut = preview.view_as(s, snap, partner_slug, collection_id)
-        body = render_template("admin/preview.html", partners=partners_, collections=colls, partner=partner_slug,
-                               collection=collection_id, verdicts=verdicts, cut=cut, error=error, show=show,
-                               info=snap.collections.get(collection_id))
+        body = render_template(
+            "admin/preview.html",
+            partners=partners_,
+            collections=colls,
+            partner=partner_slug,
+            collection=collection_id,
+            verdicts=verdicts,
+            cut=cut,
+            error=error,
+            show=show,
+            info=snap.collections.get(collection_id),
+        )
     return body, 400 if error else 200
 
 
@@ -397,9 +451,13 @@ def who() -> Any:
 
 def _audit_filter() -> data.AuditFilter:
     a = request.args
-    return data.AuditFilter(actor=a.get("actor", "").strip(), action=a.get("action", "").strip(),
-                            target=a.get("target", "").strip(), since=a.get("since", "").strip(),
-                            until=a.get("until", "").strip())
+    return data.AuditFilter(
+        actor=a.get("actor", "").strip(),
+        action=a.get("action", "").strip(),
+        target=a.get("target", "").strip(),
+        since=a.get("since", "").strip(),
+        until=a.get("until", "").strip(),
+    )
 
 
 @bp.get("/audit")
@@ -413,16 +471,18 @@ def audit() -> Any:
         except BadRequest as exc:
             rows, more, error = [], False, exc.message
         actions = data.audit_actions(s)
-    return render_template("admin/audit.html", rows=rows, more=more, page=page, f=f, actions=actions,
-                           error=error), 400 if error else 200
+    return render_template(
+        "admin/audit.html", rows=rows, more=more, page=page, f=f, actions=actions, error=error
+    ), 400 if error else 200
 
 
 @bp.get("/audit.csv")
 def audit_csv() -> Any:
     with _hub().session(write=False) as s:
         body = data.audit_csv(s, _audit_filter())
-    return Response(body, mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=cti-hub-audit.csv"})
+    return Response(
+        body, mimetype="text/csv", headers={"Content-Disposition": "attachment; filename=cti-hub-audit.csv"}
+    )
 
 
 # --------------------------------------------------------------------- objects
@@ -431,8 +491,7 @@ def audit_csv() -> Any:
 @bp.get("/objects/")
 def objects() -> Any:
     a = request.args
-    q = data.ObjectSearch(**{k: a.get(k, "").strip() for k in ("id", "type", "partner", "tlp", "text",
-                                                                  "collection")})
+    q = data.ObjectSearch(**{k: a.get(k, "").strip() for k in ("id", "type", "partner", "tlp", "text", "collection")})
     page, error = _page(), None
     hub = _hub()
     with hub.session(write=False) as s:
@@ -442,10 +501,19 @@ def objects() -> Any:
         except (BadRequest, ValueError) as exc:
             rows, more, error = [], False, getattr(exc, "message", str(exc))
         by_pk = {c.pk: c for c in snap.collections.values()}
-        body = render_template("admin/objects.html", rows=rows, more=more, page=page, q=q, error=error,
-                               types=data.object_types(s), partners=sorted(snap.by_slug),
-                               collections=sorted(snap.collections.values(), key=lambda c: (c.api_root, c.alias)),
-                               by_pk=by_pk, originator={pk: p.slug for pk, p in snap.partners.items()})
+        body = render_template(
+            "admin/objects.html",
+            rows=rows,
+            more=more,
+            page=page,
+            q=q,
+            error=error,
+            types=data.object_types(s),
+            partners=sorted(snap.by_slug),
+            collections=sorted(snap.collections.values(), key=lambda c: (c.api_root, c.alias)),
+            by_pk=by_pk,
+            originator={pk: p.slug for pk, p in snap.partners.items()},
+        )
     return body, 400 if error else 200
 
 
@@ -462,14 +530,27 @@ def _object_page(stix_id: str, recall_form: forms.RecallForm, error: str | None 
         if not versions:
             raise NotFound(f"no object {stix_id} is stored")
         by_pk = {c.pk: c for c in snap.collections.values()}
-        shown = [{"row": v, "collection": by_pk.get(v.collection_id),
-                  "facts": preview.object_facts(snap, v),
-                  "json": orjson.dumps(orjson.loads(v.raw), option=orjson.OPT_INDENT_2).decode()} for v in versions]
+        shown = [
+            {
+                "row": v,
+                "collection": by_pk.get(v.collection_id),
+                "facts": preview.object_facts(snap, v),
+                "json": orjson.dumps(orjson.loads(v.raw), option=orjson.OPT_INDENT_2).decode(),
+            }
+            for v in versions
+        ]
         audiences = preview.who_can_see(s, snap, stix_id)
-        body = render_template("admin/object.html", stix_id=stix_id, versions=shown, audiences=audiences,
-                               markings=snap.markings, recipients=data.recipients(s, snap, stix_id),
-                               recalls=withdrawals.recalls_of(s, stix_id), recall_form=recall_form,
-                               recall_error=error)
+        body = render_template(
+            "admin/object.html",
+            stix_id=stix_id,
+            versions=shown,
+            audiences=audiences,
+            markings=snap.markings,
+            recipients=data.recipients(s, snap, stix_id),
+            recalls=withdrawals.recalls_of(s, stix_id),
+            recall_form=recall_form,
+            recall_error=error,
+        )
     return body, 400 if error else 200
 
 
@@ -478,13 +559,18 @@ def object_recall(stix_id: str) -> Any:
     hub = _hub()
     form = forms.RecallForm()
     if not form.validate():
-        return _object_page(stix_id, form, "The recall was not recorded: " + "; ".join(
-            f"{form[k].label.text}: {', '.join(v)}" for k, v in form.errors.items()))
+        return _object_page(
+            stix_id,
+            form,
+            "The recall was not recorded: "
+            + "; ".join(f"{form[k].label.text}: {', '.join(v)}" for k, v in form.errors.items()),
+        )
     if not form.confirm.data:
         return _object_page(stix_id, form, "The recall was not recorded: tick the confirmation first.")
     with hub.session() as s:
-        result = withdrawals.recall(s, hub.snapshot(s), stix_id, _actor(), (form.reason.data or "").strip(),
-                                    source=request.remote_addr or "")
+        result = withdrawals.recall(
+            s, hub.snapshot(s), stix_id, _actor(), (form.reason.data or "").strip(), source=request.remote_addr or ""
+        )
     who = ", ".join(result.recipients) or "nobody (no partner has received it)"
     flash(f"Recall recorded: {stix_id} is withdrawn from {who}; their feeds list it from their next poll.")
     return redirect(url_for("admin.object_detail", stix_id=stix_id))

@@ -16,13 +16,31 @@ from hub.cli import accounts, ops, serve, sharing
 
 @click.group()
 @click.version_option(__version__)
-@click.option("--config", type=click.Path(dir_okay=False), envvar="HUB_CONFIG",
-              help="Settings file (TOML); defaults to HUB_* environment variables only.")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    envvar="HUB_CONFIG",
+    help="Settings file (TOML); defaults to HUB_* environment variables only.",
+)
 def main(config: str | None) -> None:
     """Run and administer a cti-hub TAXII 2.1 sharing hub."""
 
 
-for command in (sharing.db_group, sharing.sharing, accounts.partners, accounts.keys, accounts.admin, serve.serve,
-                serve.demo, feeds, actors, ops.audit_group, ops.ledger_group, ops.retention_group, ops.recall,
-                ops.backup, ops.restore):
+for command in (
+    sharing.db_group,
+    sharing.sharing,
+    accounts.partners,
+    accounts.keys,
+    accounts.admin,
+    serve.serve,
+    serve.demo,
+    feeds,
+    actors,
+    ops.audit_group,
+    ops.ledger_group,
+    ops.retention_group,
+    ops.recall,
+    ops.backup,
+    ops.restore,
+):
     main.add_command(command)

@@ -47,15 +47,22 @@ def keys() -> None:
 @click.option("--label", default="", help="A note to recognise the key by.")
 @click.pass_context
 @_fail_cleanly
-def keys_create(ctx: click.Context, partner: str, read_only: bool, expires_days: int | None,
-                cidr: tuple[str, ...], label: str) -> None:
+def keys_create(
+    ctx: click.Context, partner: str, read_only: bool, expires_days: int | None, cidr: tuple[str, ...], label: str
+) -> None:
     """Issue a key for PARTNER; the secret is printed once, alone on the last line."""
     hub = _hub(ctx)
     with hub.session() as session:
-        key_id, secret = services.create_key(session, hub.pepper, partner, read_only=read_only,
-                                             expires_days=expires_days, cidrs=",".join(cidr), label=label)
-    click.echo(f"key {key_id} for {partner} (store the secret now: it is not kept and cannot be shown again)",
-               err=True)
+        key_id, secret = services.create_key(
+            session,
+            hub.pepper,
+            partner,
+            read_only=read_only,
+            expires_days=expires_days,
+            cidrs=",".join(cidr),
+            label=label,
+        )
+    click.echo(f"key {key_id} for {partner} (store the secret now: it is not kept and cannot be shown again)", err=True)
     click.echo(secret)
 
 
@@ -75,8 +82,10 @@ def keys_list(ctx: click.Context, partner: str | None) -> None:
     for key, slug in rows:
         state = "revoked" if key.revoked_us else "expired" if key.expires_us and key.expires_us <= now else "active"
         mode = "read-only" if key.read_only else "read-write"
-        click.echo(f"{key.key_id:<15} {slug:<14} {state:<9} {mode:<10} {_day(key.expires_us):<12} "
-                   f"{_day(key.last_used_us, seconds=True):<20} {key.label}")
+        click.echo(
+            f"{key.key_id:<15} {slug:<14} {state:<9} {mode:<10} {_day(key.expires_us):<12} "
+            f"{_day(key.last_used_us, seconds=True):<20} {key.label}"
+        )
 
 
 def _day(us: int | None, *, seconds: bool = False) -> str:

@@ -45,8 +45,9 @@ def verify_chain(session: Session, batch: int = 5000) -> ChainCheck:
             row = {k: getattr(ev, k) for k in store.AUDIT_FIELDS}
             where = f"event {ev.id} ({stix.format_timestamp(ev.at_us)} {ev.action} by {ev.actor})"
             if ev.prev_hash != prev:
-                return ChainCheck(count, prev, f"audit chain broken at {where}: the event before it was "
-                                               "deleted or altered")
+                return ChainCheck(
+                    count, prev, f"audit chain broken at {where}: the event before it was deleted or altered"
+                )
             if store.audit_hash(prev, row) != ev.hash:
                 return ChainCheck(count, prev, f"audit chain broken at {where}: its content was edited")
             prev, last_id, count = ev.hash, ev.id, count + 1
@@ -54,8 +55,12 @@ def verify_chain(session: Session, batch: int = 5000) -> ChainCheck:
             break
     head_id, head_hash = store.audit_head(session)
     if (head_id, head_hash) != (last_id, prev):
-        return ChainCheck(count, prev, f"audit chain broken after event {last_id}: the chain head records event "
-                                       f"{head_id}; the newest events were deleted or altered")
+        return ChainCheck(
+            count,
+            prev,
+            f"audit chain broken after event {last_id}: the chain head records event "
+            f"{head_id}; the newest events were deleted or altered",
+        )
     return ChainCheck(count, prev)
 
 
@@ -122,8 +127,10 @@ def ledger_who_received(ctx: click.Context, object_id: str, version: str | None)
         return
     click.echo(f"{'PARTNER':<14} {'KEY':<15} {'AT':<28} {'ENDPOINT':<9} {'COLLECTION':<14} {'RULES':<6} VERSION")
     for r in receipts:
-        click.echo(f"{r.partner:<14} {r.key_id:<15} {stix.format_timestamp(r.at_us):<28} {r.endpoint:<9} "
-                   f"{r.collection:<14} {r.rules_version:<6} {r.version}")
+        click.echo(
+            f"{r.partner:<14} {r.key_id:<15} {stix.format_timestamp(r.at_us):<28} {r.endpoint:<9} "
+            f"{r.collection:<14} {r.rules_version:<6} {r.version}"
+        )
 
 
 # --------------------------------------------------------------------- retention
@@ -136,8 +143,13 @@ def retention_group() -> None:
 
 @retention_group.command("run")
 @click.option("--dry-run", is_flag=True, help="Print what would be archived; change nothing.")
-@click.option("--batch-size", default=retention.DEFAULT_BATCH, show_default=True, type=click.IntRange(1, 100_000),
-              help="Versions moved per write transaction.")
+@click.option(
+    "--batch-size",
+    default=retention.DEFAULT_BATCH,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Versions moved per write transaction.",
+)
 @click.pass_context
 @_fail_cleanly
 def retention_run(ctx: click.Context, dry_run: bool, batch_size: int) -> None:
@@ -157,8 +169,10 @@ def retention_statuses(ctx: click.Context, dry_run: bool) -> None:
     """Delete the TAXII status resources older than the status_retention_days setting."""
     hub = _hub(ctx)
     count = retention.purge_statuses(hub, dry_run=dry_run)
-    click.echo(f"{'would delete' if dry_run else 'deleted'} {count} status resources older than "
-               f"{hub.settings['status_retention_days']} days (status_retention_days)")
+    click.echo(
+        f"{'would delete' if dry_run else 'deleted'} {count} status resources older than "
+        f"{hub.settings['status_retention_days']} days (status_retention_days)"
+    )
 
 
 @click.command("recall")
@@ -203,8 +217,10 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
 
 def _run(args: list[str], env: dict[str, str]) -> None:
     if shutil.which(args[0]) is None:
-        raise HubError(f"{args[0]} is not installed: install the PostgreSQL client tools (same major version as "
-                       "the server or newer)")
+        raise HubError(
+            f"{args[0]} is not installed: install the PostgreSQL client tools (same major version as "
+            "the server or newer)"
+        )
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
         raise HubError(f"{args[0]} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
@@ -240,8 +256,10 @@ def restore_database(url: str, source: Path) -> None:
     finally:
         engine.dispose()
     if tables:
-        raise HubError(f"the database at {make_url(url).render_as_string(hide_password=True)} is not empty; "
-                       "restore only into a new, empty database")
+        raise HubError(
+            f"the database at {make_url(url).render_as_string(hide_password=True)} is not empty; "
+            "restore only into a new, empty database"
+        )
     if is_sqlite:
         src = sqlite3.connect(source)
         dest = sqlite3.connect(_sqlite_path(url))
@@ -253,8 +271,18 @@ def restore_database(url: str, source: Path) -> None:
             src.close()
     else:
         uri, env = _libpq(url)
-        _run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-              f"--dbname={uri}", str(source)], env)
+        _run(
+            [
+                "pg_restore",
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--single-transaction",
+                f"--dbname={uri}",
+                str(source),
+            ],
+            env,
+        )
     engine = db.make_engine(url)
     try:
         db.upgrade(engine)

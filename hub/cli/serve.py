@@ -26,19 +26,38 @@ KEEP_ALIVE_SECONDS = 75
 def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) -> None:
     """Serve the hub with gunicorn (migrations are applied first)."""
     _hub(ctx)
-    args = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "--worker-class", "gthread",
-            "--threads", str(threads), "--timeout", "120",
-            # Idle keep-alive connections stay open longer than pollers and load balancers pause between
-            # requests (gunicorn's 2 s default races clients that reuse a connection it is closing).
-            # No gunicorn access log: the hub writes one JSON line per request itself (hub.access).
-            "--keep-alive", str(KEEP_ALIVE_SECONDS), "hub.wsgi:app"]
+    args = [
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        "--timeout",
+        "120",
+        # Idle keep-alive connections stay open longer than pollers and load balancers pause between
+        # requests (gunicorn's 2 s default races clients that reuse a connection it is closing).
+        # No gunicorn access log: the hub writes one JSON line per request itself (hub.access).
+        "--keep-alive",
+        str(KEEP_ALIVE_SECONDS),
+        "hub.wsgi:app",
+    ]
     click.echo(f"serving on http://{host}:{port}/taxii2/ with {workers} workers", err=True)
     os.execvp(sys.executable, [sys.executable, "-m", *args])  # noqa: S606 - replace this process with gunicorn
 
 
 @click.command()
-@click.option("--file", "file", default="config/sharing.yaml", show_default=True,
-              type=click.Path(exists=True, dir_okay=False), help="The sharing configuration to apply.")
+@click.option(
+    "--file",
+    "file",
+    default="config/sharing.yaml",
+    show_default=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The sharing configuration to apply.",
+)
 @click.option("--objects", default=2000, show_default=True, help="Demo indicators to load on first run.")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Where the hub will listen.")
 @click.pass_context

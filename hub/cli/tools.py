@@ -15,12 +15,14 @@ from hub.errors import HubError
 
 def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn a HubError into click's one-line error and exit status 1."""
+
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except HubError as exc:
             raise click.ClickException(exc.message) from None
+
     return wrapper
 
 

@@ -12,8 +12,7 @@ IPV4_PREFIXES: tuple[str, ...] = ("192.0.2.", "198.51.100.", "203.0.113.")
 IPV4_BENCH_NET = "198.18.0.0/15"
 
 _DOMAIN_PREFIXES = (
-    "login secure docs update cdn mail auth portal careers recruit wallet swap verify drive cloud hr"
-    " assessment meet"
+    "login secure docs update cdn mail auth portal careers recruit wallet swap verify drive cloud hr assessment meet"
 ).split()
 _DOMAIN_STEMS = (
     "naver-nid daum-mail kakao-auth defi-bridge coin-exchange nft-market talent-hub job-portal"

@@ -23,8 +23,12 @@ def run(hub: services.Hub, file: str, count: int, url: str, *, echo: Callable[[s
     echo(f"sharing configuration applied from {file}: {len(changes)} change(s)")
     with hub.session() as session:
         snap = hub.snapshot(session)
-        stored = session.execute(select(func.count()).select_from(m.ObjectVersion).join(m.Collection)
-                                 .where(m.Collection.is_reference.is_(False))).scalar_one()
+        stored = session.execute(
+            select(func.count())
+            .select_from(m.ObjectVersion)
+            .join(m.Collection)
+            .where(m.Collection.is_reference.is_(False))
+        ).scalar_one()
     if stored == 0:
         loaded = load_objects(hub, snap, count)
         echo(f"loaded {loaded} demo object versions (synthetic DPRK indicators)")
@@ -39,8 +43,9 @@ def load_objects(hub: services.Hub, snap: store.Snapshot, count: int) -> int:
     group_markings = [g.marking_id for g in _groups(hub)]
     total = 0
     for collection in sorted(collections, key=lambda c: c.alias):
-        writers = [p for p in snap.partners.values()
-                   if p.kind != "hub" and snap.world.granted(collection.rules.writers, p)]
+        writers = [
+            p for p in snap.partners.values() if p.kind != "hub" and snap.world.granted(collection.rules.writers, p)
+        ]
         if not writers:
             continue
         share = max(1, count // max(1, len(collections)) // len(writers))
@@ -48,9 +53,13 @@ def load_objects(hub: services.Hub, snap: store.Snapshot, count: int) -> int:
         for publisher in sorted(writers, key=lambda p: p.slug):
             row = snap.partner_rows[publisher.id]
             stream = demo_data.indicators(
-                share, publishers=[demo_data.Publisher(row.slug, row.identity_id)],
-                seed=zlib.crc32(f"{collection.uuid}/{row.slug}".encode()), tlp_mix=mix,
-                sharing_markings=group_markings, sharing_ratio=0.15 if group_markings else 0.0)
+                share,
+                publishers=[demo_data.Publisher(row.slug, row.identity_id)],
+                seed=zlib.crc32(f"{collection.uuid}/{row.slug}".encode()),
+                tlp_mix=mix,
+                sharing_markings=group_markings,
+                sharing_ratio=0.15 if group_markings else 0.0,
+            )
             objects = demo_data.actors() + list(stream)
             for envelope in demo_data.envelope_chunks(objects, 1000):
                 result = services.ingest_envelope(hub, publisher.id, collection.uuid, envelope["objects"])
@@ -88,9 +97,13 @@ def _print_access(hub: services.Hub, snap: store.Snapshot, url: str, echo: Calla
         echo(f"Partner {slug} (clearance {clearance}) key: {secret}")
         echo(f"  curl -u {slug}:{secret} -H 'Accept: application/taxii+json;version=2.1' \\")
         echo(f"       '{url}/{root}/collections/{first.uuid}/objects/?limit=5'")
-        echo(f"  python -c \"from taxii2client.v21 import Collection; "
-             f"c = Collection('{url}/{root}/collections/{first.uuid}/', user='{slug}', password='{secret}'); "
-             f"print(len(c.get_objects()['objects']))\"")
+        echo(
+            f'  python -c "from taxii2client.v21 import Collection; '
+            f"c = Collection('{url}/{root}/collections/{first.uuid}/', user='{slug}', password='{secret}'); "
+            f"print(len(c.get_objects()['objects']))\""
+        )
     echo("")
-    echo("Microsoft Sentinel (Threat Intelligence - TAXII): API root URL as above, collection id as above, "
-         "user = partner id, password = key.")
+    echo(
+        "Microsoft Sentinel (Threat Intelligence - TAXII): API root URL as above, collection id as above, "
+        "user = partner id, password = key."
+    )

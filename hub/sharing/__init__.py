@@ -24,5 +24,18 @@ from hub.sharing.spec import (
     partner_identity,
 )
 
-__all__ = ["HUB_SLUG", "NAMESPACE", "Change", "SharingSpec", "apply", "collection_uuid", "export",
-           "group_marking_id", "hub_identity", "load", "loads", "partner_identity", "plan"]
+__all__ = [
+    "HUB_SLUG",
+    "NAMESPACE",
+    "Change",
+    "SharingSpec",
+    "apply",
+    "collection_uuid",
+    "export",
+    "group_marking_id",
+    "hub_identity",
+    "load",
+    "loads",
+    "partner_identity",
+    "plan",
+]

@@ -117,8 +117,15 @@ def _describe(current: dict[str, Any], changed: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _update(what: str, row: Any, current: dict[str, Any], wanted: dict[str, Any], *, note: str = "",
-            save: Callable[[dict[str, Any]], None] | None = None) -> list[_Step]:
+def _update(
+    what: str,
+    row: Any,
+    current: dict[str, Any],
+    wanted: dict[str, Any],
+    *,
+    note: str = "",
+    save: Callable[[dict[str, Any]], None] | None = None,
+) -> list[_Step]:
     """Return the step that brings ``row`` from ``current`` to ``wanted``, if they differ."""
     changed = {k: v for k, v in wanted.items() if current.get(k) != v}
     if not changed:
@@ -137,13 +144,26 @@ def _update(what: str, row: Any, current: dict[str, Any], wanted: dict[str, Any]
 
 
 def _partner_values(row: m.Partner) -> dict[str, Any]:
-    return {"name": row.name, "country": row.country, "sector": row.sector, "kind": row.kind,
-            "clearance": TLP(row.clearance), "active": row.active, "identity_id": row.identity_id}
+    return {
+        "name": row.name,
+        "country": row.country,
+        "sector": row.sector,
+        "kind": row.kind,
+        "clearance": TLP(row.clearance),
+        "active": row.active,
+        "identity_id": row.identity_id,
+    }
 
 
 def _partner_wanted(p: PartnerSpec, row: m.Partner | None) -> dict[str, Any]:
-    values: dict[str, Any] = {"name": p.name, "country": p.country, "sector": p.sector, "kind": p.kind,
-                              "clearance": p.clearance, "active": p.active}
+    values: dict[str, Any] = {
+        "name": p.name,
+        "country": p.country,
+        "sector": p.sector,
+        "kind": p.kind,
+        "clearance": p.clearance,
+        "active": p.active,
+    }
     # A derived identity never replaces one already stored: objects' created_by_ref point at it.
     if p.identity_explicit or row is None:
         values["identity_id"] = p.identity
@@ -166,8 +186,10 @@ def _partner_steps(session: Session, spec: SharingSpec, hub_id: str) -> list[_St
         row = rows.get(p.slug)
         values = _partner_wanted(p, row)
         if row is None:
-            add = _Step(Change("add", f"partner {p.slug}", _partner_summary(p)),
-                        partial(write.add_partner, session, p.slug, values))
+            add = _Step(
+                Change("add", f"partner {p.slug}", _partner_summary(p)),
+                partial(write.add_partner, session, p.slug, values),
+            )
             steps.append(add)
         else:
             steps += _update(f"partner {p.slug}", row, _partner_values(row), values)
@@ -175,8 +197,9 @@ def _partner_steps(session: Session, spec: SharingSpec, hub_id: str) -> list[_St
     for slug, row in rows.items():
         # Never deleted (keys, objects, audit history): suspended instead.
         if slug not in listed and row.active:
-            steps += _update(f"partner {slug}", row, {"active": True}, {"active": False},
-                             note=" (not in the file: suspended)")
+            steps += _update(
+                f"partner {slug}", row, {"active": True}, {"active": False}, note=" (not in the file: suspended)"
+            )
     return steps
 
 
@@ -208,29 +231,38 @@ def _group_steps(session: Session, spec: SharingSpec) -> list[_Step]:
     rows = {g.slug: g for g in session.scalars(select(m.TrustGroup).order_by(m.TrustGroup.id))}
     members: dict[int, list[str]] = {}
     stmt = select(m.TrustGroupMember.group_id, m.Partner.slug).join(
-        m.Partner, m.Partner.id == m.TrustGroupMember.partner_id)
+        m.Partner, m.Partner.id == m.TrustGroupMember.partner_id
+    )
     for group_id, slug in session.execute(stmt):
         members.setdefault(group_id, []).append(slug)
     steps: list[_Step] = []
     for g in spec.groups:
-        wanted = {"name": g.name, "countries": g.countries, "marking_id": group_marking_id(g.slug),
-                  "members": g.members}
+        wanted = {
+            "name": g.name,
+            "countries": g.countries,
+            "marking_id": group_marking_id(g.slug),
+            "members": g.members,
+        }
         row = rows.get(g.slug)
         if row is None:
-            summary = (f"{g.name}; members {', '.join(g.members) or 'none'}; "
-                       f"countries {', '.join(g.countries) or 'none'}")
-            steps.append(_Step(Change("add", f"trust group {g.slug}", summary),
-                               partial(_save_group, session, None, g)))
+            summary = (
+                f"{g.name}; members {', '.join(g.members) or 'none'}; countries {', '.join(g.countries) or 'none'}"
+            )
+            steps.append(_Step(Change("add", f"trust group {g.slug}", summary), partial(_save_group, session, None, g)))
             continue
-        current = {"name": row.name, "countries": tuple(sorted(store.split_list(row.countries))),
-                   "marking_id": row.marking_id, "members": tuple(sorted(members.get(row.id, [])))}
-        steps += _update(f"trust group {g.slug}", row, current, wanted,
-                         save=partial(_save_group_changed, session, row, g))
+        current = {
+            "name": row.name,
+            "countries": tuple(sorted(store.split_list(row.countries))),
+            "marking_id": row.marking_id,
+            "members": tuple(sorted(members.get(row.id, []))),
+        }
+        steps += _update(
+            f"trust group {g.slug}", row, current, wanted, save=partial(_save_group_changed, session, row, g)
+        )
     listed = {g.slug for g in spec.groups}
     for slug, row in rows.items():
         if slug not in listed:
-            steps.append(_Step(Change("remove", f"trust group {slug}"),
-                               partial(write.remove_group, session, row)))
+            steps.append(_Step(Change("remove", f"trust group {slug}"), partial(write.remove_group, session, row)))
     return steps
 
 
@@ -253,8 +285,9 @@ def _api_steps(session: Session, spec: SharingSpec) -> list[_Step]:
     root_slug = {r.id: r.slug for r in roots.values()}
     collections = session.scalars(select(m.Collection).order_by(m.Collection.id))
     rows = {(root_slug[c.api_root_id], c.alias): c for c in collections}
-    wanted = {(root.slug, c.alias): c for root in spec.roots
-              for c in (*root.collections, reference_collection(root.slug))}
+    wanted = {
+        (root.slug, c.alias): c for root in spec.roots for c in (*root.collections, reference_collection(root.slug))
+    }
     gone = [key for key in rows if key not in wanted]
     _check_removable(session, spec, gone, rows)
     _check_collection_ids(spec, rows, wanted)
@@ -265,8 +298,11 @@ def _api_steps(session: Session, spec: SharingSpec) -> list[_Step]:
         change = Change("remove", f"collection {key[0]}/{key[1]}", note)
         steps.append(_Step(change, partial(write.remove_collection, session, row)))
     listed = {root.slug for root in spec.roots}
-    steps += [_Step(Change("remove", f"API root {slug}"), partial(write.remove_root, session, row))
-              for slug, row in roots.items() if slug not in listed]
+    steps += [
+        _Step(Change("remove", f"API root {slug}"), partial(write.remove_root, session, row))
+        for slug, row in roots.items()
+        if slug not in listed
+    ]
     for root in spec.roots:
         steps += _root_step(session, root, roots.get(root.slug))
     for key, c in wanted.items():
@@ -275,13 +311,14 @@ def _api_steps(session: Session, spec: SharingSpec) -> list[_Step]:
 
 
 def _root_step(session: Session, root: ApiRootSpec, row: m.ApiRoot | None) -> list[_Step]:
-    wanted = {"title": root.title, "description": root.description,
-              "max_content_length": root.max_content_length}
+    wanted = {"title": root.title, "description": root.description, "max_content_length": root.max_content_length}
     if row is None:
-        return [_Step(Change("add", f"API root {root.slug}", root.title),
-                      partial(write.add_root, session, root.slug, wanted))]
-    current = {"title": row.title, "description": row.description,
-               "max_content_length": row.max_content_length}
+        return [
+            _Step(
+                Change("add", f"API root {root.slug}", root.title), partial(write.add_root, session, root.slug, wanted)
+            )
+        ]
+    current = {"title": row.title, "description": row.description, "max_content_length": row.max_content_length}
     return _update(f"API root {root.slug}", row, current, wanted)
 
 
@@ -289,18 +326,32 @@ def collection_values(row: m.Collection) -> dict[str, Any]:
     def grants(text: str) -> tuple[str, ...]:
         return tuple(policy.Grants.parse(store.split_list(text)).entries())
 
-    return {"uuid": row.uuid, "title": row.title, "description": row.description,
-            "max_tlp": TLP(row.max_tlp), "default_tlp": TLP(row.default_tlp),
-            "types": tuple(sorted(store.split_list(row.types))), "readers": grants(row.readers),
-            "writers": grants(row.writers), "is_reference": row.is_reference,
-            "retention_days": row.retention_days}
+    return {
+        "uuid": row.uuid,
+        "title": row.title,
+        "description": row.description,
+        "max_tlp": TLP(row.max_tlp),
+        "default_tlp": TLP(row.default_tlp),
+        "types": tuple(sorted(store.split_list(row.types))),
+        "readers": grants(row.readers),
+        "writers": grants(row.writers),
+        "is_reference": row.is_reference,
+        "retention_days": row.retention_days,
+    }
 
 
 def _collection_wanted(c: CollectionSpec, row: m.Collection | None) -> dict[str, Any]:
-    values: dict[str, Any] = {"title": c.title, "description": c.description, "max_tlp": c.max_tlp,
-                              "default_tlp": c.default_tlp, "types": c.types, "readers": c.readers,
-                              "writers": c.writers, "is_reference": c.is_reference,
-                              "retention_days": c.retention_days}
+    values: dict[str, Any] = {
+        "title": c.title,
+        "description": c.description,
+        "max_tlp": c.max_tlp,
+        "default_tlp": c.default_tlp,
+        "types": c.types,
+        "readers": c.readers,
+        "writers": c.writers,
+        "is_reference": c.is_reference,
+        "retention_days": c.retention_days,
+    }
     # A derived id never replaces one already stored: TAXII clients have saved it.
     if c.uuid_explicit or row is None:
         values["uuid"] = c.uuid
@@ -308,10 +359,12 @@ def _collection_wanted(c: CollectionSpec, row: m.Collection | None) -> dict[str,
 
 
 def _collection_summary(c: CollectionSpec) -> str:
-    return (f"{c.title}; max_tlp {tlp_name(c.max_tlp)}, default_tlp {tlp_name(c.default_tlp)}; "
-            f"types {', '.join(c.types) or 'all'}; readers {', '.join(c.readers) or 'none'}; "
-            f"writers {', '.join(c.writers) or 'none'}"
-            + (f"; retention {c.retention_days} days" if c.retention_days is not None else ""))
+    return (
+        f"{c.title}; max_tlp {tlp_name(c.max_tlp)}, default_tlp {tlp_name(c.default_tlp)}; "
+        f"types {', '.join(c.types) or 'all'}; readers {', '.join(c.readers) or 'none'}; "
+        f"writers {', '.join(c.writers) or 'none'}"
+        + (f"; retention {c.retention_days} days" if c.retention_days is not None else "")
+    )
 
 
 def _collection_step(session: Session, key: _Key, c: CollectionSpec, row: m.Collection | None) -> list[_Step]:
@@ -327,8 +380,7 @@ def _collection_step(session: Session, key: _Key, c: CollectionSpec, row: m.Coll
     return [_Step(Change("add", what, _collection_summary(c)), add)]
 
 
-def _check_removable(session: Session, spec: SharingSpec, gone: list[_Key],
-                     rows: dict[_Key, m.Collection]) -> None:
+def _check_removable(session: Session, spec: SharingSpec, gone: list[_Key], rows: dict[_Key, m.Collection]) -> None:
     """Refuse to drop a collection that holds objects (reference data is the hub's own, so it may go)."""
     full = []
     for key in gone:
@@ -337,13 +389,20 @@ def _check_removable(session: Session, spec: SharingSpec, gone: list[_Key],
         if has and not row.is_reference:
             full.append(f"{key[0]}/{key[1]}")
     if full:
-        raise ConfigError(_located(spec, 0, f"collection{'s' if len(full) > 1 else ''} {', '.join(full)} "
-                                            "not in the file but holding objects: add back to the file, or "
-                                            "delete the objects first"))
+        raise ConfigError(
+            _located(
+                spec,
+                0,
+                f"collection{'s' if len(full) > 1 else ''} {', '.join(full)} "
+                "not in the file but holding objects: add back to the file, or "
+                "delete the objects first",
+            )
+        )
 
 
-def _check_collection_ids(spec: SharingSpec, rows: dict[_Key, m.Collection],
-                          wanted: dict[_Key, CollectionSpec]) -> None:
+def _check_collection_ids(
+    spec: SharingSpec, rows: dict[_Key, m.Collection], wanted: dict[_Key, CollectionSpec]
+) -> None:
     """Refuse a file that would give two collections the same TAXII id."""
     owner: dict[str, _Key] = {}
     for key, c in wanted.items():
@@ -351,7 +410,6 @@ def _check_collection_ids(spec: SharingSpec, rows: dict[_Key, m.Collection],
         final = c.uuid if c.uuid_explicit or row is None else row.uuid
         if final in owner:
             other = owner[final]
-            message = (f"collection id {final} of {key[0]}/{key[1]} already belongs "
-                       f"to collection {other[0]}/{other[1]}")
+            message = f"collection id {final} of {key[0]}/{key[1]} already belongs to collection {other[0]}/{other[1]}"
             raise ConfigError(_located(spec, c.line, message))
         owner[final] = key

@@ -25,9 +25,7 @@ _SECTION_COMMENTS = {
     "hub:": "# The hub itself: its display name and operator contact.",
     "partners:": "# Partner organisations (the hub's own partner row is implicit and not listed).",
     "trust_groups:": "# Trust groups: explicit members plus every partner of the listed countries.",
-    "api_roots:": (
-        "# API roots and their collections (each root's read-only `reference` collection is implicit)."
-    ),
+    "api_roots:": ("# API roots and their collections (each root's read-only `reference` collection is implicit)."),
 }
 
 
@@ -38,8 +36,9 @@ def export(session: Session) -> str:
         raise ConfigError("database not initialised: run `cti-hub db upgrade`")
     data = {
         "hub": {"name": state.name or "cti-hub", "contact": state.contact},
-        "partners": [_export_partner(p) for p in session.scalars(select(m.Partner).order_by(m.Partner.id))
-                     if p.slug != HUB_SLUG],
+        "partners": [
+            _export_partner(p) for p in session.scalars(select(m.Partner).order_by(m.Partner.id)) if p.slug != HUB_SLUG
+        ],
         "trust_groups": _export_groups(session),
         "api_roots": _export_roots(session),
     }
@@ -71,12 +70,19 @@ def _export_partner(p: m.Partner) -> dict[str, Any]:
 def _export_groups(session: Session) -> list[dict[str, Any]]:
     members: dict[int, list[str]] = {}
     stmt = select(m.TrustGroupMember.group_id, m.Partner.slug).join(
-        m.Partner, m.Partner.id == m.TrustGroupMember.partner_id)
+        m.Partner, m.Partner.id == m.TrustGroupMember.partner_id
+    )
     for group_id, slug in session.execute(stmt):
         members.setdefault(group_id, []).append(slug)
-    return [{"id": g.slug, "name": g.name, "members": sorted(members.get(g.id, [])),
-             "countries": sorted(store.split_list(g.countries))}
-            for g in session.scalars(select(m.TrustGroup).order_by(m.TrustGroup.id))]
+    return [
+        {
+            "id": g.slug,
+            "name": g.name,
+            "members": sorted(members.get(g.id, [])),
+            "countries": sorted(store.split_list(g.countries)),
+        }
+        for g in session.scalars(select(m.TrustGroup).order_by(m.TrustGroup.id))
+    ]
 
 
 def _export_roots(session: Session) -> list[dict[str, Any]]:
@@ -86,8 +92,11 @@ def _export_roots(session: Session) -> list[dict[str, Any]]:
         if root.description:
             item["description"] = root.description
         item["max_content_length"] = root.max_content_length
-        stmt = select(m.Collection).where(m.Collection.api_root_id == root.id,
-                                          m.Collection.is_reference.is_(False)).order_by(m.Collection.id)
+        stmt = (
+            select(m.Collection)
+            .where(m.Collection.api_root_id == root.id, m.Collection.is_reference.is_(False))
+            .order_by(m.Collection.id)
+        )
         item["collections"] = [_export_collection(root.slug, c) for c in session.scalars(stmt)]
         out.append(item)
     return out

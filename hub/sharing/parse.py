@@ -38,7 +38,6 @@ _COUNTRY = re.compile(r"[A-Za-z]{2}")
 _STIX_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{1,248}[a-z0-9]")
 
 
-
 class _Reader:
     """Walk a composed YAML node tree, collecting every problem with its line number."""
 
@@ -56,8 +55,7 @@ class _Reader:
             lines = sorted(set(self.errors))
             raise ConfigError("\n".join(f"{self.source}:{line}: {msg}" for line, msg in lines))
 
-    def mapping(self, node: Node, what: str, required: tuple[str, ...],
-                optional: tuple[str, ...]) -> dict[str, Node]:
+    def mapping(self, node: Node, what: str, required: tuple[str, ...], optional: tuple[str, ...]) -> dict[str, Node]:
         """Return a mapping's values by key; unknown, duplicate and missing keys are errors."""
         if not isinstance(node, yaml.MappingNode):
             self.error(node, f"{what} must be a mapping")
@@ -87,9 +85,16 @@ class _Reader:
             return []
         return list(node.value)
 
-    def text(self, node: Node | None, what: str, *, max_len: int = 200,
-             pattern: re.Pattern[str] | None = None, hint: str = "",
-             default: str | None = None) -> str | None:
+    def text(
+        self,
+        node: Node | None,
+        what: str,
+        *,
+        max_len: int = 200,
+        pattern: re.Pattern[str] | None = None,
+        hint: str = "",
+        default: str | None = None,
+    ) -> str | None:
         """Return a scalar as text exactly as written (so ``NO`` stays Norway, not false).
 
         ``default`` is returned for an absent or empty optional value; a required one
@@ -184,8 +189,7 @@ def _parse(r: _Reader, root: Node) -> SharingSpec:
     known = {p.slug for p in partners}
     groups = _parse_groups(r, r.items(top.get("trust_groups"), "trust_groups"), known)
     roots = _parse_roots(r, r.items(top.get("api_roots"), "api_roots"), known, {g.slug for g in groups})
-    return SharingSpec(name or "cti-hub", contact or "", tuple(partners), tuple(groups), tuple(roots),
-                       r.source)
+    return SharingSpec(name or "cti-hub", contact or "", tuple(partners), tuple(groups), tuple(roots), r.source)
 
 
 def _peek(node: Node, key: str) -> str | None:
@@ -239,11 +243,15 @@ def _parse_partner(r: _Reader, node: Node) -> PartnerSpec | None:
     if slug == HUB_SLUG:
         r.error(keys["id"], "partner id 'hub' is reserved for the hub itself")
     name = r.text(keys.get("name"), f"name of {what}")
-    country = r.text(keys.get("country"), f"country of {what}", pattern=_COUNTRY, default="",
-                     hint=_COUNTRY_HINT)
+    country = r.text(keys.get("country"), f"country of {what}", pattern=_COUNTRY, default="", hint=_COUNTRY_HINT)
     sector = r.text(keys.get("sector"), f"sector of {what}", max_len=64, default="")
-    kind = r.text(keys.get("kind"), f"kind of {what}", default="cert", hint=f"use one of {', '.join(KINDS)}",
-                  pattern=re.compile("|".join(KINDS)))
+    kind = r.text(
+        keys.get("kind"),
+        f"kind of {what}",
+        default="cert",
+        hint=f"use one of {', '.join(KINDS)}",
+        pattern=re.compile("|".join(KINDS)),
+    )
     clearance = r.tlp(keys["clearance"], f"clearance of {what}") if "clearance" in keys else TLP.RED
     active = r.flag(keys["active"], f"active of {what}") if "active" in keys else True
     identity = r.text(keys.get("identity"), f"identity of {what}", max_len=80, default="")
@@ -251,9 +259,18 @@ def _parse_partner(r: _Reader, node: Node) -> PartnerSpec | None:
         identity = _parse_identity(r, keys["identity"], identity, what)
     if slug is None or name is None:
         return None
-    return PartnerSpec(slug, name, (country or "").upper(), sector or "", kind or "cert",
-                       clearance if clearance is not None else TLP.RED, bool(active),
-                       identity or partner_identity(slug), bool(identity), node.start_mark.line + 1)
+    return PartnerSpec(
+        slug,
+        name,
+        (country or "").upper(),
+        sector or "",
+        kind or "cert",
+        clearance if clearance is not None else TLP.RED,
+        bool(active),
+        identity or partner_identity(slug),
+        bool(identity),
+        node.start_mark.line + 1,
+    )
 
 
 def _parse_identity(r: _Reader, node: Node, text: str, what: str) -> str:
@@ -327,17 +344,27 @@ def _parse_roots(r: _Reader, nodes: list[Node], partners: set[str], groups: set[
             slug = None
         title = r.text(keys.get("title"), f"title of {what}")
         description = r.text(keys.get("description"), f"description of {what}", max_len=10_000, default="")
-        size = r.integer(keys["max_content_length"], f"max_content_length of {what}") \
-            if "max_content_length" in keys else DEFAULT_MAX_CONTENT_LENGTH
+        size = (
+            r.integer(keys["max_content_length"], f"max_content_length of {what}")
+            if "max_content_length" in keys
+            else DEFAULT_MAX_CONTENT_LENGTH
+        )
         if slug is None or title is None:
             continue
         _unique(r, node, "API root id", slug, seen)
         ctx = _RootContext(slug, partners, groups, uuids)
         collections = _parse_collections(r, r.items(keys.get("collections"), f"collections of {what}"), ctx)
-        out.append(ApiRootSpec(slug, title, description or "", size or DEFAULT_MAX_CONTENT_LENGTH,
-                               tuple(collections), node.start_mark.line + 1))
+        out.append(
+            ApiRootSpec(
+                slug,
+                title,
+                description or "",
+                size or DEFAULT_MAX_CONTENT_LENGTH,
+                tuple(collections),
+                node.start_mark.line + 1,
+            )
+        )
     return out
-
 
 
 def _parse_collections(r: _Reader, nodes: list[Node], ctx: _RootContext) -> list[CollectionSpec]:
@@ -366,19 +393,29 @@ MAX_RETENTION_DAYS = 36_500
 def _parse_collection(r: _Reader, node: Node, ctx: _RootContext) -> CollectionSpec | None:
     what = f"collection {ctx.root}/{_peek(node, 'alias') or '(no alias)'}"
     keys = r.mapping(node, what, ("alias", "title", "max_tlp"), _COLLECTION_KEYS)
-    alias = r.text(keys.get("alias"), f"alias of {what}", max_len=64, pattern=_ALIAS,
-                   hint="use 1-64 characters of a-z, 0-9, - and _")
+    alias = r.text(
+        keys.get("alias"),
+        f"alias of {what}",
+        max_len=64,
+        pattern=_ALIAS,
+        hint="use 1-64 characters of a-z, 0-9, - and _",
+    )
     if alias == REFERENCE_ALIAS:
-        r.error(keys["alias"], f"collection alias 'reference' is reserved: every API root gets a read-only "
-                               f"reference collection automatically; remove {what}")
+        r.error(
+            keys["alias"],
+            f"collection alias 'reference' is reserved: every API root gets a read-only "
+            f"reference collection automatically; remove {what}",
+        )
         return None
     title = r.text(keys.get("title"), f"title of {what}")
     description = r.text(keys.get("description"), f"description of {what}", max_len=10_000, default="")
     max_tlp = r.tlp(keys["max_tlp"], f"max_tlp of {what}") if "max_tlp" in keys else None
     default_tlp = r.tlp(keys["default_tlp"], f"default_tlp of {what}") if "default_tlp" in keys else max_tlp
     if max_tlp is not None and default_tlp is not None and default_tlp > max_tlp:
-        r.error(keys["default_tlp"], f"default_tlp {tlp_name(default_tlp)} of {what} is above its "
-                                     f"max_tlp {tlp_name(max_tlp)}")
+        r.error(
+            keys["default_tlp"],
+            f"default_tlp {tlp_name(default_tlp)} of {what} is above its max_tlp {tlp_name(max_tlp)}",
+        )
     explicit = _parse_uuid(r, keys.get("id"), what)
     types = _parse_types(r, keys.get("types"), what)
     readers = _parse_grants(r, keys.get("readers"), "readers", what, ctx)
@@ -386,9 +423,21 @@ def _parse_collection(r: _Reader, node: Node, ctx: _RootContext) -> CollectionSp
     retention = _parse_retention(r, keys.get("retention_days"), what)
     if alias is None or title is None or max_tlp is None or default_tlp is None:
         return None
-    return CollectionSpec(alias, explicit or collection_uuid(ctx.root, alias), title, description or "",
-                          max_tlp, default_tlp, types, readers, writers, False, bool(explicit),
-                          node.start_mark.line + 1, retention)
+    return CollectionSpec(
+        alias,
+        explicit or collection_uuid(ctx.root, alias),
+        title,
+        description or "",
+        max_tlp,
+        default_tlp,
+        types,
+        readers,
+        writers,
+        False,
+        bool(explicit),
+        node.start_mark.line + 1,
+        retention,
+    )
 
 
 def _parse_retention(r: _Reader, node: Node | None, what: str) -> int | None:
@@ -398,8 +447,11 @@ def _parse_retention(r: _Reader, node: Node | None, what: str) -> int | None:
     value = r._scalar(node)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RETENTION_DAYS:
         shown = node.value if isinstance(node, yaml.ScalarNode) else "(not a single value)"
-        r.error(node, f"bad retention_days of {what}: {shown!r} (use a whole number of days from 1 to "
-                      f"{MAX_RETENTION_DAYS}, or leave it out to keep every version)")
+        r.error(
+            node,
+            f"bad retention_days of {what}: {shown!r} (use a whole number of days from 1 to "
+            f"{MAX_RETENTION_DAYS}, or leave it out to keep every version)",
+        )
         return None
     return value
 
@@ -418,8 +470,13 @@ def _parse_uuid(r: _Reader, node: Node | None, what: str) -> str:
 def _parse_types(r: _Reader, node: Node | None, what: str) -> tuple[str, ...]:
     found: set[str] = set()
     for item in r.items(node, f"types of {what}"):
-        name = r.text(item, f"STIX type in {what}", max_len=250, pattern=_STIX_TYPE,
-                      hint="STIX type names are 3-250 characters of a-z, 0-9 and -")
+        name = r.text(
+            item,
+            f"STIX type in {what}",
+            max_len=250,
+            pattern=_STIX_TYPE,
+            hint="STIX type names are 3-250 characters of a-z, 0-9 and -",
+        )
         if name:
             found.add(name)
     return tuple(sorted(found))
@@ -440,6 +497,5 @@ def _parse_grants(r: _Reader, node: Node | None, kind: str, what: str, ctx: _Roo
         elif text.startswith(("group:", "partner:")):
             entries.append(text)
         else:
-            r.error(item, f"bad entry {text!r} in {kind} of {what}: "
-                          'use "*", "group:<id>" or "partner:<id>"')
+            r.error(item, f'bad entry {text!r} in {kind} of {what}: use "*", "group:<id>" or "partner:<id>"')
     return tuple(policy.Grants.parse(entries).entries())

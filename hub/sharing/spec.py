@@ -24,12 +24,9 @@ REFERENCE_DESCRIPTION = (
     "the sharing-restriction extension and one ready-made sharing marking per trust group."
 )
 # Path segments the hub's own routes use: an API root of that name would shadow them.
-RESERVED_ROOTS = frozenset(
-    {"taxii2", "admin", "feeds", "static", "healthz", "readyz", "metrics", "openapi.json"}
-)
+RESERVED_ROOTS = frozenset({"taxii2", "admin", "feeds", "static", "healthz", "readyz", "metrics", "openapi.json"})
 KINDS = ("cert", "government", "private", "hub")
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
-
 
 
 def partner_identity(slug: str) -> str:
@@ -139,7 +136,15 @@ def tlp_name(level: TLP) -> str:
 
 def reference_collection(root: str) -> CollectionSpec:
     """Return the reference collection every API root carries: read by all, written only by the hub itself."""
-    return CollectionSpec(REFERENCE_ALIAS, collection_uuid(root, REFERENCE_ALIAS), REFERENCE_TITLE,
-                          REFERENCE_DESCRIPTION, TLP.CLEAR, TLP.CLEAR, (), (policy.EVERYONE,), (f"partner:{HUB_SLUG}",),
-                          is_reference=True)
-
+    return CollectionSpec(
+        REFERENCE_ALIAS,
+        collection_uuid(root, REFERENCE_ALIAS),
+        REFERENCE_TITLE,
+        REFERENCE_DESCRIPTION,
+        TLP.CLEAR,
+        TLP.CLEAR,
+        (),
+        (policy.EVERYONE,),
+        (f"partner:{HUB_SLUG}",),
+        is_reference=True,
+    )

@@ -56,8 +56,15 @@ def add_partner(session: Session, slug: str, values: dict[str, Any]) -> m.Partne
     return row
 
 
-def save_group(session: Session, row: m.TrustGroup | None, slug: str, name: str, countries: tuple[str, ...],
-               members: tuple[str, ...], marking_id: str) -> m.TrustGroup:
+def save_group(
+    session: Session,
+    row: m.TrustGroup | None,
+    slug: str,
+    name: str,
+    countries: tuple[str, ...],
+    members: tuple[str, ...],
+    marking_id: str,
+) -> m.TrustGroup:
     """Create (``row`` None) or update a trust group and replace its explicit members."""
     if row is None:
         row = m.TrustGroup(slug=slug)

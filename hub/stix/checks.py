@@ -62,9 +62,7 @@ _CATEGORY = {
     **dict.fromkeys(_SRO_TYPES, "SRO"),
     **dict.fromkeys(SCO_TYPES, "SCO"),
 }
-_EXTENSION_TYPES = frozenset(
-    {"new-sdo", "new-sco", "new-sro", "property-extension", "toplevel-property-extension"}
-)
+_EXTENSION_TYPES = frozenset({"new-sdo", "new-sco", "new-sro", "property-extension", "toplevel-property-extension"})
 
 
 def _check_str(value: Any) -> str | None:
@@ -315,8 +313,9 @@ def _pe_optional_header() -> Check:
         "size_of_stack_reserve size_of_stack_commit size_of_heap_reserve size_of_heap_commit "
         "loader_flags_hex number_of_rva_and_sizes hashes"
     ).split()
-    props: dict[str, Check] = {n: _HASHES if n == "hashes" else _check_hex if n.endswith("_hex") else _INT
-                               for n in names}
+    props: dict[str, Check] = {
+        n: _HASHES if n == "hashes" else _check_hex if n.endswith("_hex") else _INT for n in names
+    }
     return _object(props, one_of=tuple(names))
 
 

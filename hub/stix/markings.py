@@ -54,9 +54,7 @@ TLP2_MARKINGS: dict[TLP, dict] = {
     TLP.CLEAR: _tlp2_marking("94868c89-83c2-464b-929b-a1a8aa3c8487", "TLP:CLEAR", "clear"),
     TLP.GREEN: _tlp2_marking("bab4a63c-aed9-4cf5-a766-dfca5abac2bb", "TLP:GREEN", "green"),
     TLP.AMBER: _tlp2_marking("55d920b0-5e8b-4f79-9ee9-91f868d9b421", "TLP:AMBER", "amber"),
-    TLP.AMBER_STRICT: _tlp2_marking(
-        "939a9414-2ddd-4d32-a0cd-375ea402b003", "TLP:AMBER+STRICT", "amber+strict"
-    ),
+    TLP.AMBER_STRICT: _tlp2_marking("939a9414-2ddd-4d32-a0cd-375ea402b003", "TLP:AMBER+STRICT", "amber+strict"),
     TLP.RED: _tlp2_marking("e828b379-4e03-4974-9ac4-e53a884c97c1", "TLP:RED", "red"),
 }
 
@@ -88,12 +86,23 @@ def marking_tlp(marking_ref: str) -> TLP | None:
     return TLP_MARKING_IDS.get(marking_ref) if isinstance(marking_ref, str) else None
 
 
-_TLP2_VALUES = {"clear": TLP.CLEAR, "green": TLP.GREEN, "amber": TLP.AMBER, "amber+strict": TLP.AMBER_STRICT,
-                "red": TLP.RED}
+_TLP2_VALUES = {
+    "clear": TLP.CLEAR,
+    "green": TLP.GREEN,
+    "amber": TLP.AMBER,
+    "amber+strict": TLP.AMBER_STRICT,
+    "red": TLP.RED,
+}
 # "TLP:RED", "tlp: amber+strict", "TLP-WHITE", "TLP AMBER", as OpenCTI, MISP and people write them.
 _STATED_TLP = re.compile(r"\bTLP\s*[:\-]?\s*(CLEAR|WHITE|GREEN|AMBER\s*\+\s*STRICT|AMBER|RED)\b", re.IGNORECASE)
-_STATED_LEVELS = {"clear": TLP.CLEAR, "white": TLP.CLEAR, "green": TLP.GREEN, "amber": TLP.AMBER,
-                  "amber+strict": TLP.AMBER_STRICT, "red": TLP.RED}
+_STATED_LEVELS = {
+    "clear": TLP.CLEAR,
+    "white": TLP.CLEAR,
+    "green": TLP.GREEN,
+    "amber": TLP.AMBER,
+    "amber+strict": TLP.AMBER_STRICT,
+    "red": TLP.RED,
+}
 
 
 def stated_tlp(obj: dict) -> TLP | None:

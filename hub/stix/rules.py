@@ -149,12 +149,16 @@ def _tlp_marking_rule(obj: dict) -> str | None:
         if differing:
             names = ", ".join(f"'{n}'" for n in differing)
             noun = "property" if len(differing) == 1 else "properties"
-            return (f"{noun} {names} of a built-in TLP id differ from the STIX 2.1 {builtin['name']} "
-                    "marking: TLP marking definitions must be used unchanged (STIX 2.1 §7.2.1.4)")
+            return (
+                f"{noun} {names} of a built-in TLP id differ from the STIX 2.1 {builtin['name']} "
+                "marking: TLP marking definitions must be used unchanged (STIX 2.1 §7.2.1.4)"
+            )
         return None
     if obj.get("definition_type") == "tlp":
-        return ("property 'definition_type' is 'tlp' but the id is not one of the four STIX 2.1 TLP "
-                "marking definitions (STIX 2.1 §7.2.1.4)")
+        return (
+            "property 'definition_type' is 'tlp' but the id is not one of the four STIX 2.1 TLP "
+            "marking definitions (STIX 2.1 §7.2.1.4)"
+        )
     tlp2 = _TLP2_BY_ID.get(marking_id)
     if tlp2 is not None and (obj.get("name") != tlp2["name"] or obj.get("extensions") != tlp2["extensions"]):
         # The hub maps markings to levels by id, so an id must not claim a different colour.

@@ -75,9 +75,7 @@ _SDO_REQUIRED = ("type", "spec_version", "id", "created", "modified")
 _VERSIONED = (_not_before("modified", "created"),)
 _SEEN = _not_before("last_seen", "first_seen")
 _ANY_OBJECT_REFS = _list_of(_reference("SCO", "SDO", "SRO"))
-_RELATIONSHIP_ENDS = frozenset(
-    {"bundle", "language-content", "marking-definition", "relationship", "sighting"}
-)
+_RELATIONSHIP_ENDS = frozenset({"bundle", "language-content", "marking-definition", "relationship", "sighting"})
 
 
 def _sdo(kind: str, props: dict[str, Check], required: tuple[str, ...] = (), *rules: Rule) -> _Spec:
@@ -285,6 +283,4 @@ _SPECS: dict[str, _Spec] = {
 }  # fmt: skip
 
 # Objects of an unregistered (custom) type: the shared properties keep their STIX meaning.
-_CUSTOM_SPEC = _Spec(
-    "custom", {**_SDO_COMMON, "defanged": _BOOL}, ("type", "id"), _VERSIONED
-)
+_CUSTOM_SPEC = _Spec("custom", {**_SDO_COMMON, "defanged": _BOOL}, ("type", "id"), _VERSIONED)

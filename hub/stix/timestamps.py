@@ -46,9 +46,7 @@ def parse_filter_timestamp(text: str) -> int:
     """Parse a TAXII query timestamp leniently ('Z' or a UTC offset, URL-decoded '+') into microseconds."""
     value = text.strip() if isinstance(text, str) else ""
     if _FILTER_TS_RE.fullmatch(value) is None:
-        raise ValueError(
-            f"{text!r} is not a valid timestamp (YYYY-MM-DDTHH:MM:SS[.fraction] and Z, +hh:mm or -hh:mm)"
-        )
+        raise ValueError(f"{text!r} is not a valid timestamp (YYYY-MM-DDTHH:MM:SS[.fraction] and Z, +hh:mm or -hh:mm)")
     # A space is what URL decoding leaves of '+'.
     iso = value[:10] + "T" + value[11:].upper()
     if iso[-6] == " ":

@@ -80,8 +80,10 @@ def validate(obj: dict) -> list[str]:
     if object_type is None:
         return [f"{label}: property 'type' is required"]
     if not (isinstance(object_type, str) and _is_type_name(object_type)):
-        return [f"{label}: property 'type' is not a valid STIX type name "
-                f"(3-250 characters of a-z, 0-9 and single hyphens, starting with a letter): {object_type!r}"]
+        return [
+            f"{label}: property 'type' is not a valid STIX type name "
+            f"(3-250 characters of a-z, 0-9 and single hyphens, starting with a letter): {object_type!r}"
+        ]
     if object_type == "bundle":
         return [f"{label}: a bundle is an envelope, not a STIX object: validate its objects one by one"]
     spec = _SPECS.get(object_type, _CUSTOM_SPEC)

@@ -24,9 +24,13 @@ def _caller() -> Principal | None:
     if "hub_caller" not in g:
         # flask-httpauth only understands Basic; the header is read here so Bearer/Token work too. The
         # request's read session (see backend) serves authentication too: one transaction per request.
-        g.hub_caller = auth.authenticate(current_app.extensions["cti_hub"], backend.read_session(),
-                                         request.headers.get("Authorization", ""), request.remote_addr or "",
-                                         functools.partial(ratelimit.check, current_app))
+        g.hub_caller = auth.authenticate(
+            current_app.extensions["cti_hub"],
+            backend.read_session(),
+            request.headers.get("Authorization", ""),
+            request.remote_addr or "",
+            functools.partial(ratelimit.check, current_app),
+        )
     return g.hub_caller
 
 

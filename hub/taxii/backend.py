@@ -31,8 +31,12 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,248}[a-z0-9]--[0-9a-fA-F]{8}-(?:[0-9a-fA
 _UUID = re.compile(r"^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$")
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{1,248}[a-z0-9]$")
 _SPEC = re.compile(r"^\d\.\d$")
-_FILTER_KEYS = {"id": "match[id]", "type": "match[type]", "version": "match[version]",
-                "spec_version": "match[spec_version]"}
+_FILTER_KEYS = {
+    "id": "match[id]",
+    "type": "match[type]",
+    "version": "match[version]",
+    "spec_version": "match[spec_version]",
+}
 
 
 def hub() -> services.Hub:
@@ -137,9 +141,16 @@ def _filters(args: dict[str, str], allowed: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v not in ((), None)}
 
 
-def _query(collection: store.CollectionInfo, endpoint: str, args: dict[str, str], allowed: tuple[str, ...],
-           limit: int, *, ids: tuple[str, ...] = (), default_version: str = "last"
-           ) -> tuple[store.VersionQuery, dict[str, Any]]:
+def _query(
+    collection: store.CollectionInfo,
+    endpoint: str,
+    args: dict[str, str],
+    allowed: tuple[str, ...],
+    limit: int,
+    *,
+    ids: tuple[str, ...] = (),
+    default_version: str = "last",
+) -> tuple[store.VersionQuery, dict[str, Any]]:
     """Build the store query for this request, continuing from a ``next`` token when it can be used."""
     principal = _principal()
     filters = _filters(args, allowed)
@@ -165,8 +176,9 @@ def _query(collection: store.CollectionInfo, endpoint: str, args: dict[str, str]
     return query, filters
 
 
-def _continuation(token: str, collection: store.CollectionInfo, endpoint: str,
-                  filters: dict[str, Any]) -> cursor.Position | None:
+def _continuation(
+    token: str, collection: store.CollectionInfo, endpoint: str, filters: dict[str, Any]
+) -> cursor.Position | None:
     """Return the position a ``next`` token continues from, or None when the request must start afresh.
 
     A token the hub cannot use (malformed, forged, expired, issued to another partner, for another
@@ -178,8 +190,9 @@ def _continuation(token: str, collection: store.CollectionInfo, endpoint: str,
     """
     settings = hub().settings
     try:
-        pos = cursor.decode(settings["secret_key"], token, now_us=store.now_us(),
-                            ttl_us=settings["next_ttl_days"] * 86_400_000_000)
+        pos = cursor.decode(
+            settings["secret_key"], token, now_us=store.now_us(), ttl_us=settings["next_ttl_days"] * 86_400_000_000
+        )
     except cursor.InvalidToken as invalid:
         return _ignore(invalid.reason)
     if pos.partner != _principal().partner_pk:
@@ -208,8 +221,14 @@ def _unjson(filters: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in filters.items()}
 
 
-def _page(collection: store.CollectionInfo, query: store.VersionQuery, filters: dict[str, Any], endpoint: str,
-          columns: tuple[str, ...], object_id: str | None = None) -> tuple[list, dict[str, Any], dict[str, str]]:
+def _page(
+    collection: store.CollectionInfo,
+    query: store.VersionQuery,
+    filters: dict[str, Any],
+    endpoint: str,
+    columns: tuple[str, ...],
+    object_id: str | None = None,
+) -> tuple[list, dict[str, Any], dict[str, str]]:
     """Run the query; return rows, the paging properties (more/next) and the X-TAXII-Date-Added headers.
 
     With ``object_id``, an empty page of an object the partner cannot see at all is a 404 (asked only
@@ -226,8 +245,9 @@ def _page(collection: store.CollectionInfo, query: store.VersionQuery, filters: 
         echo = query.after if query.after is not None else query.added_after
         first = last = echo if echo is not None else None
     if more:
-        pos = cursor.Position(_principal().partner_pk, collection.uuid, endpoint,
-                              _jsonable(filters), last, store.now_us())
+        pos = cursor.Position(
+            _principal().partner_pk, collection.uuid, endpoint, _jsonable(filters), last, store.now_us()
+        )
         paging["next"] = cursor.encode(hub().settings["secret_key"], pos)
     stamp = stix.format_timestamp(first) if first is not None else EPOCH
     stamp_last = stix.format_timestamp(last) if last is not None else EPOCH
@@ -250,8 +270,10 @@ class HubBackend(Backend):
         settings, snap = hub().settings, _snapshot()
         base = (settings["public_url"] or request.host_url).rstrip("/")
         roots = [f"{base}/{slug}/" for slug in sorted(snap.roots)]
-        out: dict[str, Any] = {"title": snap.hub_name or settings["discovery_title"],
-                               "description": settings["discovery_description"]}
+        out: dict[str, Any] = {
+            "title": snap.hub_name or settings["discovery_title"],
+            "description": settings["discovery_description"],
+        }
         if snap.hub_contact:
             out["contact"] = snap.hub_contact
         if roots:
@@ -269,8 +291,9 @@ class HubBackend(Backend):
         return out
 
     def get_collections(self, api_root: str) -> dict:
-        found = [self._describe(c) for c in _snapshot().collections_of(api_root)
-                 if _collection(api_root, c.uuid) is not None]
+        found = [
+            self._describe(c) for c in _snapshot().collections_of(api_root) if _collection(api_root, c.uuid) is not None
+        ]
         return {"collections": found} if found else {}
 
     def get_collection(self, api_root: str, collection_id: str) -> dict | None:
@@ -284,62 +307,89 @@ class HubBackend(Backend):
     def _describe(self, c: store.CollectionInfo) -> dict:
         snap = _snapshot()
         who = snap.partners[_principal().partner_pk]
-        out = {"id": c.uuid, "title": c.title, "alias": c.alias,
-               "can_read": snap.world.granted(c.rules.readers, who),
-               "can_write": snap.world.granted(c.rules.writers, who) and not _principal().read_only,
-               "media_types": [STIX_MEDIA]}
+        out = {
+            "id": c.uuid,
+            "title": c.title,
+            "alias": c.alias,
+            "can_read": snap.world.granted(c.rules.readers, who),
+            "can_write": snap.world.granted(c.rules.writers, who) and not _principal().read_only,
+            "media_types": [STIX_MEDIA],
+        }
         if c.description:
             out["description"] = c.description
         return out
 
-    def get_objects(self, api_root: str, collection_id: str, filter_args: dict, allowed_filters: tuple,
-                    limit: int) -> tuple[dict, dict]:
+    def get_objects(
+        self, api_root: str, collection_id: str, filter_args: dict, allowed_filters: tuple, limit: int
+    ) -> tuple[dict, dict]:
         collection = _require(api_root, collection_id)
         query, filters = _query(collection, "objects", filter_args, allowed_filters, limit)
         rows, paging, headers = _page(collection, query, filters, "objects", ("raw", "date_added"))
         return _envelope(rows, paging), headers
 
-    def get_object(self, api_root: str, collection_id: str, object_id: str, filter_args: dict,
-                   allowed_filters: tuple, limit: int) -> tuple[dict, dict]:
+    def get_object(
+        self, api_root: str, collection_id: str, object_id: str, filter_args: dict, allowed_filters: tuple, limit: int
+    ) -> tuple[dict, dict]:
         collection = _require(api_root, collection_id)
         _require_id(object_id)
-        query, filters = _query(collection, f"object:{object_id}", filter_args, allowed_filters, limit,
-                                ids=(object_id,))
-        rows, paging, headers = _page(collection, query, filters, f"object:{object_id}", ("raw", "date_added"),
-                                      object_id)
+        query, filters = _query(
+            collection, f"object:{object_id}", filter_args, allowed_filters, limit, ids=(object_id,)
+        )
+        rows, paging, headers = _page(
+            collection, query, filters, f"object:{object_id}", ("raw", "date_added"), object_id
+        )
         return _envelope(rows, paging), headers
 
-    def get_object_versions(self, api_root: str, collection_id: str, object_id: str, filter_args: dict,
-                            allowed_filters: tuple, limit: int) -> tuple[dict, dict]:
+    def get_object_versions(
+        self, api_root: str, collection_id: str, object_id: str, filter_args: dict, allowed_filters: tuple, limit: int
+    ) -> tuple[dict, dict]:
         collection = _require(api_root, collection_id)
         _require_id(object_id)
-        query, filters = _query(collection, f"versions:{object_id}", filter_args, allowed_filters, limit,
-                                ids=(object_id,), default_version="all")
-        rows, paging, headers = _page(collection, query, filters, f"versions:{object_id}", ("version", "date_added"),
-                                      object_id)
+        query, filters = _query(
+            collection,
+            f"versions:{object_id}",
+            filter_args,
+            allowed_filters,
+            limit,
+            ids=(object_id,),
+            default_version="all",
+        )
+        rows, paging, headers = _page(
+            collection, query, filters, f"versions:{object_id}", ("version", "date_added"), object_id
+        )
         out = _resource(rows, paging)
         if rows:
             out["versions"] = [r.version for r in rows]
         return out, headers
 
-    def get_object_manifest(self, api_root: str, collection_id: str, filter_args: dict, allowed_filters: tuple,
-                            limit: int) -> tuple[dict, dict]:
+    def get_object_manifest(
+        self, api_root: str, collection_id: str, filter_args: dict, allowed_filters: tuple, limit: int
+    ) -> tuple[dict, dict]:
         collection = _require(api_root, collection_id)
         query, filters = _query(collection, "manifest", filter_args, allowed_filters, limit)
-        rows, paging, headers = _page(collection, query, filters, "manifest",
-                                      ("stix_id", "date_added", "version", "spec_version"))
+        rows, paging, headers = _page(
+            collection, query, filters, "manifest", ("stix_id", "date_added", "version", "spec_version")
+        )
         out = _resource(rows, paging)
         if rows:
-            out["objects"] = [{"id": r.stix_id, "date_added": stix.format_timestamp(r.date_added),
-                               "version": r.version, "media_type": STIX_MEDIA} for r in rows]
+            out["objects"] = [
+                {
+                    "id": r.stix_id,
+                    "date_added": stix.format_timestamp(r.date_added),
+                    "version": r.version,
+                    "media_type": STIX_MEDIA,
+                }
+                for r in rows
+            ]
         return out, headers
 
     def add_objects(self, api_root: str, collection_id: str, objs: Any, request_time: str) -> dict:
         collection = _require(api_root, collection_id)
         principal = _principal()
         objects = services.envelope_objects(objs)
-        result = services.ingest_envelope(hub(), principal.partner_pk, collection.uuid, objects,
-                                          read_only=principal.read_only, with_status=True)
+        result = services.ingest_envelope(
+            hub(), principal.partner_pk, collection.uuid, objects, read_only=principal.read_only, with_status=True
+        )
         return self._status(result.status_id)
 
     def get_status(self, api_root: str, status_id: str) -> dict | None:
@@ -357,12 +407,20 @@ class HubBackend(Backend):
             assert row is not None
             return services.status_resource(row)
 
-    def delete_object(self, api_root: str, collection_id: str, object_id: str, filter_args: dict,
-                      allowed_filters: tuple) -> None:
+    def delete_object(
+        self, api_root: str, collection_id: str, object_id: str, filter_args: dict, allowed_filters: tuple
+    ) -> None:
         collection = _require(api_root, collection_id)
         _require_id(object_id)
-        query, _ = _query(collection, "delete", {k: v for k, v in filter_args.items() if k != "next"},
-                          allowed_filters, 10_000, ids=(object_id,), default_version="all")
+        query, _ = _query(
+            collection,
+            "delete",
+            {k: v for k, v in filter_args.items() if k != "next"},
+            allowed_filters,
+            10_000,
+            ids=(object_id,),
+            default_version="all",
+        )
         rows, _more = store.page(read_session(), query, ("pk", "originator_id"))
         if not rows:
             raise NotFound(f"Object '{object_id}' not found")

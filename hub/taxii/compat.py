@@ -118,8 +118,11 @@ def normalise_request(authenticate: Callable[[], object | None]) -> Response | N
 
 def _normalise_body() -> None:
     media, params = (_media_ranges(request.headers.get("Content-Type", "")) or [("", {})])[0]
-    if media != "application/taxii+json" or params.get("version", "2.1") != "2.1" or \
-            params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
+    if (
+        media != "application/taxii+json"
+        or params.get("version", "2.1") != "2.1"
+        or params.get("charset", "utf-8").lower() not in ("utf-8", "utf8")
+    ):
         raise UnsupportedMedia(f"POST bodies must be {TAXII_MEDIA}; got {request.headers.get('Content-Type')!r}")
     request.environ["CONTENT_TYPE"] = TAXII_MEDIA
     limit = _root_limit()
@@ -170,16 +173,22 @@ def _on_unexpected(error: Exception) -> Response:
         # The database went away or is busy (a dropped connection, a failover): nothing was acknowledged,
         # and a retry is safe, since publishing the same object version again changes nothing.
         log.warning("database unavailable on %s %s: %s", request.method, request.path, type(error.orig).__name__)
-        return error_response(503, "Service Unavailable", "the database is unavailable; retry shortly",
-                              {"Retry-After": "1"})
+        return error_response(
+            503, "Service Unavailable", "the database is unavailable; retry shortly", {"Retry-After": "1"}
+        )
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, "Internal error", "the server failed to process the request; it has been logged")
 
 
 def _on_auth_error(status: int) -> Response:
     if status == 401:
-        return error_response(401, "Unauthorized", "authentication required: HTTP Basic (partner or key id and "
-                              "API key) or Authorization: Bearer/Token <API key>", {"WWW-Authenticate": REALM})
+        return error_response(
+            401,
+            "Unauthorized",
+            "authentication required: HTTP Basic (partner or key id and "
+            "API key) or Authorization: Bearer/Token <API key>",
+            {"WWW-Authenticate": REALM},
+        )
     return error_response(status, "Forbidden", "not allowed")
 
 

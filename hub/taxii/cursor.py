@@ -54,8 +54,9 @@ def _unb64(text: str) -> bytes:
 
 def encode(secret: str, pos: Position) -> str:
     """Return the token for ``pos``."""
-    payload = orjson.dumps([pos.partner, pos.collection, pos.endpoint, pos.filters, pos.after, pos.issued],
-                           option=orjson.OPT_SORT_KEYS)
+    payload = orjson.dumps(
+        [pos.partner, pos.collection, pos.endpoint, pos.filters, pos.after, pos.issued], option=orjson.OPT_SORT_KEYS
+    )
     mac = hmac.new(secret.encode(), _TAG + payload, hashlib.sha256).digest()[:16]
     return f"{_b64(payload)}.{_b64(mac)}"
 

@@ -88,20 +88,25 @@ def build_world(app) -> World:  # type: ignore[no-untyped-def]
         root = f.add_root(s, "dprk", max_content_length=200_000)
         ids = {
             "shared": f.add_collection(s, root, "shared", max_tlp=TLP.RED).uuid,
-            "rokus": f.add_collection(s, root, "rokus", max_tlp=TLP.AMBER_STRICT, readers=["group:rokus"],
-                                      writers=["group:rokus"]).uuid,
+            "rokus": f.add_collection(
+                s, root, "rokus", max_tlp=TLP.AMBER_STRICT, readers=["group:rokus"], writers=["group:rokus"]
+            ).uuid,
             "ind": f.add_collection(s, root, "ind", types=["indicator"], writers=["partner:krcert"]).uuid,
         }
-        ids["reference"] = f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR,
-                                            writers=[], reference=True).uuid
+        ids["reference"] = f.add_collection(
+            s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True
+        ).uuid
         services.publish_reference(s)
     keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "singcert", "mycert")}
     world = World(app, hub, ids, keys, {}, {}, {})
     visible = f.indicator(900, markings=[GREEN])
     hidden = f.indicator(901, markings=[AMBER, ONLY_CISA])
     red = f.indicator(902, markings=[RED, ONLY_CISA])
-    status = world.client("krcert").post(
-        world.url("shared"), [f.sharing_marking(ONLY_CISA, partners=["cisa"]), visible, hidden, red]).get_json()
+    status = (
+        world.client("krcert")
+        .post(world.url("shared"), [f.sharing_marking(ONLY_CISA, partners=["cisa"]), visible, hidden, red])
+        .get_json()
+    )
     assert status["success_count"] == 4, status
     world.visible, world.hidden, world.red = visible, hidden, red
     return world
@@ -111,9 +116,13 @@ def build_world(app) -> World:  # type: ignore[no-untyped-def]
 def world(db_engine_name, db_template, tmp_path_factory) -> World:
     """The module's world. Per-key rate limits and the failed-login limit are off unless a test asks."""
     tmp = tmp_path_factory.mktemp("security")
-    settings = {"database_url": fresh_database_url(db_engine_name, db_template, tmp / "hub.db"),
-                "data_dir": str(tmp), "secret_key": "test-secret-key", "rate_limit_per_minute": 0,
-                "login_failure_limit": 1_000_000}
+    settings = {
+        "database_url": fresh_database_url(db_engine_name, db_template, tmp / "hub.db"),
+        "data_dir": str(tmp),
+        "secret_key": "test-secret-key",
+        "rate_limit_per_minute": 0,
+        "login_failure_limit": 1_000_000,
+    }
     app = create_app(settings)
     built = build_world(app)
     built.settings, built.apps = settings, [app]
@@ -127,12 +136,23 @@ def world(db_engine_name, db_template, tmp_path_factory) -> World:
 PER_REQUEST_HEADERS = {"Date", "X-Request-ID"}
 
 
-def feed(world: World, slug: str, collection: str, fmt: str, params: dict | None = None, *,
-         root: str = "dprk", headers: dict | None = None) -> Any:
+def feed(
+    world: World,
+    slug: str,
+    collection: str,
+    fmt: str,
+    params: dict | None = None,
+    *,
+    root: str = "dprk",
+    headers: dict | None = None,
+) -> Any:
     """GET one flat feed as a partner; ``collection`` is an alias of the world, a uuid or any string."""
     target = world.ids.get(collection, collection) if collection in ("shared", "ind", "reference") else collection
-    return world.app.test_client().get(f"/feeds/{root}/{target}/{fmt}", query_string=params or {},
-                                       headers={"Authorization": f"Bearer {world.keys[slug]}", **(headers or {})})
+    return world.app.test_client().get(
+        f"/feeds/{root}/{target}/{fmt}",
+        query_string=params or {},
+        headers={"Authorization": f"Bearer {world.keys[slug]}", **(headers or {})},
+    )
 
 
 def feed_ids(world: World, slug: str, collection: str, **params: str) -> set[str]:

@@ -41,14 +41,19 @@ ENDPOINTS = [
     ("objects match[id] all", lambda w, i: (w.url("shared"), {"match[id]": i, "match[version]": "all"})),
     ("objects match[id]+type", lambda w, i: (w.url("shared"), {"match[id]": i, "match[type]": "indicator"})),
     ("manifest match[id]", lambda w, i: (w.url("shared", "manifest/"), {"match[id]": i})),
-    ("manifest match[id] first", lambda w, i: (w.url("shared", "manifest/"), {"match[id]": i,
-                                                                              "match[version]": "first"})),
+    (
+        "manifest match[id] first",
+        lambda w, i: (w.url("shared", "manifest/"), {"match[id]": i, "match[version]": "first"}),
+    ),
 ]
 
 
 def basic(user: bytes | str, password: bytes | str) -> dict:
-    raw = (user.encode() if isinstance(user, str) else user) + b":" + (
-        password.encode() if isinstance(password, str) else password)
+    raw = (
+        (user.encode() if isinstance(user, str) else user)
+        + b":"
+        + (password.encode() if isinstance(password, str) else password)
+    )
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 

@@ -31,17 +31,42 @@ def world(hub):
 
 COOKIE = "cti_hub_admin"
 # Every field any panel form has, with values a form would accept: were a guard missing, the POST would work.
-ANY_FORM = {"slug": "intruder", "name": "Intruder", "country": "KP", "sector": "x", "kind": "cert",
-            "clearance": "RED", "active": "y", "confirm": "y", "label": "stolen", "read_only": "", "cidrs": "",
-            "members": "krcert", "countries": "KP", "root": "dprk", "alias": "intruder", "title": "Intruder",
-            "description": "", "max_tlp": "RED", "default_tlp": "RED", "types": "", "readers": "*", "writers": "*"}
+ANY_FORM = {
+    "slug": "intruder",
+    "name": "Intruder",
+    "country": "KP",
+    "sector": "x",
+    "kind": "cert",
+    "clearance": "RED",
+    "active": "y",
+    "confirm": "y",
+    "label": "stolen",
+    "read_only": "",
+    "cidrs": "",
+    "members": "krcert",
+    "countries": "KP",
+    "root": "dprk",
+    "alias": "intruder",
+    "title": "Intruder",
+    "description": "",
+    "max_tlp": "RED",
+    "default_tlp": "RED",
+    "types": "",
+    "readers": "*",
+    "writers": "*",
+}
 NOT_GUARDED = {"admin.login", "admin.static"}
 
 
 def post_targets(app, world, hub) -> list[str]:
     """A concrete URL for every panel route that accepts POST (login excepted)."""
-    values = {"slug": "krcert", "uuid": world["ids"]["regional"], "key_id": any_key_id(hub, "krcert"),
-              "_rest": "no/such/page", "stix_id": world["red"]}
+    values = {
+        "slug": "krcert",
+        "uuid": world["ids"]["regional"],
+        "key_id": any_key_id(hub, "krcert"),
+        "_rest": "no/such/page",
+        "stix_id": world["red"],
+    }
     out = []
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/admin") or "POST" not in (rule.methods or ()) or rule.endpoint in NOT_GUARDED:
@@ -55,8 +80,9 @@ def post_targets(app, world, hub) -> list[str]:
 
 def everything(hub) -> tuple:
     with hub.session(write=False) as s:
-        counts = tuple(s.scalar(select(func.count()).select_from(t)) for t in
-                       (m.AdminUser, m.ObjectVersion, m.Marking, m.ApiKey))
+        counts = tuple(
+            s.scalar(select(func.count()).select_from(t)) for t in (m.AdminUser, m.ObjectVersion, m.Marking, m.ApiKey)
+        )
     return (*state(hub), counts)
 
 
@@ -73,8 +99,9 @@ def test_the_auditor_cannot_change_anything_on_any_post_route(app, auditor, worl
             assert r.status_code in (403, 404, 405), (method, path)
     assert everything(hub) == before
     with hub.session(write=False) as s:
-        assert not s.scalars(select(m.AuditEvent.action).where(m.AuditEvent.actor == "audrey",
-                                                               m.AuditEvent.action != "admin.login")).all()
+        assert not s.scalars(
+            select(m.AuditEvent.action).where(m.AuditEvent.actor == "audrey", m.AuditEvent.action != "admin.login")
+        ).all()
 
 
 def test_every_post_route_refuses_a_missing_wrong_or_foreign_csrf_token(app, admin, auditor, world, hub):
@@ -112,8 +139,12 @@ def test_login_issues_a_new_session_and_old_tokens_die_with_the_old_one(app, wor
     page = client.get("/admin/login")
     planted, planted_token = cookie_of(client), csrf_of(page)
     assert planted  # the login form's session, which an attacker could have planted
-    assert client.post("/admin/login", data={"csrf_token": planted_token, "username": "alice",
-                                             "password": PASSWORD}).status_code == 302
+    assert (
+        client.post(
+            "/admin/login", data={"csrf_token": planted_token, "username": "alice", "password": PASSWORD}
+        ).status_code
+        == 302
+    )
     assert cookie_of(client) != planted
     assert with_cookie(app, planted).get("/admin/").status_code == 302  # the planted session is not logged in
     # The token of the pre-login page belongs to the old session: it cannot drive the new one.
@@ -129,9 +160,12 @@ def test_cookie_flags(app, world):
     assert "Domain=" not in cookie and "Expires=" in cookie  # host-only, and it ends
     secure = app.test_client()
     token = csrf_of(secure.get("/admin/login", base_url="https://hub.example"))
-    r = secure.post("/admin/login", base_url="https://hub.example",
-                    headers={"Referer": "https://hub.example/admin/login"},
-                    data={"csrf_token": token, "username": "alice", "password": PASSWORD})
+    r = secure.post(
+        "/admin/login",
+        base_url="https://hub.example",
+        headers={"Referer": "https://hub.example/admin/login"},
+        data={"csrf_token": token, "username": "alice", "password": PASSWORD},
+    )
     assert "Secure" in r.headers["Set-Cookie"]
 
 
@@ -157,32 +191,58 @@ def test_a_tampered_cookie_is_not_a_session(app, world):
     login(client)
     value = cookie_of(client)
     payload, rest = value.split(".", 1) if not value.startswith(".") else ("." + value[1:].split(".", 1)[0], "")
-    for forged in (value[:-2] + ("AA" if not value.endswith("AA") else "BB"), payload, "x" + value,
-                   base64.urlsafe_b64encode(b'{"user":{"id":1,"name":"alice","role":"admin"}}').decode()):
+    for forged in (
+        value[:-2] + ("AA" if not value.endswith("AA") else "BB"),
+        payload,
+        "x" + value,
+        base64.urlsafe_b64encode(b'{"user":{"id":1,"name":"alice","role":"admin"}}').decode(),
+    ):
         assert with_cookie(app, forged).get("/admin/").status_code == 302, forged
 
 
 # --------------------------------------------------------------------- redirects after login
 
 
-@pytest.mark.parametrize("target", [
-    "//evil.example/", "///evil.example/", "/\\evil.example", "\\\\evil.example", "https://evil.example/admin/",
-    "http:/evil.example", "javascript:alert(1)", "/admin/\r\nSet-Cookie: x=y", "/admin/%0d%0aLocation:%20//evil",
-    " //evil.example", "\t//evil.example", "/%2F%2Fevil.example", "/admin/..//..//evil.example", "//admin/",
-    "data:text/html,<script>alert(1)</script>", "/admin@evil.example", "https:evil.example",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/",
+        "///evil.example/",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "https://evil.example/admin/",
+        "http:/evil.example",
+        "javascript:alert(1)",
+        "/admin/\r\nSet-Cookie: x=y",
+        "/admin/%0d%0aLocation:%20//evil",
+        " //evil.example",
+        "\t//evil.example",
+        "/%2F%2Fevil.example",
+        "/admin/..//..//evil.example",
+        "//admin/",
+        "data:text/html,<script>alert(1)</script>",
+        "/admin@evil.example",
+        "https:evil.example",
+    ],
+)
 def test_next_never_leaves_the_panel(app, world, target):
     client = app.test_client()
     token = csrf_of(client.get("/admin/login"))
-    r = client.post("/admin/login", query_string={"next": target},
-                    data={"csrf_token": token, "username": "alice", "password": PASSWORD})
+    r = client.post(
+        "/admin/login",
+        query_string={"next": target},
+        data={"csrf_token": token, "username": "alice", "password": PASSWORD},
+    )
     assert r.status_code == 302, r.status_code
     location = r.headers["Location"]
     parts = urlsplit(location)
     assert not parts.scheme and not parts.netloc, location
     assert location.startswith("/admin/") and not location.startswith("//")
-    assert "\r" not in location and "\n" not in location and "Set-Cookie" not in str(r.headers).replace(
-        "Set-Cookie: " + COOKIE, "")
+    assert (
+        "\r" not in location
+        and "\n" not in location
+        and "Set-Cookie" not in str(r.headers).replace("Set-Cookie: " + COOKIE, "")
+    )
 
 
 # --------------------------------------------------------------------- stored XSS
@@ -194,35 +254,66 @@ MARKUP = ("<script>alert", "<img src=x", "<svg onload", "onerror=alert(2)>")
 @pytest.fixture
 def hostile_world(admin, world, hub, app):
     """Partner, group, collection, key, object, marking and audit data full of markup, entered by each path."""
-    r = admin.post("/admin/partners/new", data={"csrf_token": admin.token, "slug": "xsscert", "name": XSS,
-                                                "country": "KP", "sector": XSS[:60], "kind": "cert",
-                                                "clearance": "AMBER", "active": "y"})
+    r = admin.post(
+        "/admin/partners/new",
+        data={
+            "csrf_token": admin.token,
+            "slug": "xsscert",
+            "name": XSS,
+            "country": "KP",
+            "sector": XSS[:60],
+            "kind": "cert",
+            "clearance": "AMBER",
+            "active": "y",
+        },
+    )
     assert r.status_code == 302, r.get_data(as_text=True)
     r = admin.post("/admin/partners/xsscert/keys", data={"csrf_token": admin.token, "label": XSS})
     assert r.status_code == 200
-    r = admin.post("/admin/groups/new", data={"csrf_token": admin.token, "slug": "xssgroup", "name": XSS,
-                                              "members": "xsscert", "countries": ""})
+    r = admin.post(
+        "/admin/groups/new",
+        data={"csrf_token": admin.token, "slug": "xssgroup", "name": XSS, "members": "xsscert", "countries": ""},
+    )
     assert r.status_code == 302
-    r = admin.post("/admin/collections/new", data={"csrf_token": admin.token, "root": "dprk", "alias": "xsscoll",
-                                                   "title": XSS, "description": XSS, "max_tlp": "AMBER",
-                                                   "default_tlp": "AMBER", "readers": "*", "writers": "*",
-                                                   "types": ""})
+    r = admin.post(
+        "/admin/collections/new",
+        data={
+            "csrf_token": admin.token,
+            "root": "dprk",
+            "alias": "xsscoll",
+            "title": XSS,
+            "description": XSS,
+            "max_tlp": "AMBER",
+            "default_tlp": "AMBER",
+            "readers": "*",
+            "writers": "*",
+            "types": "",
+        },
+    )
     assert r.status_code == 302, r.get_data(as_text=True)
     marking = f.sharing_marking("marking-definition--6b1c1c1e-1f0a-4c4e-8f5e-0b8c7e4a1d01", partners=["cisa"])
     marking["name"] = XSS
-    obj = f.indicator(31337, name=XSS, description=XSS, labels=[XSS[:40]], markings=[marking["id"]],
-                      external_references=[{"source_name": XSS, "url": "javascript:alert(4)"}],
-                      pattern="[domain-name:value = '<script>alert(5)</script>']")
+    obj = f.indicator(
+        31337,
+        name=XSS,
+        description=XSS,
+        labels=[XSS[:40]],
+        markings=[marking["id"]],
+        external_references=[{"source_name": XSS, "url": "javascript:alert(4)"}],
+        pattern="[domain-name:value = '<script>alert(5)</script>']",
+    )
     with hub.session(write=False) as s:
         kr = hub.snapshot(s).by_slug["krcert"]
     result = services.ingest_envelope(hub, kr, world["ids"]["shared"], [marking, obj])
     assert not result.failures, result.failures
     # Audit rows whose actor and target come from outside: a TAXII login and a panel login with markup names.
-    app.test_client().get("/taxii2/", headers={
-        "Authorization": "Basic " + base64.b64encode(f"{XSS}:chub_wrong".encode()).decode()})
+    app.test_client().get(
+        "/taxii2/", headers={"Authorization": "Basic " + base64.b64encode(f"{XSS}:chub_wrong".encode()).decode()}
+    )
     other = app.test_client()
-    other.post("/admin/login", data={"csrf_token": csrf_of(other.get("/admin/login")), "username": XSS[:64],
-                                     "password": "x"})
+    other.post(
+        "/admin/login", data={"csrf_token": csrf_of(other.get("/admin/login")), "username": XSS[:64], "password": "x"}
+    )
     with hub.session(write=False) as s:
         coll = s.scalar(select(m.Collection.uuid).where(m.Collection.alias == "xsscoll"))
     return {"object": obj["id"], "collection": coll, "marking": marking["id"]}
@@ -230,20 +321,32 @@ def hostile_world(admin, world, hub, app):
 
 def test_hostile_data_is_escaped_on_every_page(admin, world, hostile_world):
     found = hostile_world
-    pages = [*get_views(world), "/admin/partners/xsscert", "/admin/partners/xsscert/edit",
-             "/admin/groups/xssgroup/edit",
-             f"/admin/collections/{found['collection']}/edit", f"/admin/objects/{found['object']}",
-             f"/admin/objects/{found['marking']}", f"/admin/who?id={found['object']}",
-             f"/admin/preview?partner=cisa&collection={world['ids']['shared']}",
-             f"/admin/preview?partner=krcert&collection={found['collection']}", "/admin/audit?page=1",
-             "/admin/objects/?text=alert"]
+    pages = [
+        *get_views(world),
+        "/admin/partners/xsscert",
+        "/admin/partners/xsscert/edit",
+        "/admin/groups/xssgroup/edit",
+        f"/admin/collections/{found['collection']}/edit",
+        f"/admin/objects/{found['object']}",
+        f"/admin/objects/{found['marking']}",
+        f"/admin/who?id={found['object']}",
+        f"/admin/preview?partner=cisa&collection={world['ids']['shared']}",
+        f"/admin/preview?partner=krcert&collection={found['collection']}",
+        "/admin/audit?page=1",
+        "/admin/objects/?text=alert",
+    ]
     # Reflected input: the query string and the path are hostile too.
-    reflected = [f"/admin/objects/?text={quote(XSS)}", f"/admin/objects/?id={quote(XSS)}",
-                 f"/admin/audit?actor={quote(XSS)}&target={quote(XSS)}&since={quote(XSS)}",
-                 f"/admin/who?id={quote(XSS)}", f"/admin/who?id=x--{quote(XSS)}",
-                 f"/admin/preview?partner={quote(XSS)}&collection={quote(XSS)}",
-                 f"/admin/objects/{quote(XSS, safe='')}", f"/admin/partners/{quote(XSS, safe='')}",
-                 f"/admin/{quote(XSS, safe='')}"]
+    reflected = [
+        f"/admin/objects/?text={quote(XSS)}",
+        f"/admin/objects/?id={quote(XSS)}",
+        f"/admin/audit?actor={quote(XSS)}&target={quote(XSS)}&since={quote(XSS)}",
+        f"/admin/who?id={quote(XSS)}",
+        f"/admin/who?id=x--{quote(XSS)}",
+        f"/admin/preview?partner={quote(XSS)}&collection={quote(XSS)}",
+        f"/admin/objects/{quote(XSS, safe='')}",
+        f"/admin/partners/{quote(XSS, safe='')}",
+        f"/admin/{quote(XSS, safe='')}",
+    ]
     seen_markup = 0
     for path in pages + reflected:
         r = admin.get(path)
@@ -259,11 +362,13 @@ def test_hostile_data_is_escaped_on_every_page(admin, world, hostile_world):
 
 
 def test_audit_csv_neutralises_formulas(app, admin, world, hub):
-    names = ["=HYPERLINK(\"http://evil.example\")", "+1+1", "-1+1", "@SUM(A1)", "\t=1+1", "\r=1+1"]
+    names = ['=HYPERLINK("http://evil.example")', "+1+1", "-1+1", "@SUM(A1)", "\t=1+1", "\r=1+1"]
     for name in names:
         other = app.test_client()
-        other.post("/admin/login", data={"csrf_token": csrf_of(other.get("/admin/login")), "username": name,
-                                         "password": "wrong"})
+        other.post(
+            "/admin/login",
+            data={"csrf_token": csrf_of(other.get("/admin/login")), "username": name, "password": "wrong"},
+        )
     body = admin.get("/admin/audit.csv").get_data(as_text=True)
     rows = list(csv.reader(io.StringIO(body)))
     failed = [row for row in rows if row[2] == "admin.login_failed"]
@@ -276,12 +381,21 @@ def test_audit_csv_neutralises_formulas(app, admin, world, hub):
 # --------------------------------------------------------------------- guessing passwords
 
 
-def panel_login(app, username: str, password: str, remote: str,  # type: ignore[no-untyped-def]
-                headers: dict | None = None):
+def panel_login(
+    app,
+    username: str,
+    password: str,
+    remote: str,  # type: ignore[no-untyped-def]
+    headers: dict | None = None,
+):
     client = app.test_client()
     token = csrf_of(client.get("/admin/login", environ_base={"REMOTE_ADDR": remote}))
-    return client.post("/admin/login", data={"csrf_token": token, "username": username, "password": password},
-                       environ_base={"REMOTE_ADDR": remote}, headers=headers or {})
+    return client.post(
+        "/admin/login",
+        data={"csrf_token": token, "username": username, "password": password},
+        environ_base={"REMOTE_ADDR": remote},
+        headers=headers or {},
+    )
 
 
 def test_guessing_one_account_from_many_addresses_locks_it(app, world, hub):

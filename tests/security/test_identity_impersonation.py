@@ -21,8 +21,16 @@ COUNTER = iter(range(7400, 7700))
 
 
 def identity(name: str, **extra) -> dict:  # type: ignore[no-untyped-def]
-    return {"type": "identity", "spec_version": "2.1", "id": f"identity--{uuid.uuid4()}", "created": f.CLOCK,
-            "modified": f.CLOCK, "name": name, "identity_class": "organization", **extra}
+    return {
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": f"identity--{uuid.uuid4()}",
+        "created": f.CLOCK,
+        "modified": f.CLOCK,
+        "name": name,
+        "identity_class": "organization",
+        **extra,
+    }
 
 
 def registered(world, slug: str) -> dict:  # type: ignore[no-untyped-def]
@@ -37,8 +45,11 @@ def post(world, slug: str, alias: str, objs: list[dict]) -> dict:  # type: ignor
 
 
 def readers(world, alias: str, stix_id: str) -> set[str]:  # type: ignore[no-untyped-def]
-    return {slug for slug in ("krcert", "cisa", "singcert", "mycert")
-            if world.client(slug).get(world.url(alias, f"objects/{stix_id}/")).status_code == 200}
+    return {
+        slug
+        for slug in ("krcert", "cisa", "singcert", "mycert")
+        if world.client(slug).get(world.url(alias, f"objects/{stix_id}/")).status_code == 200
+    }
 
 
 def test_a_copy_of_another_partners_reference_identity_is_refused(world):
@@ -89,8 +100,11 @@ def test_an_identity_the_poster_cannot_see_is_like_one_never_published(world):
     assert readers(world, "shared", borrowing["id"]) == {"singcert"}  # quarantined: nobody else is misled
     assert readers(world, "shared", fresh["id"]) == {"krcert", "cisa", "singcert", "mycert"}
     with world.hub.session(write=False) as s:
-        flagged = s.scalars(select(m.AuditEvent).where(m.AuditEvent.action == "object.quarantined",
-                                                       m.AuditEvent.target == borrowing["id"])).all()
+        flagged = s.scalars(
+            select(m.AuditEvent).where(
+                m.AuditEvent.action == "object.quarantined", m.AuditEvent.target == borrowing["id"]
+            )
+        ).all()
     assert len(flagged) == 1 and '"created_by_ref"' in flagged[0].detail
 
 

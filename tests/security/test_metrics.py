@@ -26,12 +26,22 @@ def test_without_a_token_setting_metrics_stay_open(world):
     assert metrics(world.app).status_code == 200
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {"Authorization": "Bearer"}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {TOKEN}x"},
-    {"Authorization": f"Bearer {TOKEN[:-1]}"}, {"Authorization": f"Token {TOKEN}"}, {"Authorization": TOKEN},
-    {"Authorization": "Basic " + base64.b64encode(f"prometheus:{TOKEN}".encode()).decode()},
-    {"Authorization": f"Bearer {TOKEN.upper()}"}, {"X-Metrics-Token": TOKEN},
-], ids=["none", "empty", "wrong", "longer", "shorter", "token-scheme", "bare", "basic", "upper", "other-header"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+        {"Authorization": f"Bearer {TOKEN[:-1]}"},
+        {"Authorization": f"Token {TOKEN}"},
+        {"Authorization": TOKEN},
+        {"Authorization": "Basic " + base64.b64encode(f"prometheus:{TOKEN}".encode()).decode()},
+        {"Authorization": f"Bearer {TOKEN.upper()}"},
+        {"X-Metrics-Token": TOKEN},
+    ],
+    ids=["none", "empty", "wrong", "longer", "shorter", "token-scheme", "bare", "basic", "upper", "other-header"],
+)
 def test_anything_but_the_token_is_a_401_without_data(world, guarded, headers):
     response = metrics(guarded, headers)
     assert response.status_code == 401

@@ -41,8 +41,9 @@ def paged(world):
     return first["next"]
 
 
-def assert_ignored(world, slug: str, path: str, token: str, reason: str | None = None,
-                   params: dict | None = None) -> None:
+def assert_ignored(
+    world, slug: str, path: str, token: str, reason: str | None = None, params: dict | None = None
+) -> None:
     """The request with ``token`` answers exactly what the same request without it answers."""
     client = world.client(slug)
     with_token = client.get(path, {**(params or {}), "next": token})
@@ -55,11 +56,22 @@ def assert_ignored(world, slug: str, path: str, token: str, reason: str | None =
         assert with_token.headers[header] == without.headers[header]
 
 
-@pytest.mark.parametrize("token", [
-    "x", ".", "..", "a.b", "a.b.c", "%%%.%%%", "=" * 10 + "." + "=" * 10, "A" * 5000, "\u00e9.\u00e9",
-    _b64(orjson.dumps([1, "c", "objects", {}, 0, 0])) + ".",
-    _b64(orjson.dumps([1, "c", "objects", {}, 0, 0])) + "." + _b64(b"\0" * 16),
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "x",
+        ".",
+        "..",
+        "a.b",
+        "a.b.c",
+        "%%%.%%%",
+        "=" * 10 + "." + "=" * 10,
+        "A" * 5000,
+        "\u00e9.\u00e9",
+        _b64(orjson.dumps([1, "c", "objects", {}, 0, 0])) + ".",
+        _b64(orjson.dumps([1, "c", "objects", {}, 0, 0])) + "." + _b64(b"\0" * 16),
+    ],
+)
 def test_forged_tokens_are_ignored(world, token):
     assert_ignored(world, "singcert", world.url("shared"), token)
 
@@ -85,7 +97,7 @@ def test_flipping_any_byte_is_ignored(world, paged):
     for i in range(0, len(paged), 7):
         if paged[i] == ".":
             continue
-        flipped = paged[:i] + ("A" if paged[i] != "A" else "B") + paged[i + 1:]
+        flipped = paged[:i] + ("A" if paged[i] != "A" else "B") + paged[i + 1 :]
         r = cisa.get(world.url("shared"), {"next": flipped})
         # Base64 padding bits may absorb a change in the last character of a part: then it is the same token.
         if IGNORED in r.headers:
@@ -134,8 +146,9 @@ def test_replay_after_losing_read_access_to_the_collection(world):
     assert kr.post(world.url("lost"), objs).get_json()["success_count"] == 3
     token = kr.get(world.url("lost"), {"limit": 1}).get_json()["next"]
     with world.hub.session() as s:
-        s.execute(update(m.Collection).where(m.Collection.uuid == lost)
-                  .values(readers="partner:cisa", writers="partner:cisa"))
+        s.execute(
+            update(m.Collection).where(m.Collection.uuid == lost).values(readers="partner:cisa", writers="partner:cisa")
+        )
         store.bump_rules(s)
     r = kr.get(world.url("lost"), {"next": token})
     assert r.status_code == 404

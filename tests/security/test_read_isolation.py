@@ -40,9 +40,13 @@ def test_the_reader_it_is_meant_for_does_see_it(world):
 
 def test_listing_manifest_and_type_filter_leave_hidden_objects_out(world):
     attacker = world.client("singcert")
-    for params in ({}, {"match[type]": "indicator"}, {"match[version]": "all"},
-                   {"match[id]": f"{world.visible['id']},{world.hidden['id']},{world.red['id']}"},
-                   {"added_after": "2000-01-01T00:00:00Z"}):
+    for params in (
+        {},
+        {"match[type]": "indicator"},
+        {"match[version]": "all"},
+        {"match[id]": f"{world.visible['id']},{world.hidden['id']},{world.red['id']}"},
+        {"added_after": "2000-01-01T00:00:00Z"},
+    ):
         listed = attacker.get(world.url("shared"), params).get_json()
         manifest = attacker.get(world.url("shared", "manifest/"), params).get_json()
         seen = {o["id"] for o in listed.get("objects", [])} | {o["id"] for o in manifest.get("objects", [])}
@@ -86,7 +90,8 @@ def test_status_under_another_api_root_is_not_found(world):
     status = world.client("krcert").post(world.url("shared"), [f.indicator(904)]).get_json()
     r = world.client("krcert").get(f"/elsewhere/status/{status['id']}/")
     assert r.status_code == 404 and status["id"] not in r.get_data(as_text=True).replace(
-        f"/elsewhere/status/{status['id']}/", "")
+        f"/elsewhere/status/{status['id']}/", ""
+    )
 
 
 # --------------------------------------------------------------------- collections
@@ -109,7 +114,9 @@ def test_unreadable_collection_reads_like_an_absent_one(world, suffix, by):
     assert hidden.status_code == 404
     assert_indistinguishable(hidden, absent, hidden_ref, absent_ref)
     assert world.client("cisa").get(f"/dprk/collections/{hidden_ref}/" + suffix.format(obj=obj)).status_code in (
-        200, 404)
+        200,
+        404,
+    )
 
 
 def test_unreadable_collection_is_not_listed_and_not_counted(world):
@@ -117,8 +124,9 @@ def test_unreadable_collection_is_not_listed_and_not_counted(world):
     listed = attacker.get("/dprk/collections/").get_json()["collections"]
     assert world.ids["rokus"] not in {c["id"] for c in listed}
     assert "rokus" not in attacker.get("/dprk/collections/").get_data(as_text=True)
-    assert world.ids["rokus"] in {c["id"] for c in world.client("cisa").get("/dprk/collections/").get_json()[
-        "collections"]}
+    assert world.ids["rokus"] in {
+        c["id"] for c in world.client("cisa").get("/dprk/collections/").get_json()["collections"]
+    }
 
 
 @pytest.mark.parametrize("method", ["POST", "DELETE"])
@@ -184,8 +192,11 @@ GREEN_TLP1 = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
 
 
 def test_hidden_versions_of_a_visible_object_stay_hidden(world):
-    v1 = f.indicator(907, markings=["marking-definition--f88d31f6-486f-44da-b317-01333bde0b82", world.red[
-        "object_marking_refs"][1]], modified="2024-05-01T00:00:00.000Z")
+    v1 = f.indicator(
+        907,
+        markings=["marking-definition--f88d31f6-486f-44da-b317-01333bde0b82", world.red["object_marking_refs"][1]],
+        modified="2024-05-01T00:00:00.000Z",
+    )
     v2 = {**v1, "modified": "2024-05-02T00:00:00.000Z", "object_marking_refs": [GREEN_TLP1]}
     assert world.client("krcert").post(world.url("shared"), [v1, v2]).get_json()["success_count"] == 2
     attacker = world.client("singcert")

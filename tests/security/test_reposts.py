@@ -22,8 +22,9 @@ ONLY_ORIGINATOR = "only the originator may publish under this object id"
 @pytest.fixture(scope="module")
 def narrow(world):
     """alpha (krcert) publishes an AMBER and an unmarked object where only it and cisa read; all may read 'wide'."""
-    world.new_collection("narrow", readers=["partner:krcert", "partner:cisa"], writers=["partner:krcert"],
-                         default_tlp=TLP.AMBER)
+    world.new_collection(
+        "narrow", readers=["partner:krcert", "partner:cisa"], writers=["partner:krcert"], default_tlp=TLP.AMBER
+    )
     world.new_collection("wide", default_tlp=TLP.GREEN)
     objs = {"amber": f.indicator(9500, markings=[AMBER]), "unmarked": f.indicator(9501)}
     status = world.client("krcert").post(world.url("narrow"), list(objs.values())).get_json()
@@ -67,9 +68,11 @@ def test_an_out_of_band_copy_is_the_posters_quarantined_copy(world, narrow):
         assert copy["id"] not in ids_in(world, slug, "wide"), slug
         assert fresh["id"] in ids_in(world, slug, "wide"), slug
     with world.hub.session(write=False) as s:
-        rows = s.execute(select(m.ObjectVersion.originator_id, m.ObjectVersion.quarantined).join(
-            m.Collection, m.Collection.id == m.ObjectVersion.collection_id).where(
-            m.ObjectVersion.stix_id == copy["id"], m.Collection.alias == "wide")).all()
+        rows = s.execute(
+            select(m.ObjectVersion.originator_id, m.ObjectVersion.quarantined)
+            .join(m.Collection, m.Collection.id == m.ObjectVersion.collection_id)
+            .where(m.ObjectVersion.stix_id == copy["id"], m.Collection.alias == "wide")
+        ).all()
         singcert = s.execute(select(m.Partner.id).where(m.Partner.slug == "singcert")).scalar_one()
         flagged = set(s.scalars(select(m.AuditEvent.target).where(m.AuditEvent.action == "object.quarantined")))
     assert rows == [(singcert, True)] and copy["id"] in flagged

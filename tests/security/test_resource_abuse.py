@@ -29,8 +29,14 @@ class CountingStream(io.RawIOBase):
         return n
 
 
-def post_stream(world, stream: CountingStream, *, length: bool, auth: bool = True,  # type: ignore[no-untyped-def]
-                url: str | None = None) -> tuple[int, bytes]:
+def post_stream(
+    world,
+    stream: CountingStream,
+    *,
+    length: bool,
+    auth: bool = True,  # type: ignore[no-untyped-def]
+    url: str | None = None,
+) -> tuple[int, bytes]:
     """POST ``stream`` to ``url`` (the shared collection) through the WSGI app, with or without
     Content-Length; return the status code and the body."""
     from flask.testing import EnvironBuilder
@@ -135,14 +141,18 @@ def test_many_tiny_valid_objects_in_one_envelope(world):
     assert time.perf_counter() - start < 20
 
 
-@pytest.mark.parametrize("pattern", [
-    " OR ".join(["[ipv4-addr:value = '198.51.100.1']"] * 4000),
-    "(" * 20_000 + "[ipv4-addr:value = '198.51.100.1']" + ")" * 20_000,
-    "[" + "(" * 20_000 + "ipv4-addr:value = '198.51.100.1'" + ")" * 20_000 + "]",
-    "[file:name MATCHES '" + "(a+)+" * 2000 + "$']",
-    "[ipv4-addr:value = '" + "\\'" * 50_000 + "']",
-    "[" * 30_000,
-], ids=["long-or", "deep-parens", "deep-inner-parens", "regex", "escapes", "brackets"])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        " OR ".join(["[ipv4-addr:value = '198.51.100.1']"] * 4000),
+        "(" * 20_000 + "[ipv4-addr:value = '198.51.100.1']" + ")" * 20_000,
+        "[" + "(" * 20_000 + "ipv4-addr:value = '198.51.100.1'" + ")" * 20_000 + "]",
+        "[file:name MATCHES '" + "(a+)+" * 2000 + "$']",
+        "[ipv4-addr:value = '" + "\\'" * 50_000 + "']",
+        "[" * 30_000,
+    ],
+    ids=["long-or", "deep-parens", "deep-inner-parens", "regex", "escapes", "brackets"],
+)
 def test_pathological_patterns_get_an_answer_in_bounded_time(world, pattern):
     obj = f.indicator(975, pattern=pattern)
     start = time.perf_counter()

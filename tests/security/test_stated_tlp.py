@@ -19,8 +19,13 @@ COUNTER = iter(range(7100, 7400))
 
 
 def marking(**content) -> dict:  # type: ignore[no-untyped-def]
-    return {"type": "marking-definition", "spec_version": "2.1", "id": f"marking-definition--{uuid.uuid4()}",
-            "created": f.CLOCK, **content}
+    return {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": f"marking-definition--{uuid.uuid4()}",
+        "created": f.CLOCK,
+        **content,
+    }
 
 
 def statement(text: str, name: str | None = None) -> dict:
@@ -72,17 +77,24 @@ def test_an_object_goes_out_at_the_tlp_its_marking_states(world, definition, lev
 
 def test_a_stated_red_without_recipients_is_refused_like_tlp_red(world):
     definition = statement("TLP:RED")
-    status = world.client("krcert").post(world.url("shared"), [definition, f.indicator(next(COUNTER),
-                                                               markings=[definition["id"]])]).get_json()
+    status = (
+        world.client("krcert")
+        .post(world.url("shared"), [definition, f.indicator(next(COUNTER), markings=[definition["id"]])])
+        .get_json()
+    )
     assert status["success_count"] == 1 and status["failures"][0]["message"].endswith(
-        "a TLP:RED object must name its recipients in a sharing marking"), status
+        "a TLP:RED object must name its recipients in a sharing marking"
+    ), status
 
 
 def test_a_granular_marking_that_states_a_tlp_holds_the_whole_object_to_it(world):
     definition = statement("TLP:AMBER+STRICT")
-    obj = f.indicator(next(COUNTER), markings=[GREEN],
-                      granular_markings=[{"marking_ref": definition["id"], "selectors": ["description"]}],
-                      description="victim list")
+    obj = f.indicator(
+        next(COUNTER),
+        markings=[GREEN],
+        granular_markings=[{"marking_ref": definition["id"], "selectors": ["description"]}],
+        description="victim list",
+    )
     status = world.client("krcert").post(world.url("shared"), [definition, obj]).get_json()
     assert status["failure_count"] == 0, status
     assert seen_by(world, obj) == READERS["amber+strict"]

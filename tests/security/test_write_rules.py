@@ -22,8 +22,9 @@ def failures(status: dict) -> dict[str, str]:
 
 def stored_raw(world, stix_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
     with world.hub.session(write=False) as s:
-        return [orjson.loads(r) for r in s.scalars(select(m.ObjectVersion.raw).where(
-            m.ObjectVersion.stix_id == stix_id))]
+        return [
+            orjson.loads(r) for r in s.scalars(select(m.ObjectVersion.raw).where(m.ObjectVersion.stix_id == stix_id))
+        ]
 
 
 def test_writing_to_a_collection_it_only_reads_is_forbidden(world):
@@ -69,12 +70,14 @@ def test_duplicate_json_keys_cannot_smuggle_a_forged_creator(world):
     obj = f.indicator(946)
     body = orjson.dumps({"objects": [obj]}).decode()
     attacker = world.client("singcert")
-    refused = body.replace('"type":"indicator"', f'"created_by_ref":"{own}","created_by_ref":"{other}",'
-                                                 '"type":"indicator"')
+    refused = body.replace(
+        '"type":"indicator"', f'"created_by_ref":"{own}","created_by_ref":"{other}","type":"indicator"'
+    )
     status = attacker.post(world.url("shared"), body=refused.encode()).get_json()
     assert status["failure_count"] == 1 and stored_raw(world, obj["id"]) == []
-    accepted = body.replace('"type":"indicator"', f'"created_by_ref":"{other}","created_by_ref":"{own}",'
-                                                  '"type":"indicator"')
+    accepted = body.replace(
+        '"type":"indicator"', f'"created_by_ref":"{other}","created_by_ref":"{own}","type":"indicator"'
+    )
     assert attacker.post(world.url("shared"), body=accepted.encode()).get_json()["success_count"] == 1
     served = attacker.get(world.url("shared", f"objects/{obj['id']}/")).get_data(as_text=True)
     assert other not in served and served.count('"created_by_ref"') == 1
@@ -121,8 +124,15 @@ def test_deleting_another_partners_object_is_forbidden(world):
 
 def test_type_and_tlp_limits_of_a_collection_hold(world):
     kr = world.client("krcert")
-    malware = {"type": "malware", "spec_version": "2.1", "id": f"malware--{uuid.uuid4()}", "created": f.CLOCK,
-               "modified": f.CLOCK, "name": "AppleJeus", "is_family": True}
+    malware = {
+        "type": "malware",
+        "spec_version": "2.1",
+        "id": f"malware--{uuid.uuid4()}",
+        "created": f.CLOCK,
+        "modified": f.CLOCK,
+        "name": "AppleJeus",
+        "is_family": True,
+    }
     assert kr.post(world.url("ind"), [malware]).get_json()["failure_count"] == 1
     red = f.indicator(947, markings=[RED, ONLY_CISA])
     assert kr.post(world.url("rokus"), [red]).get_json()["failure_count"] == 1
@@ -132,8 +142,15 @@ def test_type_and_tlp_limits_of_a_collection_hold(world):
 
 def test_a_tlp_marking_definition_cannot_be_overwritten(world):
     for marking_id in (TLP2_AMBER, AMBER):
-        fake = {"type": "marking-definition", "spec_version": "2.1", "id": marking_id, "created": f.CLOCK,
-                "name": "TLP:CLEAR", "definition_type": "tlp", "definition": {"tlp": "white"}}
+        fake = {
+            "type": "marking-definition",
+            "spec_version": "2.1",
+            "id": marking_id,
+            "created": f.CLOCK,
+            "name": "TLP:CLEAR",
+            "definition_type": "tlp",
+            "definition": {"tlp": "white"},
+        }
         status = world.client("singcert").post(world.url("shared"), [fake]).get_json()
         assert status["failure_count"] == 1, marking_id
     with world.hub.session(write=False) as s:

@@ -21,24 +21,38 @@ down_revision = "0006_origins"
 branch_labels = None
 depends_on = None
 
-MARKINGS = sa.table("markings", sa.column("id", sa.String), sa.column("kind", sa.String),
-                    sa.column("tlp", sa.SmallInteger), sa.column("raw", sa.Text))
+MARKINGS = sa.table(
+    "markings",
+    sa.column("id", sa.String),
+    sa.column("kind", sa.String),
+    sa.column("tlp", sa.SmallInteger),
+    sa.column("raw", sa.Text),
+)
 
 
 def upgrade() -> None:
     conn = op.get_bind()
-    rows = conn.execute(sa.select(MARKINGS.c.id, MARKINGS.c.kind, MARKINGS.c.raw)
-                        .where(MARKINGS.c.kind.in_(("statement", "other", "sharing")))).all()
+    rows = conn.execute(
+        sa.select(MARKINGS.c.id, MARKINGS.c.kind, MARKINGS.c.raw).where(
+            MARKINGS.c.kind.in_(("statement", "other", "sharing"))
+        )
+    ).all()
     for marking_id, kind, raw in rows:
         level = stix.stated_tlp(orjson.loads(raw))
         if level is None:
             continue
-        conn.execute(sa.update(MARKINGS).where(MARKINGS.c.id == marking_id)
-                     .values(kind="sharing" if kind == "sharing" else "tlp", tlp=int(level)))
+        conn.execute(
+            sa.update(MARKINGS)
+            .where(MARKINGS.c.id == marking_id)
+            .values(kind="sharing" if kind == "sharing" else "tlp", tlp=int(level))
+        )
         for table in ("object_versions", "archived_versions"):
             versions = sa.table(table, sa.column("tlp", sa.SmallInteger), sa.column("raw", sa.Text))
-            conn.execute(sa.update(versions).where(versions.c.tlp < int(level), versions.c.raw.contains(marking_id))
-                         .values(tlp=int(level)))
+            conn.execute(
+                sa.update(versions)
+                .where(versions.c.tlp < int(level), versions.c.raw.contains(marking_id))
+                .values(tlp=int(level))
+            )
 
 
 def downgrade() -> None:
