@@ -50,6 +50,10 @@ class Partner(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     identity_id: Mapped[str] = mapped_column(String(80), unique=True)
     created_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    # ACS 3.0 attributes (hub.acs): organisation token, shareability and entity categories (comma lists).
+    acs_organization: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    acs_shareability: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    acs_entity: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
 
 class ApiKey(Base):

@@ -12,10 +12,12 @@ the first failing step denies, and every failing step is listed in the reasons:
 3. effective TLP(O) <= C.max_tlp and <= P.clearance.
 4. TLP:RED: P is named as a partner in a sharing marking on O.
 5. Every sharing marking on O admits P (union of its partners, groups and
-   countries) and none excludes P.
+   countries) and none excludes P; every ACS 3.0 marking on O admits P
+   (nationality, organisation, categories and access privileges, see :mod:`hub.acs`).
 6. O carries no marking the hub does not understand.
-7. P is a peer hub (kind ``hub``): O is below TLP:AMBER+STRICT and no sharing
-   marking on O forbids federation; such objects never leave through federation.
+7. P is a peer hub (kind ``hub``): O is below TLP:AMBER+STRICT, no sharing
+   marking on O forbids federation and every ACS marking's further sharing admits P;
+   other objects never leave through federation.
 8. O is the definition of a partner's sharing marking M: M admits P (and, for a
    peer hub, does not forbid federation). A marking names its audience, so its
    definition is released to the partners who can see an object that uses it,
@@ -36,6 +38,8 @@ import enum
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+from hub import acs
 
 EVERYONE = "*"
 
@@ -75,6 +79,23 @@ class Partner:
     clearance: TLP = TLP.RED
     active: bool = True
     kind: str = "cert"
+    # ACS 3.0 attributes (hub.acs): the partner's organisation token and shareability/entity categories.
+    acs_organization: str = ""
+    acs_shareability: frozenset[str] = frozenset()
+    acs_entity: frozenset[str] = frozenset()
+
+
+@functools.lru_cache(maxsize=4096)
+def acs_recipient(partner: Partner) -> acs.Recipient:
+    """What the ACS rules know about a partner: its nationality comes from its country."""
+    return acs.Recipient(
+        slug=partner.slug,
+        nationality=acs.nationality(partner.country),
+        organization=partner.acs_organization,
+        shareability=partner.acs_shareability,
+        entity=partner.acs_entity,
+        peer=partner.kind == "hub",
+    )
 
 
 @dataclass(frozen=True)
@@ -133,7 +154,11 @@ class Collection:
 
 @dataclass(frozen=True)
 class SharingMarking:
-    """An originator's restriction on who may receive an object."""
+    """An originator's restriction on who may receive an object: the hub's sharing marking, or an ACS one.
+
+    A hub sharing marking admits the union of ``partners``, ``groups`` and ``countries``; an ACS 3.0
+    marking (``acs`` set, the rest empty) admits whom :func:`hub.acs.denials` does not refuse.
+    """
 
     id: str
     partners: frozenset[str] = frozenset()
@@ -141,6 +166,7 @@ class SharingMarking:
     countries: frozenset[str] = frozenset()
     exclude_partners: frozenset[str] = frozenset()
     no_federation: bool = False
+    acs: acs.AcsRules | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +216,8 @@ class World:
         return any(g in grants.groups and self.groups[g].admits(partner) for g in grants.groups if g in self.groups)
 
     def marking_admits(self, marking: SharingMarking, partner: Partner) -> bool:
+        if marking.acs is not None:
+            return not acs.denials(marking.acs, acs_recipient(partner))
         if partner.slug in marking.exclude_partners:
             return False
         if partner.slug in marking.partners or partner.country.upper() in marking.countries:
@@ -230,7 +258,9 @@ def _content_reasons(world: World, partner: Partner, collection: Collection, obj
     if obj.tlp is TLP.RED and not any(partner.slug in m.partners for m in obj.sharing):
         reasons.append(f"TLP:RED and {partner.slug} is not named in a sharing marking")
     for marking in obj.sharing:
-        if partner.slug in marking.exclude_partners:
+        if marking.acs is not None:
+            reasons += [f"{reason} ({marking.id})" for reason in acs.denials(marking.acs, acs_recipient(partner))]
+        elif partner.slug in marking.exclude_partners:
             reasons.append(f"sharing marking {marking.id} excludes {partner.slug}")
         elif not world.marking_admits(marking, partner):
             reasons.append(f"sharing marking {marking.id} does not admit {partner.slug}")

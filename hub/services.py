@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import auth, db, policy, stix, store, withdrawals
+from hub import acs, auth, db, policy, stix, store, withdrawals
 from hub import models as m
 from hub.errors import BadRequest, NotFound, Unprocessable
 from hub.policy import TLP
@@ -402,7 +402,7 @@ def _classify_markings(
             level = info.tlp  # a marking under its own id that states a TLP (see stix.stated_tlp)
         if level is not None:
             levels.append(level)
-        if info is not None and info.kind == "sharing":
+        if info is not None and info.kind in ("sharing", "acs"):
             sharing.append(ref)
         elif level is None and (info is None or info.kind != "statement"):
             unknown.append(ref)
@@ -419,6 +419,7 @@ def _marking_row(snap: store.Snapshot, partner: policy.Partner, obj: dict) -> di
             raise Unprocessable(f"{obj['id']} is a TLP marking id but the content differs from the standard object")
         return None
     ext = (obj.get("extensions") or {}).get(SHARING_EXTENSION_ID)
+    acs_ext = (obj.get("extensions") or {}).get(acs.ACS_EXTENSION_ID)
     row: dict[str, Any] = {
         "id": obj["id"],
         "raw": orjson.dumps(obj).decode(),
@@ -429,6 +430,8 @@ def _marking_row(snap: store.Snapshot, partner: policy.Partner, obj: dict) -> di
     level = stix.stated_tlp(obj)
     if ext is not None:
         row.update(_sharing_columns(snap, ext, obj["id"]))
+    elif acs_ext is not None:
+        row["kind"] = _acs_kind(obj["id"], acs_ext)
     elif level is not None:
         row["kind"] = "tlp"
     elif stix.is_statement_marking(obj):
@@ -474,7 +477,20 @@ def _sharing_columns(snap: store.Snapshot, ext: Any, marking_id: str) -> dict:
     }
 
 
+def _acs_kind(marking_id: str, ext: Any) -> str:
+    """Accept a valid, unclassified ACS 3.0 marking-definition (kind ``acs``), or say what is wrong."""
+    problems = acs.errors(ext)
+    if problems:
+        raise Unprocessable(f"{marking_id}: invalid ACS 3.0 marking: " + "; ".join(problems[:5]))
+    refusal = acs.classification_refusal(ext)
+    if refusal is not None:
+        raise Unprocessable(f"{marking_id}: {refusal}")
+    return "acs"
+
+
 def _sharing_from_row(row: dict) -> policy.SharingMarking | None:
+    if row["kind"] == "acs":
+        return store.acs_marking(row["id"], orjson.loads(row["raw"]))
     if row["kind"] != "sharing":
         return None
     return policy.SharingMarking(

@@ -46,8 +46,8 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from hub import acs, policy
 from hub import models as m
-from hub import policy
 from hub.policy import TLP
 
 
@@ -154,9 +154,7 @@ def load_snapshot(session: Session) -> Snapshot:
     state = session.get(m.HubState, 1)
     assert state is not None, "database not initialised: run `cti-hub db upgrade`"
     partner_rows = {p.id: p for p in session.scalars(select(m.Partner))}
-    partners = {
-        p.id: policy.Partner(p.id, p.slug, p.country, TLP(p.clearance), p.active, p.kind) for p in partner_rows.values()
-    }
+    partners = {p.id: _partner(p) for p in partner_rows.values()}
     members: dict[int, set[str]] = {}
     for group_id, partner_id in session.execute(select(m.TrustGroupMember.group_id, m.TrustGroupMember.partner_id)):
         members.setdefault(group_id, set()).add(partner_rows[partner_id].slug)
@@ -215,6 +213,20 @@ def _sharing_or_nobody(info: MarkingInfo | None, marking_id: str) -> policy.Shar
     return policy.SharingMarking(id=marking_id)
 
 
+def _partner(p: m.Partner) -> policy.Partner:
+    return policy.Partner(
+        p.id,
+        p.slug,
+        p.country,
+        TLP(p.clearance),
+        p.active,
+        p.kind,
+        acs_organization=p.acs_organization,
+        acs_shareability=frozenset(split_list(p.acs_shareability)),
+        acs_entity=frozenset(split_list(p.acs_entity)),
+    )
+
+
 def _collection_info(c: m.Collection, root: str) -> CollectionInfo:
     rules = policy.Collection(
         id=c.uuid,
@@ -238,7 +250,14 @@ def _marking_info(mk: m.Marking) -> MarkingInfo:
             exclude_partners=frozenset(split_list(mk.exclude_partners)),
             no_federation=mk.no_federation,
         )
+    elif mk.kind == "acs":
+        sharing = acs_marking(mk.id, orjson.loads(mk.raw))
     return MarkingInfo(mk.id, mk.kind, TLP(mk.tlp) if mk.tlp is not None else None, mk.raw, sharing, mk.originator_id)
+
+
+def acs_marking(marking_id: str, obj: dict) -> policy.SharingMarking:
+    """The restriction an ACS 3.0 marking-definition places on the objects that carry it."""
+    return policy.SharingMarking(id=marking_id, acs=acs.parse(obj["extensions"][acs.ACS_EXTENSION_ID]))
 
 
 # --------------------------------------------------------------------- keys, audit

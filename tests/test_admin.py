@@ -255,6 +255,9 @@ def test_create_partner_is_audited_with_its_values(admin, hub):
             "kind": "cert",
             "clearance": "AMBER",
             "active": True,
+            "acs_organization": "",
+            "acs_shareability": "",
+            "acs_entity": "",
         },
     }
     with hub.session(write=False) as s:  # its identity joins the reference collection

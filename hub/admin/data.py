@@ -97,6 +97,9 @@ def partner_values(row: m.Partner) -> dict[str, Any]:
         "kind": row.kind,
         "clearance": tlp_name(row.clearance),
         "active": row.active,
+        "acs_organization": row.acs_organization,
+        "acs_shareability": row.acs_shareability,
+        "acs_entity": row.acs_entity,
     }
 
 

@@ -9,6 +9,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
+from hub import acs
+
 TLP_LEVELS = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
 TLP_CHOICES = [SelectChoice(t, "TLP:" + t) for t in TLP_LEVELS]
 KIND_CHOICES = [SelectChoice(k) for k in ("cert", "government", "private")]
@@ -30,6 +32,11 @@ def _each(pattern: re.Pattern[str], what: str):
             raise ValidationError(f"not a valid {what}: {', '.join(bad[:5])}")
 
     return check
+
+
+def _vocabulary(values: frozenset[str], what: str) -> Any:
+    """A validator for a comma-separated list of values from a closed vocabulary."""
+    return _each(re.compile(f"^({'|'.join(sorted(values))})$"), f"{what} ({', '.join(sorted(values))})")
 
 
 class LoginForm(FlaskForm):
@@ -61,6 +68,15 @@ class PartnerForm(FlaskForm):
         description="The most restrictive TLP this partner may receive.",
     )
     active = BooleanField("Active", default=True)
+    acs_organization = StringField(
+        "ACS organisation token",
+        validators=[Optional(), Length(max=100), Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", message="e.g. USA.DHS.CISA")],
+        description="Matched by ACS 3.0 markings' permitted_organizations and further-sharing scopes.",
+    )
+    acs_shareability = StringField(
+        "ACS shareability (comma-separated)", validators=[_vocabulary(acs.SHAREABILITY, "ACS shareability")]
+    )
+    acs_entity = StringField("ACS entity (comma-separated)", validators=[_vocabulary(acs.ENTITIES, "ACS entity")])
     confirm = BooleanField("I have seen the effect of this change; save it")
 
     def values(self) -> dict[str, Any]:
@@ -72,6 +88,9 @@ class PartnerForm(FlaskForm):
             "kind": self.kind.data,
             "clearance": self.clearance.data,
             "active": bool(self.active.data),
+            "acs_organization": (self.acs_organization.data or "").strip(),
+            "acs_shareability": ",".join(sorted(set(split_words(self.acs_shareability.data)))),
+            "acs_entity": ",".join(sorted(set(split_words(self.acs_entity.data)))),
         }
 
 

@@ -201,6 +201,9 @@ def partner_edit(slug: str) -> Any:
                 policy.TLP.parse(values["clearance"]),
                 values["active"],
                 values["kind"],
+                acs_organization=values["acs_organization"],
+                acs_shareability=frozenset(store.split_list(values["acs_shareability"])),
+                acs_entity=frozenset(store.split_list(values["acs_entity"])),
             )
             impact = preview.what_if(s, snap, partners={before.id: after})
         if impact and not form.confirm.data:

@@ -152,6 +152,9 @@ def _partner_values(row: m.Partner) -> dict[str, Any]:
         "clearance": TLP(row.clearance),
         "active": row.active,
         "identity_id": row.identity_id,
+        "acs_organization": row.acs_organization,
+        "acs_shareability": row.acs_shareability,
+        "acs_entity": row.acs_entity,
     }
 
 
@@ -163,6 +166,9 @@ def _partner_wanted(p: PartnerSpec, row: m.Partner | None) -> dict[str, Any]:
         "kind": p.kind,
         "clearance": p.clearance,
         "active": p.active,
+        "acs_organization": p.acs_organization,
+        "acs_shareability": ",".join(p.acs_shareability),
+        "acs_entity": ",".join(p.acs_entity),
     }
     # A derived identity never replaces one already stored: objects' created_by_ref point at it.
     if p.identity_explicit or row is None:

@@ -64,6 +64,17 @@ def _export_partner(p: m.Partner) -> dict[str, Any]:
         out["active"] = False
     if p.identity_id != partner_identity(p.slug):
         out["identity"] = p.identity_id
+    acs = {
+        k: v
+        for k, v in (
+            ("organization", p.acs_organization),
+            ("shareability", store.split_list(p.acs_shareability)),
+            ("entity", store.split_list(p.acs_entity)),
+        )
+        if v
+    }
+    if acs:
+        out["acs"] = acs
     return out
 
 

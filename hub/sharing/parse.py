@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from yaml import Node
 
-from hub import policy
+from hub import acs, policy
 from hub.errors import ConfigError
 from hub.policy import TLP
 from hub.sharing.spec import (
@@ -232,7 +232,8 @@ def _parse_partners(r: _Reader, nodes: list[Node]) -> list[PartnerSpec]:
     return out
 
 
-_PARTNER_KEYS = ("country", "sector", "kind", "clearance", "active", "identity")
+_PARTNER_KEYS = ("country", "sector", "kind", "clearance", "active", "identity", "acs")
+_ACS_ORGANISATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _COUNTRY_HINT = "use an ISO 3166 alpha-2 code such as KR"
 
 
@@ -257,6 +258,7 @@ def _parse_partner(r: _Reader, node: Node) -> PartnerSpec | None:
     identity = r.text(keys.get("identity"), f"identity of {what}", max_len=80, default="")
     if identity:
         identity = _parse_identity(r, keys["identity"], identity, what)
+    organization, shareability, entity = _parse_acs(r, keys.get("acs"), what)
     if slug is None or name is None:
         return None
     return PartnerSpec(
@@ -270,7 +272,39 @@ def _parse_partner(r: _Reader, node: Node) -> PartnerSpec | None:
         identity or partner_identity(slug),
         bool(identity),
         node.start_mark.line + 1,
+        organization,
+        shareability,
+        entity,
     )
+
+
+def _parse_acs(r: _Reader, node: Node | None, what: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """A partner's ACS 3.0 attributes: ``acs: {organization: USA.DHS.CISA, shareability: [NCC], entity: [GOV]}``."""
+    if node is None:
+        return "", (), ()
+    keys = r.mapping(node, f"acs of {what}", (), ("organization", "shareability", "entity"))
+    organization = r.text(
+        keys.get("organization"),
+        f"ACS organization of {what}",
+        max_len=100,
+        pattern=_ACS_ORGANISATION,
+        default="",
+        hint="use an ACS organisation token such as USA.DHS.CISA",
+    )
+    lists = []
+    for name, vocabulary in (("shareability", acs.SHAREABILITY), ("entity", acs.ENTITIES)):
+        found = []
+        for item in r.items(keys.get(name), f"ACS {name} of {what}"):
+            value = r.text(
+                item,
+                f"ACS {name} of {what}",
+                pattern=re.compile("|".join(sorted(vocabulary))),
+                hint=f"use one of {', '.join(sorted(vocabulary))}",
+            )
+            if value:
+                found.append(value)
+        lists.append(tuple(sorted(set(found))))
+    return organization or "", lists[0], lists[1]
 
 
 def _parse_identity(r: _Reader, node: Node, text: str, what: str) -> str:

@@ -64,6 +64,10 @@ class PartnerSpec:
     identity: str = ""
     identity_explicit: bool = False
     line: int = field(default=0, compare=False)
+    # ACS 3.0 attributes (hub.acs): organisation token and shareability/entity categories.
+    acs_organization: str = ""
+    acs_shareability: tuple[str, ...] = ()
+    acs_entity: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
