@@ -55,6 +55,11 @@ def feeds() -> None:
 @click.option("--token-env", help="taxii: environment variable holding a bearer token.")
 @click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="taxii: client certificate (PEM).")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False), help="taxii: client certificate key (PEM).")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    help="taxii: CA certificates (PEM) to verify the server with, instead of the system's.",
+)
 @click.pass_context
 def import_(
     ctx: click.Context,
@@ -75,6 +80,7 @@ def import_(
     token_env: str | None,
     cert: str | None,
     key: str | None,
+    ca_bundle: str | None,
 ) -> None:
     """Import SOURCE (a file or URL; for misp also a feed directory) with the KIND connector; print a summary."""
     cls: Any = REGISTRY[kind]
@@ -89,9 +95,16 @@ def import_(
         raise click.ClickException("--actor and the column options apply to csv, text and ecs imports only")
     if kind == "taxii":
         extra = {
-            "settings": {"user": user, "password_env": password_env, "token_env": token_env, "cert": cert, "key": key}
+            "settings": {
+                "user": user,
+                "password_env": password_env,
+                "token_env": token_env,
+                "cert": cert,
+                "key": key,
+                "verify": ca_bundle,
+            }
         }
-    elif user or password_env or token_env or cert or key:
+    elif user or password_env or token_env or cert or key or ca_bundle:
         raise click.ClickException("the credential options apply to taxii imports only")
     try:
         hub = _hub(ctx)

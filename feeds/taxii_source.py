@@ -9,6 +9,7 @@ variables that hold them, so ``cti-hub feeds sync`` can run from cron.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -47,11 +48,16 @@ class TaxiiSource(StixBundle):
         auth = TokenAuth(_env(s["token_env"])) if "token_env" in s else None
         cert = (s["cert"], s["key"]) if "cert" in s and "key" in s else s.get("cert")
         try:
-            return Collection(
+            collection = Collection(
                 url, user=s.get("user"), password=password, auth=auth, cert=cert, verify=s.get("verify", True)
             )
         except ValueError as exc:
             raise FeedError(f"{url}: {exc}") from None
+        if isinstance(s.get("verify"), str):
+            # requests lets REQUESTS_CA_BUNDLE override a session's CA bundle; the one given for this source wins.
+            session = collection._conn.session
+            session.request = functools.partial(session.request, verify=s["verify"])
+        return collection
 
     def run(self, source: str) -> Outcome:
         return self.sync(source)

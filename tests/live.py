@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -73,12 +74,12 @@ def serve_demo(make_app, settings: dict, tmp_path: Path) -> Iterator[tuple[str, 
         log.close()
 
 
-def serve_in_thread(app) -> Iterator[str]:
-    """Serve a Flask app from a thread of this process; yield its base url."""
+def serve_in_thread(app, ssl_context: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Serve a Flask app from a thread of this process (over TLS with ``ssl_context``); yield its base url."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=ssl_context)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{server.server_port}"
     server.shutdown()
