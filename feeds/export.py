@@ -31,7 +31,7 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 
 from hub import auth, ledger, ratelimit, services, stix, store, withdrawals
 from hub import models as m
@@ -79,9 +79,11 @@ def _authenticate(hub: services.Hub) -> auth.Principal | Response:
                 request.headers.get("Authorization", ""),
                 request.remote_addr or "",  # the key's one budget, shared with TAXII:
                 functools.partial(ratelimit.check, current_app),
+                auth.certificate_of(request.environ, hub.settings),
             )
     except TooManyRequests as exc:
         return _plain(429, exc.message, dict(exc.headers or {}))
+    g.hub_caller = found
     if not isinstance(found, auth.Principal):
         return _plain(
             401, "authentication required: HTTP Basic (API key as password) or Bearer", {"WWW-Authenticate": CHALLENGE}

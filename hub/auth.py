@@ -7,6 +7,12 @@ password hash, and a stolen database alone does not reveal or verify keys.
 Accepted forms: HTTP Basic with user = partner slug or key id and password = key
 (what Microsoft Sentinel sends), ``Authorization: Bearer <key>`` and
 ``Authorization: Token <key>`` (taxii2-client, OpenCTI, Elastic).
+
+A key may also be bound to a client certificate (its SHA-256 fingerprint or its subject): it then
+works only over a connection that presented that certificate, verified by whoever terminated TLS:
+gunicorn itself (``cti-hub serve --ca-certs ... --cert-reqs 2``), or a reverse proxy that forwards
+the verified certificate in the ``client_cert_header`` setting, believed only from the addresses in
+``client_cert_proxies``. A missing or different certificate is the same 401 as a wrong key.
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import ssl
+import urllib.parse
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from sqlalchemy.orm import Session
 
 from hub import store
@@ -43,6 +53,60 @@ class Principal:
     last_used_us: int | None = None
     # The sharing-rules version read together with the key: the request's snapshot is checked against it.
     rules_version: int | None = None
+    created_us: int = 0
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    """The client certificate a request came with: what a key can be bound to."""
+
+    sha256: str  # lower-case hex of the DER encoding
+    subject: str  # RFC 4514, e.g. "CN=krcert-siem,O=KrCERT"
+    not_after_us: int
+
+    @classmethod
+    def from_der(cls, der: bytes) -> ClientCertificate:
+        cert = x509.load_der_x509_certificate(der)
+        return cls(
+            cert.fingerprint(hashes.SHA256()).hex(),
+            cert.subject.rfc4514_string(),
+            int(cert.not_valid_after_utc.timestamp() * 1_000_000),
+        )
+
+    @classmethod
+    def from_pem(cls, pem: str) -> ClientCertificate:
+        return cls.from_der(ssl.PEM_cert_to_DER_cert(pem.strip()))
+
+
+def normalise_fingerprint(text: str) -> str:
+    """A SHA-256 fingerprint as typed (``AB:CD:...`` or hex); raise ValueError if it is not one."""
+    value = text.replace(":", "").strip().lower()
+    if len(value) != 64 or any(ch not in "0123456789abcdef" for ch in value):
+        raise ValueError(f"not a SHA-256 fingerprint: {text!r} (64 hex digits, colons allowed)")
+    return value
+
+
+def request_certificate(environ: dict[str, Any], settings: dict[str, Any], peer: str) -> ClientCertificate | None:
+    """The verified client certificate of a request, or None.
+
+    In order: a configured proxy header, believed only from ``client_cert_proxies`` (``peer`` is the
+    address of the connection, not one a proxy header claims); the PEM a WSGI server exports as
+    ``SSL_CLIENT_CERT``; the peer certificate of gunicorn's TLS socket. A certificate that cannot be
+    read counts as none.
+    """
+    try:
+        header = settings.get("client_cert_header", "")
+        if header:
+            value = environ.get("HTTP_" + header.upper().replace("-", "_"), "")
+            if value and _source_allowed(settings.get("client_cert_proxies", ""), peer):
+                return ClientCertificate.from_pem(urllib.parse.unquote(value).replace("\t", "\n"))
+        if environ.get("SSL_CLIENT_CERT"):
+            return ClientCertificate.from_pem(environ["SSL_CLIENT_CERT"])
+        sock = environ.get("gunicorn.socket")
+        der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
+        return ClientCertificate.from_der(der) if der else None
+    except (ValueError, TypeError):
+        return None
 
 
 def new_secret() -> str:
@@ -93,7 +157,14 @@ class _Hub(Protocol):
     def session(self) -> AbstractContextManager[Session]: ...
 
 
-def authenticate(hub: _Hub, read: Session, header: str, source: str, spend: Callable[[str], None]) -> Principal | None:
+def authenticate(
+    hub: _Hub,
+    read: Session,
+    header: str,
+    source: str,
+    spend: Callable[[str], None],
+    certificate: ClientCertificate | None = None,
+) -> Principal | None:
     """The one way every API request is authenticated: the caller's principal, or None for a 401.
 
     ``read`` is the request's read session. A client address that failed too often gets
@@ -103,7 +174,7 @@ def authenticate(hub: _Hub, read: Session, header: str, source: str, spend: Call
     """
     settings = hub.settings
     window = settings["login_failure_window_seconds"]
-    found = identify(read, hub.pepper, header, source)
+    found = identify(read, hub.pepper, header, source, certificate)
     if not isinstance(found, Principal):
         check_rate(read, source, failure_limit=settings["login_failure_limit"], window_seconds=window)
     if isinstance(found, str):
@@ -119,12 +190,14 @@ def authenticate(hub: _Hub, read: Session, header: str, source: str, spend: Call
     return found
 
 
-def identify(session: Session, pepper: str, header: str, source: str) -> Principal | str | None:
+def identify(
+    session: Session, pepper: str, header: str, source: str, certificate: ClientCertificate | None = None
+) -> Principal | str | None:
     """Read-only: the caller behind ``header``, a failure reason, or None when no credentials were sent."""
     creds = credentials(header) if header else None
     if creds is None:
         return "no credentials" if header else None
-    return _check(session, pepper, creds, source)
+    return _check(session, pepper, creds, source, certificate)
 
 
 def check_rate(session: Session, source: str, *, failure_limit: int, window_seconds: int) -> None:
@@ -150,7 +223,9 @@ def needs_touch(principal: Principal) -> bool:
     return principal.last_used_us is None or store.now_us() - principal.last_used_us > TOUCH_EVERY_US
 
 
-def _check(session: Session, pepper: str, creds: tuple[str, str], source: str) -> Principal | str:
+def _check(
+    session: Session, pepper: str, creds: tuple[str, str], source: str, certificate: ClientCertificate | None
+) -> Principal | str:
     user, secret = creds
     key = store.find_key(session, hash_secret(pepper, secret))
     if key is None:
@@ -166,10 +241,37 @@ def _check(session: Session, pepper: str, creds: tuple[str, str], source: str) -
         return "partner suspended"
     if key.cidrs and not _source_allowed(key.cidrs, source):
         return "source address not allowed for this key"
-    return Principal(key.partner_id, key.slug, key.id, key.key_id, key.read_only, key.last_used_us, key.rules_version)
+    if (key.cert_sha256 or key.cert_subject) and not _certificate_matches(key, certificate, now):
+        return "client certificate does not match the key"
+    return Principal(
+        key.partner_id,
+        key.slug,
+        key.id,
+        key.key_id,
+        key.read_only,
+        key.last_used_us,
+        key.rules_version,
+        key.created_us or 0,
+    )
+
+
+def certificate_of(environ: dict[str, Any], settings: dict[str, Any]) -> ClientCertificate | None:
+    """``request_certificate`` for a WSGI request: the peer is the connection's own address, before ProxyFix."""
+    original = environ.get("werkzeug.proxy_fix.orig") or {}
+    return request_certificate(environ, settings, original.get("REMOTE_ADDR") or environ.get("REMOTE_ADDR") or "")
+
+
+def _certificate_matches(key: Any, certificate: ClientCertificate | None, now_us: int) -> bool:
+    if certificate is None or certificate.not_after_us <= now_us:
+        return False
+    if key.cert_sha256 and not hmac.compare_digest(key.cert_sha256, certificate.sha256):
+        return False
+    return not key.cert_subject or key.cert_subject == certificate.subject
 
 
 def _source_allowed(cidrs: str, source: str) -> bool:
+    if not cidrs:
+        return False
     try:
         address = ipaddress.ip_address(source)
     except ValueError:

@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "next_ttl_days": 7,
     "status_retention_days": 7,
     "trusted_proxies": 0,
+    "client_cert_header": "",
+    "client_cert_proxies": "",
     "login_failure_limit": 20,
     "login_failure_window_seconds": 300,
     "rate_limit_per_minute": 600,

@@ -69,6 +69,9 @@ class ApiKey(Base):
     expires_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     revoked_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_used_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # A key bound to a client certificate works only over a connection presenting it (hub.auth).
+    cert_sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    cert_subject: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
 
 class TrustGroup(Base):

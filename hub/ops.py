@@ -58,6 +58,20 @@ NEXT_IGNORED = Counter(
     "TAXII requests whose next token could not be used and was ignored, by reason",
     ["reason"],
 )
+KEY_AGE = Counter(
+    "cti_hub_requests_by_key_age_total",
+    "Authenticated requests by the age of the API key used (keys past a year are due for rotation)",
+    ["age"],
+)
+KEY_AGE_BUCKETS = ((7, "<7d"), (30, "7-30d"), (90, "30-90d"), (365, "90-365d"))
+
+
+def key_age_bucket(created_us: int, now_us: int) -> str:
+    """The label of a key's age: ``<7d``, ``7-30d``, ``30-90d``, ``90-365d`` or ``>365d``."""
+    days = (now_us - created_us) / 86_400_000_000
+    return next((label for limit, label in KEY_AGE_BUCKETS if days < limit), ">365d")
+
+
 FEED_SYNCS = Counter(
     "cti_hub_feed_syncs_total", "Scheduled syncs of remote feed sources, by source and outcome", ["source", "outcome"]
 )
@@ -174,8 +188,10 @@ def _start() -> None:
 def _finish(response: Response) -> Response:
     elapsed = time.perf_counter() - g.get("hub_started", time.perf_counter())
     rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-    principal = g.get("flask_httpauth_user")
+    principal = g.get("flask_httpauth_user") or g.get("hub_caller")
     partner = principal.slug if isinstance(principal, Principal) else ""
+    if isinstance(principal, Principal):
+        KEY_AGE.labels(key_age_bucket(principal.created_us, time.time_ns() // 1000)).inc()
     status = response.status_code
     REQUESTS.labels(request.method, rule, str(status)).inc()
     LATENCY.labels(request.method, rule).observe(elapsed)

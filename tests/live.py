@@ -26,13 +26,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(base: str, proc: subprocess.Popen) -> None:
+def wait_ready(base: str, proc: subprocess.Popen, verify: bool | str = True) -> None:
     deadline = time.time() + 30
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
+            if requests.get(f"{base}/readyz", timeout=5, verify=verify).status_code == 200:
                 return
         except requests.RequestException:
             time.sleep(0.2)
@@ -68,6 +68,39 @@ def serve_demo(make_app, settings: dict, tmp_path: Path) -> Iterator[tuple[str, 
     try:
         wait_ready(base, proc)
         yield base, keys, ids
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def serve_command(settings: dict, tmp_path: Path, *args: str, ca: str | None = None) -> Iterator[str]:
+    """Run `cti-hub serve` (gunicorn) on the settings' database with extra ``args``; yield its base url.
+
+    With ``ca`` the server speaks HTTPS (``args`` hold ``--certfile``/``--keyfile``) and is checked against that CA.
+    """
+    port = free_port()
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings["database_url"],
+        "HUB_SECRET_KEY": settings["secret_key"],
+        "HUB_DATA_DIR": str(tmp_path),
+    }
+    for key, value in settings.items():
+        if key not in ("database_url", "secret_key", "data_dir"):
+            env[f"HUB_{key.upper()}"] = str(value)
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "1", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    base = f"{'https' if ca else 'http'}://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc, verify=ca or True)
+        yield base
     finally:
         proc.terminate()
         proc.wait(timeout=20)

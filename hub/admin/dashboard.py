@@ -53,6 +53,7 @@ def dashboard(session: Session, snap: store.Snapshot, days: int = 14) -> dict[st
         "polls": polls,
         "never": [p["slug"] for p in polls if p["last_used_us"] is None],
         "intrusion_sets": intrusion_sets(session),
+        "expiring": expiring_keys(session, now),
         "totals": {
             "partners": len(polls),
             "objects": session.scalar(select(func.count(func.distinct(V.stix_id)))) or 0,
@@ -63,6 +64,18 @@ def dashboard(session: Session, snap: store.Snapshot, days: int = 14) -> dict[st
             or 0,
         },
     }
+
+
+def expiring_keys(session: Session, now_us: int, days: int = 14) -> list[dict[str, Any]]:
+    """Live keys that stop working within ``days``: rotate them before partners' SIEMs go blind."""
+    k = m.ApiKey
+    stmt = (
+        select(k.key_id, k.label, k.expires_us, m.Partner.slug)
+        .join(m.Partner)
+        .where(k.revoked_us.is_(None), k.expires_us > now_us, k.expires_us <= now_us + days * 86_400_000_000)
+        .order_by(k.expires_us)
+    )
+    return [{"key_id": i, "label": label, "expires_us": e, "slug": slug} for i, label, e, slug in session.execute(stmt)]
 
 
 def intrusion_sets(session: Session, limit: int = 10) -> list[tuple[str, int]]:

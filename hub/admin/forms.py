@@ -103,6 +103,11 @@ class KeyForm(FlaskForm):
     read_only = BooleanField("Read-only (cannot publish)")
     expires_days = IntegerField("Expires after (days)", validators=[Optional(), NumberRange(min=1, max=3650)])
     cidrs = StringField("Allowed source networks (CIDR, comma-separated)", validators=[Optional(), Length(max=2000)])
+    cert_sha256 = StringField(
+        "Client certificate SHA-256",
+        validators=[Optional(), Regexp(r"^[0-9A-Fa-f:]{64,95}$", message="64 hex digits, colons allowed")],
+        description="Bind the key to the partner's client certificate: without it the key does not work.",
+    )
 
 
 class GroupForm(FlaskForm):

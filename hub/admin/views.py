@@ -152,6 +152,7 @@ def partner(slug: str) -> str:
         groups=groups,
         key_form=forms.KeyForm(),
         action=forms.ActionForm(),
+        now_us=store.now_us(),
     )
 
 
@@ -256,6 +257,7 @@ def key_issue(slug: str) -> Any:
                 cidrs=form.cidrs.data or "",
                 label=form.label.data or "",
                 actor=_actor(),
+                cert_sha256=form.cert_sha256.data or "",
             )
     except BadRequest as exc:
         flash(f"The key was not issued: {exc.message}", "error")

@@ -7,8 +7,8 @@ import sys
 import click
 from sqlalchemy import select
 
+from hub import auth, services, store
 from hub import models as m
-from hub import services, store
 from hub.cli.tools import fail_cleanly as _fail_cleanly
 from hub.cli.tools import hub_of as _hub
 from hub.policy import TLP
@@ -45,13 +45,35 @@ def keys() -> None:
 @click.option("--expires-days", type=int, help="The key stops working after N days.")
 @click.option("--cidr", multiple=True, help="Only accept the key from this network (repeatable).")
 @click.option("--label", default="", help="A note to recognise the key by.")
+@click.option("--cert-sha256", default="", help="Accept the key only with the client certificate of this SHA-256.")
+@click.option(
+    "--cert-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Accept the key only with this client certificate (PEM): its SHA-256 is bound.",
+)
+@click.option(
+    "--cert-subject", default="", help='Accept the key only with a client certificate of this subject ("CN=...,O=...").'
+)
 @click.pass_context
 @_fail_cleanly
 def keys_create(
-    ctx: click.Context, partner: str, read_only: bool, expires_days: int | None, cidr: tuple[str, ...], label: str
+    ctx: click.Context,
+    partner: str,
+    read_only: bool,
+    expires_days: int | None,
+    cidr: tuple[str, ...],
+    label: str,
+    cert_sha256: str,
+    cert_file: str | None,
+    cert_subject: str,
 ) -> None:
     """Issue a key for PARTNER; the secret is printed once, alone on the last line."""
     hub = _hub(ctx)
+    if cert_file:
+        try:
+            cert_sha256 = auth.ClientCertificate.from_pem(open(cert_file, encoding="ascii").read()).sha256
+        except (ValueError, UnicodeDecodeError):
+            raise click.ClickException(f"{cert_file}: not a PEM certificate") from None
     with hub.session() as session:
         key_id, secret = services.create_key(
             session,
@@ -61,9 +83,44 @@ def keys_create(
             expires_days=expires_days,
             cidrs=",".join(cidr),
             label=label,
+            cert_sha256=cert_sha256,
+            cert_subject=cert_subject,
         )
     click.echo(f"key {key_id} for {partner} (store the secret now: it is not kept and cannot be shown again)", err=True)
     click.echo(secret)
+
+
+@keys.command("rotate")
+@click.argument("partner")
+@click.option("--overlap", default="7d", show_default=True, help="How long the old key keeps working: 7d, 36h, 0.")
+@click.option("--key", "key_id", default="", help="Rotate this key only (default: every active key of PARTNER).")
+@click.pass_context
+@_fail_cleanly
+def keys_rotate(ctx: click.Context, partner: str, overlap: str, key_id: str) -> None:
+    """Issue a new key for PARTNER and expire its old one after the overlap; the new secret is on the last line."""
+    overlap_us = _duration_us(overlap)
+    hub = _hub(ctx)
+    with hub.session() as session:
+        new_id, secret, expiring = services.rotate_keys(
+            session, hub.pepper, partner, overlap_us=overlap_us, key_id=key_id
+        )
+        store.bump_rules(session)
+    click.echo(
+        f"key {new_id} for {partner}; {', '.join(expiring)} stop(s) working in {overlap} "
+        "(store the secret now: it is not kept and cannot be shown again)",
+        err=True,
+    )
+    click.echo(secret)
+
+
+def _duration_us(text: str) -> int:
+    """Read ``7d``, ``36h``, ``90m`` or ``0`` as microseconds; a bad value is a usage error."""
+    units = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+    value = text.strip().lower()
+    number, unit = (value[:-1], value[-1]) if value and value[-1] in units else (value, "s")
+    if not number.isdigit():
+        raise click.BadParameter(f"{text!r} is not a duration (use e.g. 7d, 36h, 90m or 0)", param_hint="--overlap")
+    return int(number) * units[unit] * 1_000_000
 
 
 @keys.command("list")

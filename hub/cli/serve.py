@@ -21,11 +21,46 @@ KEEP_ALIVE_SECONDS = 75
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--threads", default=4, show_default=True, type=int)
+@click.option(
+    "--certfile", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate (PEM)."
+)
+@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False), help="The private key of --certfile (PEM).")
+@click.option(
+    "--ca-certs",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA certificates (PEM) that partners' client certificates must be signed by.",
+)
+@click.option(
+    "--cert-reqs",
+    type=click.Choice(["0", "1", "2"]),
+    default="0",
+    show_default=True,
+    help="Client certificates: 0 not asked for, 1 verified when sent, 2 required.",
+)
 @click.pass_context
 @_fail_cleanly
-def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) -> None:
+def serve(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    certfile: str | None,
+    keyfile: str | None,
+    ca_certs: str | None,
+    cert_reqs: str,
+) -> None:
     """Serve the hub with gunicorn (migrations are applied first)."""
     _hub(ctx)
+    if bool(certfile) != bool(keyfile):
+        raise click.UsageError("--certfile and --keyfile go together")
+    if (ca_certs or cert_reqs != "0") and not certfile:
+        raise click.UsageError("--ca-certs and --cert-reqs need --certfile and --keyfile (the hub must terminate TLS)")
+    if cert_reqs != "0" and not ca_certs:
+        raise click.UsageError("--cert-reqs 1 or 2 needs --ca-certs to verify client certificates with")
+    tls = ["--certfile", certfile, "--keyfile", keyfile] if certfile and keyfile else []
+    if ca_certs:
+        tls += ["--ca-certs", ca_certs, "--cert-reqs", cert_reqs]
     args = [
         "gunicorn",
         "--bind",
@@ -43,9 +78,11 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) 
         # No gunicorn access log: the hub writes one JSON line per request itself (hub.access).
         "--keep-alive",
         str(KEEP_ALIVE_SECONDS),
+        *tls,
         "hub.wsgi:app",
     ]
-    click.echo(f"serving on http://{host}:{port}/taxii2/ with {workers} workers", err=True)
+    scheme = "https" if tls else "http"
+    click.echo(f"serving on {scheme}://{host}:{port}/taxii2/ with {workers} workers", err=True)
     os.execvp(sys.executable, [sys.executable, "-m", *args])  # noqa: S606 - replace this process with gunicorn
 
 

@@ -30,6 +30,7 @@ def _caller() -> Principal | None:
             request.headers.get("Authorization", ""),
             request.remote_addr or "",
             functools.partial(ratelimit.check, current_app),
+            auth.certificate_of(request.environ, current_app.config["HUB"]),
         )
     return g.hub_caller
 
