@@ -89,8 +89,13 @@ STATED = {
 STATED_OBJ = _indicator(4, "2024-05-01T00:00:00.000Z", STATED["id"])
 
 
-def _rows() -> dict[str, list[dict]]:
-    """The data, table by table, with every column any revision had; each insert keeps the ones it has."""
+def _rows(stated_tlp: bool) -> dict[str, list[dict]]:
+    """The data, table by table, with every column any revision had; each insert keeps the ones it has.
+
+    ``stated_tlp``: the schema has 0011_stated_tlp, so the hub that wrote the data already read the
+    stated marking as TLP:AMBER and stored the object relying on it at AMBER.
+    """
+    stated_level = TLP.AMBER if stated_tlp else TLP.GREEN
     identity = {slug: f"identity--{uuid.uuid5(NS, slug)}" for slug in ("hub", "krcert", "cisa", "mycert")}
     partners = [
         (1, "hub", "XX", "hub", TLP.RED),
@@ -158,8 +163,8 @@ def _rows() -> dict[str, list[dict]]:
             },
             {
                 "id": STATED["id"],
-                "kind": "statement",
-                "tlp": None,
+                "kind": "tlp" if stated_tlp else "statement",
+                "tlp": int(TLP.AMBER) if stated_tlp else None,
                 "share_partners": "",
                 "share_groups": "",
                 "share_countries": "",
@@ -201,7 +206,7 @@ def _rows() -> dict[str, list[dict]]:
                 "unknown_markings": False,
                 "raw": orjson.dumps(o).decode(),
             }
-            for o, pk, added, tlp in [*versions, (STATED_OBJ, 4, T0 + 4, TLP.GREEN)]
+            for o, pk, added, tlp in [*versions, (STATED_OBJ, 4, T0 + 4, stated_level)]
         ],
         "statuses": [
             {
@@ -290,10 +295,11 @@ def _rows() -> dict[str, list[dict]]:
     }
 
 
-def populate(engine: sa.Engine) -> set[str]:
+def populate(engine: sa.Engine, revision: str) -> set[str]:
     """Insert the data into the tables this revision has, with the columns they have; return the tables."""
     tables = set(sa.inspect(engine).get_table_names())
-    data = _rows()
+    applied = {r.revision for r in _script().iterate_revisions(revision, "base")}
+    data = _rows(stated_tlp="0011_stated_tlp" in applied)
     with engine.begin() as conn:
         conn.execute(
             sa.text("UPDATE hub_state SET name = 'Old hub', identity_id = :i, clock_us = :c, rules_version = 2"),
@@ -363,7 +369,7 @@ def _ids(response) -> dict[str, str]:
 def test_upgrade_with_data_keeps_the_hub_working(revision, empty_database, tmp_path):
     engine = db.make_engine(empty_database)
     command.upgrade(db.alembic_config(engine), revision)
-    tables = populate(engine)
+    tables = populate(engine, revision)
     engine.dispose()
 
     for _ in range(2):  # idempotent: the second run finds nothing to do
