@@ -17,6 +17,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import expression
@@ -150,6 +152,8 @@ class ObjectVersion(Base):
         # Unique per collection, and the only index ordered by date_added (see migration 0004).
         Index("ix_versions_collection_added", "collection_id", "date_added", unique=True),
         Index("ix_versions_collection_object", "collection_id", "stix_id", "version_us"),
+        # Ids differing only in case are one id to the write rules (``store.stix_key``).
+        Index("ix_versions_stix_key", func.lower(text("stix_id"))),
     )
     pk: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))

@@ -646,7 +646,7 @@ def _row_for(
     """
     stix_id = item.obj["id"]
     facts, quarantined, originator = item.facts, False, partner.id
-    first = stored.first_tlp.get((stix_id, item.version_us))
+    first = stored.first_tlp.get((store.stix_key(stix_id), item.version_us))
     owner_row = snap.partner_rows.get(owner) if owner is not None else None
     if (
         owner_row is not None
@@ -660,9 +660,13 @@ def _row_for(
     if owner is not None and owner != partner.id:
         if stix_id in stored.seen_elsewhere:
             here = stored.raws.get((stix_id, item.version_us, 0))
-            if here is not None and orjson.loads(here) == item.obj:
+            if (
+                here is not None
+                and orjson.loads(here) == item.obj
+                and policy.can_write(snap.world, partner, collection.rules, facts, read_only_key=read_only)
+            ):
                 # Already in this collection as published (a federation loop, a SIEM pushing back what it
-                # pulled): a duplicate, which widens nothing.
+                # pulled), by a partner that may write it: a duplicate, which widens nothing.
                 result.successes.append(item.key)
                 result.unchanged.append(item.key)
                 return None

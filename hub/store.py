@@ -364,6 +364,7 @@ class VersionQuery:
     versions: tuple[str | int, ...] = ("last",)
     spec_versions: tuple[str, ...] = ()
     limit: int = 1000
+    any_case: bool = False  # match ``ids`` under any spelling (``stix_key``), as the write rules do
 
 
 VT = cast(Table, m.ObjectVersion.__table__)
@@ -378,6 +379,7 @@ class _Shape:
     typed_collection: bool
     red: bool
     ids: bool
+    any_case: bool
     types: bool
     spec_versions: bool
     versions: tuple[str, ...]
@@ -432,7 +434,8 @@ def _apply_filters(stmt, v: Any, shape: _Shape) -> Any:
     in_collection = _of_collection(c.collection_id, collection) if shape.ids else c.collection_id == collection
     stmt = stmt.where(in_collection, _visible(v, shape))
     if shape.ids:
-        stmt = stmt.where(c.stix_id.in_(bindparam("ids", expanding=True)))
+        spelling = func.lower(c.stix_id) if shape.any_case else c.stix_id
+        stmt = stmt.where(spelling.in_(bindparam("ids", expanding=True)))
     if shape.types:
         stmt = stmt.where(c.type.in_(bindparam("types", expanding=True)))
     if shape.spec_versions:
@@ -486,6 +489,7 @@ def _bind(q: VersionQuery, columns: Sequence[str]) -> tuple[_Shape, dict[str, An
         bool(f.types),
         f.max_tlp >= TLP.RED,
         bool(q.ids),
+        q.any_case,
         bool(q.types),
         bool(q.spec_versions),
         kinds,
@@ -499,7 +503,7 @@ def _bind(q: VersionQuery, columns: Sequence[str]) -> tuple[_Shape, dict[str, An
         "red_sets": sorted(f.red_sets),
         "shown_markings": sorted(f.shown_markings or ()),
         "collection_types": sorted(f.types),
-        "ids": list(q.ids),
+        "ids": sorted({stix_key(i) for i in q.ids}) if q.any_case else list(q.ids),
         "types": list(q.types),
         "spec_versions": list(q.spec_versions),
         "floor": floor,
@@ -592,12 +596,12 @@ def has_visible(session: Session, q: VersionQuery) -> bool:
 def readable_ids(
     session: Session, snapshot: Snapshot, partner_pk: int, ids: Iterable[str], *, own: bool = True
 ) -> set[str]:
-    """The ids among ``ids`` of which the partner can read some version, in any collection.
+    """The ids among ``ids`` of which the partner can read some version, under any spelling, in any collection.
 
     With ``own=False`` the partner's own versions (its quarantined copies) do not count: only what
     others published and the rules release to it.
     """
-    wanted, found = tuple(sorted(set(ids))), set[str]()
+    wanted, found = tuple(sorted({stix_key(i) for i in ids})), set[str]()
     partner = snapshot.partners[partner_pk]
     for collection in snapshot.collections.values():
         rest = tuple(i for i in wanted if i not in found)
@@ -612,10 +616,11 @@ def readable_ids(
             ids=rest,
             versions=("all",),
             limit=1000,
+            any_case=True,
         )
         rows, _ = page(session, q, ("stix_id",))
-        found.update(r.stix_id for r in rows)
-    return found
+        found.update(stix_key(r.stix_id) for r in rows)
+    return {i for i in ids if stix_key(i) in found}
 
 
 def delete_versions(session: Session, collection_pk: int, stix_id: str, version_pks: Iterable[int]) -> int:
@@ -730,7 +735,8 @@ class Publication:
     ``origins``: originator pk per ``stix_key`` (kept after the id's versions are deleted).
     ``raws``: raw JSON per (id, version_us, poster) in the collection, where poster is 0 for the
     originator's versions and the poster's pk for a quarantined copy (stored or archived).
-    ``first_tlp``: the effective TLP of each (id, version_us) at its first publication, anywhere.
+    ``first_tlp``: the effective TLP of each (``stix_key``, version_us) at its first publication, anywhere,
+    under any spelling of the id.
     """
 
     origins: dict[str, int]
@@ -760,14 +766,15 @@ def publication(
         V.tlp,
         V.date_added,
         case((V.collection_id == collection_pk, V.raw)),
-    ).where(_stix_id_among(session, ids))
+    ).where(_stix_id_among(session, {stix_key(i) for i in ids}, func.lower(V.stix_id)))
     raws: dict[tuple[str, int, int], str] = {}
     first: dict[tuple[str, int], tuple[int, int]] = {}
     for stix_id, version_us, originator, quarantined, tlp, added, raw in session.execute(stmt):
         if raw is not None:
             raws[(stix_id, version_us, originator if quarantined else 0)] = raw
-        if not quarantined and added < first.get((stix_id, version_us), (added + 1, 0))[0]:
-            first[(stix_id, version_us)] = (added, tlp)
+        key = (stix_key(stix_id), version_us)
+        if not quarantined and added < first.get(key, (added + 1, 0))[0]:
+            first[key] = (added, tlp)
     archived = select(AT.c.stix_id, AT.c.version_us, AT.c.originator_id, AT.c.quarantined, AT.c.raw).where(
         _of_collection(AT.c.collection_id, collection_pk), _stix_id_among(session, ids, AT.c.stix_id)
     )

@@ -96,6 +96,17 @@ class ObjectSpec:
 
 
 @dataclass(frozen=True)
+class RepostSpec:
+    """A partner posts version ``rank`` of object ``n`` as published into a collection, maybe spelled otherwise."""
+
+    n: int
+    rank: int
+    poster: str
+    alias: str
+    upper: bool = False  # the id's UUID in upper case: the same id to every originator rule
+
+
+@dataclass(frozen=True)
 class WorldSpec:
     partners: tuple[PartnerSpec, ...]
     groups: tuple[GroupSpec, ...]
@@ -104,6 +115,7 @@ class WorldSpec:
     objects: tuple[ObjectSpec, ...]
     page_limit: int = 3
     marking_readers: tuple[str, ...] = ("*",)  # who may read the markings collection
+    reposts: tuple[RepostSpec, ...] = ()  # after the objects: copies posted by their owners and by others
 
     def partner(self, slug: str) -> PartnerSpec:
         return next(p for p in self.partners if p.slug == slug)
@@ -281,7 +293,28 @@ def world_specs(draw) -> WorldSpec:
     # Now and then the markings are readable by some partners only: to the others they do not exist.
     grants = subsets([*(f"group:{g}" for g in group_slugs), *(f"partner:{p}" for p in slugs)], 3)
     marking_readers = draw(mostly(("*",), draw(grants)))
-    return WorldSpec(partners, groups, collections, markings, objects, draw(st.integers(2, 5)), marking_readers)
+    reposts = draw(repost_specs(objects, slugs, tuple(c.alias for c in collections)))
+    return WorldSpec(
+        partners, groups, collections, markings, objects, draw(st.integers(2, 5)), marking_readers, reposts
+    )
+
+
+@st.composite
+def repost_specs(draw, objects: tuple[ObjectSpec, ...], slugs, aliases) -> tuple[RepostSpec, ...]:
+    """Copies of published versions: by readers of the original and by others, often into another collection."""
+    out = []
+    for _ in range(draw(st.sampled_from([0, 4, 8, 12]))):
+        o = draw(st.sampled_from(objects))
+        out.append(
+            RepostSpec(
+                o.n,
+                draw(st.integers(0, len(o.versions) - 1)),
+                draw(st.sampled_from([o.versions[0].publisher, *slugs])),
+                draw(st.sampled_from(aliases)),
+                draw(mostly(False, True)),
+            )
+        )
+    return tuple(out)
 
 
 # --------------------------------------------------------------------- fresh databases
@@ -384,12 +417,19 @@ def version_facts(
     spec: WorldSpec, ledger: Ledger, o: ObjectSpec, rank: int, rules: policy.Collection
 ) -> policy.ObjectFacts:
     """The facts the rules see for one version, derived from the model (not from the hub)."""
+    return posted_facts(spec, ledger, o, rank, rules, o.versions[rank].publisher)
+
+
+def posted_facts(
+    spec: WorldSpec, ledger: Ledger, o: ObjectSpec, rank: int, rules: policy.Collection, poster: str
+) -> policy.ObjectFacts:
+    """The facts of version ``rank`` of ``o`` as ``poster`` posts it into a collection with these rules."""
     v = o.versions[rank]
     tlp = policy.effective_tlp([TLP_REFS[r] for r in v.tlp_refs], rules.default_tlp)
-    known = [knows_marking(spec, ledger, v.publisher, m) for m in v.sharing]
+    known = [knows_marking(spec, ledger, poster, m) for m in v.sharing]
     sharing = tuple(ledger.markings[m] for m, k in zip(v.sharing, known, strict=True) if k)
     unknown = tuple(m for m, k in zip(v.sharing, known, strict=True) if not k)
-    return policy.ObjectFacts(o.kind, tlp, v.publisher, sharing, unknown)
+    return policy.ObjectFacts(o.kind, tlp, poster, sharing, unknown)
 
 
 def publish_envelope(
@@ -421,7 +461,7 @@ def sees_stored(spec: WorldSpec, ledger: Ledger, who: policy.Partner, stix_id: s
     """Whether a partner can read a version of ``stix_id`` that others published, in any collection, now."""
     world = policy_world(spec)
     for stored in ledger.stored:
-        if stored.id != stix_id or stored.facts.originator == who.slug:
+        if stored.id.lower() != stix_id.lower() or stored.facts.originator == who.slug:
             continue
         c = next(c for c in spec.all_collections() if c.alias == stored.alias)
         if policy.can_read(world, who, policy_collection(c, reading=False), stored.facts):
@@ -440,7 +480,55 @@ def publish(hub: services.Hub, spec: WorldSpec, pks: dict, uuids: dict) -> Ledge
                 batches[(o.versions[rank].publisher, o.alias)].append(o)
         for batch in batches.values():
             publish_envelope(hub, spec, ledger, pks, uuids, batch, rank)
+    for repost in spec.reposts:
+        publish_repost(hub, spec, ledger, pks, uuids, repost)
     return ledger
+
+
+def publish_repost(hub: services.Hub, spec: WorldSpec, ledger: Ledger, pks: dict, uuids: dict, r: RepostSpec) -> None:
+    """Post one copy; the hub must answer as the originator rules say (SECURITY.md "No laundering through copies").
+
+    The owner's copy keeps the TLP of the version's first publication; another partner's copy is refused
+    when that partner can see the object, and is its own quarantined copy when it cannot; an identical
+    copy already in the collection is a duplicate. Ids differing only in case are one id throughout.
+    """
+    o = next(o for o in spec.objects if o.n == r.n)
+    obj = stix_object(o, r.rank)
+    if r.upper:
+        kind, uid = obj["id"].split("--")
+        obj["id"] = f"{kind}--{uid.upper()}"
+    rules = policy_collection(next(c for c in spec.collections if c.alias == r.alias), reading=False)
+    writer = policy_partner(spec.partner(r.poster), reading=False)
+    facts = posted_facts(spec, ledger, o, r.rank, rules, r.poster)
+    result = services.ingest_envelope(hub, pks[r.poster], uuids[r.alias], [obj], with_status=True)
+    ledger.statuses[r.poster].append(result.status_id)
+    here = [s for s in ledger.stored if s.alias == r.alias and s.id == obj["id"] and s.version == obj["modified"]]
+    owner = ledger.owners.get(o.id)
+    if owner not in (None, r.poster):
+        if sees_stored(spec, ledger, writer, o.id):
+            may_write = policy.can_write(policy_world(spec), writer, rules, facts)
+            duplicate = may_write.allowed and any(not s.facts.quarantined for s in here)
+            assert bool(result.successes) == duplicate, (r, result.failures)
+            return
+        facts = dataclasses.replace(facts, quarantined=True)
+    else:
+        earliest = next(
+            (
+                s.facts.tlp
+                for s in ledger.stored
+                if s.id.lower() == o.id and s.version == obj["modified"] and not s.facts.quarantined
+            ),
+            None,
+        )
+        if earliest is not None and earliest > facts.tlp:
+            facts = dataclasses.replace(facts, tlp=earliest)
+    decision = policy.can_write(policy_world(spec), writer, rules, facts)
+    assert bool(result.successes) == decision.allowed, (r, decision, result.failures)
+    duplicate = any(s.facts.quarantined == facts.quarantined and s.facts.originator == r.poster for s in here)
+    if decision and not duplicate:
+        if not facts.quarantined:
+            ledger.owners.setdefault(o.id, r.poster)
+        ledger.stored.append(Stored(obj["id"], obj["modified"], r.rank, r.alias, facts, obj))
 
 
 def apply_later_changes(hub: services.Hub, spec: WorldSpec, uuids: dict) -> None:

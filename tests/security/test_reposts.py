@@ -108,3 +108,28 @@ def test_a_deleted_id_keeps_its_originator(world):
     assert obj["id"] in ids_in(world, "mycert", "tomb")
     mine = world.client("mycert").get(world.url("tomb", f"objects/{obj['id']}/"), {"match[version]": "all"})
     assert mine.get_json()["objects"] == [obj]
+
+
+def upper_case(obj: dict) -> dict:
+    kind, uid = obj["id"].split("--")
+    return {**obj, "id": f"{kind}--{uid.upper()}"}
+
+
+@pytest.mark.parametrize("which", ["amber", "unmarked"])
+def test_a_reader_cannot_launder_a_copy_under_a_case_variant_id(world, narrow, which):
+    """The reader sees alpha's object under its lower-case id: the upper-case spelling is the same id."""
+    variant = upper_case(narrow[which])
+    status = world.client("cisa").post(world.url("wide"), [variant]).get_json()
+    assert status["success_count"] == 0 and ONLY_ORIGINATOR in status["failures"][0]["message"], status
+    for slug in ("mycert", "cisa", "krcert"):  # singcert holds a quarantined copy of its own (above)
+        assert variant["id"] not in ids_in(world, slug, "wide"), slug
+
+
+def test_a_case_variant_keeps_the_first_effective_tlp_of_the_id(world, narrow):
+    """alpha's own re-post under another spelling is still the version it first published at AMBER."""
+    world.new_collection("wide-variant", default_tlp=TLP.GREEN)
+    variant = upper_case(narrow["unmarked"])
+    status = world.client("krcert").post(world.url("wide-variant"), [variant]).get_json()
+    assert status["success_count"] == 1, status
+    assert variant["id"] not in ids_in(world, "mycert", "wide-variant")  # GREEN clearance
+    assert variant["id"] in ids_in(world, "singcert", "wide-variant")  # AMBER clearance
