@@ -15,12 +15,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from hub import models, policy, services, stix, store
+from hub import acs, models, policy, services, stix, store
 from hub.policy import TLP
 from tests import factories as f
 from tests.conftest import fresh_database_url
@@ -45,6 +46,7 @@ class PartnerSpec:
     country: str
     clearance: TLP
     state: str = ACTIVE  # ACTIVE, INACTIVE (from the start) or SUSPENDED_LATER (after publishing)
+    organization: str = ""  # the partner's ACS 3.0 organisation token
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,21 @@ class MarkingSpec:
     groups: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    acs: str = ""  # an ACS 3.0 marking instead: its extension as JSON
+
+    def definition(self) -> dict:
+        """The marking-definition its owner posts."""
+        if not self.acs:
+            return f.sharing_marking(
+                self.id, partners=self.partners, groups=self.groups, countries=self.countries, exclude=self.exclude
+            )
+        return {
+            "type": "marking-definition",
+            "spec_version": "2.1",
+            "id": self.id,
+            "created": "2021-08-14T01:08:09.163015Z",
+            "extensions": {acs.ACS_EXTENSION_ID: orjson.loads(self.acs)},
+        }
 
 
 @dataclass(frozen=True)
@@ -132,7 +149,7 @@ def policy_world(spec: WorldSpec) -> policy.World:
 
 def policy_partner(p: PartnerSpec, *, reading: bool) -> policy.Partner:
     active = p.state == ACTIVE or (p.state == SUSPENDED_LATER and not reading)
-    return policy.Partner(0, p.slug, p.country, p.clearance, active)
+    return policy.Partner(0, p.slug, p.country, p.clearance, active, acs_organization=p.organization)
 
 
 def policy_collection(c: CollectionSpec, *, reading: bool) -> policy.Collection:
@@ -149,6 +166,8 @@ def policy_collection(c: CollectionSpec, *, reading: bool) -> policy.Collection:
 
 
 def policy_marking(m: MarkingSpec) -> policy.SharingMarking:
+    if m.acs:
+        return policy.SharingMarking(m.id, acs=acs.parse(orjson.loads(m.acs)))
     return policy.SharingMarking(
         m.id, frozenset(m.partners), frozenset(m.groups), frozenset(m.countries), frozenset(m.exclude)
     )
@@ -181,6 +200,8 @@ class Ledger:
 SLUGS = ("krcert", "cisa", "singcert", "mycert", "vncert", "jpcert")
 COUNTRIES = ("KR", "US", "SG", "MY")
 GROUP_SLUGS = ("rokus", "asean", "five")
+ORGANIZATIONS = ("", "USA.DHS.CISA", "USA.USG", "KOR.KISA", "SGP.CSA")
+NATIONALITIES = ("USA", "KOR", "SGP", "MYS", "JPN")
 ALIASES = ("alpha", "bravo", "charlie")
 high_tlps = st.sampled_from([TLP.RED, TLP.AMBER_STRICT, TLP.AMBER, TLP.RED, TLP.GREEN, TLP.RED, TLP.CLEAR])
 
@@ -200,7 +221,11 @@ def partner_specs(draw) -> tuple[PartnerSpec, ...]:
     count = draw(st.integers(3, 6))
     return tuple(
         PartnerSpec(
-            slug, draw(st.sampled_from(COUNTRIES)), draw(high_tlps), draw(mostly(ACTIVE, INACTIVE, SUSPENDED_LATER))
+            slug,
+            draw(st.sampled_from(COUNTRIES)),
+            draw(high_tlps),
+            draw(mostly(ACTIVE, INACTIVE, SUSPENDED_LATER)),
+            draw(st.sampled_from(ORGANIZATIONS)),
         )
         for slug in SLUGS[:count]
     )
@@ -238,6 +263,39 @@ def collection_specs(draw, slugs: tuple[str, ...], groups: tuple[str, ...]) -> t
 
 
 @st.composite
+def acs_extension(draw) -> str:
+    """An unclassified ACS 3.0 marking: access privileges by nationality and organisation, permit or deny."""
+    privileges = []
+    for _ in range(draw(st.sampled_from([1, 0, 2]))):
+        scope = {
+            "permitted_nationalities": list(draw(mostly(("ALL",), *((n,) for n in NATIONALITIES), ("USA", "KOR"))))
+        }
+        if draw(mostly(False, True)):
+            scope["permitted_organizations"] = list(draw(st.sampled_from([("ALL",), ("USA",), ("KOR.KISA",)])))
+        privileges.append(
+            {
+                "privilege_action": draw(st.sampled_from(["CISAUSES", "DSPLY"])),
+                "privilege_scope": scope,
+                "rule_effect": draw(mostly("permit", "deny")),
+            }
+        )
+    privdefault, sharedefault = draw(st.sampled_from(["deny", "permit"])), draw(st.sampled_from(["deny", "permit"]))
+    ext: dict = {
+        "extension_type": "property-extension",
+        "identifier": f"isa:guide.19001.ACS3-{uuid.UUID(int=draw(st.integers(0, 2**64)))}",
+        "create_date_time": "2021-08-14T01:08:08.432065Z",
+        "responsible_entity_custodian": "USA.DHS.US-CERT",
+        "responsible_entity_originator": "USA.DHS.US-CERT",
+        "authority_reference": ["urn:isa:authority:misa"],
+        "policy_reference": f"urn:isa:policy:acs:ns:v3.0?privdefault={privdefault}&sharedefault={sharedefault}",
+        "control_set": {"classification": "U", "formal_determination": ["FOUO", "AIS"]},
+    }
+    if privileges:
+        ext["access_privilege"] = privileges
+    return orjson.dumps(ext).decode()
+
+
+@st.composite
 def marking_specs(draw, slugs: tuple[str, ...], groups: tuple[str, ...]) -> tuple[MarkingSpec, ...]:
     return tuple(
         MarkingSpec(
@@ -247,6 +305,7 @@ def marking_specs(draw, slugs: tuple[str, ...], groups: tuple[str, ...]) -> tupl
             draw(subsets(groups)),
             draw(subsets((*COUNTRIES, "JP"))),
             draw(subsets(slugs, 1)),
+            draw(acs_extension()) if draw(st.booleans()) else "",
         )
         for i in range(draw(st.sampled_from([2, 3, 4, 1, 0])))
     )
@@ -343,6 +402,8 @@ def build_world(hub: services.Hub, spec: WorldSpec) -> tuple[dict[str, int], dic
         rows = {
             p.slug: f.add_partner(s, p.slug, p.country, p.clearance, active=p.state != INACTIVE) for p in spec.partners
         }
+        for p in spec.partners:
+            rows[p.slug].acs_organization = p.organization
         for g in spec.groups:
             f.add_group(s, g.slug, [rows[slug] for slug in g.members], g.countries)
         root = f.add_root(s, ROOT)
@@ -367,14 +428,16 @@ def build_world(hub: services.Hub, spec: WorldSpec) -> tuple[dict[str, int], dic
 def publish_markings(hub: services.Hub, spec: WorldSpec, pks: dict, uuids: dict, ledger: Ledger) -> None:
     """Each sharing marking is posted by its owner into the open markings collection."""
     for m in spec.markings:
-        obj = f.sharing_marking(m.id, partners=m.partners, groups=m.groups, countries=m.countries, exclude=m.exclude)
+        obj = m.definition()
         result = services.ingest_envelope(hub, pks[m.owner], uuids[MARKINGS], [obj], with_status=True)
         ledger.statuses[m.owner].append(result.status_id)
-        expected = spec.partner(m.owner).state != INACTIVE and bool(m.partners or m.groups or m.countries)
+        expected = spec.partner(m.owner).state != INACTIVE and bool(m.acs or m.partners or m.groups or m.countries)
         assert bool(result.successes) == expected, result.failures
         if expected:
             ledger.markings[m.id] = policy_marking(m)
-            facts = policy.ObjectFacts("marking-definition", TLP.CLEAR, m.owner, defines=policy_marking(m))
+            # An ACS marking's definition is public content: the restriction it states is on other objects.
+            defines = None if m.acs else policy_marking(m)
+            facts = policy.ObjectFacts("marking-definition", TLP.CLEAR, m.owner, defines=defines)
             ledger.stored.append(Stored(m.id, obj["created"], 0, MARKINGS, facts, obj))
 
 
@@ -407,7 +470,8 @@ def knows_marking(spec: WorldSpec, ledger: Ledger, publisher: str, marking_id: s
     if owner == publisher:
         return True
     rules = policy_collection(spec.all_collections()[0], reading=False)
-    facts = policy.ObjectFacts("marking-definition", TLP.CLEAR, owner, defines=ledger.markings[marking_id])
+    defines = None if ledger.markings[marking_id].acs else ledger.markings[marking_id]
+    facts = policy.ObjectFacts("marking-definition", TLP.CLEAR, owner, defines=defines)
     return policy.can_read(
         policy_world(spec), policy_partner(spec.partner(publisher), reading=False), rules, facts
     ).allowed
@@ -759,7 +823,7 @@ def check_marking_audience(
     client: f.Client, spec: WorldSpec, ledger: Ledger, url: str, col_uuid: str, slug: str
 ) -> None:
     """On every read path (objects, manifest, object, versions, STIX feed) no other sharing marking reaches it."""
-    audience, defined = marking_audience(spec, ledger, slug), {m.id for m in spec.markings}
+    audience, defined = marking_audience(spec, ledger, slug), {m.id for m in spec.markings if not m.acs}
     received = {o["id"] for o in pull(client, url + "objects/", {"match[version]": "all"}, 50, resend=False)}
     received |= {o["id"] for o in pull(client, url + "manifest/", {"match[version]": "all"}, 50, resend=False)}
     for marking in sorted(defined):
