@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from hub import auth, ledger, ratelimit, services, stix, store, withdrawals
+from hub import acs, auth, ledger, ratelimit, services, stix, store, withdrawals
 from hub import models as m
 from hub.errors import TooManyRequests
 from hub.formats import BLOCKLISTS, FORMATS, blocklist_safe, observable, withdrawn
@@ -53,6 +53,8 @@ CSV_COLUMNS = (
     "confidence",
     "status",
     "pattern",
+    "acs",
+    "acs_further_sharing",
 )
 CHALLENGE = 'Basic realm="cti-hub", Bearer realm="cti-hub"'
 
@@ -130,6 +132,7 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
             "collection": collection,
             "withdrawn": include == "withdrawn",
             "providers": {pk: row.slug for pk, row in snap.partner_rows.items()},
+            "acs": _acs_markings(snap),
             "removed": [],
         }
         span = store.view_range(session, query, upto)
@@ -230,7 +233,7 @@ def _flat_line(
     """One indicator as a blocklist value, CSV row or ECS document; None for a value of another kind or listed."""
     found = observable(obj)
     if fmt == "csv":
-        return _csv_line(obj, found, tlp, gone)
+        return _csv_line(obj, found, tlp, gone, acs_labels(obj, context["acs"]))
     if fmt not in BLOCKLISTS:
         return orjson.dumps(ecs_document(obj, found, tlp, gone, context, originator_pk)).decode() + "\n"
     if found is None or found[0] not in BLOCKLISTS[fmt]:
@@ -263,7 +266,27 @@ def _bundle_id(collection: store.CollectionInfo, since: int | None, span: tuple,
     return str(uuid.uuid5(services.NAMESPACE, f"feed|{collection.uuid}|{since}|{span[0]}|{span[2]}|{last}"))
 
 
-def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool) -> str:
+def _acs_markings(snap: store.Snapshot) -> dict[str, acs.AcsRules]:
+    """The ACS 3.0 markings the hub holds, by id (their enforced rules carry the summary)."""
+    return {
+        mid: info.sharing.acs
+        for mid, info in snap.markings.items()
+        if info.sharing is not None and info.sharing.acs is not None
+    }
+
+
+def acs_labels(obj: dict, markings: dict[str, acs.AcsRules]) -> tuple[str, str]:
+    """The ACS summaries of an object's markings and the scopes they permit further sharing to ('' if none).
+
+    For example ``("U; FD=FOUO,AIS; CISAUSES=permit:ALL; ...", "USA.USG")``, several markings joined by `` | ``.
+    """
+    found = [markings[r] for r in obj.get("object_marking_refs") or () if isinstance(r, str) and r in markings]
+    summaries = " | ".join(rules.summary for rules in found)
+    scopes = ",".join(sorted({s for rules in found for s in acs.further_sharing_scope(rules).split(",") if s}))
+    return summaries, scopes
+
+
+def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool, acs_cells: tuple[str, str]) -> str:
     out = io.StringIO()
     csv.writer(out).writerow(
         csv_cell(cell)
@@ -279,6 +302,7 @@ def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool) ->
             obj.get("confidence", ""),
             "withdrawn" if gone else "active",
             obj.get("pattern", ""),
+            *acs_cells,
         ]
     )
     return out.getvalue()
@@ -306,6 +330,11 @@ def ecs_document(
         "marking": {"tlp": TLP(tlp).name.replace("_", "+"), "tlp_version": "2.0"},
         "provider": context["providers"].get(originator_pk, ""),
     }
+    summaries, scopes = acs_labels(obj, context.get("acs") or {})
+    if summaries:
+        # The ACS 3.0 marking a SIEM filters on, beside TLP; the further-sharing scope as its own field.
+        indicator["marking"]["acs"] = summaries
+        indicator["marking"]["acs_further_sharing"] = scopes
     if obj.get("description"):
         indicator["description"] = obj["description"]
     if found is not None:

@@ -7,6 +7,8 @@ writes); each test changes only what it is about.
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import re
 import uuid
 from typing import Any
@@ -302,3 +304,25 @@ def test_the_markings_table_records_acs_kind(world):
         kind = s.execute(select(m.Marking.kind).where(m.Marking.id == marking["id"])).scalar_one()
         raw = s.execute(select(m.Marking.raw).where(m.Marking.id == marking["id"])).scalar_one()
     assert kind == "acs" and orjson.loads(raw) == marking
+
+
+def test_flat_feeds_carry_the_acs_summary_and_further_sharing_scope(world):
+    marking = acs_marking(nationalities=["ALL"])
+    obj = f.indicator(next(COUNTER), markings=[marking["id"]], pattern="[ipv4-addr:value = '198.51.100.77']")
+    plain = f.indicator(next(COUNTER), pattern="[ipv4-addr:value = '198.51.100.78']")
+    assert publish(world, [marking, obj, plain])["failure_count"] == 0
+    collection = world["url"].split("/")[3]
+    feed = client(world, "krcert").get(f"/feeds/dprk/{collection}/csv").get_data(as_text=True)
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(feed))}
+    summary = "U; FD=FOUO,AIS; CISAUSES=permit:ALL; FS=permit:USA.USG; privdefault=deny; sharedefault=deny"
+    assert (rows[obj["id"]]["acs"], rows[obj["id"]]["acs_further_sharing"]) == (summary, "USA.USG")
+    assert (rows[plain["id"]]["acs"], rows[plain["id"]]["acs_further_sharing"]) == ("", "")
+    lines = client(world, "krcert").get(f"/feeds/dprk/{collection}/ecs").get_data(as_text=True).splitlines()
+    docs = {d["threat"]["indicator"]["id"][0]: d["threat"]["indicator"] for d in map(orjson.loads, lines)}
+    assert docs[obj["id"]]["marking"] == {
+        "tlp": "GREEN",
+        "tlp_version": "2.0",
+        "acs": summary,
+        "acs_further_sharing": "USA.USG",
+    }
+    assert "acs" not in docs[plain["id"]]["marking"]
