@@ -33,6 +33,12 @@ DEFAULTS: dict[str, Any] = {
     "discovery_description": "Regional threat-intelligence sharing hub (TAXII 2.1)",
     "metrics_token": "",
     "feeds_sync_interval_seconds": 0,
+    # Per-partner quotas on what makes every partner's reads and every snapshot rebuild more work. A CERT
+    # uses a handful of sharing markings (one per audience it shares with) and a few dozen combinations of
+    # them; 500 markings and 2,000 combinations leave ten times the largest real use (the demo world
+    # uses 12 and 30) while bounding the hub-wide total for a few dozen partners. 0 turns a quota off.
+    "max_sharing_markings_per_partner": 500,
+    "max_restriction_sets_per_partner": 2000,
 }
 
 

@@ -142,6 +142,16 @@ class RestrictionSet(Base):
     __tablename__ = "restriction_sets"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     marking_ids: Mapped[str] = mapped_column(Text, unique=True)
+    # The partner whose post created the set: what its quota counts (max_restriction_sets_per_partner).
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), nullable=True)
+
+
+class RestrictionSetMarking(Base):
+    """One sharing marking of a restriction set: the read filter joins these instead of listing admitted sets."""
+
+    __tablename__ = "restriction_set_markings"
+    restriction_set_id: Mapped[int] = mapped_column(ForeignKey("restriction_sets.id"), primary_key=True)
+    marking_id: Mapped[str] = mapped_column(String(80), primary_key=True)
 
 
 class ObjectVersion(Base):

@@ -341,6 +341,10 @@ class ReadFilter:
     ``admitted_sets`` (below RED) or in ``red_sets`` (at RED), and, when it is the definition of a
     partner's sharing marking, that marking is in ``shown_markings`` (``None``: every definition, as
     filters saved before step 8 existed were applied).
+
+    ``admitted_markings`` and ``red_markings`` say the same per marking: a set is admitted when every
+    marking it holds is in ``admitted_markings``, and at RED when one is also in ``red_markings``. The SQL
+    read path uses these when set (their size follows the markings, not the far more numerous sets).
     """
 
     readable: bool
@@ -350,6 +354,8 @@ class ReadFilter:
     admitted_sets: frozenset[int]
     red_sets: frozenset[int]
     shown_markings: frozenset[str] | None = frozenset()
+    admitted_markings: frozenset[str] | None = None
+    red_markings: frozenset[str] | None = None
 
 
 def compile_read(
@@ -358,11 +364,20 @@ def compile_read(
     collection: Collection,
     restriction_sets: Mapping[int, Iterable[SharingMarking]],
     definitions: Iterable[SharingMarking] = (),
+    markings: Iterable[SharingMarking] | None = None,
 ) -> ReadFilter:
-    """Compile the read rules for ``partner`` over every known restriction set and partners' sharing markings."""
+    """Compile the read rules for ``partner`` over every known restriction set and partners' sharing markings.
+
+    ``markings`` (every sharing marking a set may hold) also compiles them per marking, for the SQL path.
+    """
     admitted: set[int] = set()
     red: set[int] = set()
     peer = partner.kind == "hub"
+    admitted_markings = red_markings = None
+    if markings is not None:
+        passing = [m for m in markings if not (peer and m.no_federation) and world.marking_admits(m, partner)]
+        admitted_markings = frozenset(m.id for m in passing)
+        red_markings = frozenset(m.id for m in passing if partner.slug in m.partners)
     for set_id, markings in restriction_sets.items():
         markings = tuple(markings)
         if peer and any(m.no_federation for m in markings):
@@ -379,6 +394,8 @@ def compile_read(
         admitted_sets=frozenset(admitted),
         red_sets=frozenset(red),
         shown_markings=frozenset(m.id for m in definitions if definition_admits(world, m, partner)),
+        admitted_markings=admitted_markings,
+        red_markings=red_markings,
     )
 
 

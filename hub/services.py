@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from hub import acs, auth, db, policy, stix, store, withdrawals
 from hub import models as m
-from hub.errors import BadRequest, NotFound, Unprocessable
+from hub.config import DEFAULTS
+from hub.errors import BadRequest, NotFound, TooManyRequests, Unprocessable
 from hub.policy import TLP
 
 NAMESPACE = uuid.UUID("6f1d5c1e-6b8a-4c1e-9a55-2d0c3b7e9f41")
@@ -516,6 +517,44 @@ class _Stored:
     added: set[tuple[str, int, int]] = field(default_factory=set)
     restriction_sets: dict[tuple[str, ...], int] = field(default_factory=dict)
     seen_elsewhere: set[str] = field(default_factory=set)
+    quotas: _Quotas | None = None
+
+
+@dataclass
+class _Quotas:
+    """A partner's quotas on sharing markings and restriction sets, counted once per envelope when first needed.
+
+    Each marking and each combination of markings is work in every partner's reads and in every rebuild
+    of the sharing snapshot, so a partner may create only so many (``max_*_per_partner``; 0: no limit).
+    """
+
+    settings: dict[str, Any]
+    used: dict[str, int] = field(default_factory=dict)
+
+    def charge(self, session: Session, partner: policy.Partner, what: str) -> None:
+        """Count one more ``what`` ("sharing_markings" or "restriction_sets"), or refuse the whole envelope."""
+        setting = f"max_{what}_per_partner"
+        limit = self.settings.get(setting, DEFAULTS[setting])
+        if not limit:
+            return
+        if what not in self.used:
+            count = store.sharing_markings_of if what == "sharing_markings" else store.restriction_sets_created_by
+            self.used[what] = count(session, partner.id)
+        if self.used[what] >= limit:
+            # No Retry-After: waiting does not lift a quota. The transaction rolls back: nothing is stored.
+            raise TooManyRequests(
+                f"quota exceeded: {partner.slug} {_QUOTA_WORDS[what].format(limit)} ({setting}); "
+                "nothing of this envelope was stored: reuse the sharing markings and combinations already "
+                "defined, or ask the hub's operator to raise the quota"
+            )
+        self.used[what] += 1
+
+
+_QUOTA_WORDS = {
+    "sharing_markings": "has defined {:,} sharing markings, the most a partner may",
+    "restriction_sets": "has created {:,} restriction sets (distinct combinations of sharing markings), "
+    "the most a partner may",
+}
 
 
 def _store_all(
@@ -549,6 +588,7 @@ def _store_all(
         known.raws,
         known.first_tlp,
         seen_elsewhere=store.readable_ids(session, snap, partner.id, foreign, own=False) if foreign else set(),
+        quotas=_Quotas(hub.settings),
     )
     earlier = {stix_id for stix_id, _, _ in stored.raws}
     rows, saved_markings, refused_markings, reserved = [], set(), set(), set()
@@ -582,6 +622,8 @@ def _store_all(
                 refused_markings.add(item.marking_row["id"])
             continue
         if item.marking_row is not None and item.marking_row["id"] not in saved_markings:
+            if item.marking_row["kind"] in ("sharing", "acs") and stored.quotas is not None:
+                stored.quotas.charge(session, partner, "sharing_markings")
             store.save_marking(session, item.marking_row)
             saved_markings.add(item.marking_row["id"])
         if not row["quarantined"]:
@@ -707,7 +749,11 @@ def _row_for(
     if item.sharing_ids:  # one look-up per distinct set and envelope, not one per object
         restriction = stored.restriction_sets.get(item.sharing_ids)
         if restriction is None:
-            restriction = store.intern_restriction_set(session, snap, item.sharing_ids)
+            restriction = store.find_restriction_set(session, snap, item.sharing_ids)
+            if restriction is None:
+                if stored.quotas is not None:
+                    stored.quotas.charge(session, partner, "restriction_sets")
+                restriction = store.create_restriction_set(session, item.sharing_ids, partner.id)
             stored.restriction_sets[item.sharing_ids] = restriction
     return {
         "collection_id": collection.pk,

@@ -137,6 +137,7 @@ class Snapshot:
                 collection.rules,
                 self.restriction_sets,
                 self.definitions.values(),
+                [mk.sharing for mk in self.markings.values() if mk.sharing is not None],
             )
         return self._filters[key]
 
@@ -384,6 +385,7 @@ class _Shape:
     spec_versions: bool
     versions: tuple[str, ...]
     positioned: bool
+    by_marking: bool = False
 
 
 def _visible(v: Any, shape: _Shape) -> ColumnElement[bool]:
@@ -391,13 +393,24 @@ def _visible(v: Any, shape: _Shape) -> ColumnElement[bool]:
     c = v.c
     if not shape.readable:
         return false()
-    below_red = and_(
-        c.tlp < int(TLP.RED),
-        or_(c.restriction_set_id.is_(None), c.restriction_set_id.in_(bindparam("admitted", expanding=True))),
-    )
+    if shape.by_marking:
+        admitted = _set_admitted(c.restriction_set_id, bindparam("admitted_markings", expanding=True))
+        below_red = and_(c.tlp < int(TLP.RED), or_(c.restriction_set_id.is_(None), admitted))
+    else:
+        admitted = c.restriction_set_id.in_(bindparam("admitted", expanding=True))
+        below_red = and_(c.tlp < int(TLP.RED), or_(c.restriction_set_id.is_(None), admitted))
     sharing = below_red
     if shape.red:
-        at_red = and_(c.tlp == int(TLP.RED), c.restriction_set_id.in_(bindparam("red_sets", expanding=True)))
+        if shape.by_marking:
+            named = exists(
+                select(RSM.c.marking_id).where(
+                    RSM.c.restriction_set_id == c.restriction_set_id,
+                    RSM.c.marking_id.in_(bindparam("red_markings", expanding=True)),
+                )
+            )
+            at_red = and_(c.tlp == int(TLP.RED), c.restriction_set_id.is_not(None), admitted, named)
+        else:
+            at_red = and_(c.tlp == int(TLP.RED), c.restriction_set_id.in_(bindparam("red_sets", expanding=True)))
         sharing = or_(below_red, at_red)
     content = and_(
         c.tlp <= bindparam("max_tlp"),
@@ -411,6 +424,20 @@ def _visible(v: Any, shape: _Shape) -> ColumnElement[bool]:
 
 
 MK, PT = cast(Table, m.Marking.__table__), cast(Table, m.Partner.__table__)
+RSM = cast(Table, m.RestrictionSetMarking.__table__)
+
+
+def _set_admitted(set_id: Any, admitted_markings: Any) -> ColumnElement[bool]:
+    """A restriction set every marking of which admits the partner (``policy.compile_read`` per marking).
+
+    The partner's admitted markings are bound, not its admitted sets: one primary-key probe per row,
+    with a list that grows with the sharing markings, not with their combinations. A marking missing
+    from the list (unknown, or one that does not admit the partner) fails the set closed.
+    """
+    other = select(RSM.c.marking_id).where(
+        RSM.c.restriction_set_id == set_id, RSM.c.marking_id.not_in(admitted_markings)
+    )
+    return ~exists(other)
 
 
 def _definition_shown(c: Any, shown: Any) -> ColumnElement[bool]:
@@ -494,13 +521,18 @@ def _bind(q: VersionQuery, columns: Sequence[str]) -> tuple[_Shape, dict[str, An
         bool(q.spec_versions),
         kinds,
         floor >= 0,
+        f.admitted_markings is not None,
     )
     params = {
         "collection": q.collection_pk,
         "originator": q.originator_pk,
         "max_tlp": int(f.max_tlp),
-        "admitted": sorted(f.admitted_sets),
-        "red_sets": sorted(f.red_sets),
+        # Per marking when compiled so (their count is bounded); the set lists only for filters saved without.
+        **(
+            {"admitted_markings": sorted(f.admitted_markings or ()), "red_markings": sorted(f.red_markings or ())}
+            if shape.by_marking
+            else {"admitted": sorted(f.admitted_sets), "red_sets": sorted(f.red_sets)}
+        ),
         "shown_markings": sorted(f.shown_markings or ()),
         "collection_types": sorted(f.types),
         "ids": sorted({stix_key(i) for i in q.ids}) if q.any_case else list(q.ids),
@@ -850,17 +882,38 @@ def _insert_sql(dialect: Any, keys: tuple[str, ...], table: Table = VT) -> tuple
     return compiled.string, tuple(compiled.positiontup or ()) if compiled.positional else None
 
 
-def intern_restriction_set(session: Session, snapshot: Snapshot, marking_ids: Iterable[str]) -> int:
-    """Return the id of the restriction set holding exactly these sharing markings, creating it once."""
+def find_restriction_set(session: Session, snapshot: Snapshot, marking_ids: Iterable[str]) -> int | None:
+    """Return the id of the restriction set holding exactly these sharing markings, if one is stored."""
     key = ",".join(sorted(set(marking_ids)))
     if key in snapshot.restriction_keys:
         return snapshot.restriction_keys[key]
-    found = session.execute(select(m.RestrictionSet.id).where(m.RestrictionSet.marking_ids == key)).scalar()
-    if found is None:
-        stmt = insert(m.RestrictionSet).values(marking_ids=key).returning(m.RestrictionSet.id)
-        found = session.execute(stmt).scalar_one()
-        bump_rules(session)
+    return session.execute(select(m.RestrictionSet.id).where(m.RestrictionSet.marking_ids == key)).scalar()
+
+
+def create_restriction_set(session: Session, marking_ids: Iterable[str], created_by: int) -> int:
+    """Store a new restriction set of these sharing markings, counted against ``created_by``; return its id."""
+    ids = sorted(set(marking_ids))
+    stmt = insert(m.RestrictionSet).values(marking_ids=",".join(ids), created_by_id=created_by)
+    found = session.execute(stmt.returning(m.RestrictionSet.id)).scalar_one()
+    session.execute(insert(m.RestrictionSetMarking), [{"restriction_set_id": found, "marking_id": i} for i in ids])
+    bump_rules(session)
     return found
+
+
+def restriction_sets_created_by(session: Session, partner_pk: int) -> int:
+    """How many restriction sets a partner's posts created (its ``max_restriction_sets_per_partner`` count)."""
+    stmt = select(func.count()).select_from(m.RestrictionSet).where(m.RestrictionSet.created_by_id == partner_pk)
+    return session.execute(stmt).scalar_one()
+
+
+def sharing_markings_of(session: Session, partner_pk: int) -> int:
+    """How many sharing markings (the hub's and ACS ones) a partner defined (``max_sharing_markings_per_partner``)."""
+    stmt = (
+        select(func.count())
+        .select_from(m.Marking)
+        .where(m.Marking.originator_id == partner_pk, m.Marking.kind.in_(("sharing", "acs")))
+    )
+    return session.execute(stmt).scalar_one()
 
 
 def save_marking(session: Session, row: dict) -> None:

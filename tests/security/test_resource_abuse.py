@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import time
+import uuid
 
 import orjson
 import pytest
+from sqlalchemy import func, select
 
+from hub import models as m
 from tests import factories as f
-from tests.security.conftest import GREEN
+from tests.security.conftest import GREEN, RED
 
 
 class CountingStream(io.RawIOBase):
@@ -184,3 +187,114 @@ def test_a_long_version_list_is_bounded(world):
     versions = ",".join(f"2024-05-01T00:00:{n // 1000:02d}.{n % 1000:03d}Z" for n in range(500))
     r = world.client("singcert").get(world.url("shared"), {"match[version]": versions})
     assert r.status_code in (200, 400) and orjson.loads(r.get_data())
+
+
+# --------------------------------------------------------------------- restriction-set flood (issue 13, item 9)
+
+
+def flood_marking(slug: str, n: int) -> dict:
+    marking = f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, f'flood-{slug}-{n}')}"
+    return f.sharing_marking(marking, countries=["KR", "SG", "US"])
+
+
+def stored_counts(world, slug: str) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    """(sharing markings, restriction sets, object versions) the partner has stored."""
+    with world.hub.session(write=False) as s:
+        pk = s.scalar(select(m.Partner.id).where(m.Partner.slug == slug))
+        markings = s.scalar(select(func.count()).select_from(m.Marking).where(m.Marking.originator_id == pk))
+        sets = s.scalar(select(func.count()).select_from(m.RestrictionSet).where(m.RestrictionSet.created_by_id == pk))
+        versions = s.scalar(
+            select(func.count()).select_from(m.ObjectVersion).where(m.ObjectVersion.originator_id == pk)
+        )
+    return markings, sets, versions
+
+
+def assert_quota_refusal(response, setting: str) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == 429, response.get_data()[:300]
+    error = response.get_json()
+    assert error["http_status"] == "429"
+    assert setting in error["description"] and "quota" in error["description"]
+
+
+def test_sharing_markings_beyond_the_quota_are_a_429_and_nothing_is_stored(world):
+    world.new_partner("flooder1")
+    app = world.make_app(max_sharing_markings_per_partner=3)
+    flooder = f.Client(app.test_client(), world.keys["flooder1"])
+    markings = [flood_marking("flooder1", n) for n in range(4)]
+    assert flooder.post(world.url("shared"), markings[:2]).status_code == 202
+    before = stored_counts(world, "flooder1")
+    r = flooder.post(world.url("shared"), [f.indicator(980), *markings[2:]])
+    assert_quota_refusal(r, "max_sharing_markings_per_partner")
+    assert stored_counts(world, "flooder1") == before == (2, 0, 2)  # not the indicator, not the third marking
+    assert flooder.post(world.url("shared"), [markings[2]]).status_code == 202  # up to the quota is fine
+    assert_quota_refusal(flooder.post(world.url("shared"), [markings[3]]), "max_sharing_markings_per_partner")
+    # Another partner's markings are its own quota's business.
+    other = f.Client(app.test_client(), world.keys["cisa"])
+    assert other.post(world.url("shared"), [flood_marking("cisa", n) for n in range(3)]).status_code == 202
+
+
+def test_restriction_sets_beyond_the_quota_are_a_429_and_nothing_is_stored(world):
+    world.new_partner("flooder2")
+    markings = [flood_marking("flooder2", n) for n in range(4)]
+    assert world.client("flooder2").post(world.url("shared"), markings).status_code == 202
+    app = world.make_app(max_restriction_sets_per_partner=2)
+    flooder = f.Client(app.test_client(), world.keys["flooder2"])
+    ids = [mk["id"] for mk in markings]
+    pairs = [[ids[0]], [ids[0], ids[1]], [ids[1], ids[2]], [ids[2], ids[3]]]
+    objs = [f.indicator(981 + n, markings=[GREEN, *pair]) for n, pair in enumerate(pairs)]
+    assert flooder.post(world.url("shared"), objs[:2]).status_code == 202
+    before = stored_counts(world, "flooder2")
+    assert before == (4, 2, 6)
+    r = flooder.post(world.url("shared"), [f.indicator(990, markings=[GREEN, ids[0]]), objs[2]])
+    assert_quota_refusal(r, "max_restriction_sets_per_partner")
+    assert stored_counts(world, "flooder2") == before  # the envelope's object under an existing set neither
+    # Objects under combinations the partner already has are still taken.
+    assert flooder.post(world.url("shared"), [f.indicator(990, markings=[GREEN, ids[0]])]).status_code == 202
+    # Another partner, reading and writing, is unaffected.
+    assert world.client("singcert").get(world.url("shared")).status_code == 200
+    other = world.client("cisa")
+    assert other.post(world.url("shared"), [f.indicator(991, markings=[GREEN, ids[2], ids[3]])]).status_code == 202
+
+
+def test_the_quota_settings_are_honoured_and_zero_turns_them_off(world):
+    world.new_partner("flooder3")
+    markings = [flood_marking("flooder3", n) for n in range(3)]
+    one = world.make_app(max_sharing_markings_per_partner=1, max_restriction_sets_per_partner=1)
+    off = world.make_app(max_sharing_markings_per_partner=0, max_restriction_sets_per_partner=0)
+    strict = f.Client(one.test_client(), world.keys["flooder3"])
+    free = f.Client(off.test_client(), world.keys["flooder3"])
+    assert strict.post(world.url("shared"), markings[:1]).status_code == 202
+    assert_quota_refusal(strict.post(world.url("shared"), markings[1:2]), "max_sharing_markings_per_partner")
+    assert free.post(world.url("shared"), markings[1:]).status_code == 202
+    ids = [mk["id"] for mk in markings]
+    assert strict.post(world.url("shared"), [f.indicator(992, markings=[ids[0]])]).status_code == 202
+    r = strict.post(world.url("shared"), [f.indicator(993, markings=[ids[1]])])
+    assert_quota_refusal(r, "max_restriction_sets_per_partner")
+    assert free.post(world.url("shared"), [f.indicator(993, markings=[ids[1]])]).status_code == 202
+    assert stored_counts(world, "flooder3") == (3, 2, 5)
+    # The defaults bound both.
+    defaults = world.hub.settings
+    assert 0 < defaults["max_sharing_markings_per_partner"] < defaults["max_restriction_sets_per_partner"]
+
+
+def test_a_flood_of_restriction_sets_leaves_another_partners_view_as_it_was(world):
+    """The read clause now probes each set's markings: a partner sees what the per-set rules admit."""
+    world.new_partner("flooder4")
+    shared_with_sg = flood_marking("flooder4", 0)
+    only_cisa = f.sharing_marking(f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, 'f4-cisa')}", partners=["cisa"])
+    named = f.sharing_marking(f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, 'f4-sg')}", partners=["singcert"])
+    objs = [
+        f.indicator(994, markings=[GREEN, shared_with_sg["id"]]),
+        f.indicator(995, markings=[GREEN, shared_with_sg["id"], only_cisa["id"]]),
+        f.indicator(996, markings=[RED, named["id"]]),
+        f.indicator(997, markings=[RED, named["id"], only_cisa["id"]]),
+    ]
+    assert (
+        world.client("flooder4").post(world.url("shared"), [shared_with_sg, only_cisa, named, *objs]).status_code == 202
+    )
+    seen = {o["id"] for o in world.client("singcert").get(world.url("shared")).get_json()["objects"]}
+    assert objs[0]["id"] in seen and objs[1]["id"] not in seen
+    assert objs[2]["id"] not in seen and objs[3]["id"] not in seen  # singcert's clearance is AMBER
+    seen_by_cisa = {o["id"] for o in world.client("cisa").get(world.url("shared")).get_json()["objects"]}
+    assert objs[0]["id"] in seen_by_cisa and objs[1]["id"] in seen_by_cisa
+    assert objs[2]["id"] not in seen_by_cisa and objs[3]["id"] not in seen_by_cisa  # RED: cisa is not named
