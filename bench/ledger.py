@@ -29,7 +29,7 @@ from bench.run import create_database  # noqa: E402
 from hub import create_app, db, ledger, services  # noqa: E402
 from hub import models as m  # noqa: E402
 from tests import factories as f  # noqa: E402
-from tests.test_ops_world import build_world  # noqa: E402
+from tests.worlds import small_world  # noqa: E402
 
 OBJECTS = 20_000
 PAGE = 20
@@ -57,7 +57,7 @@ def main() -> None:
                 conn.execute(text("DROP SCHEMA public CASCADE"))
                 conn.execute(text("CREATE SCHEMA public"))
         db.upgrade(hub.engine)
-        world = build_world(hub)
+        world = small_world(hub)
         with hub.session(write=False) as s:
             krcert = hub.snapshot(s).by_slug["krcert"]
         for start in range(0, OBJECTS, 1000):

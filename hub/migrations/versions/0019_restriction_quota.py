@@ -1,14 +1,14 @@
 """Restriction sets: the partner that created each (its quota) and the markings each holds (the read filter)
 
 Revision ID: 0019_restriction_quota
-Revises: 0016_key_certificates
+Revises: 0018_stix_keys
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0019_restriction_quota"
-down_revision = "0016_key_certificates"
+down_revision = "0018_stix_keys"
 branch_labels = None
 depends_on = None
 
