@@ -36,7 +36,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from hub import acs, auth, ledger, ratelimit, services, stix, store, withdrawals
 from hub import models as m
 from hub.errors import TooManyRequests
-from hub.formats import BLOCKLISTS, FORMATS, blocklist_safe, observable, withdrawn
+from hub.formats import BLOCKLISTS, FORMATS, blocklist_reason, blocklist_value, observable, withdrawn
 from hub.policy import TLP
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
@@ -53,6 +53,7 @@ CSV_COLUMNS = (
     "confidence",
     "status",
     "pattern",
+    "blocklist",
     "acs",
     "acs_further_sharing",
 )
@@ -233,13 +234,11 @@ def _flat_line(
     """One indicator as a blocklist value, CSV row or ECS document; None for a value of another kind or listed."""
     found = observable(obj)
     if fmt == "csv":
-        return _csv_line(obj, found, tlp, gone, acs_labels(obj, context["acs"]))
+        return _csv_line(obj, found, tlp, gone, context)
     if fmt not in BLOCKLISTS:
         return orjson.dumps(ecs_document(obj, found, tlp, gone, context, originator_pk)).decode() + "\n"
-    if found is None or found[0] not in BLOCKLISTS[fmt]:
-        return None
-    value = found[1].split("://", 1)[1] if fmt == "url.txt" and "://" in found[1] else found[1]
-    if value in seen or not blocklist_safe(found[0], value):
+    value = blocklist_value(fmt, obj, context["collection"].blocklist)
+    if value is None or value in seen:
         return None
     seen.add(value)
     return value + "\n"
@@ -286,7 +285,7 @@ def acs_labels(obj: dict, markings: dict[str, acs.AcsRules]) -> tuple[str, str]:
     return summaries, scopes
 
 
-def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool, acs_cells: tuple[str, str]) -> str:
+def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool, context: dict) -> str:
     out = io.StringIO()
     csv.writer(out).writerow(
         csv_cell(cell)
@@ -302,7 +301,8 @@ def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool, ac
             obj.get("confidence", ""),
             "withdrawn" if gone else "active",
             obj.get("pattern", ""),
-            *acs_cells,
+            blocklist_reason(obj, context["collection"].blocklist),
+            *acs_labels(obj, context["acs"]),
         ]
     )
     return out.getvalue()
@@ -360,4 +360,6 @@ def ecs_document(
     tags = [*(obj.get("labels") or []), *(["withdrawn"] if gone else [])]
     if tags:
         doc["tags"] = tags
+    # Why the value is in no blocklist of the hub ("" when it is), e.g. a network wider than the limit.
+    doc["labels"] = {"blocklist": blocklist_reason(obj, collection.blocklist)}
     return {k: v for k, v in doc.items() if v is not None}

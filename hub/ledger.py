@@ -83,9 +83,12 @@ def record_feed(
     """Record one feed response before its body streams: ``span`` is (first, last, count) of what it covers.
 
     The endpoint is the feed format; the filters are the query's (``after`` is the ``since`` cursor),
-    plus ``include`` when given.
+    plus ``include`` when given, and for a blocklist the collection's limits it was judged by.
     """
-    filters = _dump_query(query, {"include": include} if include else {})
+    extra: dict[str, Any] = {"include": include} if include else {}
+    if fmt in formats.BLOCKLISTS:
+        extra["blocklist"] = [collection.blocklist.ipv4_prefix, collection.blocklist.ipv6_prefix]
+    filters = _dump_query(query, extra)
     _record(hub, principal, snapshot, collection, query.read, fmt, filters, span)
 
 
@@ -298,8 +301,10 @@ def _delivered(
     f = orjson.loads(d.filters)
     if (f.get("ids") and v.stix_id not in f["ids"]) or (f.get("types") and v.type not in f["types"]):
         return False
+    # A blocklist delivery recorded before the hub kept its limits was judged by the line rule alone.
+    limits = formats.BlocklistLimits(*f["blocklist"]) if "blocklist" in f else None
     if d.endpoint in formats.FORMATS and not formats.listed(
-        d.endpoint, orjson.loads(v.raw), d.at_us, f.get("include", "")
+        d.endpoint, orjson.loads(v.raw), d.at_us, f.get("include", ""), limits=limits
     ):
         return False
     if f.get("spec_versions") and v.spec_version not in f["spec_versions"]:

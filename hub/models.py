@@ -118,6 +118,9 @@ class Collection(Base):
     writers: Mapped[str] = mapped_column(Text, default="")
     is_reference: Mapped[bool] = mapped_column(Boolean, default=False)
     retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: keep every version
+    # The widest networks ip.txt lists (hub.formats.BlocklistLimits): a /0 would block the internet.
+    blocklist_ipv4_prefix: Mapped[int] = mapped_column(SmallInteger, default=24, server_default="24")
+    blocklist_ipv6_prefix: Mapped[int] = mapped_column(SmallInteger, default=48, server_default="48")
 
 
 class Marking(Base):

@@ -46,7 +46,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from hub import acs, policy
+from hub import acs, formats, policy
 from hub import models as m
 from hub.policy import TLP
 
@@ -72,6 +72,7 @@ class CollectionInfo:
     description: str
     is_reference: bool
     rules: policy.Collection
+    blocklist: formats.BlocklistLimits = formats.BlocklistLimits()
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,8 @@ def _collection_info(c: m.Collection, root: str) -> CollectionInfo:
         readers=policy.Grants.parse(split_list(c.readers)),
         writers=policy.Grants.parse(split_list(c.writers)),
     )
-    return CollectionInfo(c.id, c.uuid, root, c.alias, c.title, c.description, c.is_reference, rules)
+    limits = formats.BlocklistLimits(c.blocklist_ipv4_prefix, c.blocklist_ipv6_prefix)
+    return CollectionInfo(c.id, c.uuid, root, c.alias, c.title, c.description, c.is_reference, rules, limits)
 
 
 def _marking_info(mk: m.Marking) -> MarkingInfo:

@@ -296,6 +296,24 @@ ERRORS = [
         "bad STIX type in collection dprk/restricted: 'Indicator'",
         id="bad-type",
     ),
+    pytest.param(
+        ("types: [indicator, malware]", "types: [indicator]\n        blocklist_ipv4_prefix: 0"),
+        "blocklist_ipv4_prefix: 0",
+        "bad blocklist_ipv4_prefix of collection dprk/restricted: '0' (use a prefix length from 8 to 32;",
+        id="blocklist-ipv4-prefix-0",
+    ),
+    pytest.param(
+        ("types: [indicator, malware]", "types: [indicator]\n        blocklist_ipv6_prefix: 129"),
+        "blocklist_ipv6_prefix: 129",
+        "bad blocklist_ipv6_prefix of collection dprk/restricted: '129' (use a prefix length from 16 to 128;",
+        id="blocklist-ipv6-prefix-129",
+    ),
+    pytest.param(
+        ("types: [indicator, malware]", "types: [indicator]\n        blocklist_ipv4_prefix: /24"),
+        "blocklist_ipv4_prefix: /24",
+        "bad blocklist_ipv4_prefix of collection dprk/restricted: '/24'",
+        id="blocklist-prefix-not-a-number",
+    ),
 ]
 
 
@@ -590,6 +608,26 @@ def test_export_round_trips_suspension_and_explicit_ids(tmp_path: Path, factory:
         exported = sc.export(session)
     assert "active: false" in exported and identity in exported and "5b9f2c8e-1d3a" in exported
     assert plan_file(factory, write(tmp_path, exported, "exported.yaml")) == []
+
+
+def test_blocklist_limits_apply_and_round_trip(tmp_path: Path, factory: sessionmaker[Session]) -> None:
+    text = BASE.replace(
+        "types: [indicator, malware]",
+        "types: [indicator, malware]\n        blocklist_ipv4_prefix: 32\n        blocklist_ipv6_prefix: 64",
+    )
+    apply_file(factory, write(tmp_path, text))
+    with factory() as session:
+        rows = {c.alias: c for c in session.scalars(select(models.Collection))}
+        exported = sc.export(session)
+    assert (rows["restricted"].blocklist_ipv4_prefix, rows["restricted"].blocklist_ipv6_prefix) == (32, 64)
+    assert (rows["community"].blocklist_ipv4_prefix, rows["community"].blocklist_ipv6_prefix) == (24, 48)
+    assert exported.count("blocklist_ipv4_prefix: 32") == 1 and exported.count("blocklist_ipv6_prefix: 64") == 1
+    assert "blocklist_ipv4_prefix: 24" not in exported  # the default is left out
+    assert plan_file(factory, write(tmp_path, exported, "exported.yaml")) == []
+    changes = plan_file(factory, write(tmp_path, BASE, "defaults.yaml"))
+    assert [str(c) for c in changes] == [
+        "~ collection dprk/restricted: blocklist_ipv4_prefix 32 -> 24; blocklist_ipv6_prefix 64 -> 48"
+    ]
 
 
 def test_export_of_an_empty_hub_loads(tmp_path: Path, factory: sessionmaker[Session]) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from hub import models as m
 from hub import policy, services, store
 from hub.errors import ConfigError
+from hub.formats import BlocklistLimits
 from hub.policy import TLP
 from hub.sharing import write
 from hub.sharing.spec import (
@@ -343,6 +344,8 @@ def collection_values(row: m.Collection) -> dict[str, Any]:
         "writers": grants(row.writers),
         "is_reference": row.is_reference,
         "retention_days": row.retention_days,
+        "blocklist_ipv4_prefix": row.blocklist_ipv4_prefix,
+        "blocklist_ipv6_prefix": row.blocklist_ipv6_prefix,
     }
 
 
@@ -357,6 +360,8 @@ def _collection_wanted(c: CollectionSpec, row: m.Collection | None) -> dict[str,
         "writers": c.writers,
         "is_reference": c.is_reference,
         "retention_days": c.retention_days,
+        "blocklist_ipv4_prefix": c.blocklist_ipv4_prefix,
+        "blocklist_ipv6_prefix": c.blocklist_ipv6_prefix,
     }
     # A derived id never replaces one already stored: TAXII clients have saved it.
     if c.uuid_explicit or row is None:
@@ -370,6 +375,11 @@ def _collection_summary(c: CollectionSpec) -> str:
         f"types {', '.join(c.types) or 'all'}; readers {', '.join(c.readers) or 'none'}; "
         f"writers {', '.join(c.writers) or 'none'}"
         + (f"; retention {c.retention_days} days" if c.retention_days is not None else "")
+        + (
+            f"; ip.txt networks up to /{c.blocklist_ipv4_prefix} and /{c.blocklist_ipv6_prefix}"
+            if BlocklistLimits(c.blocklist_ipv4_prefix, c.blocklist_ipv6_prefix) != BlocklistLimits()
+            else ""
+        )
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from hub import models as m
 from hub import store
 from hub.errors import ConfigError
+from hub.formats import BlocklistLimits
 from hub.policy import TLP
 from hub.sharing.apply import collection_values
 from hub.sharing.spec import HUB_SLUG, collection_uuid, partner_identity, tlp_name
@@ -129,4 +130,10 @@ def _export_collection(root: str, c: m.Collection) -> dict[str, Any]:
     out["writers"] = list(values["writers"])
     if c.retention_days is not None:
         out["retention_days"] = c.retention_days
+    for key, default in (
+        ("blocklist_ipv4_prefix", BlocklistLimits.ipv4_prefix),
+        ("blocklist_ipv6_prefix", BlocklistLimits.ipv6_prefix),
+    ):
+        if getattr(c, key) != default:
+            out[key] = getattr(c, key)
     return out

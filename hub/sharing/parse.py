@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from yaml import Node
 
-from hub import acs, policy
+from hub import acs, formats, policy
 from hub.errors import ConfigError
 from hub.policy import TLP
 from hub.sharing.spec import (
@@ -420,7 +420,18 @@ def _parse_collections(r: _Reader, nodes: list[Node], ctx: _RootContext) -> list
     return out
 
 
-_COLLECTION_KEYS = ("id", "description", "max_tlp", "default_tlp", "types", "readers", "writers", "retention_days")
+_COLLECTION_KEYS = (
+    "id",
+    "description",
+    "max_tlp",
+    "default_tlp",
+    "types",
+    "readers",
+    "writers",
+    "retention_days",
+    "blocklist_ipv4_prefix",
+    "blocklist_ipv6_prefix",
+)
 MAX_RETENTION_DAYS = 36_500
 
 
@@ -455,6 +466,8 @@ def _parse_collection(r: _Reader, node: Node, ctx: _RootContext) -> CollectionSp
     readers = _parse_grants(r, keys.get("readers"), "readers", what, ctx)
     writers = _parse_grants(r, keys.get("writers"), "writers", what, ctx)
     retention = _parse_retention(r, keys.get("retention_days"), what)
+    ipv4 = _parse_prefix(r, keys, "blocklist_ipv4_prefix", formats.IPV4_PREFIX_BOUNDS, what)
+    ipv6 = _parse_prefix(r, keys, "blocklist_ipv6_prefix", formats.IPV6_PREFIX_BOUNDS, what)
     if alias is None or title is None or max_tlp is None or default_tlp is None:
         return None
     return CollectionSpec(
@@ -471,6 +484,8 @@ def _parse_collection(r: _Reader, node: Node, ctx: _RootContext) -> CollectionSp
         bool(explicit),
         node.start_mark.line + 1,
         retention,
+        formats.BlocklistLimits.ipv4_prefix if ipv4 is None else ipv4,
+        formats.BlocklistLimits.ipv6_prefix if ipv6 is None else ipv6,
     )
 
 
@@ -485,6 +500,23 @@ def _parse_retention(r: _Reader, node: Node | None, what: str) -> int | None:
             node,
             f"bad retention_days of {what}: {shown!r} (use a whole number of days from 1 to "
             f"{MAX_RETENTION_DAYS}, or leave it out to keep every version)",
+        )
+        return None
+    return value
+
+
+def _parse_prefix(r: _Reader, keys: dict[str, Node], key: str, bounds: tuple[int, int], what: str) -> int | None:
+    """Return a blocklist prefix limit (absent: None, the default), or None after reporting a bad value."""
+    node = keys.get(key)
+    if node is None:
+        return None
+    value = r._scalar(node)
+    if isinstance(value, bool) or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
+        shown = node.value if isinstance(node, yaml.ScalarNode) else "(not a single value)"
+        r.error(
+            node,
+            f"bad {key} of {what}: {shown!r} (use a prefix length from {bounds[0]} to {bounds[1]}; "
+            f"a wider limit would let one indicator block a large part of the internet)",
         )
         return None
     return value

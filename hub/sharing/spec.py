@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from hub import policy
+from hub.formats import BlocklistLimits
 from hub.policy import TLP
 
 NAMESPACE = uuid.UUID("565444e7-0cf2-4c0c-beed-e09b599b2698")
@@ -94,6 +95,9 @@ class CollectionSpec:
     uuid_explicit: bool = False
     line: int = field(default=0, compare=False)
     retention_days: int | None = None  # None: keep every version
+    # The widest networks the collection's ip.txt lists (hub.formats.BlocklistLimits).
+    blocklist_ipv4_prefix: int = BlocklistLimits.ipv4_prefix
+    blocklist_ipv6_prefix: int = BlocklistLimits.ipv6_prefix
 
 
 @dataclass(frozen=True)
