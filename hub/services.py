@@ -1121,6 +1121,19 @@ def revoke_key(session: Session, key_id: str, *, actor: str = "cli") -> None:
 # --------------------------------------------------------------------- admin accounts
 
 
+def reset_admin_password(session: Session, username: str, password: str, actor: str = "cli") -> None:
+    """Give an existing panel account a new password (argon2), recorded in the audit trail."""
+    from argon2 import PasswordHasher
+
+    if len(password) < 12:
+        raise BadRequest("the password must be at least 12 characters")
+    account = session.execute(select(m.AdminUser).where(m.AdminUser.username == username)).scalar_one_or_none()
+    if account is None:
+        raise NotFound(f"no administrator account named '{username}'")
+    account.password_hash = PasswordHasher().hash(password)
+    store.audit(session, actor, "admin.password_reset", username)
+
+
 def create_admin(session: Session, username: str, password: str, role: str = "admin") -> None:
     """Create a panel account; passwords are typed by people, so they get argon2."""
     from argon2 import PasswordHasher

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import zlib
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ from hub.demo import data as demo_data
 from hub.policy import TLP
 
 DEMO_READERS = ("krcert", "singcert")
+DEMO_ADMIN = "admin"
 
 
 def run(hub: services.Hub, file: str, count: int, url: str, *, echo: Callable[[str], None] = print) -> None:
@@ -35,6 +37,26 @@ def run(hub: services.Hub, file: str, count: int, url: str, *, echo: Callable[[s
     else:
         echo(f"{stored} object versions already stored; demo data not reloaded")
     _print_access(hub, snap, url, echo)
+    _print_admin(hub, url, echo)
+
+
+def demo_admin(hub: services.Hub) -> str:
+    """Create the demo administrator, or give it a new password; return the password (random, shown once)."""
+    password = secrets.token_urlsafe(18)
+    with hub.session() as session:
+        exists = session.execute(select(m.AdminUser.id).where(m.AdminUser.username == DEMO_ADMIN)).scalar()
+        if exists is None:
+            services.create_admin(session, DEMO_ADMIN, password, "admin")
+        else:
+            services.reset_admin_password(session, DEMO_ADMIN, password, actor="demo")
+    return password
+
+
+def _print_admin(hub: services.Hub, url: str, echo: Callable[[str], None]) -> None:
+    password = demo_admin(hub)
+    echo("")
+    echo(f"Admin panel: {url.rstrip('/')}/admin/    user: {DEMO_ADMIN}    password: {password}")
+    echo("  (a new password at each `cti-hub demo`; create real accounts with `cti-hub admin create`)")
 
 
 def load_objects(hub: services.Hub, snap: store.Snapshot, count: int) -> int:
