@@ -476,6 +476,8 @@ BAD_COLLECTIONS = [
     ({"types": "Not A Type"}, "not a valid STIX type"),
     ({"alias": "regional"}, "already has a collection"),
     ({"root": "elsewhere"}, "Not a valid choice"),
+    ({"blocklist_ipv4_prefix": "4"}, "use a prefix length from 8 to 32"),
+    ({"blocklist_ipv6_prefix": "8"}, "use a prefix length from 16 to 128"),
 ]
 
 
@@ -630,3 +632,31 @@ def test_a_changed_role_takes_effect_on_the_next_request(admin, hub):
     with hub.session() as s:
         s.execute(m.AdminUser.__table__.delete().where(m.AdminUser.username == "alice"))
     assert admin.get("/admin/").status_code == 302
+
+
+def test_the_panel_sets_blocklist_limits_and_shows_why_an_indicator_is_not_listed(admin, world, hub):
+    form = {
+        "csrf_token": admin.token,
+        "root": "dprk",
+        "alias": "nets",
+        "title": "Networks",
+        "max_tlp": "GREEN",
+        "default_tlp": "GREEN",
+        "readers": "*",
+        "writers": "*",
+        "blocklist_ipv4_prefix": "28",
+    }
+    assert admin.post("/admin/collections/new", data=form).status_code == 302
+    assert "up to /28, /48" in admin.get("/admin/collections/").get_data(as_text=True)
+    with hub.session(write=False) as s:
+        row = s.execute(select(m.Collection).where(m.Collection.alias == "nets")).scalar_one()
+        limits, uuid = (row.blocklist_ipv4_prefix, row.blocklist_ipv6_prefix), row.uuid
+        kr = s.execute(select(m.Partner.id).where(m.Partner.slug == "krcert")).scalar_one()
+    assert limits == (28, 48)
+    wide = f.indicator(7001, pattern="[ipv4-addr:value = '198.51.100.0/24']")
+    narrow = f.indicator(7002, pattern="[ipv4-addr:value = '198.51.100.0/29']")
+    assert not services.ingest_envelope(hub, kr, uuid, [wide, narrow]).failures
+    body = admin.get(f"/admin/objects/{wide['id']}").get_data(as_text=True)
+    assert "not in the blocklists" in body and "/24" in body and "/28" in body
+    body = admin.get(f"/admin/objects/{narrow['id']}").get_data(as_text=True)
+    assert "listed in its blocklist" in body and "not in the blocklists" not in body

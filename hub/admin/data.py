@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from hub import ledger, policy, sharing, store
 from hub import models as m
 from hub.errors import BadRequest, NotFound
+from hub.formats import IPV4_PREFIX_BOUNDS, IPV6_PREFIX_BOUNDS, BlocklistLimits
 from hub.policy import TLP
 from hub.sharing import write
 
@@ -331,6 +332,8 @@ def collection_values(row: m.Collection) -> dict[str, Any]:
         "readers": store.split_list(row.readers),
         "writers": store.split_list(row.writers),
         "retention_days": row.retention_days,
+        "blocklist_ipv4_prefix": row.blocklist_ipv4_prefix,
+        "blocklist_ipv6_prefix": row.blocklist_ipv6_prefix,
     }
 
 
@@ -364,6 +367,12 @@ def collection_rules(uuid: str, values: dict[str, Any]) -> policy.Collection:
 def save_collection(session: Session, actor: str, uuid: str | None, values: dict[str, Any]) -> m.Collection:
     check_grants(session, values["readers"], "readers")
     check_grants(session, values["writers"], "writers")
+    for key, (low, high) in (
+        ("blocklist_ipv4_prefix", IPV4_PREFIX_BOUNDS),
+        ("blocklist_ipv6_prefix", IPV6_PREFIX_BOUNDS),
+    ):
+        if key in values and not low <= values[key] <= high:
+            raise BadRequest(f"{key}: use a prefix length from {low} to {high}")
     columns = {
         "title": values["title"],
         "description": values["description"],
@@ -373,6 +382,8 @@ def save_collection(session: Session, actor: str, uuid: str | None, values: dict
         "readers": ",".join(values["readers"]),
         "writers": ",".join(values["writers"]),
         "retention_days": values.get("retention_days"),
+        "blocklist_ipv4_prefix": values.get("blocklist_ipv4_prefix", BlocklistLimits.ipv4_prefix),
+        "blocklist_ipv6_prefix": values.get("blocklist_ipv6_prefix", BlocklistLimits.ipv6_prefix),
     }
     with write.rules_change(session):
         if uuid is None:

@@ -10,6 +10,7 @@ from wtforms import BooleanField, IntegerField, PasswordField, SelectChoice, Sel
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from hub import acs
+from hub.formats import IPV4_PREFIX_BOUNDS, IPV6_PREFIX_BOUNDS, BlocklistLimits
 
 TLP_LEVELS = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
 TLP_CHOICES = [SelectChoice(t, "TLP:" + t) for t in TLP_LEVELS]
@@ -131,6 +132,10 @@ class GroupForm(FlaskForm):
         }
 
 
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
 class CollectionForm(FlaskForm):
     root = SelectField("API root", choices=[])
     alias = StringField("Alias", validators=[DataRequired(), SLUG])
@@ -150,6 +155,25 @@ class CollectionForm(FlaskForm):
         validators=[Optional(), NumberRange(min=1, max=36_500, message="use a whole number of days from 1 to 36500")],
         description="Empty: keep every version. Otherwise the retention run archives the versions a newer version "
         "replaced once they are this old; the newest version of every object is always kept.",
+    )
+    blocklist_ipv4_prefix = IntegerField(
+        "Widest IPv4 network in ip.txt (prefix length)",
+        default=BlocklistLimits.ipv4_prefix,
+        validators=[
+            Optional(),
+            NumberRange(*IPV4_PREFIX_BOUNDS, message="use a prefix length from 8 to 32"),
+        ],
+        description="Empty: 24, so a /24 or narrower is listed and a /16 or 0.0.0.0/0 is not (it stays in the "
+        "STIX, CSV and ECS feeds, with the reason). 32: single addresses only.",
+    )
+    blocklist_ipv6_prefix = IntegerField(
+        "Widest IPv6 network in ip.txt (prefix length)",
+        default=BlocklistLimits.ipv6_prefix,
+        validators=[
+            Optional(),
+            NumberRange(*IPV6_PREFIX_BOUNDS, message="use a prefix length from 16 to 128"),
+        ],
+        description="Empty: 48. 128: single addresses only.",
     )
     confirm = BooleanField("I have seen the effect of this change; save it")
 
@@ -174,6 +198,8 @@ class CollectionForm(FlaskForm):
             "readers": split_words(self.readers.data),
             "writers": split_words(self.writers.data),
             "retention_days": self.retention_days.data,
+            "blocklist_ipv4_prefix": _or(self.blocklist_ipv4_prefix.data, BlocklistLimits.ipv4_prefix),
+            "blocklist_ipv6_prefix": _or(self.blocklist_ipv6_prefix.data, BlocklistLimits.ipv6_prefix),
         }
 
 

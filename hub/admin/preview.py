@@ -16,11 +16,19 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub import formats, policy, store
 from hub import models as m
-from hub import policy, store
 from hub.policy import TLP
 
 PREVIEW_LIMIT = 20_000  # versions examined per collection; the panel says when a preview is cut
+
+
+def blocklist_verdict(collection: store.CollectionInfo | None, raw: str) -> str | None:
+    """Why an indicator version is in no blocklist of its collection ("" when listed); None for other objects."""
+    obj = orjson.loads(raw)
+    if collection is None or obj.get("type") != "indicator":
+        return None
+    return formats.blocklist_reason(obj, collection.blocklist)
 
 
 def object_facts(snap: store.Snapshot, row: m.ObjectVersion) -> policy.ObjectFacts:
