@@ -6,7 +6,7 @@ every pair is a new restriction set. At each size (1, 1,000, 10,000 and 30,000 s
 another partner (singcert) reading a second collection of 1,000 fixed indicators, which none of the
 flood touches:
 
-- the snapshot rebuild (``store.load_snapshot`` and the reader's compiled filter);
+- the snapshot rebuild (``snapshots.load_snapshot`` and the reader's compiled filter);
 - the first poll after the flood (it pays the rebuild) and the median of 20 polls after it
   (TAXII GET of the objects, ``limit=1000``, through the Flask test client);
 - a STIX feed pull of the collection.
@@ -35,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.run import create_database  # noqa: E402
-from hub import create_app, db, services, store  # noqa: E402
+from hub import create_app, db, services  # noqa: E402
 from hub import models as m  # noqa: E402
 from hub.policy import TLP  # noqa: E402
+from hub.store import snapshots  # noqa: E402
 from tests import factories as f  # noqa: E402
 
 MARKINGS = 250  # 250 * 249 / 2 = 31,125 pairs: the issue's flood
@@ -91,7 +92,7 @@ def measure(app, hub: services.Hub, world: dict) -> dict:  # type: ignore[no-unt
     reader = f.Client(app.test_client(), world["keys"]["singcert"])
     url = f"/dprk/collections/{world['ids']['shared']}/objects/"
     with hub.session() as s:
-        store.bump_rules(s)  # what each new set did before: every process rebuilds its snapshot
+        snapshots.bump_rules(s)  # what each new set did before: every process rebuilds its snapshot
     started = time.perf_counter()
     first = reader.get(url, {"limit": "1000"})
     first_ms = (time.perf_counter() - started) * 1000
@@ -110,7 +111,7 @@ def measure(app, hub: services.Hub, world: dict) -> dict:  # type: ignore[no-unt
     assert feed.status_code == 200 and body.count(b'"indicator--') >= READ_OBJECTS, body[:300]
     with hub.session(write=False) as s:
         started = time.perf_counter()
-        snap = store.load_snapshot(s)
+        snap = snapshots.load_snapshot(s)
         collection = snap.collections[world["ids"]["shared"]]
         snap.read_filter(snap.by_slug["singcert"], collection)
         rebuild_ms = (time.perf_counter() - started) * 1000

@@ -15,7 +15,8 @@ import orjson
 
 from feeds import register
 from feeds.stix_bundle import StixBundle
-from hub import services, store
+from hub import services
+from hub.store import reads
 
 ATTACK_TYPES = frozenset(
     {
@@ -69,14 +70,14 @@ def actors(hub: services.Hub, partner: str, root: str) -> list[Actor]:
         snap = hub.snapshot(session)
         partner_pk = snap.by_slug[partner]
         for collection in snap.collections_of(root):
-            query = store.VersionQuery(
+            query = reads.VersionQuery(
                 collection_pk=collection.pk,
                 read=snap.read_filter(partner_pk, collection),
                 originator_pk=partner_pk,
                 types=("intrusion-set",),
                 limit=100_000,
             )
-            rows, _ = store.page(session, query, ("raw",))
+            rows, _ = reads.page(session, query, ("raw",))
             for row in rows:
                 obj = orjson.loads(row.raw)
                 if obj["id"] in out:

@@ -28,9 +28,10 @@ from typing import Any
 
 import orjson
 
-from hub import services, stix, store
+from hub import services, stix
 from hub.errors import HubError
 from hub.policy import TLP
+from hub.store import auditlog, snapshots
 
 CHUNK = 1000
 # Imports of at most this many objects validate inline: starting a worker process costs more than it saves.
@@ -62,7 +63,7 @@ class Target:
     partner_pk: int
     partner_slug: str
     identity_id: str
-    collection: store.CollectionInfo
+    collection: snapshots.CollectionInfo
 
 
 @dataclass
@@ -351,7 +352,7 @@ class Connector:
             return
         with self.hub.session() as session:
             for objects in events:
-                store.audit(
+                auditlog.audit(
                     session,
                     self.target.partner_slug,
                     "feed.import.originals",
@@ -362,7 +363,7 @@ class Connector:
     def _audit_run(self) -> None:
         o = self.outcome
         with self.hub.session() as session:
-            store.audit(
+            auditlog.audit(
                 session,
                 self.target.partner_slug,
                 "feed.import",

@@ -33,11 +33,12 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from hub import acs, auth, ledger, ratelimit, services, stix, store, withdrawals
+from hub import acs, auth, ledger, ratelimit, services, stix, withdrawals
 from hub import models as m
 from hub.errors import TooManyRequests
 from hub.formats import BLOCKLISTS, FORMATS, blocklist_reason, blocklist_value, observable, withdrawn
 from hub.policy import TLP
+from hub.store import clock, reads, snapshots
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 PAGE = 1000
@@ -120,7 +121,7 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
         state = session.get(m.HubState, 1)
         assert state is not None
         upto = state.clock_us
-        query = store.VersionQuery(
+        query = reads.VersionQuery(
             collection_pk=collection.pk,
             read=snap.read_filter(principal.partner_pk, collection),
             originator_pk=principal.partner_pk,
@@ -136,7 +137,7 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
             "acs": _acs_markings(snap),
             "removed": [],
         }
-        span = store.view_range(session, query, upto)
+        span = reads.view_range(session, query, upto)
     ledger.record_feed(hub, principal, snap, collection, query, fmt, span, include)
     if include == "withdrawn":
         context["removed"] = withdrawals.for_feed(hub, principal.partner_pk, collection.pk, since, upto)
@@ -150,21 +151,23 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
     return Response(body, mimetype=FORMATS[fmt], headers={"X-Feed-Cursor": cursor, "Cache-Control": "no-store"})
 
 
-def _readable(snap: store.Snapshot, partner_pk: int, api_root: str, collection_id: str) -> store.CollectionInfo | None:
+def _readable(
+    snap: snapshots.Snapshot, partner_pk: int, api_root: str, collection_id: str
+) -> snapshots.CollectionInfo | None:
     found = snap.find_collection(api_root, collection_id)
     if found is None or not snap.world.granted(found.rules.readers, snap.partners[partner_pk]):
         return None
     return found
 
 
-def _rows(hub: services.Hub, query: store.VersionQuery, upto: int) -> Iterator[Any]:
+def _rows(hub: services.Hub, query: reads.VersionQuery, upto: int) -> Iterator[Any]:
     """Every row of the partner's view up to ``upto``, one page per query and its own session."""
     after = query.after
     while True:
         page_query = replace(query, after=after)
         session = hub.sessions()
         try:
-            rows, more = store.page(session, page_query, ("raw", "date_added", "tlp", "originator_id"))
+            rows, more = reads.page(session, page_query, ("raw", "date_added", "tlp", "originator_id"))
         finally:
             session.close()
         for row in rows:
@@ -176,8 +179,8 @@ def _rows(hub: services.Hub, query: store.VersionQuery, upto: int) -> Iterator[A
         after = rows[-1].date_added
 
 
-def _stream(hub: services.Hub, query: store.VersionQuery, upto: int, fmt: str, context: dict) -> Iterator[str]:
-    now = store.now_us()
+def _stream(hub: services.Hub, query: reads.VersionQuery, upto: int, fmt: str, context: dict) -> Iterator[str]:
+    now = clock.now_us()
     if fmt == "stix":
         yield '{"type":"bundle","id":"bundle--' + context["bundle"] + '","objects":['
     elif fmt == "csv":
@@ -260,12 +263,12 @@ def withdrawal_object(w: Any) -> dict:
     }
 
 
-def _bundle_id(collection: store.CollectionInfo, since: int | None, span: tuple, last: int) -> str:
+def _bundle_id(collection: snapshots.CollectionInfo, since: int | None, span: tuple, last: int) -> str:
     """The same id for the same view: the collection, the window and what the partner's view holds in it."""
     return str(uuid.uuid5(services.NAMESPACE, f"feed|{collection.uuid}|{since}|{span[0]}|{span[2]}|{last}"))
 
 
-def _acs_markings(snap: store.Snapshot) -> dict[str, acs.AcsRules]:
+def _acs_markings(snap: snapshots.Snapshot) -> dict[str, acs.AcsRules]:
     """The ACS 3.0 markings the hub holds, by id (their enforced rules carry the summary)."""
     return {
         mid: info.sharing.acs

@@ -24,8 +24,9 @@ import orjson
 
 from feeds import register
 from feeds.base import Connector, FeedError, Item, Refusal
-from hub import services, stix, store
+from hub import services, stix
 from hub.policy import TLP
+from hub.store import clock, reads, writes
 
 NAMESPACE = uuid.uuid5(services.NAMESPACE, "feeds.iocs")
 VALUE_COLUMNS = ("value", "indicator", "ioc", "observable", "ioc_value", "data")
@@ -233,7 +234,7 @@ class IocList(Connector):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.actor = actor
         self.columns = (value_column, type_column, notes_column)
-        self.now = stix.format_timestamp(store.now_us() // 1000 * 1000)
+        self.now = stix.format_timestamp(clock.now_us() // 1000 * 1000)
 
     def items(self, data: bytes) -> Iterable[Item | Refusal]:
         try:
@@ -378,7 +379,7 @@ class IocList(Connector):
     def _stored(self, ids: list[str]) -> dict[str, dict]:
         """The latest stored version of each id already in the target collection."""
         with self.hub.session(write=False) as session:
-            rows = store.stored_versions(session, self.target.collection.pk, ids)
+            rows = writes.stored_versions(session, self.target.collection.pk, ids)
         latest: dict[str, tuple[int, str]] = {}
         for (stix_id, version_us), raw in rows.items():
             if stix_id not in latest or version_us > latest[stix_id][0]:
@@ -400,14 +401,14 @@ def find_intrusion_set(hub: services.Hub, partner_pk: int, root: str, name: str)
     with hub.session(write=False) as session:
         snap = hub.snapshot(session)
         for collection in snap.collections_of(root):
-            query = store.VersionQuery(
+            query = reads.VersionQuery(
                 collection_pk=collection.pk,
                 read=snap.read_filter(partner_pk, collection),
                 originator_pk=partner_pk,
                 types=("intrusion-set",),
                 limit=10_000,
             )
-            rows, _ = store.page(session, query, ("raw",))
+            rows, _ = reads.page(session, query, ("raw",))
             for row in rows:
                 obj = orjson.loads(row.raw)
                 names = [obj.get("name", ""), *(obj.get("aliases") or [])]

@@ -32,9 +32,10 @@ from sqlalchemy.exc import IntegrityError
 
 from feeds import taxii_source
 from hub import models as m
-from hub import services, store
+from hub import services
 from hub.errors import ConfigError, HubError
 from hub.ops import FEED_SYNCS
+from hub.store import clock
 
 LEASE = "feeds-sync"
 LEASE_SECONDS = 300
@@ -96,7 +97,7 @@ class Scheduler:
     """Sync every saved remote source each ``interval`` seconds, under the database lease."""
 
     def __init__(
-        self, hub: services.Hub, interval: float, *, holder: str | None = None, clock: Callable[[], int] = store.now_us
+        self, hub: services.Hub, interval: float, *, holder: str | None = None, clock: Callable[[], int] = clock.now_us
     ) -> None:
         self.hub, self.interval, self.clock = hub, interval, clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -24,7 +24,8 @@ from feeds import register
 from feeds.base import FeedError, Item, Outcome, Refusal, Target, resolve_target
 from feeds.stix_bundle import StixBundle
 from hub import models as m
-from hub import services, store
+from hub import services
+from hub.store import clock
 
 PER_REQUEST = 1000
 SETTING_KEYS = ("user", "password_env", "token_env", "cert", "key", "verify")
@@ -84,7 +85,7 @@ class TaxiiSource(StixBundle):
         except (requests.RequestException, TAXIIServiceException) as exc:
             raise FeedError(f"{url}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         self._audit_run()
-        self._save(last_run_us=store.now_us(), last_summary=self.outcome.summary()[:2000])
+        self._save(last_run_us=clock.now_us(), last_summary=self.outcome.summary()[:2000])
         return self.outcome
 
     def _page(self, objects: list[Any]) -> None:

@@ -34,8 +34,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from sqlalchemy.orm import Session
 
-from hub import store
 from hub.errors import TooManyRequests
+from hub.store import auditlog, clock, logins
 
 SECRET_PREFIX = "chub_"  # noqa: S105 - a public prefix that makes leaked keys easy to spot
 TOUCH_EVERY_US = 60 * 1_000_000
@@ -186,7 +186,7 @@ def authenticate(
     spend(found.key_id)
     if needs_touch(found):
         with hub.session() as session:
-            store.touch_key(session, found.key_pk, store.now_us())
+            logins.touch_key(session, found.key_pk, clock.now_us())
     return found
 
 
@@ -202,7 +202,7 @@ def identify(
 
 def check_rate(session: Session, source: str, *, failure_limit: int, window_seconds: int) -> None:
     """Raise TooManyRequests when ``source`` failed too often in the current window."""
-    failures, retry = store.login_failures(session, source, window_seconds * 1_000_000)
+    failures, retry = logins.login_failures(session, source, window_seconds * 1_000_000)
     if failures >= failure_limit:
         raise TooManyRequests(
             f"too many failed logins from this address; retry in {retry} s", headers={"Retry-After": str(retry)}
@@ -214,23 +214,23 @@ def record_failure(session: Session, header: str, source: str, reason: str, *, w
     creds = credentials(header)
     # The user name is attacker-controlled: keep it printable so it cannot forge or break audit lines.
     user = "".join(ch if ch.isprintable() else "?" for ch in creds[0][:64]) if creds and creds[0] else "-"
-    count = store.record_login_failure(session, source, window_seconds * 1_000_000)
-    store.audit(session, user, "login.failed", detail={"reason": reason, "count": count}, source=source)
+    count = logins.record_login_failure(session, source, window_seconds * 1_000_000)
+    auditlog.audit(session, user, "login.failed", detail={"reason": reason, "count": count}, source=source)
 
 
 def needs_touch(principal: Principal) -> bool:
     """Tell whether the key's last-use time is stale enough to write (at most once a minute)."""
-    return principal.last_used_us is None or store.now_us() - principal.last_used_us > TOUCH_EVERY_US
+    return principal.last_used_us is None or clock.now_us() - principal.last_used_us > TOUCH_EVERY_US
 
 
 def _check(
     session: Session, pepper: str, creds: tuple[str, str], source: str, certificate: ClientCertificate | None
 ) -> Principal | str:
     user, secret = creds
-    key = store.find_key(session, hash_secret(pepper, secret))
+    key = logins.find_key(session, hash_secret(pepper, secret))
     if key is None:
         return "unknown key"
-    now = store.now_us()
+    now = clock.now_us()
     if user and user not in (key.slug, key.key_id):
         return "user does not match key"
     if key.revoked_us is not None:

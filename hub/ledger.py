@@ -24,10 +24,11 @@ from weakref import WeakKeyDictionary
 import orjson
 from sqlalchemy.orm import Session
 
-from hub import formats, ops, policy, stix, store
+from hub import formats, ops, policy, stix
 from hub import models as m
 from hub.auth import Principal
 from hub.errors import NotFound
+from hub.store import archive, clock, deliveries, reads, snapshots, writes
 
 # Per hub (database): the (partner, collection, rules_version) views this process already saved.
 _saved_views: WeakKeyDictionary[Any, set[tuple[int, int, int]]] = WeakKeyDictionary()
@@ -51,9 +52,9 @@ _empty: WeakKeyDictionary[Any, _EmptyPolls] = WeakKeyDictionary()
 def record_page(
     hub: Any,
     principal: Principal,
-    snapshot: store.Snapshot,
-    collection: store.CollectionInfo,
-    query: store.VersionQuery,
+    snapshot: snapshots.Snapshot,
+    collection: snapshots.CollectionInfo,
+    query: reads.VersionQuery,
     endpoint: str,
     rows: list,
 ) -> None:
@@ -73,9 +74,9 @@ def record_page(
 def record_feed(
     hub: Any,
     principal: Principal,
-    snapshot: store.Snapshot,
-    collection: store.CollectionInfo,
-    query: store.VersionQuery,
+    snapshot: snapshots.Snapshot,
+    collection: snapshots.CollectionInfo,
+    query: reads.VersionQuery,
     fmt: str,
     span: tuple[int | None, int | None, int],
     include: str = "",
@@ -95,8 +96,8 @@ def record_feed(
 def _record(
     hub: Any,
     principal: Principal,
-    snapshot: store.Snapshot,
-    collection: store.CollectionInfo,
+    snapshot: snapshots.Snapshot,
+    collection: snapshots.CollectionInfo,
     read: policy.ReadFilter,
     endpoint: str,
     filters: str,
@@ -104,7 +105,7 @@ def _record(
 ) -> None:
     first, last, count = span
     row = {
-        "at_us": store.now_us(),
+        "at_us": clock.now_us(),
         "partner_id": principal.partner_pk,
         "partner_slug": principal.slug,
         "key_id": principal.key_id,
@@ -129,7 +130,7 @@ def _record(
             "rules_version": key[2],
             "read_filter": _dump_filter(read),
         }
-    store.append_deliveries(hub.engine, [row], view)
+    deliveries.append_deliveries(hub.engine, [row], view)
     saved.add(key)
     flush_empty(hub, force=False)
 
@@ -160,10 +161,10 @@ def flush_empty(hub: Any, *, force: bool = True) -> int:
     if pending is None:
         return 0
     with pending.lock:
-        if not pending.rows or (not force and store.now_us() - pending.since < EMPTY_FLUSH_US):
+        if not pending.rows or (not force and clock.now_us() - pending.since < EMPTY_FLUSH_US):
             return 0
         rows, pending.rows = list(pending.rows.values()), {}
-    store.append_deliveries(hub.engine, rows)
+    deliveries.append_deliveries(hub.engine, rows)
     return len(rows)
 
 
@@ -195,7 +196,7 @@ def _load_filter(text: str) -> policy.ReadFilter:
     )
 
 
-def _dump_query(q: store.VersionQuery, extra: dict[str, Any] | None = None) -> str:
+def _dump_query(q: reads.VersionQuery, extra: dict[str, Any] | None = None) -> str:
     out: dict[str, Any] = {"versions": list(q.versions), **(extra or {})}
     for name in ("ids", "types", "spec_versions"):
         if getattr(q, name):
@@ -224,15 +225,17 @@ class Receipt:
     collection_pk: int = 0
 
 
-def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, version: str | None = None) -> list[Receipt]:
+def who_received(
+    session: Session, snapshot: snapshots.Snapshot, stix_id: str, version: str | None = None
+) -> list[Receipt]:
     """Return every delivery of ``stix_id`` (or of one version of it), oldest first.
 
     Raises NotFound when the hub holds no such object (version).
     """
     # Archived versions (hub.retention) were delivered like any other: they answer too.
     every: list[m.ObjectVersion | m.ArchivedVersion] = [
-        *store.versions_by_id(session, stix_id),
-        *store.archived_by_id(session, stix_id),
+        *writes.versions_by_id(session, stix_id),
+        *archive.archived_by_id(session, stix_id),
     ]
     versions = every
     if version is not None:
@@ -247,19 +250,19 @@ def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, versi
     for v in every:
         by_object.setdefault(v.collection_id, []).append(v)
     # A rule change may have re-dated a version: pages served before then found it at its former date_added.
-    former = store.former_dates(session, [v.pk for v in every])
+    former = deliveries.former_dates(session, [v.pk for v in every])
     first_added = {v.pk: min([v.date_added, *(at for at, _ in former.get(v.pk, ()))]) for v in every}
     alias = {c.pk: c.alias for c in snapshot.collections.values()}
     filters: dict[tuple[int, int, int], policy.ReadFilter | None] = {}
     out = []
     for v in versions:
-        covering = store.deliveries_covering(session, v.collection_id, v.date_added)
+        covering = deliveries.deliveries_covering(session, v.collection_id, v.date_added)
         for at, replaced_us in former.get(v.pk, ()):
-            covering += store.deliveries_covering(session, v.collection_id, at, before_us=replaced_us)
+            covering += deliveries.deliveries_covering(session, v.collection_id, at, before_us=replaced_us)
         for d in covering:
             key = (d.partner_id, d.collection_id, d.rules_version)
             if key not in filters:
-                saved = store.delivery_view(session, *key)
+                saved = deliveries.delivery_view(session, *key)
                 filters[key] = _load_filter(saved) if saved is not None else None
             view = filters[key]
             if view is None or not _delivered(snapshot, view, d, v, by_object[v.collection_id], first_added):
@@ -279,7 +282,7 @@ def who_received(session: Session, snapshot: store.Snapshot, stix_id: str, versi
     return sorted(out, key=lambda r: (r.at_us, r.partner))
 
 
-def _admits(snapshot: store.Snapshot, view: policy.ReadFilter, v: Any) -> bool:
+def _admits(snapshot: snapshots.Snapshot, view: policy.ReadFilter, v: Any) -> bool:
     originator = snapshot.partner_rows.get(v.originator_id)
     facts = policy.ObjectFacts(
         type=v.type,
@@ -293,7 +296,7 @@ def _admits(snapshot: store.Snapshot, view: policy.ReadFilter, v: Any) -> bool:
 
 
 def _delivered(
-    snapshot: store.Snapshot, view: policy.ReadFilter, d: Any, v: Any, siblings: list, first_added: dict[int, int]
+    snapshot: snapshots.Snapshot, view: policy.ReadFilter, d: Any, v: Any, siblings: list, first_added: dict[int, int]
 ) -> bool:
     """Tell whether delivery ``d`` (whose range covers ``v``) held ``v``: the view and the filters admit it."""
     if not _admits(snapshot, view, v):

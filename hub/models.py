@@ -24,6 +24,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import expression
 
 
+def split_list(text: str) -> list[str]:
+    """The items of a comma-separated list column (partners, groups, countries, types)."""
+    return [x for x in text.split(",") if x]
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -165,7 +170,7 @@ class ObjectVersion(Base):
         # Unique per collection, and the only index ordered by date_added (see migration 0004).
         Index("ix_versions_collection_added", "collection_id", "date_added", unique=True),
         Index("ix_versions_collection_object", "collection_id", "stix_id", "version_us"),
-        # Ids differing only in case are one id to the write rules (``store.stix_key``).
+        # Ids differing only in case are one id to the write rules (``hub.ids.stix_key``).
         Index("ix_versions_stix_key", func.lower(text("stix_id"))),
     )
     pk: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -181,7 +186,7 @@ class ObjectVersion(Base):
     restriction_set_id: Mapped[int | None] = mapped_column(ForeignKey("restriction_sets.id"), nullable=True)
     unknown_markings: Mapped[bool] = mapped_column(Boolean, default=False)
     raw: Mapped[str] = mapped_column(Text)
-    # True when a later version of the same object is stored in the collection (``store.refresh_newer``);
+    # True when a later version of the same object is stored in the collection (``store.writes.refresh_newer``);
     # a version without one is the latest for every partner who sees it, so reads skip the search.
     newer_exists: Mapped[bool] = mapped_column(Boolean, server_default=expression.false())
     # A copy another partner posted under an id it does not own: visible to that poster alone.

@@ -14,7 +14,7 @@ never archived); ``all``, ``first`` and the versions endpoint range over the ver
 The delivery ledger reads the archive as well, so "who received this version" stays answerable.
 
 Work goes in bounded batches, each one write transaction under the hub's writer lock
-(``store.lock_clock``): publishers wait for at most one batch, and a run that stops half-way
+(``clock.lock_clock``): publishers wait for at most one batch, and a run that stops half-way
 leaves whole batches archived; the next run carries on. ``run`` is what ``cti-hub retention run``
 calls; a scheduler may call it directly.
 """
@@ -25,7 +25,8 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hub import stix, store
+from hub import stix
+from hub.store import archive, auditlog, clock, writes
 
 if TYPE_CHECKING:
     from hub.services import Hub
@@ -70,16 +71,16 @@ def run(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    now = store.now_us() if now_us is None else now_us
+    now = clock.now_us() if now_us is None else now_us
     with hub.session(write=False) as session:
-        targets = store.retained_collections(session)
+        targets = archive.retained_collections(session)
     done: list[Outcome] = []
     try:
         for pk, root, alias, days in targets:
             cutoff = now - days * DAY_US
             if dry_run:
                 with hub.session(write=False) as session:
-                    count = store.count_superseded(session, pk, cutoff)
+                    count = archive.count_superseded(session, pk, cutoff)
                 done.append(Outcome(f"{root}/{alias}", days, cutoff, count, 0))
             else:
                 done.append(_archive_collection(hub, pk, f"{root}/{alias}", days, cutoff, batch_size))
@@ -99,17 +100,17 @@ def purge_statuses(hub: Hub, *, dry_run: bool = False, now_us: int | None = None
     A status answers "what became of my POST"; publishers read it within minutes, so after the
     retention its request id answers 404 like one never issued.
     """
-    cutoff = (store.now_us() if now_us is None else now_us) - hub.settings["status_retention_days"] * DAY_US
+    cutoff = (clock.now_us() if now_us is None else now_us) - hub.settings["status_retention_days"] * DAY_US
     with hub.session(write=not dry_run) as session:
-        return store.purge_statuses(session, cutoff, dry_run=dry_run)
+        return writes.purge_statuses(session, cutoff, dry_run=dry_run)
 
 
 def _archive_collection(hub: Hub, pk: int, name: str, days: int, cutoff: int, batch_size: int) -> Outcome:
     total = batches = 0
     while True:
         with hub.session() as session:
-            store.lock_clock(session)
-            moved = store.archive_superseded(session, pk, cutoff, batch_size, store.now_us())
+            clock.lock_clock(session)
+            moved = archive.archive_superseded(session, pk, cutoff, batch_size, clock.now_us())
         if moved:
             total, batches = total + moved, batches + 1
         if moved < batch_size:
@@ -124,4 +125,4 @@ def _audit(hub: Hub, actor: str, done: list[Outcome], error: str | None = None) 
     if error is not None:
         detail["error"] = error
     with hub.session() as session:
-        store.audit(session, actor, "retention.run", f"{sum(o.archived for o in done)} versions archived", detail)
+        auditlog.audit(session, actor, "retention.run", f"{sum(o.archived for o in done)} versions archived", detail)

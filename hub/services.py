@@ -19,11 +19,14 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import acs, auth, db, policy, stix, store, withdrawals
+from hub import acs, auth, db, policy, stix, withdrawals
 from hub import models as m
 from hub.config import DEFAULTS
 from hub.errors import BadRequest, NotFound, TooManyRequests, Unprocessable
+from hub.ids import stix_key
+from hub.models import split_list
 from hub.policy import TLP
+from hub.store import auditlog, clock, reads, recalls, snapshots, writes
 
 NAMESPACE = uuid.UUID("6f1d5c1e-6b8a-4c1e-9a55-2d0c3b7e9f41")
 SHARING_EXTENSION_ID = f"extension-definition--{uuid.uuid5(NAMESPACE, 'sharing-restriction')}"
@@ -42,7 +45,7 @@ class Hub:
         self.write_sessions = db.session_factory(self.engine, write=True)
         self.relaxed_sessions = db.session_factory(self.engine, relaxed=True)
         self.pepper: str = settings["secret_key"]
-        self._snapshot: store.Snapshot | None = None
+        self._snapshot: snapshots.Snapshot | None = None
 
     @contextmanager
     def session(self, *, write: bool = True, relaxed: bool = False) -> Iterator[Session]:
@@ -51,14 +54,14 @@ class Hub:
         with db.transaction(factory) as session:
             yield session
 
-    def snapshot(self, session: Session, version: int | None = None) -> store.Snapshot:
+    def snapshot(self, session: Session, version: int | None = None) -> snapshots.Snapshot:
         """Return the sharing snapshot, reloading it when any process changed the rules.
 
         ``version`` is the rules version the caller already read in this unit of work (with its key);
         without it, it is read here.
         """
         if version is None:
-            version = store.rules_version(session)
+            version = snapshots.rules_version(session)
         cached = self._snapshot
         if cached is None or cached.rules_version != version:
             if isinstance(session, db.ReadSession):
@@ -66,9 +69,9 @@ class Hub:
                 # transaction of its own, so that a configuration change committed halfway through does
                 # not mix old group members with new collection readers.
                 with db.transaction(self._snapshot_sessions) as consistent:
-                    cached = store.load_snapshot(consistent)
+                    cached = snapshots.load_snapshot(consistent)
             else:
-                cached = store.load_snapshot(session)  # the caller's unit of work, its own changes included
+                cached = snapshots.load_snapshot(session)  # the caller's unit of work, its own changes included
             self._snapshot = cached
         return cached
 
@@ -159,7 +162,7 @@ def ingest_envelope(
     so a status exists exactly when its objects do. ``checked`` (one entry per object, None where
     not worked out) carries verdicts computed ahead of time (see ``Checked``).
     """
-    request_us = store.now_us()
+    request_us = clock.now_us()
     with hub.session() as session:
         snap = hub.snapshot(session)
         collection = snap.collections[collection_uuid]
@@ -171,7 +174,7 @@ def ingest_envelope(
         if with_status:
             result.status_id = str(uuid.uuid4())
             root_pk = snap.roots[collection.api_root].pk
-            store.save_status(
+            writes.save_status(
                 session,
                 m.Status(
                     id=result.status_id,
@@ -210,15 +213,15 @@ def status_resource(row: m.Status) -> dict:
 
 
 def delete_versions(
-    hub: Hub, principal: auth.Principal, collection: store.CollectionInfo, stix_id: str, version_pks: list[int]
+    hub: Hub, principal: auth.Principal, collection: snapshots.CollectionInfo, stix_id: str, version_pks: list[int]
 ) -> int:
     """Delete versions of an object from a collection, on the originator's request."""
     with hub.session() as session:
-        store.lock_clock(session)  # the writer lock: no version of this object is added meanwhile
+        clock.lock_clock(session)  # the writer lock: no version of this object is added meanwhile
         gone = withdrawals.before_delete(session, hub.snapshot(session), collection, stix_id, version_pks)
-        count = store.delete_versions(session, collection.pk, stix_id, version_pks)
-        store.add_withdrawals(session, gone)
-        store.audit(
+        count = writes.delete_versions(session, collection.pk, stix_id, version_pks)
+        recalls.add_withdrawals(session, gone)
+        auditlog.audit(
             session,
             principal.slug,
             "object.delete",
@@ -229,7 +232,7 @@ def delete_versions(
 
 
 def _hidden_markings(
-    session: Session, snap: store.Snapshot, partner: policy.Partner, objects: list[Any]
+    session: Session, snap: snapshots.Snapshot, partner: policy.Partner, objects: list[Any]
 ) -> frozenset[str]:
     """Stored marking ids the envelope names that the publisher cannot read: to it they do not exist.
 
@@ -256,13 +259,13 @@ def _hidden_markings(
     }
     if not candidates:
         return frozenset()
-    return frozenset(candidates - store.readable_ids(session, snap, partner.id, candidates))
+    return frozenset(candidates - reads.readable_ids(session, snap, partner.id, candidates))
 
 
 def _prepare_all(
-    snap: store.Snapshot,
+    snap: snapshots.Snapshot,
     partner: policy.Partner,
-    collection: store.CollectionInfo,
+    collection: snapshots.CollectionInfo,
     objects: list[Any],
     result: IngestResult,
     hidden: frozenset[str] = frozenset(),
@@ -270,7 +273,7 @@ def _prepare_all(
 ) -> list[_Prepared]:
     """Validate every object and work out its markings; markings first so objects can use them."""
     order = sorted(range(len(objects)), key=lambda i: _prepare_rank(objects[i]))
-    new_markings: dict[str, store.MarkingInfo] = {}
+    new_markings: dict[str, snapshots.MarkingInfo] = {}
     prepared = []
     for index in order:
         obj = objects[index]
@@ -284,7 +287,7 @@ def _prepare_all(
         if item.marking_row is not None:
             row = item.marking_row
             level = TLP(row["tlp"]) if row["tlp"] is not None else None
-            new_markings[row["id"]] = store.MarkingInfo(
+            new_markings[row["id"]] = snapshots.MarkingInfo(
                 row["id"], row["kind"], level, row["raw"], _sharing_from_row(row)
             )
         elif _is_marking(obj) and obj["id"] in snap.markings:
@@ -305,11 +308,11 @@ def _is_marking(obj: Any) -> bool:
 
 
 def _prepare(
-    snap: store.Snapshot,
+    snap: snapshots.Snapshot,
     partner: policy.Partner,
-    collection: store.CollectionInfo,
+    collection: snapshots.CollectionInfo,
     obj: Any,
-    new_markings: dict[str, store.MarkingInfo],
+    new_markings: dict[str, snapshots.MarkingInfo],
     hidden: frozenset[str] = frozenset(),
     checked: Checked | None = None,
 ) -> _Prepared:
@@ -358,7 +361,7 @@ def _name_key(name: str) -> str:
     return "".join(name.casefold().split())
 
 
-def _refuse_claims(snap: store.Snapshot, partner: policy.Partner, obj: dict) -> None:
+def _refuse_claims(snap: snapshots.Snapshot, partner: policy.Partner, obj: dict) -> None:
     """Refuse an identity that claims to be another registered partner, by the hub's binding or by name.
 
     ``x_cti_hub_partner`` is the property the hub's reference identities bind a partner with; a name
@@ -383,14 +386,14 @@ def _refuse_claims(snap: store.Snapshot, partner: policy.Partner, obj: dict) -> 
             )
 
 
-def _sharing(snap: store.Snapshot, new: dict[str, store.MarkingInfo], marking_id: str) -> policy.SharingMarking:
+def _sharing(snap: snapshots.Snapshot, new: dict[str, snapshots.MarkingInfo], marking_id: str) -> policy.SharingMarking:
     info = snap.markings.get(marking_id) or new[marking_id]
     assert info.sharing is not None
     return info.sharing
 
 
 def _classify_markings(
-    snap: store.Snapshot, obj: dict, new: dict[str, store.MarkingInfo], hidden: frozenset[str] = frozenset()
+    snap: snapshots.Snapshot, obj: dict, new: dict[str, snapshots.MarkingInfo], hidden: frozenset[str] = frozenset()
 ) -> tuple[list[TLP], list[str], list[str]]:
     """Split an object's marking refs (object and granular) into TLP levels, sharing markings and unknown ones."""
     refs = list(obj.get("object_marking_refs") or [])
@@ -410,7 +413,7 @@ def _classify_markings(
     return levels, sharing, unknown
 
 
-def _marking_row(snap: store.Snapshot, partner: policy.Partner, obj: dict) -> dict | None:
+def _marking_row(snap: snapshots.Snapshot, partner: policy.Partner, obj: dict) -> dict | None:
     """Describe a posted marking-definition for the markings table; refuse tampering with known ones."""
     known = snap.markings.get(obj["id"])
     if known is not None or stix.marking_tlp(obj["id"]) is not None:
@@ -451,7 +454,7 @@ def _is_canonical_tlp(obj: dict) -> bool:
     return canonical is None or canonical == obj
 
 
-def _sharing_columns(snap: store.Snapshot, ext: Any, marking_id: str) -> dict:
+def _sharing_columns(snap: snapshots.Snapshot, ext: Any, marking_id: str) -> dict:
     if not isinstance(ext, dict) or not isinstance(ext.get("share_with", {}), dict):
         raise Unprocessable(f"{marking_id}: the sharing extension must hold a 'share_with' object")
     share = ext.get("share_with", {})
@@ -491,15 +494,15 @@ def _acs_kind(marking_id: str, ext: Any) -> str:
 
 def _sharing_from_row(row: dict) -> policy.SharingMarking | None:
     if row["kind"] == "acs":
-        return store.acs_marking(row["id"], orjson.loads(row["raw"]))
+        return snapshots.acs_marking(row["id"], orjson.loads(row["raw"]))
     if row["kind"] != "sharing":
         return None
     return policy.SharingMarking(
         id=row["id"],
-        partners=frozenset(store.split_list(row["share_partners"])),
-        groups=frozenset(store.split_list(row["share_groups"])),
-        countries=frozenset(store.split_list(row["share_countries"])),
-        exclude_partners=frozenset(store.split_list(row["exclude_partners"])),
+        partners=frozenset(split_list(row["share_partners"])),
+        groups=frozenset(split_list(row["share_groups"])),
+        countries=frozenset(split_list(row["share_countries"])),
+        exclude_partners=frozenset(split_list(row["exclude_partners"])),
         no_federation=row["no_federation"],
     )
 
@@ -538,7 +541,7 @@ class _Quotas:
         if not limit:
             return
         if what not in self.used:
-            count = store.sharing_markings_of if what == "sharing_markings" else store.restriction_sets_created_by
+            count = writes.sharing_markings_of if what == "sharing_markings" else writes.restriction_sets_created_by
             self.used[what] = count(session, partner.id)
         if self.used[what] >= limit:
             # No Retry-After: waiting does not lift a quota. The transaction rolls back: nothing is stored.
@@ -560,34 +563,32 @@ _QUOTA_WORDS = {
 def _store_all(
     session: Session,
     hub: Hub,
-    snap: store.Snapshot,
+    snap: snapshots.Snapshot,
     partner: policy.Partner,
-    collection: store.CollectionInfo,
+    collection: snapshots.CollectionInfo,
     prepared: list[_Prepared],
     result: IngestResult,
     read_only: bool,
 ) -> None:
     """Check ownership and duplicates under the writer lock, then insert with fresh ``date_added`` values."""
-    store.lock_clock(session)  # ownership and duplicates are judged under the writer lock
+    clock.lock_clock(session)  # ownership and duplicates are judged under the writer lock
     ids = [p.obj["id"] for p in prepared]
     creators = {c for p in prepared if isinstance(c := p.obj.get("created_by_ref"), str)} - set(snap.identities)
     if partner.kind == "hub":
         creators = set()  # a peer hub relays objects created by others
-    known = store.publication(session, collection.pk, ids, also_origins=creators)
+    known = writes.publication(session, collection.pk, ids, also_origins=creators)
     owners = known.origins
     foreign_creators = {
-        c
-        for c in creators
-        if store.stix_key(c) in owners and not _own_or_reference(snap, partner, owners[store.stix_key(c)])
+        c for c in creators if stix_key(c) in owners and not _own_or_reference(snap, partner, owners[stix_key(c)])
     }
     creators_seen = (
-        store.readable_ids(session, snap, partner.id, foreign_creators, own=False) if foreign_creators else set()
+        reads.readable_ids(session, snap, partner.id, foreign_creators, own=False) if foreign_creators else set()
     )
-    foreign = {i for i in ids if owners.get(store.stix_key(i), partner.id) != partner.id}
+    foreign = {i for i in ids if owners.get(stix_key(i), partner.id) != partner.id}
     stored = _Stored(
         known.raws,
         known.first_tlp,
-        seen_elsewhere=store.readable_ids(session, snap, partner.id, foreign, own=False) if foreign else set(),
+        seen_elsewhere=reads.readable_ids(session, snap, partner.id, foreign, own=False) if foreign else set(),
         quotas=_Quotas(hub.settings),
     )
     earlier = {stix_id for stix_id, _, _ in stored.raws}
@@ -602,7 +603,7 @@ def _store_all(
         if creator in refused_here:
             result.failures.append({**item.key, "message": f"created_by_ref {creator} was refused in this envelope"})
             continue
-        creator_owner = owners.get(store.stix_key(creator)) if creator in creators else None
+        creator_owner = owners.get(stix_key(creator)) if creator in creators else None
         foreign_creator = creator_owner is not None and not _own_or_reference(snap, partner, creator_owner)
         if foreign_creator and creator in creators_seen:
             result.failures.append(
@@ -613,7 +614,7 @@ def _store_all(
                 }
             )
             continue
-        owner = owners.get(store.stix_key(item.obj["id"]))
+        owner = owners.get(stix_key(item.obj["id"]))
         row = _row_for(
             session, snap, partner, collection, item, owner, stored, result, read_only, quarantine=foreign_creator
         )
@@ -624,43 +625,43 @@ def _store_all(
         if item.marking_row is not None and item.marking_row["id"] not in saved_markings:
             if item.marking_row["kind"] in ("sharing", "acs") and stored.quotas is not None:
                 stored.quotas.charge(session, partner, "sharing_markings")
-            store.save_marking(session, item.marking_row)
+            writes.save_marking(session, item.marking_row)
             saved_markings.add(item.marking_row["id"])
         if not row["quarantined"]:
-            owners.setdefault(store.stix_key(item.obj["id"]), partner.id)
-            if creator in creators and store.stix_key(creator) not in owners:
-                owners[store.stix_key(creator)] = partner.id
+            owners.setdefault(stix_key(item.obj["id"]), partner.id)
+            if creator in creators and stix_key(creator) not in owners:
+                owners[stix_key(creator)] = partner.id
                 reserved.add(creator)
         key = (item.obj["id"], item.version_us, partner.id if row["quarantined"] else 0)
         stored.raws[key] = row["raw"]
         stored.added.add(key)
         rows.append(row)
-    start = store.add_dated(session, rows)
-    store.insert_versions(session, rows)
-    store.register_origins(session, rows)
+    start = clock.add_dated(session, rows)
+    writes.insert_versions(session, rows)
+    writes.register_origins(session, rows)
     # An identity id named as creator and never published is reserved for the partner naming it, so that
     # nobody can publish an identity under it later and be credited with this partner's objects.
-    store.register_origins(
+    writes.register_origins(
         session, [{"stix_id": c, "originator_id": partner.id, "date_added": start} for c in sorted(reserved)]
     )
     _flag_quarantined(session, partner, collection, [row for row in rows if row["quarantined"]], owners)
     # Objects stored before, or added in several versions here, may now have versions with a newer one.
     added = Counter(row["stix_id"] for row in rows)
-    store.refresh_newer(session, collection.pk, [i for i, n in added.items() if n > 1 or i in earlier])
+    writes.refresh_newer(session, collection.pk, [i for i, n in added.items() if n > 1 or i in earlier])
 
 
-def _own_or_reference(snap: store.Snapshot, partner: policy.Partner, owner: int | None) -> bool:
+def _own_or_reference(snap: snapshots.Snapshot, partner: policy.Partner, owner: int | None) -> bool:
     """Tell whether an identity with this originator may be named as creator: the publisher's, or the hub's
     reference content (ATT&CK's MITRE identity and the like, which every partner reads)."""
     owner_row = snap.partner_rows.get(owner) if owner is not None else None
-    return owner == partner.id or (owner_row is not None and owner_row.slug == store.HUB_SLUG)
+    return owner == partner.id or (owner_row is not None and owner_row.slug == snapshots.HUB_SLUG)
 
 
 def _row_for(
     session: Session,
-    snap: store.Snapshot,
+    snap: snapshots.Snapshot,
     partner: policy.Partner,
-    collection: store.CollectionInfo,
+    collection: snapshots.CollectionInfo,
     item: _Prepared,
     owner: int | None,
     stored: _Stored,
@@ -688,7 +689,7 @@ def _row_for(
     """
     stix_id = item.obj["id"]
     facts, quarantined, originator = item.facts, False, partner.id
-    first = stored.first_tlp.get((store.stix_key(stix_id), item.version_us))
+    first = stored.first_tlp.get((stix_key(stix_id), item.version_us))
     owner_row = snap.partner_rows.get(owner) if owner is not None else None
     if (
         owner_row is not None
@@ -749,11 +750,11 @@ def _row_for(
     if item.sharing_ids:  # one look-up per distinct set and envelope, not one per object
         restriction = stored.restriction_sets.get(item.sharing_ids)
         if restriction is None:
-            restriction = store.find_restriction_set(session, snap, item.sharing_ids)
+            restriction = writes.find_restriction_set(session, snap, item.sharing_ids)
             if restriction is None:
                 if stored.quotas is not None:
                     stored.quotas.charge(session, partner, "restriction_sets")
-                restriction = store.create_restriction_set(session, item.sharing_ids, partner.id)
+                restriction = writes.create_restriction_set(session, item.sharing_ids, partner.id)
             stored.restriction_sets[item.sharing_ids] = restriction
     return {
         "collection_id": collection.pk,
@@ -789,16 +790,16 @@ def _identical_stored(session: Session, item: _Prepared) -> bool:
 def _flag_quarantined(
     session: Session,
     partner: policy.Partner,
-    collection: store.CollectionInfo,
+    collection: snapshots.CollectionInfo,
     rows: list[dict],
     owners: dict[str, int],
 ) -> None:
     """Tell administrators, in the audit trail, about copies posted under ids another partner owns, or
     naming as creator an identity of another partner that the poster cannot see."""
     for stix_id in sorted({row["stix_id"] for row in rows}):
-        owner = owners.get(store.stix_key(stix_id))
+        owner = owners.get(stix_key(stix_id))
         reason = "created_by_ref" if owner in (None, partner.id) else "id"
-        store.audit(
+        auditlog.audit(
             session,
             partner.slug,
             "object.quarantined",
@@ -895,8 +896,8 @@ def publish_reference(session: Session) -> int:
     hub_partner = session.execute(select(m.Partner).where(m.Partner.slug == "hub")).scalar_one()
     objs = reference_objects(session)
     _register_reference_markings(session, objs, hub_partner.id)
-    store.bump_rules(session)
-    store.lock_clock(session)
+    snapshots.bump_rules(session)
+    clock.lock_clock(session)
     rows = []
     for collection in session.scalars(select(m.Collection).where(m.Collection.is_reference.is_(True))):
         current = {
@@ -907,11 +908,13 @@ def publish_reference(session: Session) -> int:
             row = _reference_row(obj, current.get(obj["id"]), collection.id, hub_partner.id)
             if row is not None:
                 rows.append(row)
-    store.add_dated(session, rows)
-    store.insert_versions(session, rows)
-    store.register_origins(session, rows)
+    clock.add_dated(session, rows)
+    writes.insert_versions(session, rows)
+    writes.register_origins(session, rows)
     for collection_pk in {row["collection_id"] for row in rows}:
-        store.refresh_newer(session, collection_pk, [r["stix_id"] for r in rows if r["collection_id"] == collection_pk])
+        writes.refresh_newer(
+            session, collection_pk, [r["stix_id"] for r in rows if r["collection_id"] == collection_pk]
+        )
     return len(rows)
 
 
@@ -920,7 +923,7 @@ def _reference_row(obj: dict, latest: m.ObjectVersion | None, collection_pk: int
         return None
     if latest is not None and "modified" in obj:
         # A changed identity or group name becomes a new version, strictly later than the stored one.
-        stamp = max(store.now_us(), latest.version_us + 1000)
+        stamp = max(clock.now_us(), latest.version_us + 1000)
         obj = {**obj, "modified": stix.format_timestamp(stamp // 1000 * 1000)}
     elif latest is not None:
         return None  # markings are immutable: keep the first
@@ -965,7 +968,7 @@ def _register_reference_markings(session: Session, objs: list[dict], hub_pk: int
     session.flush()
 
 
-def reannounce(session: Session, before: store.Snapshot) -> int:
+def reannounce(session: Session, before: snapshots.Snapshot) -> int:
     """Re-date versions that a rule change made visible to some partner, so ``added_after`` pollers get them.
 
     A partner that polls with ``added_after`` never looks back: an old version it may now receive would
@@ -974,7 +977,7 @@ def reannounce(session: Session, before: store.Snapshot) -> int:
     (same id and version, so SIEMs de-duplicate), and nobody misses them. Objects the change took
     out of a partner's view become withdrawals that partner's feeds list (``withdrawals.after_rule_change``).
     """
-    after = store.load_snapshot(session)
+    after = snapshots.load_snapshot(session)
     found: set[int] = set()
     for collection in after.collections.values():
         old_collection = before.collections.get(collection.uuid)
@@ -986,8 +989,8 @@ def reannounce(session: Session, before: store.Snapshot) -> int:
                 continue  # a new partner starts from the beginning anyway
             old = before.read_filter(partner_pk, old_collection)
             if old != now:
-                found |= store.newly_visible(session, collection.pk, partner_pk, now, old)
-    count = store.restamp(session, found)
+                found |= reads.newly_visible(session, collection.pk, partner_pk, now, old)
+    count = writes.restamp(session, found)
     withdrawals.after_rule_change(session, before, after)
     return count
 
@@ -1024,7 +1027,7 @@ def create_key(
         raise BadRequest(str(exc)) from None
     if len(cert_subject) > 500:
         raise BadRequest("--cert-subject is longer than 500 characters")
-    secret, key_id, now = auth.new_secret(), auth.new_key_id(), store.now_us()
+    secret, key_id, now = auth.new_secret(), auth.new_key_id(), clock.now_us()
     session.add(
         m.ApiKey(
             key_id=key_id,
@@ -1039,7 +1042,7 @@ def create_key(
             cert_subject=cert_subject.strip(),
         )
     )
-    store.audit(
+    auditlog.audit(
         session,
         actor,
         "key.create",
@@ -1065,7 +1068,7 @@ def rotate_keys(
     switches by changing the secret alone; the old keys keep working until the overlap ends (or
     their own earlier expiry). Return (new key id, its secret, the key ids that will expire).
     """
-    now = store.now_us()
+    now = clock.now_us()
     stmt = (
         select(m.ApiKey)
         .join(m.Partner)
@@ -1099,7 +1102,7 @@ def rotate_keys(
     ends = now + overlap_us
     for key in current:
         key.expires_us = min(key.expires_us, ends) if key.expires_us else ends
-    store.audit(
+    auditlog.audit(
         session,
         actor,
         "key.rotate",
@@ -1114,8 +1117,8 @@ def revoke_key(session: Session, key_id: str, *, actor: str = "cli") -> None:
     if key is None:
         raise NotFound(f"unknown key '{key_id}'")
     if key.revoked_us is None:
-        key.revoked_us = store.now_us()
-        store.audit(session, actor, "key.revoke", key_id)
+        key.revoked_us = clock.now_us()
+        auditlog.audit(session, actor, "key.revoke", key_id)
 
 
 # --------------------------------------------------------------------- admin accounts
@@ -1131,7 +1134,7 @@ def reset_admin_password(session: Session, username: str, password: str, actor: 
     if account is None:
         raise NotFound(f"no administrator account named '{username}'")
     account.password_hash = PasswordHasher().hash(password)
-    store.audit(session, actor, "admin.password_reset", username)
+    auditlog.audit(session, actor, "admin.password_reset", username)
 
 
 def create_admin(session: Session, username: str, password: str, role: str = "admin") -> None:
@@ -1146,7 +1149,7 @@ def create_admin(session: Session, username: str, password: str, role: str = "ad
         raise BadRequest(f"an account named '{username}' already exists")
     session.add(
         m.AdminUser(
-            username=username, password_hash=PasswordHasher().hash(password), role=role, created_us=store.now_us()
+            username=username, password_hash=PasswordHasher().hash(password), role=role, created_us=clock.now_us()
         )
     )
-    store.audit(session, "cli", "admin.create", username, {"role": role})
+    auditlog.audit(session, "cli", "admin.create", username, {"role": role})

@@ -20,18 +20,19 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from hub import ledger, policy, store
+from hub import ledger, policy
+from hub.store import auditlog, clock, reads, recalls, snapshots, writes
 
 # What a partner already had of an object and may be shown again in its feed's withdrawal list.
 SUMMARY_FIELDS = ("name", "pattern", "pattern_type", "valid_from", "valid_until", "modified", "confidence")
 
 
-def _view(snap: store.Snapshot, partner_pk: int, collection: store.CollectionInfo) -> policy.ReadFilter:
+def _view(snap: snapshots.Snapshot, partner_pk: int, collection: snapshots.CollectionInfo) -> policy.ReadFilter:
     partner = replace(snap.partners[partner_pk], active=True)
     return policy.compile_read(snap.world, partner, collection.rules, snap.restriction_sets, snap.definitions.values())
 
 
-def _readers(snap: store.Snapshot) -> list[int]:
+def _readers(snap: snapshots.Snapshot) -> list[int]:
     return [pk for pk, row in snap.partner_rows.items() if row.identity_id != snap.hub_identity]
 
 
@@ -65,10 +66,10 @@ def _rows(
     return out
 
 
-def after_rule_change(session: Session, before: store.Snapshot, after: store.Snapshot) -> int:
+def after_rule_change(session: Session, before: snapshots.Snapshot, after: snapshots.Snapshot) -> int:
     """Record what a change of the sharing rules took out of each partner's view; return the rows added."""
     rows: list[dict] = []
-    now = store.now_us()
+    now = clock.now_us()
     for collection in after.collections.values():
         old_collection = before.collections.get(collection.uuid)
         if old_collection is None:
@@ -80,26 +81,30 @@ def after_rule_change(session: Session, before: store.Snapshot, after: store.Sna
             new = _view(after, partner_pk, collection)
             if not old.readable or old == new:
                 continue
-            lost = store.removed_from_view(session, collection.pk, partner_pk, new, old)
+            lost = reads.removed_from_view(session, collection.pk, partner_pk, new, old)
             rows += _rows(partner_pk, collection.pk, lost, "rules", now)
-    return store.add_withdrawals(session, rows)
+    return recalls.add_withdrawals(session, rows)
 
 
 def before_delete(
-    session: Session, snap: store.Snapshot, collection: store.CollectionInfo, stix_id: str, version_pks: Iterable[int]
+    session: Session,
+    snap: snapshots.Snapshot,
+    collection: snapshots.CollectionInfo,
+    stix_id: str,
+    version_pks: Iterable[int],
 ) -> list[dict]:
     """Return the withdrawal rows a deletion will cause: partners that see the object now and will see none of it.
 
-    Call before deleting (it reads the versions), store the rows with ``store.add_withdrawals`` after.
+    Call before deleting (it reads the versions), store the rows with ``recalls.add_withdrawals`` after.
     """
     deleted = set(version_pks)
     rows: list[dict] = []
-    now = store.now_us()
+    now = clock.now_us()
     for partner_pk in _readers(snap):
         view = _view(snap, partner_pk, collection)
         if not view.readable:
             continue
-        seen = store.visible_versions(session, collection.pk, stix_id, partner_pk, view)
+        seen = reads.visible_versions(session, collection.pk, stix_id, partner_pk, view)
         if seen and all(v.pk in deleted for v in seen):
             rows += _rows(partner_pk, collection.pk, seen, "deleted", now)
     return rows
@@ -114,7 +119,7 @@ class RecallResult:
 
 
 def recall(
-    session: Session, snap: store.Snapshot, stix_id: str, actor: str, reason: str = "", source: str = ""
+    session: Session, snap: snapshots.Snapshot, stix_id: str, actor: str, reason: str = "", source: str = ""
 ) -> RecallResult:
     """Recall an object from every partner the delivery ledger says received any version of it.
 
@@ -122,7 +127,7 @@ def recall(
     withdrawal its feeds list. Raises NotFound when the hub holds no such object.
     """
     receipts = ledger.who_received(session, snap, stix_id)
-    by_version = {(v.collection_id, v.version): v for v in store.versions_by_id(session, stix_id)}
+    by_version = {(v.collection_id, v.version): v for v in writes.versions_by_id(session, stix_id)}
     got: dict[tuple[int, int], list[Any]] = {}
     for r in receipts:
         partner_pk = snap.by_slug.get(r.partner)
@@ -131,14 +136,14 @@ def recall(
             got.setdefault((partner_pk, r.collection_pk), []).append(version)
     partners = sorted({pk for pk, _ in got}, key=lambda pk: snap.partners[pk].slug)
     notices = [(pk, snap.partners[pk].slug) for pk in partners]
-    now = store.now_us()
-    recall_id = store.save_recall(session, stix_id, actor, reason, now, notices)
+    now = clock.now_us()
+    recall_id = recalls.save_recall(session, stix_id, actor, reason, now, notices)
     rows: list[dict] = []
     for (partner_pk, collection_pk), versions in sorted(got.items()):
         rows += _rows(partner_pk, collection_pk, versions, "recalled", now, recall_id)
-    store.add_withdrawals(session, rows)
+    recalls.add_withdrawals(session, rows)
     recipients = tuple(slug for _, slug in notices)
-    store.audit(
+    auditlog.audit(
         session,
         actor,
         "object.recall",
@@ -156,20 +161,20 @@ def for_feed(hub: Any, partner_pk: int, collection_pk: int, after: int | None, u
     SIEM polling with ``include=withdrawn`` costs a write only when something new is listed.
     """
     with hub.session(write=False) as session:
-        rows = store.withdrawals_for(session, partner_pk, collection_pk, after, upto)
+        rows = recalls.withdrawals_for(session, partner_pk, collection_pk, after, upto)
     fresh = [r for r in rows if r.served_us is None]
     if fresh:
         with hub.session(relaxed=True) as session:
-            store.mark_withdrawals_served(
+            recalls.mark_withdrawals_served(
                 session,
                 partner_pk,
                 [r.id for r in fresh],
                 [r.recall_id for r in fresh if r.recall_id is not None],
-                store.now_us(),
+                clock.now_us(),
             )
     return rows
 
 
 def recalls_of(session: Session, stix_id: str) -> list[dict[str, Any]]:
     """Past recalls of an object for display, newest first."""
-    return [{"recall": r, "notices": notices} for r, notices in store.recalls_of(session, stix_id)]
+    return [{"recall": r, "notices": notices} for r, notices in recalls.recalls_of(session, stix_id)]

@@ -11,8 +11,9 @@ import orjson
 from sqlalchemy.orm import Session
 
 from hub import models as m
-from hub import services, store
+from hub import services
 from hub.policy import TLP
+from hub.store import snapshots
 
 TAXII = "application/taxii+json;version=2.1"
 CLOCK = "2024-05-01T00:00:00.000Z"
@@ -94,7 +95,7 @@ def add_collection(
     )
     session.add(collection)
     session.flush()
-    store.bump_rules(session)
+    snapshots.bump_rules(session)
     return collection
 
 

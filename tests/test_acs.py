@@ -17,10 +17,11 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from hub import acs, create_app, sharing, store
+from hub import acs, create_app, sharing
 from hub import models as m
 from hub.errors import ConfigError
 from hub.policy import TLP
+from hub.store import snapshots
 from tests import factories as f
 from tests.conftest import fresh_database_url
 from tests.panel import add_accounts, logged_in
@@ -111,7 +112,7 @@ def world(db_engine_name, db_template, tmp_path_factory):  # type: ignore[no-unt
         root = f.add_root(s, "dprk")
         collection = f.add_collection(s, root, "ais", max_tlp=TLP.RED, default_tlp=TLP.GREEN).uuid
         add_accounts(s)
-        store.bump_rules(s)
+        snapshots.bump_rules(s)
     keys = {slug: f.key_for(hub, slug) for slug in READERS}
     yield {"app": app, "hub": hub, "keys": keys, "url": f"/dprk/collections/{collection}/objects/"}
     hub.engine.dispose()

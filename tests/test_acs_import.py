@@ -11,9 +11,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from hub import acs, create_app, db, services, store
+from hub import acs, create_app, db, services
 from hub.cli import main
 from hub.policy import TLP
+from hub.store import snapshots
 from tests import factories as f
 from tests import tls
 from tests.live import serve_in_thread
@@ -123,7 +124,7 @@ def ais_server(empty_database, tmp_path, pki) -> Iterator[tuple[str, str]]:
         f.add_partner(s, "ais", "US", TLP.RED)
         f.add_partner(s, "krcert", "KR", TLP.RED)
         f.add_collection(s, f.add_root(s, "dprk"), "indicators", max_tlp=TLP.AMBER)
-        store.bump_rules(s)
+        snapshots.bump_rules(s)
     objects, _, _ = ais_content()
     with ais.session(write=False) as s:
         snap = ais.snapshot(s)

@@ -586,9 +586,9 @@ def test_who_can_see_lists_every_partner_with_reasons(admin, world):
 
 def test_audit_filters_and_csv_export(admin, hub):
     with hub.session() as s:
-        from hub import store
+        from hub.store import auditlog
 
-        store.audit(s, "=cmd|' /C calc'!A0", "partner.update", "krcert", {"before": {}, "after": {}})
+        auditlog.audit(s, "=cmd|' /C calc'!A0", "partner.update", "krcert", {"before": {}, "after": {}})
     body = admin.get("/admin/audit?action=admin").get_data(as_text=True)
     assert "<code>admin.login</code>" in body and "<code>partner.update</code>" not in body
     body = admin.get("/admin/audit?target=krcert&action=partner.update").get_data(as_text=True)

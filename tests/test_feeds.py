@@ -17,9 +17,10 @@ from feeds.base import FeedError, resolve_target
 from feeds.iocs import classify, pattern_for, refang
 from feeds.stix_bundle import upgrade
 from hub import models as m
-from hub import services, stix, store
+from hub import services, stix
 from hub.cli import main
 from hub.policy import TLP
+from hub.store import reads
 from tests import factories as f
 from tests.conftest import DATA
 from tests.connectors import run, stored
@@ -140,7 +141,7 @@ def test_tlp_is_applied_only_to_objects_without_one(hub):
         snap = hub.snapshot(s)
         coll = next(c for c in snap.collections.values() if c.alias == "shared")
         pk = snap.by_slug["mycert"]
-        rows, _ = store.page(s, store.VersionQuery(coll.pk, snap.read_filter(pk, coll), pk, limit=5000), ("raw",))
+        rows, _ = reads.page(s, reads.VersionQuery(coll.pk, snap.read_filter(pk, coll), pk, limit=5000), ("raw",))
     assert rows and all(amber not in orjson.loads(r.raw).get("object_marking_refs", []) for r in rows)
 
 

@@ -21,9 +21,10 @@ from sqlalchemy import func, select, update
 from feeds.base import FeedError
 from feeds.iocs import classify
 from hub import models as m
-from hub import services, stix, store
+from hub import services, stix
 from hub.cli import main
 from hub.policy import TLP
+from hub.store import snapshots
 from tests.conftest import DATA
 from tests.connectors import run, stored
 from tests.worlds import feeds_world
@@ -269,7 +270,7 @@ def test_tlp_from_tags_option_and_distribution(hub, tmp_path, tags, distribution
     doc = event("MoonPeak", [attribute("domain", domain)], tags=tags, distribution=distribution)
     with hub.session() as s:
         s.execute(update(m.Collection).where(m.Collection.alias == "shared").values(default_tlp=int(TLP.AMBER)))
-        store.bump_rules(s)
+        snapshots.bump_rules(s)
     outcome = run(hub, "misp", write(tmp_path / "e.json", doc), tlp=option)
     assert outcome.refused_total == 0, outcome.summary()
     tlp = effective_tlp(hub)

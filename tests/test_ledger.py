@@ -8,11 +8,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import insert, select, update
 
-from hub import ledger, store
+from hub import ledger
 from hub import models as m
 from hub.cli import main
 from hub.errors import NotFound
 from hub.policy import TLP
+from hub.store import snapshots
 from tests import factories as f
 from tests.worlds import AMBER, small_world
 
@@ -69,7 +70,7 @@ def test_every_page_is_recorded_with_partner_key_filters_range_and_rules(hub, wo
             .where(m.Collection.uuid == world["shared"])
             .order_by(m.ObjectVersion.date_added)
         ).all()
-        rules = store.rules_version(s)
+        rules = snapshots.rules_version(s)
     assert (rows[0].first_added, rows[0].last_added) == (added[0], added[1])
     assert (rows[1].first_added, rows[1].last_added) == (added[2], added[4])
     assert rows[0].key_id == key_id(hub, "cisa") and rows[0].rules_version == rules
@@ -96,11 +97,11 @@ def test_who_received_stays_exact_after_the_rules_change(hub, world, as_):
     as_("mycert").get(world["url"])
     as_("cisa").get(world["url"])
     with hub.session(write=False) as s:
-        before = store.rules_version(s)
+        before = snapshots.rules_version(s)
     with hub.session() as s:
         s.execute(update(m.Partner).where(m.Partner.slug == "mycert").values(clearance=int(TLP.AMBER)))
         s.execute(update(m.Collection).where(m.Collection.uuid == world["shared"]).values(readers="partner:mycert"))
-        store.bump_rules(s)
+        snapshots.bump_rules(s)
     # Today mycert may read AMBER and cisa may not read at all: the ledger still says what happened then.
     got = received(hub, amber["id"])
     assert [(r.partner, r.rules_version) for r in got] == [("cisa", before)]
@@ -167,7 +168,7 @@ def test_who_received_ignores_the_many_pages_that_do_not_cover_the_object(hub, w
     as_("cisa").get(world["url"])
     with hub.session(write=False) as s:
         collection_pk = s.scalars(select(m.Collection.id).where(m.Collection.uuid == world["shared"])).one()
-        rules = store.rules_version(s)
+        rules = snapshots.rules_version(s)
         added = s.scalars(select(m.ObjectVersion.date_added).where(m.ObjectVersion.stix_id == obj["id"])).one()
     base = {
         "partner_id": 999,

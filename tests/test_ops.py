@@ -15,10 +15,11 @@ from click.testing import CliRunner
 from prometheus_client import REGISTRY
 from sqlalchemy import delete, text, update
 
-from hub import db, ops, services, store
+from hub import db, ops, services
 from hub import models as m
 from hub.cli import main
 from hub.cli.ops import verify_chain
+from hub.store import auditlog
 from tests import factories as f
 from tests.worlds import small_world
 
@@ -180,14 +181,14 @@ def some_events(hub: services.Hub) -> None:
     for n in range(3):
         f.key_for(hub, "krcert", label=f"key {n}")
     with hub.session() as s:
-        store.audit(s, "cli", "test.event", "target", {"n": 1}, source="127.0.0.1")
+        auditlog.audit(s, "cli", "test.event", "target", {"n": 1}, source="127.0.0.1")
 
 
 def test_audit_chain_verifies_and_links_every_event(hub):
     some_events(hub)
     with hub.session(write=False) as s:
         result = verify_chain(s, batch=2)
-        events = store.audit_events(s)
+        events = auditlog.audit_events(s)
     assert result.problem is None and result.events == 4
     assert events[0].prev_hash == "" and all(b.prev_hash == a.hash for a, b in zip(events, events[1:]))
     assert result.head == events[-1].hash
@@ -205,7 +206,7 @@ def test_audit_chain_verifies_and_links_every_event(hub):
 def test_audit_verify_names_the_first_broken_event(hub, tamper, where, why):
     some_events(hub)
     with hub.session(write=False) as s:
-        ids = [e.id for e in store.audit_events(s)]
+        ids = [e.id for e in auditlog.audit_events(s)]
     with hub.session() as s:
         if tamper == "edit":
             s.execute(update(m.AuditEvent).where(m.AuditEvent.id == ids[2]).values(detail='{"read_only":true}'))
@@ -216,7 +217,7 @@ def test_audit_verify_names_the_first_broken_event(hub, tamper, where, why):
         else:  # an edit that also recomputes the edited event's own hash still breaks the next link
             ev = s.get(m.AuditEvent, ids[2])
             ev.target = "someone-else"
-            ev.hash = store.audit_hash(ev.prev_hash, {k: getattr(ev, k) for k in store.AUDIT_FIELDS})
+            ev.hash = auditlog.audit_hash(ev.prev_hash, {k: getattr(ev, k) for k in auditlog.AUDIT_FIELDS})
     with hub.session(write=False) as s:
         problem = verify_chain(s).problem
     assert problem is not None
@@ -226,12 +227,12 @@ def test_audit_verify_names_the_first_broken_event(hub, tamper, where, why):
 
 def test_audit_chain_stays_linear_under_concurrent_writers(hub):
     with hub.session() as s:
-        store.audit(s, "cli", "test.start")
+        auditlog.audit(s, "cli", "test.start")
 
     def writer(n: int) -> None:
         for i in range(8):
             with hub.session() as s:
-                store.audit(s, f"writer{n}", "test.concurrent", detail={"i": i})
+                auditlog.audit(s, f"writer{n}", "test.concurrent", detail={"i": i})
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
     for t in threads:
@@ -264,12 +265,12 @@ def test_upgrade_chains_audit_events_written_before_the_chain_existed(empty_data
     hub = services.Hub({"database_url": empty_database, "secret_key": "k"})
     try:
         with hub.session() as s:
-            store.audit(s, "cli", "new.event")
+            auditlog.audit(s, "cli", "new.event")
         with hub.session(write=False) as s:
             result = verify_chain(s)
-            first = store.audit_events(s, limit=1)[0]
+            first = auditlog.audit_events(s, limit=1)[0]
         assert result.problem is None and result.events == 4
-        assert first.prev_hash == "" and first.hash == store.audit_hash(
+        assert first.prev_hash == "" and first.hash == auditlog.audit_hash(
             "", {"at_us": 0, "actor": "cli", "action": "old.event", "target": "", "source": "", "detail": '{"n":0}'}
         )
     finally:

@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from hub import ledger, store
+from hub import ledger
 from hub import models as m
 from hub.cli import main
 from hub.cli.ops import verify_chain
+from hub.store import auditlog, recalls
 from tests import factories as f
 from tests.panel import csrf_of, login
 from tests.worlds import small_world
@@ -57,7 +58,7 @@ def feed(app, key: str, fmt: str = "csv", **params):
 
 def notices(hub, stix_id: str) -> dict[str, int | None]:
     with hub.session(write=False) as s:
-        return {n.partner_slug: n.served_us for _, found in store.recalls_of(s, stix_id) for n in found}
+        return {n.partner_slug: n.served_us for _, found in recalls.recalls_of(s, stix_id) for n in found}
 
 
 def delivered(app, world, as_):
@@ -84,7 +85,7 @@ def test_cli_recall_notifies_exactly_the_ledgers_recipients(app, hub, world, as_
     assert set(notices(hub, obj["id"])) == expected
     with hub.session(write=False) as s:
         assert verify_chain(s).problem is None
-        event = store.audit_events(s, action="object.recall")[-1]
+        event = auditlog.audit_events(s, action="object.recall")[-1]
         recall = s.scalars(select(m.Recall)).one()
     assert event.target == obj["id"] and event.actor == "cli"
     assert orjson.loads(event.detail)["recipients"] == ["cisa", "mycert"]
@@ -152,7 +153,7 @@ def test_admin_recall_needs_csrf_confirmation_and_the_admin_role(app, hub, world
     assert done.status_code == 302
     assert notices(hub, obj["id"]) == {"cisa": None, "mycert": None}
     with hub.session(write=False) as s:
-        event = store.audit_events(s, action="object.recall")[-1]
+        event = auditlog.audit_events(s, action="object.recall")[-1]
         assert event.actor == "alice" and verify_chain(s).problem is None
     feed(app, world["keys"]["mycert"], include="withdrawn")
     body = admin.get(page).get_data(as_text=True)

@@ -17,9 +17,10 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import func, select, text, update
 
-from hub import ledger, retention, stix, store
+from hub import ledger, retention, stix
 from hub import models as m
 from hub.cli import main
+from hub.store import auditlog, clock
 from tests import factories as f
 from tests.panel import audit_events
 from tests.worlds import AMBER, panel_world, small_world
@@ -75,7 +76,7 @@ def archived(hub) -> list[m.ArchivedVersion]:
 
 
 def run_later(hub, **kwargs) -> list[retention.Outcome]:
-    return retention.run(hub, now_us=store.now_us() + LATER, **kwargs)
+    return retention.run(hub, now_us=clock.now_us() + LATER, **kwargs)
 
 
 def ids(body: dict) -> list[tuple[str, str]]:
@@ -96,13 +97,13 @@ def test_archiving_keeps_the_latest_version_of_every_object(hub, ops, as_, monke
     assert stored(hub, ops["shared"]) == before
 
     locked = []
-    real_lock = store.lock_clock
+    real_lock = clock.lock_clock
 
     def lock(session):
         locked.append(session.in_transaction())
         return real_lock(session)
 
-    monkeypatch.setattr(store, "lock_clock", lock)
+    monkeypatch.setattr(clock, "lock_clock", lock)
     [outcome] = run_later(hub, batch_size=2)
     assert (outcome.collection, outcome.retention_days, outcome.archived, outcome.batches) == ("dprk/shared", 30, 3, 2)
     assert locked == [True, True]  # each batch in its own transaction, under the writer lock
@@ -165,7 +166,7 @@ def test_dry_run_changes_nothing(hub, ops, as_):
                 ),
                 s.scalar(select(func.count()).select_from(m.ArchivedVersion)),
                 s.scalar(select(func.count()).select_from(m.AuditEvent)),
-                store.audit_head(s),
+                auditlog.audit_head(s),
             )
 
     before = state()
@@ -504,7 +505,7 @@ def test_the_migration_creates_what_the_models_declare(hub):
 
 
 def test_an_indicator_that_expires_while_a_siem_polls_moves_to_the_withdrawn_list(app, hub, ops, as_, monkeypatch):
-    now = store.now_us()
+    now = clock.now_us()
     expiring = f.indicator(
         1, pattern="[ipv4-addr:value = '203.0.113.1']", valid_until=stix.format_timestamp(now + 3600 * 1_000_000)
     )
@@ -520,7 +521,7 @@ def test_an_indicator_that_expires_while_a_siem_polls_moves_to_the_withdrawn_lis
 
     assert poll() == ["203.0.113.1", "203.0.113.2"] and poll(include="withdrawn") == []
     before = stored(hub, ops["shared"])
-    monkeypatch.setattr(store, "now_us", lambda: now + 7200 * 1_000_000)  # two hours later
+    monkeypatch.setattr(clock, "now_us", lambda: now + 7200 * 1_000_000)  # two hours later
     assert poll() == ["203.0.113.2"]
     assert poll(include="withdrawn") == ["203.0.113.1"]
     assert stored(hub, ops["shared"]) == before  # no new version was needed

@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from hub import acs, models, policy, services, stix, store
+from hub import acs, models, policy, services, stix
 from hub.policy import TLP
+from hub.store import snapshots
 from tests import factories as f
 from tests.conftest import fresh_database_url
 
@@ -609,7 +610,7 @@ def apply_later_changes(hub: services.Hub, spec: WorldSpec, uuids: dict) -> None
                 changes["types"] = ",".join(c.later_types)
             if changes:
                 s.execute(update(models.Collection).where(models.Collection.uuid == uuids[c.alias]).values(**changes))
-        store.bump_rules(s)
+        snapshots.bump_rules(s)
 
 
 # --------------------------------------------------------------------- what the partner should receive

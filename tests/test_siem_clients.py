@@ -18,8 +18,9 @@ import orjson
 import pytest
 from werkzeug.serving import make_server
 
-from hub import services, store
+from hub import services
 from hub.policy import TLP
+from hub.store import clock
 from tests import factories as f
 
 TAXII = "application/taxii+json;version=2.1"
@@ -104,7 +105,7 @@ def test_elastic_cursor_and_next_without_added_after(app, hub, keys):
     headers = {"Authorization": f"Bearer {keys['cisa']}", "Accept": "application/taxii+json"}
     pub.publish(17)
     # First poll: added_after = now - initial_interval, in RFC 3339 seconds.
-    first = store.now_us() // 1_000_000 - 3600
+    first = clock.now_us() // 1_000_000 - 3600
     cursor = f"{datetime.fromtimestamp(first, UTC):%Y-%m-%dT%H:%M:%SZ}"
     received: list[str] = []
     for batch in (0, 6, 0, 9):
@@ -130,8 +131,8 @@ def test_opencti_core_replays_next_hours_later(app, hub, keys, monkeypatch):
     headers = {"Authorization": f"Bearer {keys['cisa']}", "Accept": TAXII}
     state: dict[str, str | None] = {"added_after": "2020-01-01T00:00:00.000Z", "next": None}
     received: list[str] = []
-    real_now, offset = store.now_us, [0]
-    monkeypatch.setattr(store, "now_us", lambda: real_now() + offset[0])
+    real_now, offset = clock.now_us, [0]
+    monkeypatch.setattr(clock, "now_us", lambda: real_now() + offset[0])
     pub.publish(25)
     for run in range(12):
         if run in (3, 6):

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from hub import services, stix, store
+from hub import services, stix
+from hub.store import clock
 from tests import factories as f
 from tests.worlds import taxii_world
 
@@ -302,8 +303,8 @@ def test_next_survives_an_hour_and_ignores_other_partners_and_tampering(as_, wor
     kr.post(url, [f.indicator(n) for n in range(200, 206)])
     first = kr.get(url, {"limit": 2})
     body = first.get_json()
-    real_now = store.now_us()
-    monkeypatch.setattr(store, "now_us", lambda: real_now + 3600 * 1_000_000)
+    real_now = clock.now_us()
+    monkeypatch.setattr(clock, "now_us", lambda: real_now + 3600 * 1_000_000)
     second = kr.get(url, {"limit": 2, "next": body["next"]})
     assert second.status_code == 200 and "X-CTI-Hub-Next-Ignored" not in second.headers
     assert ids_of(second) != ids_of(first)
@@ -321,7 +322,7 @@ def test_next_survives_an_hour_and_ignores_other_partners_and_tampering(as_, wor
     ignored(kr, url, {"limit": 2, "next": body["next"], "match[type]": "malware"}, "filters")
     for junk in ("garbage", "0", ""):
         ignored(kr, url, {"limit": 2, "next": junk}, "malformed")
-    monkeypatch.setattr(store, "now_us", lambda: real_now + 8 * 86_400 * 1_000_000)
+    monkeypatch.setattr(clock, "now_us", lambda: real_now + 8 * 86_400 * 1_000_000)
     ignored(kr, url, {"limit": 2, "next": body["next"]}, "expired")
 
 

@@ -20,8 +20,9 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 
-from hub import auth, create_app, db, stix, store
+from hub import auth, create_app, db, stix
 from hub.policy import TLP
+from hub.store import auditlog
 from tests import factories as f
 from tests.live import ROOT
 
@@ -341,7 +342,7 @@ def _chained(rows: list[dict], conn: sa.Connection, has_head: bool) -> list[dict
     """Link the events as a hub with the hash chain wrote them, and move the chain head."""
     prev, out = "", []
     for row in rows:
-        digest = store.audit_hash(prev, row)
+        digest = auditlog.audit_hash(prev, row)
         out.append({**row, "prev_hash": prev, "hash": digest})
         prev = digest
     if has_head:

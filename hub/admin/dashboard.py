@@ -9,14 +9,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import models as m
-from hub import sharing, store
+from hub import sharing
 from hub.admin.data import partners, tlp_name, when
 from hub.policy import TLP
+from hub.store import clock, snapshots
 
 
-def dashboard(session: Session, snap: store.Snapshot, days: int = 14) -> dict[str, Any]:
+def dashboard(session: Session, snap: snapshots.Snapshot, days: int = 14) -> dict[str, Any]:
     V = m.ObjectVersion
-    now = store.now_us()
+    now = clock.now_us()
     since = now - days * 86_400_000_000
     per_day: dict[str, dict[str, int]] = {}
     for originator, added in session.execute(select(V.originator_id, V.date_added).where(V.date_added >= since)):

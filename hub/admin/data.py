@@ -14,12 +14,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from hub import ledger, policy, sharing, store
+from hub import ledger, policy, sharing
 from hub import models as m
 from hub.errors import BadRequest, NotFound
 from hub.formats import IPV4_PREFIX_BOUNDS, IPV6_PREFIX_BOUNDS, BlocklistLimits
+from hub.models import split_list
 from hub.policy import TLP
 from hub.sharing import write
+from hub.store import auditlog, logins, snapshots
 
 PAGE = 50
 LOCKOUT_FAILURES = 5  # per account
@@ -45,9 +47,9 @@ def login(session: Session, username: str, password: str, source: str) -> tuple[
     """Check a panel login; return (the session's user, "") or (None, why), counting failures for lockout."""
     keys = [f"admin-user:{username}"[:64], f"admin-ip:{source}"[:64]]
     for key, limit in zip(keys, (LOCKOUT_FAILURES, SOURCE_FAILURES), strict=True):
-        count, wait = store.login_failures(session, key, LOCKOUT_WINDOW_US)
+        count, wait = logins.login_failures(session, key, LOCKOUT_WINDOW_US)
         if count >= limit:
-            store.audit(session, username[:100] or "-", "admin.login_locked", username, source=source)
+            auditlog.audit(session, username[:100] or "-", "admin.login_locked", username, source=source)
             return None, f"Too many failed logins: try again in {wait // 60 + 1} minutes."
     user = session.execute(select(m.AdminUser).where(m.AdminUser.username == username)).scalar_one_or_none()
     try:
@@ -56,11 +58,11 @@ def login(session: Session, username: str, password: str, source: str) -> tuple[
         user = None
     if user is None:
         for key in keys:
-            store.record_login_failure(session, key, LOCKOUT_WINDOW_US)
-        store.audit(session, username[:100] or "-", "admin.login_failed", username, source=source)
+            logins.record_login_failure(session, key, LOCKOUT_WINDOW_US)
+        auditlog.audit(session, username[:100] or "-", "admin.login_failed", username, source=source)
         return None, "Wrong username or password."
     session.execute(delete(m.LoginFailure).where(m.LoginFailure.source == keys[0]))
-    store.audit(session, user.username, "admin.login", user.username, {"role": user.role}, source=source)
+    auditlog.audit(session, user.username, "admin.login", user.username, {"role": user.role}, source=source)
     return {"id": user.id, "name": user.username, "role": user.role}, ""
 
 
@@ -146,7 +148,7 @@ def save_partner(session: Session, actor: str, slug: str | None, values: dict[st
             before = partner_values(row)
             write.set_columns(row, columns)
         session.flush()
-        store.audit(
+        auditlog.audit(
             session,
             actor,
             "partner.create" if slug is None else "partner.update",
@@ -162,7 +164,7 @@ def set_partner_active(session: Session, actor: str, slug: str, active: bool) ->
         return
     with write.rules_change(session):
         write.set_columns(row, {"active": active})
-        store.audit(
+        auditlog.audit(
             session,
             actor,
             "partner.reactivate" if active else "partner.suspend",
@@ -182,8 +184,8 @@ def dependents_of_partner(session: Session, row: m.Partner) -> list[str]:
     grants = [
         f"{c.alias}"
         for c in session.scalars(select(m.Collection))
-        if f"partner:{row.slug}" in store.split_list(c.readers) + store.split_list(c.writers)
-        or row.slug in store.split_list(c.readers) + store.split_list(c.writers)
+        if f"partner:{row.slug}" in split_list(c.readers) + split_list(c.writers)
+        or row.slug in split_list(c.readers) + split_list(c.writers)
     ]
     if grants:
         out.append("named in collections " + ", ".join(sorted(grants)))
@@ -222,7 +224,7 @@ def key_partner(session: Session, key_id: str) -> str:
 # --------------------------------------------------------------------- trust groups
 
 
-def groups(session: Session, snap: store.Snapshot) -> list[dict[str, Any]]:
+def groups(session: Session, snap: snapshots.Snapshot) -> list[dict[str, Any]]:
     out = []
     for g in session.scalars(select(m.TrustGroup).order_by(m.TrustGroup.slug)):
         rule = snap.world.groups.get(g.slug)
@@ -230,7 +232,7 @@ def groups(session: Session, snap: store.Snapshot) -> list[dict[str, Any]]:
         effective = sorted(
             p.slug for p in snap.partners.values() if p.kind != "hub" and rule is not None and rule.admits(p)
         )
-        out.append({"row": g, "members": explicit, "countries": store.split_list(g.countries), "effective": effective})
+        out.append({"row": g, "members": explicit, "countries": split_list(g.countries), "effective": effective})
     return out
 
 
@@ -248,7 +250,7 @@ def group_values(session: Session, row: m.TrustGroup) -> dict[str, Any]:
         .where(m.TrustGroupMember.group_id == row.id)
         .order_by(m.Partner.slug)
     ).all()
-    return {"name": row.name, "members": list(members), "countries": sorted(store.split_list(row.countries))}
+    return {"name": row.name, "members": list(members), "countries": sorted(split_list(row.countries))}
 
 
 def save_group(session: Session, actor: str, slug: str | None, values: dict[str, Any]) -> m.TrustGroup:
@@ -269,7 +271,7 @@ def save_group(session: Session, actor: str, slug: str | None, values: dict[str,
         saved = write.save_group(
             session, row, new_slug, values["name"], tuple(values["countries"]), tuple(values["members"]), marking
         )
-        store.audit(
+        auditlog.audit(
             session,
             actor,
             "group.create" if slug is None else "group.update",
@@ -279,7 +281,7 @@ def save_group(session: Session, actor: str, slug: str | None, values: dict[str,
     return saved
 
 
-def proposed_world(snap: store.Snapshot, slug: str, members: list[str], countries: list[str]) -> policy.World:
+def proposed_world(snap: snapshots.Snapshot, slug: str, members: list[str], countries: list[str]) -> policy.World:
     groups_now = dict(snap.world.groups)
     groups_now[slug] = policy.TrustGroup(slug, frozenset(members), frozenset(c.upper() for c in countries))
     return policy.World(groups_now)
@@ -307,9 +309,9 @@ def collections(session: Session) -> list[dict[str, Any]]:
             "row": c,
             "root": root_slug.get(c.api_root_id, "?"),
             "objects": counts.get(c.id, 0),
-            "readers": store.split_list(c.readers),
-            "writers": store.split_list(c.writers),
-            "types": store.split_list(c.types),
+            "readers": split_list(c.readers),
+            "writers": split_list(c.writers),
+            "types": split_list(c.types),
         }
         for c in rows
     ]
@@ -328,9 +330,9 @@ def collection_values(row: m.Collection) -> dict[str, Any]:
         "description": row.description,
         "max_tlp": tlp_name(row.max_tlp),
         "default_tlp": tlp_name(row.default_tlp),
-        "types": store.split_list(row.types),
-        "readers": store.split_list(row.readers),
-        "writers": store.split_list(row.writers),
+        "types": split_list(row.types),
+        "readers": split_list(row.readers),
+        "writers": split_list(row.writers),
         "retention_days": row.retention_days,
         "blocklist_ipv4_prefix": row.blocklist_ipv4_prefix,
         "blocklist_ipv6_prefix": row.blocklist_ipv6_prefix,
@@ -410,7 +412,7 @@ def save_collection(session: Session, actor: str, uuid: str | None, values: dict
             before = collection_values(row)
             write.set_columns(row, columns)
         session.flush()
-        store.audit(
+        auditlog.audit(
             session,
             actor,
             "collection.create" if uuid is None else "collection.update",
@@ -500,7 +502,7 @@ class ObjectSearch:
 
 
 def search_objects(
-    session: Session, snap: store.Snapshot, q: ObjectSearch, page: int
+    session: Session, snap: snapshots.Snapshot, q: ObjectSearch, page: int
 ) -> tuple[list[m.ObjectVersion], bool]:
     """Newest first, every version matching; an administrator's view of all objects."""
     V = m.ObjectVersion
@@ -538,7 +540,7 @@ def object_versions(session: Session, stix_id: str) -> list[m.ObjectVersion]:
     )
 
 
-def recipients(session: Session, snap: store.Snapshot, stix_id: str) -> list[str]:
+def recipients(session: Session, snap: snapshots.Snapshot, stix_id: str) -> list[str]:
     """The partners the delivery ledger says received any version of an object."""
     return sorted({r.partner for r in ledger.who_received(session, snap, stix_id)})
 

@@ -16,14 +16,15 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import formats, policy, store
+from hub import formats, policy
 from hub import models as m
 from hub.policy import TLP
+from hub.store import snapshots
 
 PREVIEW_LIMIT = 20_000  # versions examined per collection; the panel says when a preview is cut
 
 
-def blocklist_verdict(collection: store.CollectionInfo | None, raw: str) -> str | None:
+def blocklist_verdict(collection: snapshots.CollectionInfo | None, raw: str) -> str | None:
     """Why an indicator version is in no blocklist of its collection ("" when listed); None for other objects."""
     obj = orjson.loads(raw)
     if collection is None or obj.get("type") != "indicator":
@@ -31,7 +32,7 @@ def blocklist_verdict(collection: store.CollectionInfo | None, raw: str) -> str 
     return formats.blocklist_reason(obj, collection.blocklist)
 
 
-def object_facts(snap: store.Snapshot, row: m.ObjectVersion) -> policy.ObjectFacts:
+def object_facts(snap: snapshots.Snapshot, row: m.ObjectVersion) -> policy.ObjectFacts:
     """Build the rules' view of one stored version."""
     originator = snap.partners[row.originator_id].slug if row.originator_id in snap.partners else ""
     sharing = snap.restriction_sets.get(row.restriction_set_id, ()) if row.restriction_set_id else ()
@@ -51,7 +52,7 @@ def object_facts(snap: store.Snapshot, row: m.ObjectVersion) -> policy.ObjectFac
     )
 
 
-def _unknown_refs(snap: store.Snapshot, raw: str) -> list[str]:
+def _unknown_refs(snap: snapshots.Snapshot, raw: str) -> list[str]:
     obj = orjson.loads(raw)
     refs = list(obj.get("object_marking_refs") or [])
     refs += [gm.get("marking_ref") for gm in obj.get("granular_markings") or [] if isinstance(gm, dict)]
@@ -97,7 +98,7 @@ def _versions_by_object(
 
 
 def verdict(
-    snap: store.Snapshot,
+    snap: snapshots.Snapshot,
     world: policy.World,
     partner: policy.Partner,
     rules: policy.Collection,
@@ -115,12 +116,12 @@ def verdict(
     return Verdict(latest.stix_id, latest.type, TLP(latest.tlp), _slug(snap, latest), latest, None, first)
 
 
-def _slug(snap: store.Snapshot, row: m.ObjectVersion) -> str:
+def _slug(snap: snapshots.Snapshot, row: m.ObjectVersion) -> str:
     return snap.partners[row.originator_id].slug if row.originator_id in snap.partners else "?"
 
 
 def view_as(
-    session: Session, snap: store.Snapshot, partner_slug: str, collection_uuid: str
+    session: Session, snap: snapshots.Snapshot, partner_slug: str, collection_uuid: str
 ) -> tuple[list[Verdict], bool]:
     """Every object of a collection as ``partner_slug`` would receive it; and whether the preview was cut."""
     partner = snap.partner(partner_slug)
@@ -135,11 +136,11 @@ def view_as(
 class Audience:
     """Who can see one object in one collection."""
 
-    collection: store.CollectionInfo
+    collection: snapshots.CollectionInfo
     verdicts: list[tuple[policy.Partner, Verdict]]
 
 
-def who_can_see(session: Session, snap: store.Snapshot, stix_id: str) -> list[Audience]:
+def who_can_see(session: Session, snap: snapshots.Snapshot, stix_id: str) -> list[Audience]:
     """Every collection holding ``stix_id`` and, in each, every partner's verdict."""
     holders = session.scalars(
         select(m.ObjectVersion.collection_id).where(m.ObjectVersion.stix_id == stix_id).distinct()
@@ -169,7 +170,7 @@ class Impact:
 
 def what_if(
     session: Session,
-    snap: store.Snapshot,
+    snap: snapshots.Snapshot,
     *,
     world: policy.World | None = None,
     partners: Mapping[int, policy.Partner] | None = None,

@@ -10,12 +10,14 @@ import orjson
 from flask import Response, abort, current_app, flash, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from hub import policy, services, store, withdrawals
+from hub import policy, services, withdrawals
 from hub.admin import dashboard as dashboard_data
 from hub.admin import data, forms, preview
 from hub.admin.blueprint import bp, current_user
 from hub.errors import BadRequest, HubError, NotFound
+from hub.models import split_list
 from hub.policy import TLP
+from hub.store import auditlog, clock, snapshots
 
 
 def _hub() -> services.Hub:
@@ -64,7 +66,7 @@ def login() -> Any:
         session.permanent = True
         session["user"] = user
         session["seen"] = int(time.time())
-        session["since"] = store.now_us()  # a logout after this moment ends the session (data.account)
+        session["since"] = clock.now_us()  # a logout after this moment ends the session (data.account)
         target = request.args.get("next", "")
         if not target.startswith("/admin/") or "\\" in target or not target.isprintable():
             target = url_for("admin.dashboard")
@@ -75,7 +77,7 @@ def login() -> Any:
 @bp.post("/logout")
 def logout() -> Any:
     with _hub().session() as s:
-        store.audit(s, _actor(), "admin.logout", _actor(), source=request.remote_addr or "")
+        auditlog.audit(s, _actor(), "admin.logout", _actor(), source=request.remote_addr or "")
     session.clear()
     flash("You are logged out.")
     return redirect(url_for("admin.login"))
@@ -152,11 +154,11 @@ def partner(slug: str) -> str:
         groups=groups,
         key_form=forms.KeyForm(),
         action=forms.ActionForm(),
-        now_us=store.now_us(),
+        now_us=clock.now_us(),
     )
 
 
-def _access(snap: store.Snapshot, slug: str) -> list[dict[str, Any]]:
+def _access(snap: snapshots.Snapshot, slug: str) -> list[dict[str, Any]]:
     """The collections a partner reads or writes, with their TAXII URLs."""
     p = snap.partner(slug)
     out = []
@@ -203,8 +205,8 @@ def partner_edit(slug: str) -> Any:
                 values["active"],
                 values["kind"],
                 acs_organization=values["acs_organization"],
-                acs_shareability=frozenset(store.split_list(values["acs_shareability"])),
-                acs_entity=frozenset(store.split_list(values["acs_entity"])),
+                acs_shareability=frozenset(split_list(values["acs_shareability"])),
+                acs_entity=frozenset(split_list(values["acs_entity"])),
             )
             impact = preview.what_if(s, snap, partners={before.id: after})
         if impact and not form.confirm.data:

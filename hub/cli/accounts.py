@@ -7,11 +7,12 @@ import sys
 import click
 from sqlalchemy import select
 
-from hub import auth, services, store
+from hub import auth, services
 from hub import models as m
 from hub.cli.tools import fail_cleanly as _fail_cleanly
 from hub.cli.tools import hub_of as _hub
 from hub.policy import TLP
+from hub.store import clock, snapshots
 
 # --------------------------------------------------------------------- partners and keys
 
@@ -104,7 +105,7 @@ def keys_rotate(ctx: click.Context, partner: str, overlap: str, key_id: str) -> 
         new_id, secret, expiring = services.rotate_keys(
             session, hub.pepper, partner, overlap_us=overlap_us, key_id=key_id
         )
-        store.bump_rules(session)
+        snapshots.bump_rules(session)
     click.echo(
         f"key {new_id} for {partner}; {', '.join(expiring)} stop(s) working in {overlap} "
         "(store the secret now: it is not kept and cannot be shown again)",
@@ -135,7 +136,7 @@ def keys_list(ctx: click.Context, partner: str | None) -> None:
     with _hub(ctx).session() as session:
         rows = session.execute(stmt).all()
     click.echo(f"{'KEY':<15} {'PARTNER':<14} {'STATE':<9} {'MODE':<10} {'EXPIRES':<12} {'LAST USED':<20} LABEL")
-    now = store.now_us()
+    now = clock.now_us()
     for key, slug in rows:
         state = "revoked" if key.revoked_us else "expired" if key.expires_us and key.expires_us <= now else "active"
         mode = "read-only" if key.read_only else "read-write"
@@ -162,7 +163,7 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke a key; it fails from the next request on."""
     with _hub(ctx).session() as session:
         services.revoke_key(session, key_id)
-        store.bump_rules(session)
+        snapshots.bump_rules(session)
     click.echo(f"key {key_id} revoked")
 
 

@@ -15,10 +15,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from hub import config as hub_config
-from hub import db, ledger, retention, stix, store, withdrawals
+from hub import db, ledger, retention, stix, withdrawals
 from hub.cli.tools import fail_cleanly as _fail_cleanly
 from hub.cli.tools import hub_of as _hub
 from hub.errors import HubError
+from hub.store import auditlog
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_MAGIC = b"PGDMP"
@@ -40,20 +41,20 @@ def verify_chain(session: Session, batch: int = 5000) -> ChainCheck:
     """Recompute every link of the audit chain; name the first event that does not verify."""
     prev, last_id, count = "", 0, 0
     while True:
-        events = store.audit_events(session, after_id=last_id, limit=batch)
+        events = auditlog.audit_events(session, after_id=last_id, limit=batch)
         for ev in events:
-            row = {k: getattr(ev, k) for k in store.AUDIT_FIELDS}
+            row = {k: getattr(ev, k) for k in auditlog.AUDIT_FIELDS}
             where = f"event {ev.id} ({stix.format_timestamp(ev.at_us)} {ev.action} by {ev.actor})"
             if ev.prev_hash != prev:
                 return ChainCheck(
                     count, prev, f"audit chain broken at {where}: the event before it was deleted or altered"
                 )
-            if store.audit_hash(prev, row) != ev.hash:
+            if auditlog.audit_hash(prev, row) != ev.hash:
                 return ChainCheck(count, prev, f"audit chain broken at {where}: its content was edited")
             prev, last_id, count = ev.hash, ev.id, count + 1
         if len(events) < batch:
             break
-    head_id, head_hash = store.audit_head(session)
+    head_id, head_hash = auditlog.audit_head(session)
     if (head_id, head_hash) != (last_id, prev):
         return ChainCheck(
             count,
@@ -97,7 +98,7 @@ def audit_list(ctx: click.Context, action: str | None, actor: str | None, since:
         except ValueError:
             raise click.BadParameter(f"{since!r} is not an RFC 3339 timestamp", param_hint="--since") from None
     with _hub(ctx).session(write=False) as session:
-        events = store.audit_events(session, action=action, actor=actor, since_us=since_us, limit=limit)
+        events = auditlog.audit_events(session, action=action, actor=actor, since_us=since_us, limit=limit)
     click.echo(f"{'ID':<8} {'AT':<20} {'ACTOR':<16} {'ACTION':<18} {'TARGET':<30} DETAIL")
     for ev in events:
         at = stix.format_timestamp(ev.at_us)[:19].replace("T", " ")

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 
 from hub import models as m
-from hub import services, sharing, store
+from hub import services, sharing
 from hub.demo import data as demo_data
 from hub.policy import TLP
+from hub.store import snapshots
 
 DEMO_READERS = ("krcert", "singcert")
 DEMO_ADMIN = "admin"
@@ -59,7 +60,7 @@ def _print_admin(hub: services.Hub, url: str, echo: Callable[[str], None]) -> No
     echo("  (a new password at each `cti-hub demo`; create real accounts with `cti-hub admin create`)")
 
 
-def load_objects(hub: services.Hub, snap: store.Snapshot, count: int) -> int:
+def load_objects(hub: services.Hub, snap: snapshots.Snapshot, count: int) -> int:
     """Publish demo objects into every ordinary collection, each by the partners allowed to write it."""
     collections = [c for c in snap.collections.values() if not c.is_reference]
     group_markings = [g.marking_id for g in _groups(hub)]
@@ -101,7 +102,7 @@ def _groups(hub: services.Hub) -> list[m.TrustGroup]:
         return list(session.scalars(select(m.TrustGroup).order_by(m.TrustGroup.slug)))
 
 
-def _print_access(hub: services.Hub, snap: store.Snapshot, url: str, echo: Callable[[str], None]) -> None:
+def _print_access(hub: services.Hub, snap: snapshots.Snapshot, url: str, echo: Callable[[str], None]) -> None:
     url = url.rstrip("/")
     root = sorted(snap.roots)[0]
     echo("")

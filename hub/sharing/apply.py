@@ -22,9 +22,10 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from hub import models as m
-from hub import policy, services, store
+from hub import policy, services
 from hub.errors import ConfigError
 from hub.formats import BlocklistLimits
+from hub.models import split_list
 from hub.policy import TLP
 from hub.sharing import write
 from hub.sharing.spec import (
@@ -40,6 +41,7 @@ from hub.sharing.spec import (
     reference_collection,
     tlp_name,
 )
+from hub.store import auditlog
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def apply(session: Session, spec: SharingSpec, *, actor: str = "cli") -> list[Ch
             step.run()
             # Flushed one by one: later steps look up rows (new partners, roots) by slug.
             session.flush()
-            store.audit(session, actor, "sharing.apply", step.change.what, {"change": str(step.change)})
+            auditlog.audit(session, actor, "sharing.apply", step.change.what, {"change": str(step.change)})
     return [step.change for step in steps]
 
 
@@ -259,7 +261,7 @@ def _group_steps(session: Session, spec: SharingSpec) -> list[_Step]:
             continue
         current = {
             "name": row.name,
-            "countries": tuple(sorted(store.split_list(row.countries))),
+            "countries": tuple(sorted(split_list(row.countries))),
             "marking_id": row.marking_id,
             "members": tuple(sorted(members.get(row.id, []))),
         }
@@ -331,7 +333,7 @@ def _root_step(session: Session, root: ApiRootSpec, row: m.ApiRoot | None) -> li
 
 def collection_values(row: m.Collection) -> dict[str, Any]:
     def grants(text: str) -> tuple[str, ...]:
-        return tuple(policy.Grants.parse(store.split_list(text)).entries())
+        return tuple(policy.Grants.parse(split_list(text)).entries())
 
     return {
         "uuid": row.uuid,
@@ -339,7 +341,7 @@ def collection_values(row: m.Collection) -> dict[str, Any]:
         "description": row.description,
         "max_tlp": TLP(row.max_tlp),
         "default_tlp": TLP(row.default_tlp),
-        "types": tuple(sorted(store.split_list(row.types))),
+        "types": tuple(sorted(split_list(row.types))),
         "readers": grants(row.readers),
         "writers": grants(row.writers),
         "is_reference": row.is_reference,

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import models as m
-from hub import store
 from hub.errors import ConfigError
 from hub.formats import BlocklistLimits
+from hub.models import split_list
 from hub.policy import TLP
 from hub.sharing.apply import collection_values
 from hub.sharing.spec import HUB_SLUG, collection_uuid, partner_identity, tlp_name
@@ -69,8 +69,8 @@ def _export_partner(p: m.Partner) -> dict[str, Any]:
         k: v
         for k, v in (
             ("organization", p.acs_organization),
-            ("shareability", store.split_list(p.acs_shareability)),
-            ("entity", store.split_list(p.acs_entity)),
+            ("shareability", split_list(p.acs_shareability)),
+            ("entity", split_list(p.acs_entity)),
         )
         if v
     }
@@ -91,7 +91,7 @@ def _export_groups(session: Session) -> list[dict[str, Any]]:
             "id": g.slug,
             "name": g.name,
             "members": sorted(members.get(g.id, [])),
-            "countries": sorted(store.split_list(g.countries)),
+            "countries": sorted(split_list(g.countries)),
         }
         for g in session.scalars(select(m.TrustGroup).order_by(m.TrustGroup.id))
     ]

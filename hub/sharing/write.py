@@ -17,9 +17,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hub import models as m
-from hub import services, store
+from hub import services
 from hub.policy import TLP
 from hub.sharing.spec import HUB_SLUG
+from hub.store import clock, snapshots
 
 
 def column(value: Any) -> Any:
@@ -34,10 +35,10 @@ def column(value: Any) -> Any:
 @contextlib.contextmanager
 def rules_change(session: Session) -> Iterator[None]:
     """Wrap writes to the sharing rules; afterwards bump the rules, republish the reference data, re-date."""
-    before = store.load_snapshot(session)
+    before = snapshots.load_snapshot(session)
     yield
     session.flush()
-    store.bump_rules(session)
+    snapshots.bump_rules(session)
     if session.execute(select(m.Partner.id).where(m.Partner.slug == HUB_SLUG)).first():
         services.publish_reference(session)
     services.reannounce(session, before)
@@ -50,7 +51,7 @@ def set_columns(row: Any, values: dict[str, Any]) -> None:
 
 
 def add_partner(session: Session, slug: str, values: dict[str, Any]) -> m.Partner:
-    row = m.Partner(slug=slug, created_us=store.now_us(), **{k: column(v) for k, v in values.items()})
+    row = m.Partner(slug=slug, created_us=clock.now_us(), **{k: column(v) for k, v in values.items()})
     session.add(row)
     session.flush()
     return row

@@ -2,7 +2,7 @@
 
 medallion's views call these methods after authentication; the caller is
 ``medallion.auth.current_user()`` (a ``hub.auth.Principal``). Every read builds a
-``store.VersionQuery`` from the request filters plus the partner's compiled read
+``reads.VersionQuery`` from the request filters plus the partner's compiled read
 filter, so objects, object, versions and manifest all answer from the same view:
 hidden versions do not exist for that partner, on any endpoint.
 """
@@ -18,9 +18,10 @@ from medallion import auth as medallion_auth
 from medallion.backends.base import Backend
 from medallion.exceptions import ProcessingError
 
-from hub import ledger, ops, services, stix, store
+from hub import ledger, ops, services, stix
 from hub.auth import Principal
 from hub.errors import BadRequest, Forbidden, NotFound
+from hub.store import clock, reads, snapshots, writes
 from hub.taxii import cursor
 
 STIX_MEDIA = "application/stix+json;version=2.1"
@@ -50,7 +51,7 @@ def read_session():
     return g.hub_session
 
 
-def _snapshot() -> store.Snapshot:
+def _snapshot() -> snapshots.Snapshot:
     if "hub_snapshot" not in g:
         caller = medallion_auth.current_user()
         version = caller.rules_version if isinstance(caller, Principal) else None
@@ -62,7 +63,7 @@ def _principal() -> Principal:
     return medallion_auth.current_user()
 
 
-def _collection(api_root: str, collection_id: str) -> store.CollectionInfo | None:
+def _collection(api_root: str, collection_id: str) -> snapshots.CollectionInfo | None:
     """Find a collection by id (or alias) that the caller may at least know about."""
     snap = _snapshot()
     found = snap.find_collection(api_root, collection_id)
@@ -74,7 +75,7 @@ def _collection(api_root: str, collection_id: str) -> store.CollectionInfo | Non
     return found
 
 
-def _require(api_root: str, collection_id: str) -> store.CollectionInfo:
+def _require(api_root: str, collection_id: str) -> snapshots.CollectionInfo:
     found = _collection(api_root, collection_id)
     if found is None:
         raise ProcessingError(f"Collection '{collection_id}' not found", 404)
@@ -142,7 +143,7 @@ def _filters(args: dict[str, str], allowed: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _query(
-    collection: store.CollectionInfo,
+    collection: snapshots.CollectionInfo,
     endpoint: str,
     args: dict[str, str],
     allowed: tuple[str, ...],
@@ -150,7 +151,7 @@ def _query(
     *,
     ids: tuple[str, ...] = (),
     default_version: str = "last",
-) -> tuple[store.VersionQuery, dict[str, Any]]:
+) -> tuple[reads.VersionQuery, dict[str, Any]]:
     """Build the store query for this request, continuing from a ``next`` token when it can be used."""
     principal = _principal()
     filters = _filters(args, allowed)
@@ -161,7 +162,7 @@ def _query(
         if pos is not None:
             filters, after = _unjson(pos.filters), pos.after
     versions = filters.get("versions", (default_version,))
-    query = store.VersionQuery(
+    query = reads.VersionQuery(
         collection_pk=collection.pk,
         read=_snapshot().read_filter(principal.partner_pk, collection),
         originator_pk=principal.partner_pk,
@@ -177,7 +178,7 @@ def _query(
 
 
 def _continuation(
-    token: str, collection: store.CollectionInfo, endpoint: str, filters: dict[str, Any]
+    token: str, collection: snapshots.CollectionInfo, endpoint: str, filters: dict[str, Any]
 ) -> cursor.Position | None:
     """Return the position a ``next`` token continues from, or None when the request must start afresh.
 
@@ -191,7 +192,7 @@ def _continuation(
     settings = hub().settings
     try:
         pos = cursor.decode(
-            settings["secret_key"], token, now_us=store.now_us(), ttl_us=settings["next_ttl_days"] * 86_400_000_000
+            settings["secret_key"], token, now_us=clock.now_us(), ttl_us=settings["next_ttl_days"] * 86_400_000_000
         )
     except cursor.InvalidToken as invalid:
         return _ignore(invalid.reason)
@@ -222,8 +223,8 @@ def _unjson(filters: dict[str, Any]) -> dict[str, Any]:
 
 
 def _page(
-    collection: store.CollectionInfo,
-    query: store.VersionQuery,
+    collection: snapshots.CollectionInfo,
+    query: reads.VersionQuery,
     filters: dict[str, Any],
     endpoint: str,
     columns: tuple[str, ...],
@@ -234,8 +235,8 @@ def _page(
     With ``object_id``, an empty page of an object the partner cannot see at all is a 404 (asked only
     when the page is empty: a page with rows proves the object visible).
     """
-    rows, more = store.page(read_session(), query, columns)
-    if object_id is not None and not rows and not store.has_visible(read_session(), query):
+    rows, more = reads.page(read_session(), query, columns)
+    if object_id is not None and not rows and not reads.has_visible(read_session(), query):
         raise ProcessingError(f"Object '{object_id}' not found", 404)
     ledger.record_page(hub(), _principal(), _snapshot(), collection, query, endpoint, rows)
     paging: dict[str, Any] = {"more": more}
@@ -246,7 +247,7 @@ def _page(
         first = last = echo if echo is not None else None
     if more:
         pos = cursor.Position(
-            _principal().partner_pk, collection.uuid, endpoint, _jsonable(filters), last, store.now_us()
+            _principal().partner_pk, collection.uuid, endpoint, _jsonable(filters), last, clock.now_us()
         )
         paging["next"] = cursor.encode(hub().settings["secret_key"], pos)
     stamp = stix.format_timestamp(first) if first is not None else EPOCH
@@ -304,7 +305,7 @@ class HubBackend(Backend):
             cache[key] = self._describe(found) if found is not None else None
         return cache[key]
 
-    def _describe(self, c: store.CollectionInfo) -> dict:
+    def _describe(self, c: snapshots.CollectionInfo) -> dict:
         snap = _snapshot()
         who = snap.partners[_principal().partner_pk]
         out = {
@@ -395,7 +396,7 @@ class HubBackend(Backend):
     def get_status(self, api_root: str, status_id: str) -> dict | None:
         if not _UUID.match(status_id):
             return None  # not an id the hub ever issued; never sent to the database
-        row = store.get_status(read_session(), status_id)
+        row = writes.get_status(read_session(), status_id)
         root = _snapshot().roots.get(api_root)
         if row is None or root is None or row.api_root_id != root.pk or row.partner_id != _principal().partner_pk:
             return None
@@ -403,7 +404,7 @@ class HubBackend(Backend):
 
     def _status(self, status_id: str) -> dict:
         with hub().session() as session:
-            row = store.get_status(session, status_id)
+            row = writes.get_status(session, status_id)
             assert row is not None
             return services.status_resource(row)
 
@@ -421,7 +422,7 @@ class HubBackend(Backend):
             ids=(object_id,),
             default_version="all",
         )
-        rows, _more = store.page(read_session(), query, ("pk", "originator_id"))
+        rows, _more = reads.page(read_session(), query, ("pk", "originator_id"))
         if not rows:
             raise NotFound(f"Object '{object_id}' not found")
         if any(r.originator_id != _principal().partner_pk for r in rows):

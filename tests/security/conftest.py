@@ -18,9 +18,10 @@ import orjson
 import pytest
 from sqlalchemy import select, update
 
-from hub import create_app, services, store
+from hub import create_app, services
 from hub import models as m
 from hub.policy import TLP
+from hub.store import snapshots
 from tests import factories as f
 from tests.conftest import fresh_database_url
 
@@ -55,7 +56,7 @@ class World:
         """Add a partner of the test's own (a member of nothing) and return a key for it."""
         with self.hub.session() as s:
             f.add_partner(s, slug, "VN", clearance, **kwargs)
-            store.bump_rules(s)
+            snapshots.bump_rules(s)
         self.keys[slug] = f.key_for(self.hub, slug)
         return self.keys[slug]
 
@@ -63,7 +64,7 @@ class World:
         """Suspend a partner the test added, as an administrator would."""
         with self.hub.session() as s:
             s.execute(update(m.Partner).where(m.Partner.slug == slug).values(active=False))
-            store.bump_rules(s)
+            snapshots.bump_rules(s)
 
     def new_collection(self, alias: str, **kwargs: Any) -> str:
         with self.hub.session() as s:

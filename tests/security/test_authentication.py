@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select, update
 
 from hub import models as m
-from hub import services, store
+from hub import services
+from hub.store import clock, snapshots
 from tests import factories as f
 from tests.security.probes import basic, bearer
 
@@ -52,7 +53,7 @@ def test_suspending_a_partner_takes_effect_on_the_next_request(world):
     assert get(world.app, bearer(secret)).status_code == 200
     with world.hub.session() as s:
         s.execute(update(m.Partner).where(m.Partner.slug == "idcert").values(active=False))
-        store.bump_rules(s)
+        snapshots.bump_rules(s)
     assert_401(get(world.app, bearer(secret), world.url("shared")))
 
 
@@ -71,7 +72,7 @@ def test_expired_key_is_refused(world):
         key_id, secret = services.create_key(s, world.hub.pepper, "cisa", expires_days=30)
     assert get(world.app, bearer(secret)).status_code == 200
     with world.hub.session() as s:
-        s.execute(update(m.ApiKey).where(m.ApiKey.key_id == key_id).values(expires_us=store.now_us() - 1))
+        s.execute(update(m.ApiKey).where(m.ApiKey.key_id == key_id).values(expires_us=clock.now_us() - 1))
     assert_401(get(world.app, bearer(secret)))
 
 

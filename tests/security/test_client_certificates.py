@@ -18,9 +18,10 @@ from taxii2client.common import TokenAuth
 from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import ApiRoot
 
-from hub import auth, create_app, services, store
+from hub import auth, create_app, services
 from hub.cli import main
 from hub.policy import TLP
+from hub.store import logins, snapshots
 from tests import factories as f
 from tests import tls
 from tests.live import serve_command
@@ -56,7 +57,7 @@ def small_world(hub: services.Hub) -> None:
         f.add_partner(s, "krcert", "KR", TLP.RED)
         f.add_partner(s, "cisa", "US", TLP.RED)
         f.add_collection(s, f.add_root(s, "dprk"), "shared", max_tlp=TLP.RED)
-        store.bump_rules(s)
+        snapshots.bump_rules(s)
     with hub.session(write=False) as s:
         snap = hub.snapshot(s)
         shared = next(c.uuid for c in snap.collections.values() if c.alias == "shared")
@@ -218,7 +219,7 @@ def _issue(hub: services.Hub, **kwargs) -> tuple[str, str]:  # type: ignore[no-u
 
 def _key_id(hub: services.Hub, secret: str) -> str:
     with hub.session(write=False) as s:
-        return store.find_key(s, auth.hash_secret(hub.pepper, secret)).key_id
+        return logins.find_key(s, auth.hash_secret(hub.pepper, secret)).key_id
 
 
 def _age_count(app) -> float:  # type: ignore[no-untyped-def]

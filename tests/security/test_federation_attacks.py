@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import select, update
 
 from hub import models as m
-from hub import services, store
+from hub import services
 from hub.errors import NotFound
+from hub.store import snapshots
 from tests import factories as f
 from tests.security.conftest import AMBER, GREEN, RED, feed
 from tests.security.probes import ENDPOINTS, absent_like, assert_indistinguishable
@@ -137,7 +138,7 @@ def test_a_peers_own_tokens_reapply_rule_7(world, fed):
     assert first["more"]
     with world.hub.session() as s:
         s.execute(update(m.Partner).where(m.Partner.slug == "turncoat").values(kind="hub"))
-        store.bump_rules(s)
+        snapshots.bump_rules(s)
     seen, body = set(), first
     for _ in range(1000):
         if not body.get("more"):

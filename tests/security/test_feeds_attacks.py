@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 
 from hub import models as m
-from hub import services, store
+from hub import services
+from hub.store import clock, snapshots
 from tests import factories as f
 from tests import test_sharing_property as prop
 from tests.security.conftest import AMBER, GREEN, ONLY_CISA, RED, feed, feed_ids, same_but_ids
@@ -291,7 +292,7 @@ def test_suspended_partner_revoked_and_expired_keys_are_refused(world):
         key_id, revoked = services.create_key(s, world.hub.pepper, "cisa")
         services.revoke_key(s, key_id)
         key_id, expired = services.create_key(s, world.hub.pepper, "cisa", expires_days=1)
-        s.execute(update(m.ApiKey).where(m.ApiKey.key_id == key_id).values(expires_us=store.now_us() - 1))
+        s.execute(update(m.ApiKey).where(m.ApiKey.key_id == key_id).values(expires_us=clock.now_us() - 1))
     assert_feed_401(raw_feed(world.app, bearer(revoked)))
     assert_feed_401(raw_feed(world.app, basic(key_id, expired)))
 
@@ -425,7 +426,7 @@ def test_feeds_release_exactly_what_taxii_releases(fresh_app, spec, data):
         if peer is not None:
             with hub.session() as s:
                 s.execute(update(m.Partner).where(m.Partner.slug == peer).values(kind="hub"))
-                store.bump_rules(s)
+                snapshots.bump_rules(s)
         for p in spec.partners:
             check_feeds_match_taxii(app, spec, uuids, keys[p.slug], p.slug)
     finally:

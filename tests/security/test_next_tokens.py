@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import update
 
 from hub import models as m
-from hub import store
 from hub.policy import TLP
+from hub.store import snapshots
 from hub.taxii import cursor
 from tests import factories as f
 from tests.security.conftest import AMBER, GREEN
@@ -149,7 +149,7 @@ def test_replay_after_losing_read_access_to_the_collection(world):
         s.execute(
             update(m.Collection).where(m.Collection.uuid == lost).values(readers="partner:cisa", writers="partner:cisa")
         )
-        store.bump_rules(s)
+        snapshots.bump_rules(s)
     r = kr.get(world.url("lost"), {"next": token})
     assert r.status_code == 404
     assert r.get_data() == kr.get(world.url("lost")).get_data()
@@ -166,7 +166,7 @@ def test_replay_after_losing_clearance_reapplies_the_rules(world):
     assert [o["id"] for o in page["objects"]] == [objs[0]["id"]] and page["more"]
     with world.hub.session() as s:
         s.execute(update(m.Partner).where(m.Partner.slug == "vncert").values(clearance=int(TLP.GREEN)))
-        store.bump_rules(s)
+        snapshots.bump_rules(s)
     rest = reader.get(world.url("cleared"), {"next": page["next"], "limit": 100}).get_json()
     assert rest["more"] is False and "objects" not in rest
 
@@ -176,5 +176,5 @@ def test_replay_after_the_partner_was_suspended(world, paged):
     token = world.client("phcert").get(world.url("shared"), {"limit": 1}).get_json()["next"]
     with world.hub.session() as s:
         s.execute(update(m.Partner).where(m.Partner.slug == "phcert").values(active=False))
-        store.bump_rules(s)
+        snapshots.bump_rules(s)
     assert world.client("phcert").get(world.url("shared"), {"next": token}).status_code == 401
