@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.run import create_database  # noqa: E402
-from hub import create_app, db, ledger, services  # noqa: E402
+from hub import create_app, db, ingest, ledger  # noqa: E402
 from hub import models as m  # noqa: E402
 from tests import factories as f  # noqa: E402
 from tests.worlds import small_world  # noqa: E402
@@ -61,7 +61,7 @@ def main() -> None:
         with hub.session(write=False) as s:
             krcert = hub.snapshot(s).by_slug["krcert"]
         for start in range(0, OBJECTS, 1000):
-            services.ingest_envelope(hub, krcert, world["shared"], [f.indicator(i) for i in range(start, start + 1000)])
+            ingest.ingest_envelope(hub, krcert, world["shared"], [f.indicator(i) for i in range(start, start + 1000)])
         client = f.Client(app.test_client(), world["keys"]["cisa"])
         params: dict = {"limit": "1000"}
         while True:  # one real pull: the ledger saves cisa's view of the collection

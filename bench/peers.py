@@ -75,12 +75,12 @@ def stream(n: int, seed: int, slug: str) -> list[dict]:
     """The objects bench/run.py's ``stream`` yields for the same arguments."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from hub import services
     from hub.demo import data as demo_data
+    from hub.ids import HUB_NAMESPACE
     from hub.policy import TLP
 
-    pub = demo_data.Publisher(slug, f"identity--{uuid.uuid5(services.NAMESPACE, slug)}")
-    rokus = f"marking-definition--{uuid.uuid5(services.NAMESPACE, 'group:rokus')}"
+    pub = demo_data.Publisher(slug, f"identity--{uuid.uuid5(HUB_NAMESPACE, slug)}")
+    rokus = f"marking-definition--{uuid.uuid5(HUB_NAMESPACE, 'group:rokus')}"
     mix = {TLP.CLEAR: 0.1, TLP.GREEN: 0.4, TLP.AMBER: 0.2, TLP.AMBER_STRICT: 0.25, TLP.RED: 0.05}
     return list(
         demo_data.indicators(n, publishers=[pub], seed=seed, tlp_mix=mix, sharing_markings=[rokus], sharing_ratio=0.1)

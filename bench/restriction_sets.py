@@ -35,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.run import create_database  # noqa: E402
-from hub import create_app, db, services  # noqa: E402
+from hub import create_app, db, ingest, reference  # noqa: E402
 from hub import models as m  # noqa: E402
 from hub.policy import TLP  # noqa: E402
+from hub.runtime import Hub  # noqa: E402
 from hub.store import snapshots  # noqa: E402
 from tests import factories as f  # noqa: E402
 
@@ -51,7 +52,7 @@ def marking_id(n: int) -> str:
     return f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, f'flood-{n}')}"
 
 
-def build(hub: services.Hub) -> dict:
+def build(hub: Hub) -> dict:
     """Two partners, a collection the reader polls (1,000 indicators) and one the flood goes into."""
     with hub.session() as s:
         f.hub_partner(s)
@@ -59,17 +60,17 @@ def build(hub: services.Hub) -> dict:
         f.add_partner(s, "singcert", "SG", TLP.AMBER)
         root = f.add_root(s, "dprk")
         ids = {alias: f.add_collection(s, root, alias, max_tlp=TLP.AMBER).uuid for alias in ("shared", "flood")}
-        services.publish_reference(s)
+        reference.publish_reference(s)
         snap = hub.snapshot(s)
         krcert = snap.by_slug["krcert"]
     keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "singcert")}
     markings = [f.sharing_marking(marking_id(n), countries=["KR", "SG"]) for n in range(MARKINGS)]
-    services.ingest_envelope(hub, krcert, ids["flood"], markings)
-    services.ingest_envelope(hub, krcert, ids["shared"], [f.indicator(n) for n in range(READ_OBJECTS)])
+    ingest.ingest_envelope(hub, krcert, ids["flood"], markings)
+    ingest.ingest_envelope(hub, krcert, ids["shared"], [f.indicator(n) for n in range(READ_OBJECTS)])
     return {"ids": ids, "keys": keys, "krcert": krcert}
 
 
-def flood(hub: services.Hub, world: dict, pairs: itertools.islice, upto: int, done: int) -> int:
+def flood(hub: Hub, world: dict, pairs: itertools.islice, upto: int, done: int) -> int:
     """Publish indicators carrying new pairs of markings until ``upto`` restriction sets exist."""
     while done < upto:
         batch = []
@@ -77,7 +78,7 @@ def flood(hub: services.Hub, world: dict, pairs: itertools.islice, upto: int, do
             a, b = next(pairs)
             n = 1_000_000 + done + len(batch)
             batch.append(f.indicator(n, markings=[marking_id(a)] if a == b else [marking_id(a), marking_id(b)]))
-        result = services.ingest_envelope(hub, world["krcert"], world["ids"]["flood"], batch)
+        result = ingest.ingest_envelope(hub, world["krcert"], world["ids"]["flood"], batch)
         assert not result.failures, result.failures[:1]
         done += len(batch)
     return done
@@ -88,7 +89,7 @@ def pairs_of_markings() -> itertools.chain:
     return itertools.chain([(0, 0)], itertools.combinations(range(MARKINGS), 2))
 
 
-def measure(app, hub: services.Hub, world: dict) -> dict:  # type: ignore[no-untyped-def]
+def measure(app, hub: Hub, world: dict) -> dict:  # type: ignore[no-untyped-def]
     reader = f.Client(app.test_client(), world["keys"]["singcert"])
     url = f"/dprk/collections/{world['ids']['shared']}/objects/"
     with hub.session() as s:

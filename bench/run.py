@@ -35,9 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from feeds.base import Item, resolve_target  # noqa: E402
 from feeds.stix_bundle import StixBundle  # noqa: E402
-from hub import create_app, db, services  # noqa: E402
+from hub import create_app, db, reference  # noqa: E402
 from hub.demo import data as demo_data  # noqa: E402
+from hub.ids import HUB_NAMESPACE  # noqa: E402
 from hub.policy import TLP  # noqa: E402
+from hub.runtime import Hub  # noqa: E402
 from tests import factories as f  # noqa: E402
 
 TAXII = "application/taxii+json;version=2.1"
@@ -79,7 +81,7 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def setup_world(hub: services.Hub) -> dict:
+def setup_world(hub: Hub) -> dict:
     """Two publishers; the reader `singcert` (clearance AMBER) sees roughly half of the collection."""
     with hub.session() as s:
         f.hub_partner(s)
@@ -92,15 +94,15 @@ def setup_world(hub: services.Hub) -> dict:
         # The timed POSTs go here, so that every worker count pulls the same collection.
         inbox = f.add_collection(s, root, "inbox", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
         f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
-        services.publish_reference(s)
+        reference.publish_reference(s)
         partners = {p: hub.snapshot(s).by_slug[p] for p in ("krcert", "cisa")}
-        marking = f"marking-definition--{f.uuid.uuid5(services.NAMESPACE, 'group:rokus')}"
+        marking = f"marking-definition--{f.uuid.uuid5(HUB_NAMESPACE, 'group:rokus')}"
     return {"collection": coll.uuid, "inbox": inbox.uuid, "partners": partners, "rokus_marking": marking}
 
 
 def generate(n: int, world: dict, seed: int, slug: str) -> Iterator[dict]:
     """Yield n generated versions one at a time (a million never sit in memory together)."""
-    pub = demo_data.Publisher(slug, f"identity--{f.uuid.uuid5(services.NAMESPACE, slug)}")
+    pub = demo_data.Publisher(slug, f"identity--{f.uuid.uuid5(HUB_NAMESPACE, slug)}")
     mix = {TLP.CLEAR: 0.1, TLP.GREEN: 0.4, TLP.AMBER: 0.2, TLP.AMBER_STRICT: 0.25, TLP.RED: 0.05}
     return demo_data.indicators(
         n, publishers=[pub], seed=seed, tlp_mix=mix, sharing_markings=[world["rokus_marking"]], sharing_ratio=0.1
@@ -111,7 +113,7 @@ def stream(n: int, world: dict, seed: int, slug: str) -> list[dict]:
     return list(generate(n, world, seed, slug))
 
 
-def bulk_load(hub: services.Hub, world: dict, n: int) -> float:
+def bulk_load(hub: Hub, world: dict, n: int) -> float:
     """Load n versions as `cti-hub feeds import stix` ingests a bundle; return objects/s.
 
     The objects are generated as they are consumed and handed over in chunks, so memory stays flat

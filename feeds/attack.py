@@ -15,7 +15,7 @@ import orjson
 
 from feeds import register
 from feeds.stix_bundle import StixBundle
-from hub import services
+from hub.runtime import Hub
 from hub.store import reads
 
 ATTACK_TYPES = frozenset(
@@ -63,7 +63,7 @@ class Actor:
     revoked: bool
 
 
-def actors(hub: services.Hub, partner: str, root: str) -> list[Actor]:
+def actors(hub: Hub, partner: str, root: str) -> list[Actor]:
     """The intrusion sets ``partner`` can read in ``root``, canonical name first, aliases after."""
     out: dict[str, Actor] = {}
     with hub.session(write=False) as session:

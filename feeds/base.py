@@ -1,7 +1,7 @@
 """What every import connector shares: the target, the TLP default, chunked ingest and the tally.
 
 A connector turns its source into STIX 2.1 objects (or refusals with a reason) and hands them to
-``services.ingest_envelope`` in chunks: the same validation, write rules and commit as a TAXII POST.
+``ingest.ingest_envelope`` in chunks: the same validation, write rules and commit as a TAXII POST.
 An object already stored byte-for-byte in the target collection counts as "unchanged", so running
 an import twice stores nothing new and says so.
 
@@ -28,9 +28,10 @@ from typing import Any
 
 import orjson
 
-from hub import services, stix
+from hub import ingest, stix
 from hub.errors import HubError
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import auditlog, snapshots
 
 CHUNK = 1000
@@ -124,7 +125,7 @@ def source_name(source: str) -> str:
     return Path(path).name or source
 
 
-def resolve_target(hub: services.Hub, partner: str, collection: str, root: str) -> Target:
+def resolve_target(hub: Hub, partner: str, collection: str, root: str) -> Target:
     """Find the partner and collection; refuse early when the partner cannot write there."""
     with hub.session(write=False) as session:
         snap = hub.snapshot(session)
@@ -196,7 +197,7 @@ class _Chunk:
     raws: list[bytes | None] = field(default_factory=list)
     verdicts: Future | None = None
 
-    def checked(self) -> list[services.Checked | None] | None:
+    def checked(self) -> list[ingest.Checked | None] | None:
         """Wait for the worker's verdicts; pair them with the serialised objects."""
         if self.verdicts is None:
             return None
@@ -204,13 +205,13 @@ class _Chunk:
             verdicts = iter(self.verdicts.result())
         except BrokenProcessPool:  # the worker died (e.g. killed for memory): validate inline
             return None
-        out: list[services.Checked | None] = []
+        out: list[ingest.Checked | None] = []
         for raw in self.raws:
             if raw is None:
                 out.append(None)
                 continue
             errors, version_us = next(verdicts)
-            out.append(services.Checked(errors, raw.decode(), version_us))
+            out.append(ingest.Checked(errors, raw.decode(), version_us))
         return out
 
 
@@ -239,7 +240,7 @@ class Connector:
     json_items = False
 
     def __init__(
-        self, hub: services.Hub, target: Target, *, tlp: TLP | None = None, strict: bool = False, source_label: str = ""
+        self, hub: Hub, target: Target, *, tlp: TLP | None = None, strict: bool = False, source_label: str = ""
     ) -> None:
         self.hub, self.target, self.tlp, self.strict = hub, target, tlp, strict
         self.source_label = source_label
@@ -311,7 +312,7 @@ class Connector:
     def _ingest(self, items: list[Item], chunk: _Chunk | None = None) -> None:
         chunk = chunk or _Chunk(items, [apply_tlp(i.obj, self.tlp) for i in items])
         objects = chunk.objects
-        result = services.ingest_envelope(
+        result = ingest.ingest_envelope(
             self.hub, self.target.partner_pk, self.target.collection.uuid, objects, checked=chunk.checked()
         )
         unchanged = {(key["id"], key["version"]) for key in result.unchanged}

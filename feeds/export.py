@@ -33,11 +33,13 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from hub import acs, auth, ledger, ratelimit, services, stix, withdrawals
+from hub import acs, auth, ledger, ratelimit, stix, withdrawals
 from hub import models as m
 from hub.errors import TooManyRequests
 from hub.formats import BLOCKLISTS, FORMATS, blocklist_reason, blocklist_value, observable, withdrawn
+from hub.ids import HUB_NAMESPACE
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import clock, reads, snapshots
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
@@ -66,7 +68,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-def _hub() -> services.Hub:
+def _hub() -> Hub:
     return current_app.extensions["cti_hub"]
 
 
@@ -74,7 +76,7 @@ def _plain(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return Response(message + "\n", status=status, mimetype="text/plain", headers=headers or {})
 
 
-def _authenticate(hub: services.Hub) -> auth.Principal | Response:
+def _authenticate(hub: Hub) -> auth.Principal | Response:
     try:
         with hub.session(write=False) as session:
             found = auth.authenticate(
@@ -160,7 +162,7 @@ def _readable(
     return found
 
 
-def _rows(hub: services.Hub, query: reads.VersionQuery, upto: int) -> Iterator[Any]:
+def _rows(hub: Hub, query: reads.VersionQuery, upto: int) -> Iterator[Any]:
     """Every row of the partner's view up to ``upto``, one page per query and its own session."""
     after = query.after
     while True:
@@ -179,7 +181,7 @@ def _rows(hub: services.Hub, query: reads.VersionQuery, upto: int) -> Iterator[A
         after = rows[-1].date_added
 
 
-def _stream(hub: services.Hub, query: reads.VersionQuery, upto: int, fmt: str, context: dict) -> Iterator[str]:
+def _stream(hub: Hub, query: reads.VersionQuery, upto: int, fmt: str, context: dict) -> Iterator[str]:
     now = clock.now_us()
     if fmt == "stix":
         yield '{"type":"bundle","id":"bundle--' + context["bundle"] + '","objects":['
@@ -253,7 +255,7 @@ def withdrawal_object(w: Any) -> dict:
     return {
         "type": "x-cti-hub-withdrawal",
         "spec_version": "2.1",
-        "id": f"x-cti-hub-withdrawal--{uuid.uuid5(services.NAMESPACE, f'withdrawal|{w.id}')}",
+        "id": f"x-cti-hub-withdrawal--{uuid.uuid5(HUB_NAMESPACE, f'withdrawal|{w.id}')}",
         "created": at,
         "modified": at,
         "object_ref": w.stix_id,
@@ -265,7 +267,7 @@ def withdrawal_object(w: Any) -> dict:
 
 def _bundle_id(collection: snapshots.CollectionInfo, since: int | None, span: tuple, last: int) -> str:
     """The same id for the same view: the collection, the window and what the partner's view holds in it."""
-    return str(uuid.uuid5(services.NAMESPACE, f"feed|{collection.uuid}|{since}|{span[0]}|{span[2]}|{last}"))
+    return str(uuid.uuid5(HUB_NAMESPACE, f"feed|{collection.uuid}|{since}|{span[0]}|{span[2]}|{last}"))
 
 
 def _acs_markings(snap: snapshots.Snapshot) -> dict[str, acs.AcsRules]:

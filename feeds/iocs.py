@@ -24,11 +24,13 @@ import orjson
 
 from feeds import register
 from feeds.base import Connector, FeedError, Item, Refusal
-from hub import services, stix
+from hub import stix
+from hub.ids import HUB_NAMESPACE
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import clock, reads, writes
 
-NAMESPACE = uuid.uuid5(services.NAMESPACE, "feeds.iocs")
+NAMESPACE = uuid.uuid5(HUB_NAMESPACE, "feeds.iocs")
 VALUE_COLUMNS = ("value", "indicator", "ioc", "observable", "ioc_value", "data")
 TYPE_COLUMNS = ("type", "entity_type", "indicator_type", "ioc_type", "kind", "category")
 NOTE_COLUMNS = ("notes", "note", "description", "comment", "comments", "context")
@@ -395,7 +397,7 @@ class TextIocList(IocList):
     text_mode = True
 
 
-def find_intrusion_set(hub: services.Hub, partner_pk: int, root: str, name: str) -> dict | None:
+def find_intrusion_set(hub: Hub, partner_pk: int, root: str, name: str) -> dict | None:
     """Find an intrusion set by name or alias among those the partner can read in ``root``."""
     wanted = name.strip().lower()
     with hub.session(write=False) as session:

@@ -40,10 +40,11 @@ import orjson
 from feeds import register
 from feeds.base import Connector, FeedError, Item, Refusal, read_source, source_name
 from feeds.iocs import find_intrusion_set, pattern_for
-from hub import services, stix
+from hub import stix
+from hub.ids import HUB_NAMESPACE
 from hub.policy import TLP
 
-NAMESPACE = uuid.uuid5(services.NAMESPACE, "feeds.misp")
+NAMESPACE = uuid.uuid5(HUB_NAMESPACE, "feeds.misp")
 TAG_TLP = {
     "tlp:clear": TLP.CLEAR,
     "tlp:white": TLP.CLEAR,

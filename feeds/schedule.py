@@ -32,9 +32,9 @@ from sqlalchemy.exc import IntegrityError
 
 from feeds import taxii_source
 from hub import models as m
-from hub import services
 from hub.errors import ConfigError, HubError
 from hub.ops import FEED_SYNCS
+from hub.runtime import Hub
 from hub.store import clock
 
 LEASE = "feeds-sync"
@@ -50,7 +50,7 @@ class LeaseLost(Exception):
 # --------------------------------------------------------------------- the lease
 
 
-def take_lease(hub: services.Hub, name: str, holder: str, now_us: int, ttl_us: int) -> bool:
+def take_lease(hub: Hub, name: str, holder: str, now_us: int, ttl_us: int) -> bool:
     """Take the lease ``name`` for ``holder`` if it is due and free or expired; tell whether it was taken.
 
     A holder cannot take it twice: while held, only ``renew_lease`` extends it.
@@ -69,7 +69,7 @@ def take_lease(hub: services.Hub, name: str, holder: str, now_us: int, ttl_us: i
         return False
 
 
-def renew_lease(hub: services.Hub, name: str, holder: str, now_us: int, ttl_us: int) -> bool:
+def renew_lease(hub: Hub, name: str, holder: str, now_us: int, ttl_us: int) -> bool:
     """Push the expiry of a lease ``holder`` still holds; False when it no longer holds it."""
     with hub.session() as session:
         result = session.execute(
@@ -80,7 +80,7 @@ def renew_lease(hub: services.Hub, name: str, holder: str, now_us: int, ttl_us: 
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def release_lease(hub: services.Hub, name: str, holder: str, next_run_us: int) -> None:
+def release_lease(hub: Hub, name: str, holder: str, next_run_us: int) -> None:
     """Give the lease back and record when the job is next due."""
     with hub.session() as session:
         session.execute(
@@ -97,7 +97,7 @@ class Scheduler:
     """Sync every saved remote source each ``interval`` seconds, under the database lease."""
 
     def __init__(
-        self, hub: services.Hub, interval: float, *, holder: str | None = None, clock: Callable[[], int] = clock.now_us
+        self, hub: Hub, interval: float, *, holder: str | None = None, clock: Callable[[], int] = clock.now_us
     ) -> None:
         self.hub, self.interval, self.clock = hub, interval, clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -182,7 +182,7 @@ def _log(level: int, **fields: object) -> None:
 
 def init_app(app: Flask) -> None:
     """Start the scheduler when ``feeds_sync_interval_seconds`` is set; keep it in ``app.extensions``."""
-    hub: services.Hub = app.extensions["cti_hub"]
+    hub: Hub = app.extensions["cti_hub"]
     interval = hub.settings["feeds_sync_interval_seconds"]
     if interval < 0:
         raise ConfigError(f"setting 'feeds_sync_interval_seconds' must be 0 (off) or more, got {interval}")

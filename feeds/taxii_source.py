@@ -24,7 +24,7 @@ from feeds import register
 from feeds.base import FeedError, Item, Outcome, Refusal, Target, resolve_target
 from feeds.stix_bundle import StixBundle
 from hub import models as m
-from hub import services
+from hub.runtime import Hub
 from hub.store import clock
 
 PER_REQUEST = 1000
@@ -37,9 +37,7 @@ class TaxiiSource(StixBundle):
 
     name = "taxii"
 
-    def __init__(
-        self, hub: services.Hub, target: Target, *, settings: dict[str, Any] | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, hub: Hub, target: Target, *, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(hub, target, **kwargs)
         self.settings = {k: v for k, v in (settings or {}).items() if k in SETTING_KEYS and v not in (None, "")}
 
@@ -147,7 +145,7 @@ def _env(name: str) -> str:
     return value
 
 
-def sync_saved(hub: services.Hub, row: m.FeedSource, progress: Callable[[int], None] | None = None) -> Outcome:
+def sync_saved(hub: Hub, row: m.FeedSource, progress: Callable[[int], None] | None = None) -> Outcome:
     """Pull what is new from one saved source, as the partner and into the collection it was saved with."""
     with hub.session(write=False) as session:
         info = hub.snapshot(session).collections.get(row.collection_uuid)
@@ -157,7 +155,7 @@ def sync_saved(hub: services.Hub, row: m.FeedSource, progress: Callable[[int], N
     return TaxiiSource(hub, target, source_label=row.name).sync(row.url, progress)
 
 
-def saved_sources(hub: services.Hub) -> list[m.FeedSource]:
+def saved_sources(hub: Hub) -> list[m.FeedSource]:
     """Every saved remote source, by name."""
     from sqlalchemy import select
 

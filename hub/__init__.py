@@ -15,13 +15,14 @@ def create_app(config: Mapping[str, Any] | None = None, *, settings_file: str | 
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from hub import config as hub_config
-    from hub import db, services, taxii
+    from hub import db, taxii
+    from hub.runtime import Hub
 
     settings = hub_config.load(settings_file, config)
     app = Flask(__name__)
     app.config["HUB"] = settings
     app.config["MAX_CONTENT_LENGTH"] = 512 * 1024 * 1024
-    hub = services.Hub(settings)
+    hub = Hub(settings)
     app.extensions["cti_hub"] = hub
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]

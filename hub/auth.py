@@ -149,7 +149,7 @@ def credentials(header: str) -> tuple[str, str] | None:
 
 
 class _Hub(Protocol):
-    """What authentication needs of the running hub (``services.Hub``)."""
+    """What authentication needs of the running hub (``hub.runtime.Hub``)."""
 
     pepper: str
     settings: dict[str, Any]

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy.orm import Session
@@ -28,29 +26,14 @@ from hub import formats, ops, policy, stix
 from hub import models as m
 from hub.auth import Principal
 from hub.errors import NotFound
+from hub.runtime import Hub
 from hub.store import archive, clock, deliveries, reads, snapshots, writes
 
-# Per hub (database): the (partner, collection, rules_version) views this process already saved.
-_saved_views: WeakKeyDictionary[Any, set[tuple[int, int, int]]] = WeakKeyDictionary()
-
-
-EMPTY_FLUSH_US = 5_000_000
-
-
-@dataclass
-class _EmptyPolls:
-    """Empty pages waiting to be written: they delivered nothing, so they are batched."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    rows: dict[tuple, dict] = field(default_factory=dict)
-    since: int = 0
-
-
-_empty: WeakKeyDictionary[Any, _EmptyPolls] = WeakKeyDictionary()
+EMPTY_FLUSH_US = 5_000_000  # empty polls (they delivered nothing) are written in one batch this often
 
 
 def record_page(
-    hub: Any,
+    hub: Hub,
     principal: Principal,
     snapshot: snapshots.Snapshot,
     collection: snapshots.CollectionInfo,
@@ -72,7 +55,7 @@ def record_page(
 
 
 def record_feed(
-    hub: Any,
+    hub: Hub,
     principal: Principal,
     snapshot: snapshots.Snapshot,
     collection: snapshots.CollectionInfo,
@@ -94,7 +77,7 @@ def record_feed(
 
 
 def _record(
-    hub: Any,
+    hub: Hub,
     principal: Principal,
     snapshot: snapshots.Snapshot,
     collection: snapshots.CollectionInfo,
@@ -121,7 +104,7 @@ def _record(
         _hold_empty(hub, row)
         return
     key = (principal.partner_pk, collection.pk, snapshot.rules_version)
-    saved = _saved_views.setdefault(hub, set())
+    saved = hub.ledger_buffer.saved_views
     view = None
     if key not in saved:
         view = {
@@ -135,15 +118,16 @@ def _record(
     flush_empty(hub, force=False)
 
 
-def _hold_empty(hub: Any, row: dict) -> None:
-    if hub not in _empty:
-        atexit.register(_flush_at_exit, weakref.ref(hub))
-    pending = _empty.setdefault(hub, _EmptyPolls())
+def _hold_empty(hub: Hub, row: dict) -> None:
+    pending = hub.ledger_buffer
     with pending.lock:
-        if not pending.rows:
+        if not pending.flushed_at_exit:
+            atexit.register(_flush_at_exit, weakref.ref(hub))
+            pending.flushed_at_exit = True
+        if not pending.empty:
             pending.since = row["at_us"]
         key = (row["partner_id"], row["key_id"], row["collection_id"], row["endpoint"], row["filters"])
-        pending.rows[key] = row  # the latest poll of each kind stands for the window
+        pending.empty[key] = row  # the latest poll of each kind stands for the window
     flush_empty(hub, force=False)
 
 
@@ -155,15 +139,13 @@ def _flush_at_exit(ref: weakref.ref) -> None:
             flush_empty(hub)
 
 
-def flush_empty(hub: Any, *, force: bool = True) -> int:
+def flush_empty(hub: Hub, *, force: bool = True) -> int:
     """Write the batched empty polls (all of them when ``force``, else only once the window has passed)."""
-    pending = _empty.get(hub)
-    if pending is None:
-        return 0
+    pending = hub.ledger_buffer
     with pending.lock:
-        if not pending.rows or (not force and clock.now_us() - pending.since < EMPTY_FLUSH_US):
+        if not pending.empty or (not force and clock.now_us() - pending.since < EMPTY_FLUSH_US):
             return 0
-        rows, pending.rows = list(pending.rows.values()), {}
+        rows, pending.empty = list(pending.empty.values()), {}
     deliveries.append_deliveries(hub.engine, rows)
     return len(rows)
 

@@ -29,7 +29,7 @@ from hub import stix
 from hub.store import archive, auditlog, clock, writes
 
 if TYPE_CHECKING:
-    from hub.services import Hub
+    from hub.runtime import Hub
 
 DAY_US = 86_400_000_000
 DEFAULT_BATCH = 500

@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from hub import ledger, policy
+from hub.runtime import Hub
 from hub.store import auditlog, clock, reads, recalls, snapshots, writes
 
 # What a partner already had of an object and may be shown again in its feed's withdrawal list.
@@ -154,7 +155,7 @@ def recall(
     return RecallResult(recall_id, recipients)
 
 
-def for_feed(hub: Any, partner_pk: int, collection_pk: int, after: int | None, upto: int) -> list:
+def for_feed(hub: Hub, partner_pk: int, collection_pk: int, after: int | None, upto: int) -> list:
     """Return a partner's withdrawals in a collection for one feed response, and record them as served.
 
     Only the first listing is written (as the ledger writes: without waiting for the disk), so a

@@ -10,17 +10,15 @@ from sqlalchemy import select
 from feeds import REGISTRY
 from feeds.base import resolve_target
 from hub import models as m
-from hub import services
+from hub.runtime import Hub
 
 
-def run(
-    hub: services.Hub, kind: str, source: str | Path, partner: str = "krcert", collection: str = "shared", **kwargs
-):
+def run(hub: Hub, kind: str, source: str | Path, partner: str = "krcert", collection: str = "shared", **kwargs):
     target = resolve_target(hub, partner, collection, "dprk")
     return REGISTRY[kind](hub, target, **kwargs).run(str(source))
 
 
-def stored(hub: services.Hub, alias: str = "shared") -> dict[str, dict]:
+def stored(hub: Hub, alias: str = "shared") -> dict[str, dict]:
     with hub.session(write=False) as s:
         rows = s.execute(
             select(m.ObjectVersion.stix_id, m.ObjectVersion.raw)

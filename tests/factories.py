@@ -10,9 +10,11 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from hub import accounts
 from hub import models as m
-from hub import services
+from hub.ids import HUB_NAMESPACE, SHARING_EXTENSION_ID
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import snapshots
 
 TAXII = "application/taxii+json;version=2.1"
@@ -22,7 +24,7 @@ CLOCK = "2024-05-01T00:00:00.000Z"
 def hub_partner(session: Session) -> m.Partner:
     state = session.get(m.HubState, 1)
     assert state is not None
-    state.name, state.identity_id = "Test hub", f"identity--{uuid.uuid5(services.NAMESPACE, 'hub')}"
+    state.name, state.identity_id = "Test hub", f"identity--{uuid.uuid5(HUB_NAMESPACE, 'hub')}"
     partner = m.Partner(slug="hub", name="Test hub", kind="hub", identity_id=state.identity_id)
     session.add(partner)
     session.flush()
@@ -39,7 +41,7 @@ def add_partner(
         clearance=int(clearance),
         active=active,
         kind=kind,
-        identity_id=f"identity--{uuid.uuid5(services.NAMESPACE, slug)}",
+        identity_id=f"identity--{uuid.uuid5(HUB_NAMESPACE, slug)}",
     )
     session.add(partner)
     session.flush()
@@ -53,7 +55,7 @@ def add_group(
         slug=slug,
         name=slug.upper(),
         countries=",".join(countries),
-        marking_id=f"marking-definition--{uuid.uuid5(services.NAMESPACE, 'group:' + slug)}",
+        marking_id=f"marking-definition--{uuid.uuid5(HUB_NAMESPACE, 'group:' + slug)}",
     )
     session.add(group)
     session.flush()
@@ -82,7 +84,7 @@ def add_collection(
     reference: bool = False,
 ) -> m.Collection:
     collection = m.Collection(
-        uuid=str(uuid.uuid5(services.NAMESPACE, f"{root.slug}/{alias}")),
+        uuid=str(uuid.uuid5(HUB_NAMESPACE, f"{root.slug}/{alias}")),
         api_root_id=root.id,
         alias=alias,
         title=f"{alias} collection",
@@ -99,9 +101,9 @@ def add_collection(
     return collection
 
 
-def key_for(hub: services.Hub, slug: str, **kwargs: Any) -> str:
+def key_for(hub: Hub, slug: str, **kwargs: Any) -> str:
     with hub.session() as session:
-        return services.create_key(session, hub.pepper, slug, **kwargs)[1]
+        return accounts.create_key(session, hub.pepper, slug, **kwargs)[1]
 
 
 def indicator(
@@ -142,7 +144,7 @@ def sharing_marking(
         "created": CLOCK,
         "name": "Share with: test",
         "extensions": {
-            services.SHARING_EXTENSION_ID: {
+            SHARING_EXTENSION_ID: {
                 "extension_type": "property-extension",
                 "share_with": {"partners": list(partners), "groups": list(groups), "countries": list(countries)},
                 "exclude_partners": list(exclude),

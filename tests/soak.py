@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import func, select
 
-from hub import create_app, db, services
+from hub import accounts, create_app, db
 from hub import models as m
 from tests import factories as f
 from tests.live import ROOT, free_port, wait_ready
@@ -115,7 +115,7 @@ class Soak:
         try:
             self.world = small_world(hub)
             with hub.session() as s:
-                services.create_admin(s, ADMIN_USER, ADMIN_PASSWORD)
+                accounts.create_admin(s, ADMIN_USER, ADMIN_PASSWORD)
         finally:
             hub.engine.dispose()
         self.headers = {

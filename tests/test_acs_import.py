@@ -11,9 +11,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from hub import acs, create_app, db, services
+from hub import acs, create_app, db, ingest
 from hub.cli import main
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import snapshots
 from tests import factories as f
 from tests import tls
@@ -59,7 +60,7 @@ def ais_content() -> tuple[list[dict], dict, dict]:
 
 
 @pytest.fixture
-def hub(make_app) -> services.Hub:
+def hub(make_app) -> Hub:
     return feeds_world(make_app().extensions["cti_hub"])
 
 
@@ -75,7 +76,7 @@ def test_a_stix_file_keeps_its_acs_markings(hub, app, tmp_path):
     assert_enforced(app, hub, objects, open_ind, korean)
 
 
-def assert_enforced(app, hub: services.Hub, objects: list[dict], open_ind: dict, korean: dict) -> None:  # type: ignore[no-untyped-def]
+def assert_enforced(app, hub: Hub, objects: list[dict], open_ind: dict, korean: dict) -> None:  # type: ignore[no-untyped-def]
     """The markings are stored byte for byte, and a Malaysian partner receives the open indicator only."""
     with hub.session() as s:
         shared = next(c.uuid for c in hub.snapshot(s).collections.values() if c.alias == "shared")
@@ -130,14 +131,14 @@ def ais_server(empty_database, tmp_path, pki) -> Iterator[tuple[str, str]]:
         snap = ais.snapshot(s)
         collection = next(c.uuid for c in snap.collections.values() if c.alias == "indicators")
         pk = snap.by_slug["ais"]
-    assert not services.ingest_envelope(ais, pk, collection, objects).failures
+    assert not ingest.ingest_envelope(ais, pk, collection, objects).failures
     token = f.key_for(ais, "krcert")
     for base in serve_in_thread(source, tls.server_context(pki["ca"], pki["server"])):
         yield f"{base}/dprk/collections/{collection}/", token
     ais.engine.dispose()
 
 
-def pull(hub: services.Hub, url: str, pki: dict[str, tls.Issued], client: str | None, monkeypatch) -> object:  # type: ignore[no-untyped-def]
+def pull(hub: Hub, url: str, pki: dict[str, tls.Issued], client: str | None, monkeypatch) -> object:  # type: ignore[no-untyped-def]
     args = ["feeds", "import", "taxii", url, "--partner", "krcert", "--collection", "shared"]
     args += ["--token-env", "AIS_TOKEN", "--ca-bundle", str(pki["ca"].cert), "--source-name", f"ais-{client}"]
     if client is not None:

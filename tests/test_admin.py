@@ -11,8 +11,8 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from hub import accounts, ingest
 from hub import models as m
-from hub import services
 from hub.admin import data as admin_data
 from tests import factories as f
 from tests.panel import PASSWORD, any_key_id, audit_events, csrf_of, get_views, login, state
@@ -618,7 +618,7 @@ def test_objects_browser_search_and_detail(admin, world):
 
 def test_accounts_made_by_the_cli_service_log_in(app, world, hub):
     with hub.session() as s:
-        services.create_admin(s, "carol", PASSWORD, "auditor")
+        accounts.create_admin(s, "carol", PASSWORD, "auditor")
     client = app.test_client()
     assert login(client, "carol").status_code == 302
     assert "carol" in client.get("/admin/").get_data(as_text=True)
@@ -655,7 +655,7 @@ def test_the_panel_sets_blocklist_limits_and_shows_why_an_indicator_is_not_liste
     assert limits == (28, 48)
     wide = f.indicator(7001, pattern="[ipv4-addr:value = '198.51.100.0/24']")
     narrow = f.indicator(7002, pattern="[ipv4-addr:value = '198.51.100.0/29']")
-    assert not services.ingest_envelope(hub, kr, uuid, [wide, narrow]).failures
+    assert not ingest.ingest_envelope(hub, kr, uuid, [wide, narrow]).failures
     body = admin.get(f"/admin/objects/{wide['id']}").get_data(as_text=True)
     assert "not in the blocklists" in body and "/24" in body and "/28" in body
     body = admin.get(f"/admin/objects/{narrow['id']}").get_data(as_text=True)

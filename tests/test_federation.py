@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from hub import db, services
+from hub import db, ingest
 from hub import models as m
 from hub.cli import main
+from hub.ids import HUB_NAMESPACE, SHARING_EXTENSION_ID
 from hub.policy import TLP
 from tests import factories as f
 from tests.live import ROOT, free_port, wait_ready
@@ -42,9 +43,9 @@ def hub_a(make_app, settings, tmp_path):
     hub = app.extensions["cti_hub"]
     collection = build(hub, "hub-b")
     no_fed = f.sharing_marking(f"marking-definition--{uuid.uuid4()}", countries=["KR", "SG"])
-    no_fed["extensions"][services.SHARING_EXTENSION_ID]["no_federation"] = True
+    no_fed["extensions"][SHARING_EXTENSION_ID]["no_federation"] = True
     names_b = f.sharing_marking(f"marking-definition--{uuid.uuid4()}", partners=["hub-b"])
-    kr_identity = f"identity--{uuid.uuid5(services.NAMESPACE, 'krcert')}"
+    kr_identity = f"identity--{uuid.uuid5(HUB_NAMESPACE, 'krcert')}"
     objs = {
         "green": f.indicator(1, markings=[GREEN], created_by=kr_identity),
         "amber": f.indicator(2, markings=[AMBER], created_by=kr_identity),
@@ -54,7 +55,7 @@ def hub_a(make_app, settings, tmp_path):
     }
     with hub.session() as s:
         pk = hub.snapshot(s).by_slug["krcert"]
-    result = services.ingest_envelope(hub, pk, collection, [no_fed, names_b, *objs.values()])
+    result = ingest.ingest_envelope(hub, pk, collection, [no_fed, names_b, *objs.values()])
     assert not result.failures, result.failures
     key = f.key_for(hub, "hub-b")
     port = free_port()
@@ -148,7 +149,7 @@ def test_peer_hub_receives_what_federation_allows_and_loops_add_nothing(hub_a, h
     with hub_a["hub"].session(write=False) as s:
         before = s.scalar(select(func.count()).select_from(m.ObjectVersion))
         peer_pk = hub_a["hub"].snapshot(s).by_slug["hub-b"]
-    result = services.ingest_envelope(hub_a["hub"], peer_pk, hub_a["collection"], copies)
+    result = ingest.ingest_envelope(hub_a["hub"], peer_pk, hub_a["collection"], copies)
     assert not result.failures, result.failures
     with hub_a["hub"].session(write=False) as s:
         assert s.scalar(select(func.count()).select_from(m.ObjectVersion)) == before

@@ -16,10 +16,11 @@ from sqlalchemy import select
 from feeds.base import FeedError, resolve_target
 from feeds.iocs import classify, pattern_for, refang
 from feeds.stix_bundle import upgrade
+from hub import ingest, stix
 from hub import models as m
-from hub import services, stix
 from hub.cli import main
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import reads
 from tests import factories as f
 from tests.conftest import DATA
@@ -36,7 +37,7 @@ LAZARUS = "intrusion-set--c93fccb1-e8e8-42cf-ae33-2ad1d183913a"
 
 
 @pytest.fixture
-def hub(make_app) -> services.Hub:
+def hub(make_app) -> Hub:
     return feeds_world(make_app().extensions["cti_hub"])
 
 
@@ -406,7 +407,7 @@ def test_remote_taxii_is_incremental_resumable_and_keeps_state(hub, live, monkey
         pk = snap.by_slug["krcert"]
         shared = next(c.uuid for c in snap.collections.values() if c.alias == "shared")
     objs = [f.indicator(n) for n in range(30)]
-    assert not services.ingest_envelope(hub, pk, shared, objs[:25]).failures
+    assert not ingest.ingest_envelope(hub, pk, shared, objs[:25]).failures
     monkeypatch.setenv("PEER_TOKEN", f.key_for(hub, "krcert"))
     monkeypatch.setattr(taxii_source, "PER_REQUEST", 10)
     url = f"{live}/dprk/collections/{shared}/"
@@ -431,7 +432,7 @@ def test_remote_taxii_is_incremental_resumable_and_keeps_state(hub, live, monkey
     with hub.session(write=False) as s:
         row = s.get(m.FeedSource, "peer")
         assert row.cursor and "PEER_TOKEN" in row.settings and row.settings.count("chub_") == 0
-    assert not services.ingest_envelope(hub, pk, shared, objs[25:]).failures
+    assert not ingest.ingest_envelope(hub, pk, shared, objs[25:]).failures
     # The cron path: `feeds sync` re-runs every saved source with its stored settings.
     result = runner.invoke(main, ["feeds", "sync"], obj=hub)
     assert result.exit_code == 0, result.output
@@ -451,7 +452,7 @@ def test_remote_taxii_is_incremental_resumable_and_keeps_state(hub, live, monkey
 
     monkeypatch.setattr(base.Connector, "_ingest", flaky)
     more = [f.indicator(n) for n in range(100, 125)]
-    assert not services.ingest_envelope(hub, pk, shared, more).failures
+    assert not ingest.ingest_envelope(hub, pk, shared, more).failures
     result = runner.invoke(main, ["feeds", "sync"], obj=hub)
     assert result.exit_code == 1 and "peer: failed: connection lost" in result.output
     result = runner.invoke(main, ["feeds", "sync"], obj=hub)

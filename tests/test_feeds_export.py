@@ -9,8 +9,9 @@ import io
 import orjson
 import pytest
 
-from hub import services, stix
+from hub import ingest, reference, stix
 from hub.policy import TLP
+from hub.runtime import Hub
 from tests import factories as f
 
 GREEN = stix.TLP2_MARKINGS[TLP.GREEN]["id"]
@@ -18,7 +19,7 @@ AMBER = stix.TLP2_MARKINGS[TLP.AMBER]["id"]
 
 
 @pytest.fixture
-def hub(app) -> services.Hub:
+def hub(app) -> Hub:
     hub = app.extensions["cti_hub"]
     with hub.session() as s:
         f.hub_partner(s)
@@ -29,19 +30,19 @@ def hub(app) -> services.Hub:
         f.add_collection(s, root, "shared", max_tlp=TLP.RED)
         f.add_collection(s, root, "secret", readers=["partner:krcert"], writers=["partner:krcert"])
         f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
-        services.publish_reference(s)
+        reference.publish_reference(s)
     return hub
 
 
-def coll(hub: services.Hub, alias: str) -> str:
+def coll(hub: Hub, alias: str) -> str:
     with hub.session(write=False) as s:
         return next(c.uuid for c in hub.snapshot(s).collections.values() if c.alias == alias)
 
 
-def post(hub: services.Hub, slug: str, alias: str, objects: list[dict]) -> None:
+def post(hub: Hub, slug: str, alias: str, objects: list[dict]) -> None:
     with hub.session(write=False) as s:
         pk = hub.snapshot(s).by_slug[slug]
-    result = services.ingest_envelope(hub, pk, coll(hub, alias), objects)
+    result = ingest.ingest_envelope(hub, pk, coll(hub, alias), objects)
     assert not result.failures, result.failures
 
 

@@ -21,9 +21,11 @@ from sqlalchemy import func, select, update
 from feeds.base import FeedError
 from feeds.iocs import classify
 from hub import models as m
-from hub import services, stix
+from hub import stix
 from hub.cli import main
+from hub.ids import HUB_NAMESPACE
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import snapshots
 from tests.conftest import DATA
 from tests.connectors import run, stored
@@ -39,7 +41,7 @@ TLP1_GREEN = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"
 
 
 @pytest.fixture
-def hub(make_app) -> services.Hub:
+def hub(make_app) -> Hub:
     """The feeds tests' world: krcert, mycert; collections shared, krlist, reference."""
     return feeds_world(make_app().extensions["cti_hub"])
 
@@ -50,7 +52,7 @@ def attack(hub) -> None:
     run(hub, "attack", DATA / "dprk-attack.json", partner="hub", collection="reference")
 
 
-def effective_tlp(hub: services.Hub) -> dict[str, TLP]:
+def effective_tlp(hub: Hub) -> dict[str, TLP]:
     with hub.session(write=False) as s:
         return {i: TLP(t) for i, t in s.execute(select(m.ObjectVersion.stix_id, m.ObjectVersion.tlp))}
 
@@ -279,7 +281,7 @@ def test_tlp_from_tags_option_and_distribution(hub, tmp_path, tags, distribution
 
 
 def test_sharing_checks_refuse_with_reasons_in_the_summary(hub, tmp_path):
-    other = {"name": "MYCERT", "uuid": str(uuid.uuid5(services.NAMESPACE, "mycert"))}  # another partner's identity
+    other = {"name": "MYCERT", "uuid": str(uuid.uuid5(HUB_NAMESPACE, "mycert"))}  # another partner's identity
     (ip,) = iocs("talos-2022-09-lazarus-three-rats.txt", "ipv4-addr", 1)
     posing = event("Posing as MYCERT", [attribute("ip-dst", ip)], orgc=other)
     outcome = run(hub, "misp", write(tmp_path / "e.json", posing))
@@ -386,7 +388,7 @@ def test_feed_event_that_cannot_be_read_is_refused_and_the_rest_imported(hub, se
 # --------------------------------------------------------------------- errors
 
 
-def object_count(hub: services.Hub) -> int:
+def object_count(hub: Hub) -> int:
     with hub.session(write=False) as s:
         return s.scalar(
             select(func.count())

@@ -14,9 +14,10 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from feeds import schedule, taxii_source
+from hub import ingest
 from hub import models as m
-from hub import services
 from hub.errors import ConfigError
+from hub.runtime import Hub
 from tests import factories as f
 from tests.live import serve_in_thread
 from tests.worlds import feeds_world
@@ -25,7 +26,7 @@ SECOND = 1_000_000
 
 
 @pytest.fixture
-def hub(make_app) -> services.Hub:
+def hub(make_app) -> Hub:
     """The feeds tests' world: krcert, mycert; collections shared, krlist, reference."""
     return feeds_world(make_app().extensions["cti_hub"])
 
@@ -36,18 +37,18 @@ def live(hub, make_app) -> Iterator[str]:
     yield from serve_in_thread(make_app())
 
 
-def collection_uuid(hub: services.Hub, alias: str) -> str:
+def collection_uuid(hub: Hub, alias: str) -> str:
     with hub.session(write=False) as s:
         return next(c.uuid for c in hub.snapshot(s).collections.values() if c.alias == alias)
 
 
-def publish(hub: services.Hub, objects: list[dict]) -> None:
+def publish(hub: Hub, objects: list[dict]) -> None:
     with hub.session(write=False) as s:
         pk = hub.snapshot(s).by_slug["krcert"]
-    assert not services.ingest_envelope(hub, pk, collection_uuid(hub, "shared"), objects).failures
+    assert not ingest.ingest_envelope(hub, pk, collection_uuid(hub, "shared"), objects).failures
 
 
-def save_source(hub: services.Hub, name: str, url: str, settings: dict) -> None:
+def save_source(hub: Hub, name: str, url: str, settings: dict) -> None:
     """A source as `cti-hub feeds import taxii ... --source-name NAME` leaves it."""
     with hub.session() as s:
         s.add(
@@ -64,7 +65,7 @@ def save_source(hub: services.Hub, name: str, url: str, settings: dict) -> None:
         )
 
 
-def krlist_ids(hub: services.Hub) -> set[str]:
+def krlist_ids(hub: Hub) -> set[str]:
     with hub.session(write=False) as s:
         rows = s.scalars(
             select(m.ObjectVersion.stix_id)
@@ -133,7 +134,7 @@ def test_interval_below_zero_is_refused(make_app):
 
 
 def test_two_schedulers_on_one_database_never_sync_at_the_same_time(hub, settings):
-    other = services.Hub(settings)  # a second process (worker or host) on the same database
+    other = Hub(settings)  # a second process (worker or host) on the same database
     now = [10 * SECOND]
     a = schedule.Scheduler(hub, 60, holder="host-a:1", clock=lambda: now[0])
     b = schedule.Scheduler(other, 60, holder="host-b:1", clock=lambda: now[0])
@@ -166,7 +167,7 @@ def test_two_schedulers_on_one_database_never_sync_at_the_same_time(hub, setting
 
 
 def test_a_holder_that_died_loses_the_lease_when_it_expires(hub, settings):
-    other = services.Hub(settings)
+    other = Hub(settings)
     try:
         t0 = 5 * SECOND
         ttl = schedule.LEASE_SECONDS * SECOND
@@ -183,7 +184,7 @@ def test_a_holder_that_died_loses_the_lease_when_it_expires(hub, settings):
 
 
 def test_concurrent_ticks_from_many_processes_never_overlap(hub, settings, monkeypatch):
-    hubs = [hub, *(services.Hub(settings) for _ in range(3))]
+    hubs = [hub, *(Hub(settings) for _ in range(3))]
     schedulers = [schedule.Scheduler(h, 0, holder=f"p{i}") for i, h in enumerate(hubs)]
     active, overlaps, runs = [0], [], []
     lock = threading.Lock()

@@ -10,16 +10,17 @@ import feeds.base
 from feeds.base import resolve_target
 from feeds.stix_bundle import StixBundle
 from hub import models as m
-from hub import services
 from hub.demo import data as demo_data
+from hub.ids import HUB_NAMESPACE
 from hub.policy import TLP
+from hub.runtime import Hub
 from tests import factories as f
 from tests.conftest import fresh_database_url
 
 SHARE_KR = "marking-definition--5a1c4a0e-8a7b-4f4e-9d0b-2b1f5f0d1c01"
 
 
-def make_hub(make_app) -> services.Hub:
+def make_hub(make_app) -> Hub:
     hub = make_app().extensions["cti_hub"]
     with hub.session() as s:
         f.hub_partner(s)
@@ -31,12 +32,12 @@ def make_hub(make_app) -> services.Hub:
 
 def bundle_objects() -> list[dict]:
     """Valid and invalid objects, a new sharing marking used by later objects, duplicates, 2.0 content."""
-    pub = demo_data.Publisher("krcert", f"identity--{f.uuid.uuid5(services.NAMESPACE, 'krcert')}")
+    pub = demo_data.Publisher("krcert", f"identity--{f.uuid.uuid5(HUB_NAMESPACE, 'krcert')}")
     objs = list(demo_data.indicators(60, publishers=[pub], seed=3, sharing_markings=[SHARE_KR], sharing_ratio=0.3))
     objs.insert(5, f.sharing_marking(SHARE_KR, partners=["krcert"]))
     objs[10] = {**objs[10], "pattern": "[ipv4-addr:value = "}  # invalid pattern
     objs[20] = {**objs[20], "valid_until": "2000-01-01T00:00:00Z"}  # valid_until before valid_from
-    objs[30] = {**objs[30], "created_by_ref": f"identity--{f.uuid.uuid5(services.NAMESPACE, 'cisa')}"}
+    objs[30] = {**objs[30], "created_by_ref": f"identity--{f.uuid.uuid5(HUB_NAMESPACE, 'cisa')}"}
     objs.append(dict(objs[40]))  # the same object twice
     objs.append({**objs[41], "name": "changed, same version"})  # a different object under a stored version
     objs.append(
@@ -54,7 +55,7 @@ def bundle_objects() -> list[dict]:
     return objs
 
 
-def import_bundle(hub: services.Hub, path, pipeline: bool) -> tuple[feeds.base.Outcome, list[tuple]]:
+def import_bundle(hub: Hub, path, pipeline: bool) -> tuple[feeds.base.Outcome, list[tuple]]:
     target = resolve_target(hub, "krcert", "shared", "dprk")
     connector = StixBundle(hub, target)
     connector.json_items = pipeline
@@ -115,7 +116,7 @@ def test_unsized_stream_is_imported_in_chunks(make_app, monkeypatch, pipeline):
     monkeypatch.setattr(feeds.base, "CHUNK", 7)
     hub = make_hub(make_app)
     target = resolve_target(hub, "krcert", "shared", "dprk")
-    pub = demo_data.Publisher("krcert", f"identity--{f.uuid.uuid5(services.NAMESPACE, 'krcert')}")
+    pub = demo_data.Publisher("krcert", f"identity--{f.uuid.uuid5(HUB_NAMESPACE, 'krcert')}")
     objs = demo_data.indicators(30, publishers=[pub], seed=4, tlp_mix={TLP.GREEN: 1.0})
     connector = StixBundle(hub, target)
     connector.json_items = pipeline

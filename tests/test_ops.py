@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import orjson
@@ -15,10 +16,12 @@ from click.testing import CliRunner
 from prometheus_client import REGISTRY
 from sqlalchemy import delete, text, update
 
-from hub import db, ops, services
+from hub import db, ops
 from hub import models as m
 from hub.cli import main
 from hub.cli.ops import verify_chain
+from hub.ids import HUB_NAMESPACE
+from hub.runtime import Hub
 from hub.store import auditlog
 from tests import factories as f
 from tests.worlds import small_world
@@ -79,7 +82,7 @@ def test_metrics_count_ingested_refused_and_delivered_objects_per_partner(app, w
     ingested = sample("cti_hub_objects_ingested_total", partner="krcert")
     refused = sample("cti_hub_objects_refused_total", partner="krcert", reason="wrong_identity")
     denied = sample("cti_hub_sharing_denials_total", reason="publish_wrong_identity")
-    foreign = f.indicator(99, created_by=f"identity--{services.uuid.uuid5(services.NAMESPACE, 'cisa')}")
+    foreign = f.indicator(99, created_by=f"identity--{uuid.uuid5(HUB_NAMESPACE, 'cisa')}")
     r = krcert.post(world["url"], [f.indicator(1), f.indicator(2), foreign])
     assert r.status_code == 202 and r.get_json()["failure_count"] == 1
     assert sample("cti_hub_objects_ingested_total", partner="krcert") == ingested + 2
@@ -175,7 +178,7 @@ def test_unusable_request_ids_are_replaced(app, access_log):
 # --------------------------------------------------------------------- audit chain
 
 
-def some_events(hub: services.Hub) -> None:
+def some_events(hub: Hub) -> None:
     with hub.session() as s:
         f.add_partner(s, "krcert")
     for n in range(3):
@@ -262,7 +265,7 @@ def test_upgrade_chains_audit_events_written_before_the_chain_existed(empty_data
         db.upgrade(engine)
     finally:
         engine.dispose()
-    hub = services.Hub({"database_url": empty_database, "secret_key": "k"})
+    hub = Hub({"database_url": empty_database, "secret_key": "k"})
     try:
         with hub.session() as s:
             auditlog.audit(s, "cli", "new.event")

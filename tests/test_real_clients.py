@@ -22,7 +22,8 @@ import requests
 from taxii2client.common import TokenAuth
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
-from hub import services, sharing
+from hub import ingest, sharing
+from hub.runtime import Hub
 from tests import factories as f
 
 pytestmark = pytest.mark.slow
@@ -43,7 +44,7 @@ class World:
     base: str
     keys: dict[str, str]
     ids: dict[str, str]
-    hub: services.Hub
+    hub: Hub
     n: int = 0
     objects: dict[str, dict] = field(default_factory=dict)
     versions: list[tuple[str, str, str, frozenset[str]]] = field(default_factory=list)  # alias, id, modified, who
@@ -71,7 +72,7 @@ class World:
     def _ingest(self, alias: str, objs: list[dict], audience: Iterable[str], slug: str) -> None:
         with self.hub.session(write=False) as s:
             pk = self.hub.snapshot(s).by_slug[slug]
-        result = services.ingest_envelope(self.hub, pk, self.ids[alias], objs)
+        result = ingest.ingest_envelope(self.hub, pk, self.ids[alias], objs)
         assert not result.failures, result.failures
         for obj in objs:
             self.objects[obj["id"]] = obj

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hub import services
+from hub import reference
 from hub.policy import TLP
 from tests import factories as f
 from tests.conftest import DATA
@@ -26,7 +26,7 @@ def client(make_app):
         root = f.add_root(s, "dprk", max_content_length=50 * 1024 * 1024)
         f.add_collection(s, root, "intel", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
         f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
-        services.publish_reference(s)
+        reference.publish_reference(s)
     return f.Client(app.test_client(), f.key_for(hub, "krcert"))
 
 

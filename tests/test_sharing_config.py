@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub import db, models
+from hub import db, models, reference
 from hub import sharing as sc
 from hub.errors import ConfigError
+from hub.ids import SHARING_NAMESPACE
 from hub.policy import TLP
 
 DEMO = Path(__file__).resolve().parent.parent / "config" / "sharing.yaml"
@@ -64,15 +63,9 @@ def database(database_url: str) -> Iterator[sessionmaker[Session]]:
 
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[Session]:
-    """Record each call of ``services.publish_reference`` instead of publishing."""
+    """Record each call of ``reference.publish_reference`` instead of publishing."""
     calls: list[Session] = []
-    try:
-        from hub import services
-    except ImportError:
-        # The services layer is not importable: stand in for the whole module.
-        services = types.ModuleType("hub.services")  # type: ignore[assignment]
-        monkeypatch.setitem(sys.modules, "hub.services", services)
-    monkeypatch.setattr(services, "publish_reference", calls.append, raising=False)
+    monkeypatch.setattr(reference, "publish_reference", calls.append)
     return calls
 
 
@@ -162,7 +155,7 @@ def test_load_normalises_values(tmp_path: Path) -> None:
     cisa = next(p for p in spec.partners if p.slug == "cisa")
     assert cisa.country == "US"
     assert cisa.clearance is TLP.RED and cisa.active and cisa.kind == "government"
-    assert cisa.identity == f"identity--{uuid.uuid5(sc.NAMESPACE, 'partner:cisa')}"
+    assert cisa.identity == f"identity--{uuid.uuid5(SHARING_NAMESPACE, 'partner:cisa')}"
     community = spec.roots[0].collections[0]
     assert community.readers == ("*",)
     assert community.writers == ("group:asean", "partner:cisa")
@@ -395,7 +388,7 @@ def test_apply_writes_the_model(factory: sessionmaker[Session]) -> None:
         state = session.get(models.HubState, 1)
         assert state is not None
         assert state.name == "Regional DPRK Threat Intelligence Hub"
-        assert state.identity_id == f"identity--{uuid.uuid5(sc.NAMESPACE, 'hub')}"
+        assert state.identity_id == f"identity--{uuid.uuid5(SHARING_NAMESPACE, 'hub')}"
         hub = session.scalars(select(models.Partner).where(models.Partner.slug == "hub")).one()
         assert (hub.kind, hub.name, hub.country, hub.clearance, hub.active, hub.identity_id) == (
             "hub",
@@ -409,7 +402,7 @@ def test_apply_writes_the_model(factory: sessionmaker[Session]) -> None:
         assert mmcert.clearance == int(TLP.GREEN) and mmcert.created_us > 0
         asean = session.scalars(select(models.TrustGroup).where(models.TrustGroup.slug == "asean")).one()
         assert asean.countries == "BN,ID,KH,LA,MM,MY,PH,SG,TH,VN"
-        assert asean.marking_id == f"marking-definition--{uuid.uuid5(sc.NAMESPACE, 'group:asean')}"
+        assert asean.marking_id == f"marking-definition--{uuid.uuid5(SHARING_NAMESPACE, 'group:asean')}"
         rok_us = session.scalars(select(models.TrustGroup).where(models.TrustGroup.slug == "rok-us")).one()
         member_ids = session.scalars(
             select(models.TrustGroupMember.partner_id).where(models.TrustGroupMember.group_id == rok_us.id)
@@ -427,7 +420,7 @@ def test_apply_writes_the_model(factory: sessionmaker[Session]) -> None:
             int(TLP.CLEAR),
             int(TLP.CLEAR),
         )
-        assert ref.uuid == str(uuid.uuid5(sc.NAMESPACE, "dprk/reference"))
+        assert ref.uuid == str(uuid.uuid5(SHARING_NAMESPACE, "dprk/reference"))
         assert collections["regional"].readers == "group:asean,group:rok-us"
 
 
@@ -652,14 +645,8 @@ def test_change_strings() -> None:
     assert str(sc.Change("remove", "trust group old")) == "- trust group old"
 
 
-def test_with_the_real_services(database: sessionmaker[Session]) -> None:
-    """Apply the demo with the real ``publish_reference``, once the services layer imports."""
-    try:
-        from hub import services
-    except ImportError as exc:
-        pytest.skip(f"hub.services does not import yet: {exc}")
-    if not hasattr(services, "publish_reference"):
-        pytest.skip("hub.services has no publish_reference yet")
+def test_with_the_real_reference_publishing(database: sessionmaker[Session]) -> None:
+    """Apply the demo with the real ``publish_reference``."""
     apply_file(database, DEMO)
     assert apply_file(database, DEMO) == []
     with database() as session:

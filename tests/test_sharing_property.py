@@ -1,7 +1,7 @@
 """No leaks, no losses: over TAXII every partner receives exactly what the sharing rules release to it.
 
 A world (partners, trust groups, collections, sharing markings, object versions) is generated, published
-through ``services.ingest_envelope`` into a fresh database, and then every partner reads every collection
+through ``ingest.ingest_envelope`` into a fresh database, and then every partner reads every collection
 on every read path. The expected view is computed from the generated model with the pure rules
 (``policy.can_read``) and TAXII's version semantics; the hub's own snapshot is never consulted.
 """
@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from hub import acs, models, policy, services, stix
+from hub import acs, ingest, models, policy, stix
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import snapshots
 from tests import factories as f
 from tests.conftest import fresh_database_url
@@ -396,7 +397,7 @@ def fresh_app(make_app, db_engine_name, db_template, tmp_path) -> Callable:
 # --------------------------------------------------------------------- building and publishing
 
 
-def build_world(hub: services.Hub, spec: WorldSpec) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
+def build_world(hub: Hub, spec: WorldSpec) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
     """Create partners, groups and collections; return partner pks, collection uuids and API keys."""
     with hub.session() as s:
         f.hub_partner(s)
@@ -426,11 +427,11 @@ def build_world(hub: services.Hub, spec: WorldSpec) -> tuple[dict[str, int], dic
     return pks, uuids, keys
 
 
-def publish_markings(hub: services.Hub, spec: WorldSpec, pks: dict, uuids: dict, ledger: Ledger) -> None:
+def publish_markings(hub: Hub, spec: WorldSpec, pks: dict, uuids: dict, ledger: Ledger) -> None:
     """Each sharing marking is posted by its owner into the open markings collection."""
     for m in spec.markings:
         obj = m.definition()
-        result = services.ingest_envelope(hub, pks[m.owner], uuids[MARKINGS], [obj], with_status=True)
+        result = ingest.ingest_envelope(hub, pks[m.owner], uuids[MARKINGS], [obj], with_status=True)
         ledger.statuses[m.owner].append(result.status_id)
         expected = spec.partner(m.owner).state != INACTIVE and bool(m.acs or m.partners or m.groups or m.countries)
         assert bool(result.successes) == expected, result.failures
@@ -498,14 +499,14 @@ def posted_facts(
 
 
 def publish_envelope(
-    hub: services.Hub, spec: WorldSpec, ledger: Ledger, pks: dict, uuids: dict, batch: list[ObjectSpec], rank: int
+    hub: Hub, spec: WorldSpec, ledger: Ledger, pks: dict, uuids: dict, batch: list[ObjectSpec], rank: int
 ) -> None:
     """Post one envelope; the hub must accept exactly the versions the write rules allow."""
     publisher, alias = batch[0].versions[rank].publisher, batch[0].alias
     rules = policy_collection(next(c for c in spec.collections if c.alias == alias), reading=False)
     writer = policy_partner(spec.partner(publisher), reading=False)
     objects = [stix_object(o, rank) for o in batch]
-    result = services.ingest_envelope(hub, pks[publisher], uuids[alias], objects, with_status=True)
+    result = ingest.ingest_envelope(hub, pks[publisher], uuids[alias], objects, with_status=True)
     ledger.statuses[publisher].append(result.status_id)
     accepted = {(s["id"], s["version"]) for s in result.successes}
     for o, obj in zip(batch, objects, strict=True):
@@ -534,7 +535,7 @@ def sees_stored(spec: WorldSpec, ledger: Ledger, who: policy.Partner, stix_id: s
     return False
 
 
-def publish(hub: services.Hub, spec: WorldSpec, pks: dict, uuids: dict) -> Ledger:
+def publish(hub: Hub, spec: WorldSpec, pks: dict, uuids: dict) -> Ledger:
     """Publish markings, then each version round as one envelope per (publisher, collection)."""
     ledger = Ledger()
     publish_markings(hub, spec, pks, uuids, ledger)
@@ -550,7 +551,7 @@ def publish(hub: services.Hub, spec: WorldSpec, pks: dict, uuids: dict) -> Ledge
     return ledger
 
 
-def publish_repost(hub: services.Hub, spec: WorldSpec, ledger: Ledger, pks: dict, uuids: dict, r: RepostSpec) -> None:
+def publish_repost(hub: Hub, spec: WorldSpec, ledger: Ledger, pks: dict, uuids: dict, r: RepostSpec) -> None:
     """Post one copy; the hub must answer as the originator rules say (SECURITY.md "No laundering through copies").
 
     The owner's copy keeps the TLP of the version's first publication; another partner's copy is refused
@@ -565,7 +566,7 @@ def publish_repost(hub: services.Hub, spec: WorldSpec, ledger: Ledger, pks: dict
     rules = policy_collection(next(c for c in spec.collections if c.alias == r.alias), reading=False)
     writer = policy_partner(spec.partner(r.poster), reading=False)
     facts = posted_facts(spec, ledger, o, r.rank, rules, r.poster)
-    result = services.ingest_envelope(hub, pks[r.poster], uuids[r.alias], [obj], with_status=True)
+    result = ingest.ingest_envelope(hub, pks[r.poster], uuids[r.alias], [obj], with_status=True)
     ledger.statuses[r.poster].append(result.status_id)
     here = [s for s in ledger.stored if s.alias == r.alias and s.id == obj["id"] and s.version == obj["modified"]]
     owner = ledger.owners.get(o.id)
@@ -596,7 +597,7 @@ def publish_repost(hub: services.Hub, spec: WorldSpec, ledger: Ledger, pks: dict
         ledger.stored.append(Stored(obj["id"], obj["modified"], r.rank, r.alias, facts, obj))
 
 
-def apply_later_changes(hub: services.Hub, spec: WorldSpec, uuids: dict) -> None:
+def apply_later_changes(hub: Hub, spec: WorldSpec, uuids: dict) -> None:
     """Suspend partners and tighten collections after publishing, as an administrator would."""
     with hub.session() as s:
         for p in spec.partners:
@@ -1021,7 +1022,7 @@ def test_marking_refused_in_its_own_envelope_breaks_nothing(make_app):
         only_indicators = f.add_collection(s, f.add_root(s, ROOT), "ind", types=["indicator"])
         publisher, col_uuid = krcert.id, only_indicators.uuid
     marking = f.sharing_marking(M_CISA, partners=["cisa"])  # a marking-definition is not allowed here
-    services.ingest_envelope(hub, publisher, col_uuid, [marking, f.indicator(1, markings=[M_CISA])])
+    ingest.ingest_envelope(hub, publisher, col_uuid, [marking, f.indicator(1, markings=[M_CISA])])
     url = f"/{ROOT}/collections/{col_uuid}/objects/"
     outsider = f.Client(app.test_client(), f.key_for(hub, "singcert")).get(url)
     assert outsider.status_code == 200, outsider.get_data()
@@ -1047,7 +1048,7 @@ def test_versioning_a_hidden_object_looks_like_a_new_id_and_changes_nothing(make
         shared = f.add_collection(s, root, "shared")
         publisher, private_uuid, shared_uuid = krcert.id, private.uuid, shared.uuid
     hidden = f.indicator(1)
-    assert services.ingest_envelope(hub, publisher, private_uuid, [hidden]).successes
+    assert ingest.ingest_envelope(hub, publisher, private_uuid, [hidden]).successes
     cisa = f.Client(app.test_client(), f.key_for(hub, "cisa"))
     later = {"modified": "2024-06-01T00:00:00.000Z", "name": "probe"}
     url = f"/{ROOT}/collections/{shared_uuid}/objects/"

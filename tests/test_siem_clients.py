@@ -18,8 +18,9 @@ import orjson
 import pytest
 from werkzeug.serving import make_server
 
-from hub import services
+from hub import ingest
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import clock
 from tests import factories as f
 
@@ -28,7 +29,7 @@ HOUR_US = 3_600_000_000
 
 
 @pytest.fixture
-def hub(app) -> services.Hub:
+def hub(app) -> Hub:
     hub = app.extensions["cti_hub"]
     with hub.session() as s:
         f.hub_partner(s)
@@ -45,7 +46,7 @@ def keys(hub) -> dict[str, str]:
     return {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "mycert")}
 
 
-def collection_id(hub: services.Hub) -> str:
+def collection_id(hub: Hub) -> str:
     with hub.session(write=False) as s:
         return next(c.uuid for c in hub.snapshot(s).collections.values() if c.alias == "shared")
 
@@ -53,7 +54,7 @@ def collection_id(hub: services.Hub) -> str:
 class Publisher:
     """krcert publishing batches of indicators; remembers what each consumer should receive."""
 
-    def __init__(self, hub: services.Hub) -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub, self.n, self.sent = hub, 0, []
         with hub.session(write=False) as s:
             self.pk = hub.snapshot(s).by_slug["krcert"]
@@ -61,7 +62,7 @@ class Publisher:
     def publish(self, count: int) -> None:
         objs = [f.indicator(self.n + i) for i in range(count)]
         self.n += count
-        result = services.ingest_envelope(self.hub, self.pk, collection_id(self.hub), objs)
+        result = ingest.ingest_envelope(self.hub, self.pk, collection_id(self.hub), objs)
         assert not result.failures
         self.sent += [o["id"] for o in objs]
 

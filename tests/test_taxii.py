@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from hub import services, stix
+from hub import accounts, stix
+from hub.ids import HUB_NAMESPACE
 from hub.store import clock
 from tests import factories as f
 from tests.worlds import taxii_world
@@ -556,7 +557,7 @@ def test_only_the_originator_versions_or_deletes(as_, world):
     status = as_("cisa").post(url, [newer]).get_json()
     assert "only the originator" in status["failures"][0]["message"]
     assert as_("cisa").delete(objects_url(world, "shared", f"objects/{obj['id']}/")).status_code == 403
-    forged = f.indicator(661, created_by=f"identity--{uuid.uuid5(services.NAMESPACE, 'krcert')}")
+    forged = f.indicator(661, created_by=f"identity--{uuid.uuid5(HUB_NAMESPACE, 'krcert')}")
     status = as_("cisa").post(url, [forged]).get_json()
     assert "names another partner" in status["failures"][0]["message"]
     r = as_("krcert").delete(objects_url(world, "shared", f"objects/{obj['id']}/"))
@@ -600,7 +601,7 @@ def test_revoked_expired_suspended_and_cidr(app, hub, world):
         from hub import models as m
 
         key_id = s.query(m.ApiKey.key_id).order_by(m.ApiKey.id.desc()).limit(1).scalar()
-        services.revoke_key(s, key_id)
+        accounts.revoke_key(s, key_id)
     assert http.get("/taxii2/", headers=_basic("cisa", revoked)).status_code == 401
     elsewhere = f.key_for(hub, "cisa", cidrs="10.9.0.0/16")
     assert http.get("/taxii2/", headers=_basic("cisa", elsewhere)).status_code == 401

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from hub import ingest, reference, sharing
 from hub import models as m
-from hub import services, sharing
 from hub.policy import TLP
+from hub.runtime import Hub
 from tests import factories as f
 from tests import panel
 
@@ -16,7 +17,7 @@ RED = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
 SHARE_CISA = "marking-definition--0c6ee0a2-1a3e-4b0c-9a3e-2f0e1b1f0a01"
 
 
-def small_world(hub: services.Hub, *, accounts: bool = False) -> dict:
+def small_world(hub: Hub, *, accounts: bool = False) -> dict:
     """krcert publishes; cisa (RED) and mycert (GREEN) read the shared collection.
 
     With ``accounts``, the panel's two accounts (alice the admin, audrey the auditor) exist too.
@@ -29,7 +30,7 @@ def small_world(hub: services.Hub, *, accounts: bool = False) -> dict:
         root = f.add_root(s, "dprk")
         shared = f.add_collection(s, root, "shared", max_tlp=TLP.RED).uuid
         f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
-        services.publish_reference(s)
+        reference.publish_reference(s)
     keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "mycert")}
     if accounts:
         with hub.session() as s:
@@ -37,7 +38,7 @@ def small_world(hub: services.Hub, *, accounts: bool = False) -> dict:
     return {"shared": shared, "keys": keys, "url": f"/dprk/collections/{shared}/objects/"}
 
 
-def panel_world(hub: services.Hub) -> dict:
+def panel_world(hub: Hub) -> dict:
     """Partners, groups, collections, objects and two panel accounts."""
     with hub.session() as s:
         f.hub_partner(s)
@@ -61,16 +62,16 @@ def panel_world(hub: services.Hub) -> dict:
             ).uuid,
         }
         f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
-        services.publish_reference(s)
+        reference.publish_reference(s)
         panel.add_accounts(s)
     with hub.session() as s:
         kr = s.execute(select(m.Partner.id).where(m.Partner.slug == "krcert")).scalar_one()
     amber = f.indicator(1, markings=[AMBER])
     green = f.indicator(2, markings=[GREEN])
     red = f.indicator(3, markings=[RED, SHARE_CISA])
-    result = services.ingest_envelope(hub, kr, ids["regional"], [amber, green])
+    result = ingest.ingest_envelope(hub, kr, ids["regional"], [amber, green])
     assert not result.failures, result.failures
-    result = services.ingest_envelope(
+    result = ingest.ingest_envelope(
         hub, kr, ids["shared"], [f.sharing_marking(SHARE_CISA, partners=["cisa"]), red, green]
     )
     assert not result.failures, result.failures
@@ -78,7 +79,7 @@ def panel_world(hub: services.Hub) -> dict:
     return {"ids": ids, "keys": keys, "amber": amber["id"], "green": green["id"], "red": red["id"]}
 
 
-def taxii_world(hub: services.Hub) -> dict:
+def taxii_world(hub: Hub) -> dict:
     """Partners, groups and collections for the TAXII endpoint tests; returns collection ids and keys."""
     with hub.session() as s:
         f.hub_partner(s)
@@ -99,12 +100,12 @@ def taxii_world(hub: services.Hub) -> dict:
             "wo": f.add_collection(s, root, "wo", readers=["partner:cisa"], writers=["*"]).uuid,
         }
         f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
-        services.publish_reference(s)
+        reference.publish_reference(s)
     keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "singcert", "mycert")}
     return {"ids": ids, "keys": keys}
 
 
-def feeds_world(hub: services.Hub) -> services.Hub:
+def feeds_world(hub: Hub) -> Hub:
     """The import connectors' world: krcert (RED) and mycert (GREEN); collections shared, krlist, reference."""
     with hub.session() as s:
         f.hub_partner(s)
@@ -116,7 +117,7 @@ def feeds_world(hub: services.Hub) -> services.Hub:
         f.add_collection(
             s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=["partner:hub"], reference=True
         )
-        services.publish_reference(s)
+        reference.publish_reference(s)
     return hub
 
 
@@ -145,7 +146,7 @@ def intel_config(clearances: dict[str, str], max_tlp: str = "RED") -> str:
     )
 
 
-def intel_world(hub: services.Hub, clearances: dict[str, str], max_tlp: str = "RED") -> list:
+def intel_world(hub: Hub, clearances: dict[str, str], max_tlp: str = "RED") -> list:
     """Apply the intel world's sharing.yaml (again, to change it); returns what sharing.apply reports."""
     with hub.session() as s:
         return sharing.apply(s, sharing.loads(intel_config(clearances, max_tlp)))

@@ -10,17 +10,18 @@ import orjson
 from flask import Response, abort, current_app, flash, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from hub import policy, services, withdrawals
+from hub import accounts, policy, withdrawals
 from hub.admin import dashboard as dashboard_data
 from hub.admin import data, forms, preview
 from hub.admin.blueprint import bp, current_user
 from hub.errors import BadRequest, HubError, NotFound
 from hub.models import split_list
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import auditlog, clock, snapshots
 
 
-def _hub() -> services.Hub:
+def _hub() -> Hub:
     return current_app.extensions["cti_hub"]
 
 
@@ -250,7 +251,7 @@ def key_issue(slug: str) -> Any:
     try:
         with hub.session() as s:
             data.get_partner(s, slug)
-            key_id, secret = services.create_key(
+            key_id, secret = accounts.create_key(
                 s,
                 hub.pepper,
                 slug,
@@ -277,7 +278,7 @@ def key_issue(slug: str) -> Any:
 def key_revoke(key_id: str) -> Any:
     with _hub().session() as s:
         slug = data.key_partner(s, key_id)
-        services.revoke_key(s, key_id, actor=_actor())
+        accounts.revoke_key(s, key_id, actor=_actor())
     flash(f"Key {key_id} revoked: it is refused from the next request on.")
     return redirect(url_for("admin.partner", slug=slug))
 

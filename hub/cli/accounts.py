@@ -7,7 +7,7 @@ import sys
 import click
 from sqlalchemy import select
 
-from hub import auth, services
+from hub import accounts, auth
 from hub import models as m
 from hub.cli.tools import fail_cleanly as _fail_cleanly
 from hub.cli.tools import hub_of as _hub
@@ -76,7 +76,7 @@ def keys_create(
         except (ValueError, UnicodeDecodeError):
             raise click.ClickException(f"{cert_file}: not a PEM certificate") from None
     with hub.session() as session:
-        key_id, secret = services.create_key(
+        key_id, secret = accounts.create_key(
             session,
             hub.pepper,
             partner,
@@ -102,7 +102,7 @@ def keys_rotate(ctx: click.Context, partner: str, overlap: str, key_id: str) -> 
     overlap_us = _duration_us(overlap)
     hub = _hub(ctx)
     with hub.session() as session:
-        new_id, secret, expiring = services.rotate_keys(
+        new_id, secret, expiring = accounts.rotate_keys(
             session, hub.pepper, partner, overlap_us=overlap_us, key_id=key_id
         )
         snapshots.bump_rules(session)
@@ -162,7 +162,7 @@ def _day(us: int | None, *, seconds: bool = False) -> str:
 def keys_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke a key; it fails from the next request on."""
     with _hub(ctx).session() as session:
-        services.revoke_key(session, key_id)
+        accounts.revoke_key(session, key_id)
         snapshots.bump_rules(session)
     click.echo(f"key {key_id} revoked")
 
@@ -185,5 +185,5 @@ def admin_create(ctx: click.Context, username: str, password_stdin: bool, role: 
     """Create an administrator (argon2-hashed password)."""
     password = sys.stdin.readline().rstrip("\n")
     with _hub(ctx).session() as session:
-        services.create_admin(session, username, password, role)
+        accounts.create_admin(session, username, password, role)
     click.echo(f"{role} {username} created")

@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from hub import config as hub_config
-from hub import db, services
+from hub import db
 from hub.errors import HubError
+from hub.runtime import Hub
 
 
 def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -26,11 +27,11 @@ def fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def hub_of(ctx: click.Context) -> services.Hub:
+def hub_of(ctx: click.Context) -> Hub:
     """Return the hub for this invocation (kept on the root context), migrations applied first."""
     root = ctx.find_root()
     if root.obj is None:
-        root.obj = services.Hub(hub_config.load(root.params.get("config")))
+        root.obj = Hub(hub_config.load(root.params.get("config")))
         root.call_on_close(root.obj.engine.dispose)
         db.upgrade(root.obj.engine)
     return root.obj

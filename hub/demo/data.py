@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
-import uuid
 from bisect import bisect
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 from hub.demo.observables import KINDS, observable
+from hub.ids import DEMO_NAMESPACE
 from hub.policy import TLP
 
 TLP2_IDS: dict[TLP, str] = {
@@ -41,7 +41,6 @@ DEFAULT_TLP_MIX: Mapping[TLP, float] = {
 
 
 # Fixed so that ids never change between releases.
-NAMESPACE = uuid.UUID("6f1c8a52-3e0b-4d6e-9a57-2c1d0b7e4f93")
 _ACTORS_CREATED = "2024-01-01T00:00:00.000Z"
 _DAY_MS = 86_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -182,11 +181,11 @@ _ACTORS: tuple[_Actor, ...] = (
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # RFC 4122 variant bits 10xx
 
 
-_NAMESPACE_HASH = hashlib.sha1(NAMESPACE.bytes)  # noqa: S324 - RFC 4122 defines uuid5 with SHA-1
+_NAMESPACE_HASH = hashlib.sha1(DEMO_NAMESPACE.bytes)  # noqa: S324 - RFC 4122 defines uuid5 with SHA-1
 
 
 def _uuid5(name: str) -> str:
-    """Return ``str(uuid.uuid5(NAMESPACE, name))`` without building UUID objects."""
+    """Return ``str(uuid.uuid5(DEMO_NAMESPACE, name))`` without building UUID objects."""
     digest = _NAMESPACE_HASH.copy()
     digest.update(name.encode())
     h = digest.hexdigest()

@@ -8,17 +8,18 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select
 
+from hub import accounts, ingest, sharing
 from hub import models as m
-from hub import services, sharing
 from hub.demo import data as demo_data
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import snapshots
 
 DEMO_READERS = ("krcert", "singcert")
 DEMO_ADMIN = "admin"
 
 
-def run(hub: services.Hub, file: str, count: int, url: str, *, echo: Callable[[str], None] = print) -> None:
+def run(hub: Hub, file: str, count: int, url: str, *, echo: Callable[[str], None] = print) -> None:
     """Apply the sharing file, load demo objects once, issue demo keys and print how to connect."""
     spec = sharing.load(file)
     with hub.session() as session:
@@ -41,26 +42,26 @@ def run(hub: services.Hub, file: str, count: int, url: str, *, echo: Callable[[s
     _print_admin(hub, url, echo)
 
 
-def demo_admin(hub: services.Hub) -> str:
+def demo_admin(hub: Hub) -> str:
     """Create the demo administrator, or give it a new password; return the password (random, shown once)."""
     password = secrets.token_urlsafe(18)
     with hub.session() as session:
         exists = session.execute(select(m.AdminUser.id).where(m.AdminUser.username == DEMO_ADMIN)).scalar()
         if exists is None:
-            services.create_admin(session, DEMO_ADMIN, password, "admin")
+            accounts.create_admin(session, DEMO_ADMIN, password, "admin")
         else:
-            services.reset_admin_password(session, DEMO_ADMIN, password, actor="demo")
+            accounts.reset_admin_password(session, DEMO_ADMIN, password, actor="demo")
     return password
 
 
-def _print_admin(hub: services.Hub, url: str, echo: Callable[[str], None]) -> None:
+def _print_admin(hub: Hub, url: str, echo: Callable[[str], None]) -> None:
     password = demo_admin(hub)
     echo("")
     echo(f"Admin panel: {url.rstrip('/')}/admin/    user: {DEMO_ADMIN}    password: {password}")
     echo("  (a new password at each `cti-hub demo`; create real accounts with `cti-hub admin create`)")
 
 
-def load_objects(hub: services.Hub, snap: snapshots.Snapshot, count: int) -> int:
+def load_objects(hub: Hub, snap: snapshots.Snapshot, count: int) -> int:
     """Publish demo objects into every ordinary collection, each by the partners allowed to write it."""
     collections = [c for c in snap.collections.values() if not c.is_reference]
     group_markings = [g.marking_id for g in _groups(hub)]
@@ -85,7 +86,7 @@ def load_objects(hub: services.Hub, snap: snapshots.Snapshot, count: int) -> int
             )
             objects = demo_data.actors() + list(stream)
             for envelope in demo_data.envelope_chunks(objects, 1000):
-                result = services.ingest_envelope(hub, publisher.id, collection.uuid, envelope["objects"])
+                result = ingest.ingest_envelope(hub, publisher.id, collection.uuid, envelope["objects"])
                 total += len(result.successes)
     return total
 
@@ -97,12 +98,12 @@ def _mix(max_tlp: TLP) -> dict[TLP, float]:
     return {level: w / total for level, w in allowed.items()}
 
 
-def _groups(hub: services.Hub) -> list[m.TrustGroup]:
+def _groups(hub: Hub) -> list[m.TrustGroup]:
     with hub.session() as session:
         return list(session.scalars(select(m.TrustGroup).order_by(m.TrustGroup.slug)))
 
 
-def _print_access(hub: services.Hub, snap: snapshots.Snapshot, url: str, echo: Callable[[str], None]) -> None:
+def _print_access(hub: Hub, snap: snapshots.Snapshot, url: str, echo: Callable[[str], None]) -> None:
     url = url.rstrip("/")
     root = sorted(snap.roots)[0]
     echo("")
@@ -114,7 +115,7 @@ def _print_access(hub: services.Hub, snap: snapshots.Snapshot, url: str, echo: C
         if slug not in snap.by_slug:
             continue
         with hub.session() as session:
-            _key_id, secret = services.create_key(session, hub.pepper, slug, label="demo", actor="demo")
+            _key_id, secret = accounts.create_key(session, hub.pepper, slug, label="demo", actor="demo")
         clearance = snap.partner(slug).clearance.label
         echo("")
         echo(f"Partner {slug} (clearance {clearance}) key: {secret}")

@@ -15,7 +15,6 @@ from hub.sharing.export import export
 from hub.sharing.parse import load, loads
 from hub.sharing.spec import (
     HUB_SLUG,
-    NAMESPACE,
     Change,
     SharingSpec,
     collection_uuid,
@@ -26,7 +25,6 @@ from hub.sharing.spec import (
 
 __all__ = [
     "HUB_SLUG",
-    "NAMESPACE",
     "Change",
     "SharingSpec",
     "apply",

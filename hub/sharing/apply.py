@@ -22,7 +22,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from hub import models as m
-from hub import policy, services
+from hub import policy, reference
 from hub.errors import ConfigError
 from hub.formats import BlocklistLimits
 from hub.models import split_list
@@ -65,7 +65,7 @@ def apply(session: Session, spec: SharingSpec, *, actor: str = "cli") -> list[Ch
     """
     steps = _steps(session, spec)
     if not steps:
-        services.publish_reference(session)  # a hub restored from an older release may lack some
+        reference.publish_reference(session)  # a hub restored from an older release may lack some
         return []
     with write.rules_change(session):
         for step in steps:

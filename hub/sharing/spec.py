@@ -1,8 +1,8 @@
 """What a sharing configuration says: partners, trust groups, API roots and collections as data.
 
-Ids the file does not spell out are derived with uuid5 on ``NAMESPACE``, so the
+Ids the file does not spell out are derived with uuid5 on ``hub.ids.SHARING_NAMESPACE``, so the
 same file gives the same STIX identity ids, collection ids and sharing-marking
-ids on every hub. ``NAMESPACE`` must never change: it would change every
+ids on every hub. ``hub.ids.SHARING_NAMESPACE`` must never change: it would change every
 derived id and break every client that stored one.
 """
 
@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 
 from hub import policy
 from hub.formats import BlocklistLimits
+from hub.ids import SHARING_NAMESPACE
 from hub.policy import TLP
-
-NAMESPACE = uuid.UUID("565444e7-0cf2-4c0c-beed-e09b599b2698")
 
 HUB_SLUG = "hub"
 REFERENCE_ALIAS = "reference"
@@ -32,22 +31,22 @@ DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024
 
 def partner_identity(slug: str) -> str:
     """Return the STIX identity id a partner gets when the file names none."""
-    return f"identity--{uuid.uuid5(NAMESPACE, 'partner:' + slug)}"
+    return f"identity--{uuid.uuid5(SHARING_NAMESPACE, 'partner:' + slug)}"
 
 
 def hub_identity() -> str:
     """Return the STIX identity id of the hub itself."""
-    return f"identity--{uuid.uuid5(NAMESPACE, 'hub')}"
+    return f"identity--{uuid.uuid5(SHARING_NAMESPACE, 'hub')}"
 
 
 def group_marking_id(slug: str) -> str:
     """Return the id of a trust group's ready-made sharing marking."""
-    return f"marking-definition--{uuid.uuid5(NAMESPACE, 'group:' + slug)}"
+    return f"marking-definition--{uuid.uuid5(SHARING_NAMESPACE, 'group:' + slug)}"
 
 
 def collection_uuid(root: str, alias: str) -> str:
     """Return the TAXII collection id a collection gets when the file names none."""
-    return str(uuid.uuid5(NAMESPACE, f"{root}/{alias}"))
+    return str(uuid.uuid5(SHARING_NAMESPACE, f"{root}/{alias}"))
 
 
 # --------------------------------------------------------------------- the parsed file

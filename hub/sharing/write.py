@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hub import models as m
-from hub import services
+from hub import reference, rule_change
 from hub.policy import TLP
 from hub.sharing.spec import HUB_SLUG
 from hub.store import clock, snapshots
@@ -40,8 +40,8 @@ def rules_change(session: Session) -> Iterator[None]:
     session.flush()
     snapshots.bump_rules(session)
     if session.execute(select(m.Partner.id).where(m.Partner.slug == HUB_SLUG)).first():
-        services.publish_reference(session)
-    services.reannounce(session, before)
+        reference.publish_reference(session)
+    rule_change.reannounce(session, before)
 
 
 def set_columns(row: Any, values: dict[str, Any]) -> None:

@@ -11,8 +11,9 @@ One module per job, imported by name (``from hub.store import reads, writes``):
 - ``deliveries``, ``recalls``, ``archive``: the delivery ledger, withdrawals and recalls, retention;
 - ``logins``, ``auditlog``: API keys and login failures, the hash-chained audit trail.
 
-Other modules build SQL too, on their own tables, through the ORM: the sharing-configuration writer
-(``hub.sharing``), the admin panel's listings (``hub.admin.data``, ``dashboard``, ``preview``), the CLI
-and demo set-up (``hub.cli``, ``hub.demo``), the database helpers (``hub.db``), the feed scheduler
-(``feeds.schedule``) and the migrations.
+Other modules build SQL too, through the ORM, on the tables they own: the sharing-configuration
+writer, plan and export (``hub.sharing``), API keys and panel accounts (``hub.accounts``), the
+reference collection (``hub.reference``), the admin panel's listings (``hub.admin.data``,
+``dashboard``, ``preview``), the CLI and demo set-up (``hub.cli.accounts``, ``hub.demo.setup``), the
+feed scheduler's lease (``feeds.schedule``), the database helpers (``hub.db``) and the migrations.
 """

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import bindparam, case, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
@@ -155,6 +156,13 @@ def register_origins(session: Session, rows: Iterable[dict]) -> None:
     session.execute(dialect.insert(OO).on_conflict_do_nothing(index_elements=["stix_key"]), list(new.values()))
 
 
+def holds_copy(session: Session, obj: dict, version_us: int) -> bool:
+    """Tell whether this exact object version is stored, not quarantined, in some collection."""
+    stmt = select(V.raw).where(V.stix_id == obj["id"], V.version_us == version_us, V.quarantined.is_(False)).limit(1)
+    raw = session.execute(stmt).scalar()
+    return raw is not None and orjson.loads(raw) == obj
+
+
 def stored_versions(session: Session, collection_pk: int, stix_ids: Iterable[str]) -> dict[tuple[str, int], str]:
     """Return the raw JSON of every stored or archived (id, version) among ``stix_ids`` in a collection."""
     ids = sorted(set(stix_ids))
@@ -173,6 +181,18 @@ def _add_archived(session: Session, collection_pk: int, ids: list[str], out: dic
     )
     for stix_id, version_us, raw in session.execute(archived):
         out.setdefault((stix_id, version_us), raw)
+
+
+def add_versions(session: Session, rows: list[dict]) -> int:
+    """Store new version rows: date them (``clock.add_dated``), insert them and record their ids' origins.
+
+    The one way versions enter the store (ingest and the reference collection); the caller then runs
+    ``refresh_newer`` on the ids that may now have a newer version. Return the first ``date_added``.
+    """
+    start = clock.add_dated(session, rows)
+    insert_versions(session, rows)
+    register_origins(session, rows)
+    return start
 
 
 def insert_versions(session: Session, rows: list[dict]) -> None:

@@ -18,9 +18,10 @@ from medallion import auth as medallion_auth
 from medallion.backends.base import Backend
 from medallion.exceptions import ProcessingError
 
-from hub import ledger, ops, services, stix
+from hub import ingest, ledger, ops, stix
 from hub.auth import Principal
 from hub.errors import BadRequest, Forbidden, NotFound
+from hub.runtime import Hub
 from hub.store import clock, reads, snapshots, writes
 from hub.taxii import cursor
 
@@ -40,7 +41,7 @@ _FILTER_KEYS = {
 }
 
 
-def hub() -> services.Hub:
+def hub() -> Hub:
     return current_app.extensions["cti_hub"]
 
 
@@ -387,8 +388,8 @@ class HubBackend(Backend):
     def add_objects(self, api_root: str, collection_id: str, objs: Any, request_time: str) -> dict:
         collection = _require(api_root, collection_id)
         principal = _principal()
-        objects = services.envelope_objects(objs)
-        result = services.ingest_envelope(
+        objects = ingest.envelope_objects(objs)
+        result = ingest.ingest_envelope(
             hub(), principal.partner_pk, collection.uuid, objects, read_only=principal.read_only, with_status=True
         )
         return self._status(result.status_id)
@@ -400,13 +401,13 @@ class HubBackend(Backend):
         root = _snapshot().roots.get(api_root)
         if row is None or root is None or row.api_root_id != root.pk or row.partner_id != _principal().partner_pk:
             return None
-        return services.status_resource(row)
+        return ingest.status_resource(row)
 
     def _status(self, status_id: str) -> dict:
         with hub().session() as session:
             row = writes.get_status(session, status_id)
             assert row is not None
-            return services.status_resource(row)
+            return ingest.status_resource(row)
 
     def delete_object(
         self, api_root: str, collection_id: str, object_id: str, filter_args: dict, allowed_filters: tuple
@@ -427,7 +428,7 @@ class HubBackend(Backend):
             raise NotFound(f"Object '{object_id}' not found")
         if any(r.originator_id != _principal().partner_pk for r in rows):
             raise Forbidden("only the originator may delete this object")
-        services.delete_versions(hub(), _principal(), collection, object_id, [r.pk for r in rows])
+        ingest.delete_versions(hub(), _principal(), collection, object_id, [r.pk for r in rows])
 
 
 def _resource(rows: list, paging: dict[str, Any]) -> dict[str, Any]:

@@ -18,9 +18,10 @@ import orjson
 import pytest
 from sqlalchemy import select, update
 
-from hub import create_app, services
+from hub import create_app, reference
 from hub import models as m
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import snapshots
 from tests import factories as f
 from tests.conftest import fresh_database_url
@@ -34,7 +35,7 @@ ONLY_CISA = f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, 'only-cisa')}"
 @dataclass
 class World:
     app: object
-    hub: services.Hub
+    hub: Hub
     ids: dict[str, str]
     keys: dict[str, str]
     visible: dict
@@ -97,7 +98,7 @@ def build_world(app) -> World:  # type: ignore[no-untyped-def]
         ids["reference"] = f.add_collection(
             s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True
         ).uuid
-        services.publish_reference(s)
+        reference.publish_reference(s)
     keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "singcert", "mycert")}
     world = World(app, hub, ids, keys, {}, {}, {})
     visible = f.indicator(900, markings=[GREEN])

@@ -16,8 +16,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 from sqlalchemy import func, select
 
+from hub import ingest
 from hub import models as m
-from hub import services
 from tests import factories as f
 from tests.panel import PASSWORD, any_key_id, audit_events, csrf_of, get_views, login, state
 from tests.worlds import panel_world
@@ -304,7 +304,7 @@ def hostile_world(admin, world, hub, app):
     )
     with hub.session(write=False) as s:
         kr = hub.snapshot(s).by_slug["krcert"]
-    result = services.ingest_envelope(hub, kr, world["ids"]["shared"], [marking, obj])
+    result = ingest.ingest_envelope(hub, kr, world["ids"]["shared"], [marking, obj])
     assert not result.failures, result.failures
     # Audit rows whose actor and target come from outside: a TAXII login and a panel login with markup names.
     app.test_client().get(

@@ -8,8 +8,8 @@ import time
 import pytest
 from sqlalchemy import select, update
 
+from hub import accounts
 from hub import models as m
-from hub import services
 from hub.store import clock, snapshots
 from tests import factories as f
 from tests.security.probes import basic, bearer
@@ -59,17 +59,17 @@ def test_suspending_a_partner_takes_effect_on_the_next_request(world):
 
 def test_revoked_key_is_refused(world):
     with world.hub.session() as s:
-        key_id, secret = services.create_key(s, world.hub.pepper, "cisa")
+        key_id, secret = accounts.create_key(s, world.hub.pepper, "cisa")
     assert get(world.app, bearer(secret)).status_code == 200
     with world.hub.session() as s:
-        services.revoke_key(s, key_id)
+        accounts.revoke_key(s, key_id)
     assert_401(get(world.app, bearer(secret)))
     assert_401(get(world.app, basic(key_id, secret)))
 
 
 def test_expired_key_is_refused(world):
     with world.hub.session() as s:
-        key_id, secret = services.create_key(s, world.hub.pepper, "cisa", expires_days=30)
+        key_id, secret = accounts.create_key(s, world.hub.pepper, "cisa", expires_days=30)
     assert get(world.app, bearer(secret)).status_code == 200
     with world.hub.session() as s:
         s.execute(update(m.ApiKey).where(m.ApiKey.key_id == key_id).values(expires_us=clock.now_us() - 1))

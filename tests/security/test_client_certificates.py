@@ -18,9 +18,10 @@ from taxii2client.common import TokenAuth
 from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import ApiRoot
 
-from hub import auth, create_app, services
+from hub import accounts, auth, create_app, ingest
 from hub.cli import main
 from hub.policy import TLP
+from hub.runtime import Hub
 from hub.store import logins, snapshots
 from tests import factories as f
 from tests import tls
@@ -51,7 +52,7 @@ def pki(tmp_path) -> dict[str, tls.Issued]:
     }
 
 
-def small_world(hub: services.Hub) -> None:
+def small_world(hub: Hub) -> None:
     with hub.session() as s:
         f.hub_partner(s)
         f.add_partner(s, "krcert", "KR", TLP.RED)
@@ -62,10 +63,10 @@ def small_world(hub: services.Hub) -> None:
         snap = hub.snapshot(s)
         shared = next(c.uuid for c in snap.collections.values() if c.alias == "shared")
         pk = snap.by_slug["cisa"]
-    assert not services.ingest_envelope(hub, pk, shared, [f.indicator(9100, markings=[GREEN])]).failures
+    assert not ingest.ingest_envelope(hub, pk, shared, [f.indicator(9100, markings=[GREEN])]).failures
 
 
-def bound_key(hub: services.Hub, certificate: tls.Issued, **kwargs) -> str:  # type: ignore[no-untyped-def]
+def bound_key(hub: Hub, certificate: tls.Issued, **kwargs) -> str:  # type: ignore[no-untyped-def]
     fingerprint = auth.ClientCertificate.from_pem(certificate.cert.read_text()).sha256
     return f.key_for(hub, "krcert", cert_sha256=fingerprint, **kwargs)
 
@@ -161,7 +162,7 @@ def test_another_certificate_from_the_proxy_is_a_plain_401(proxied, pki):
 def test_a_certificate_binding_needs_a_real_fingerprint(hub):
     small_world(hub)
     with hub.session() as s, pytest.raises(Exception, match="not a SHA-256 fingerprint"):
-        services.create_key(s, hub.pepper, "krcert", cert_sha256="abc")
+        accounts.create_key(s, hub.pepper, "krcert", cert_sha256="abc")
 
 
 # --------------------------------------------------------------------- rotation
@@ -212,12 +213,12 @@ def test_keys_expiring_soon_show_in_the_panel_and_metrics_count_key_ages(hub, ap
     assert _age_count(app) == before + 1
 
 
-def _issue(hub: services.Hub, **kwargs) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def _issue(hub: Hub, **kwargs) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     with hub.session() as s:
-        return services.create_key(s, hub.pepper, "krcert", **kwargs)
+        return accounts.create_key(s, hub.pepper, "krcert", **kwargs)
 
 
-def _key_id(hub: services.Hub, secret: str) -> str:
+def _key_id(hub: Hub, secret: str) -> str:
     with hub.session(write=False) as s:
         return logins.find_key(s, auth.hash_secret(hub.pepper, secret)).key_id
 

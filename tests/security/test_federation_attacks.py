@@ -14,9 +14,10 @@ import uuid
 import pytest
 from sqlalchemy import select, update
 
+from hub import accounts
 from hub import models as m
-from hub import services
 from hub.errors import NotFound
+from hub.ids import HUB_NAMESPACE, SHARING_EXTENSION_ID
 from hub.store import snapshots
 from tests import factories as f
 from tests.security.conftest import AMBER, GREEN, RED, feed
@@ -24,7 +25,7 @@ from tests.security.probes import ENDPOINTS, absent_like, assert_indistinguishab
 
 STRICT = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"
 FORMATS = ("stix", "csv", "ecs", "ip.txt", "domain.txt", "url.txt", "sha256.txt")
-KRCERT = f"identity--{uuid.uuid5(services.NAMESPACE, 'krcert')}"
+KRCERT = f"identity--{uuid.uuid5(HUB_NAMESPACE, 'krcert')}"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def fed(world) -> dict:
     names_peer = f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, 'names-peerhub')}"
     no_fed = f"marking-definition--{uuid.uuid5(uuid.NAMESPACE_OID, 'no-federation')}"
     no_fed_marking = f.sharing_marking(no_fed, partners=["peerhub", "cisa"])
-    no_fed_marking["extensions"][services.SHARING_EXTENSION_ID]["no_federation"] = True
+    no_fed_marking["extensions"][SHARING_EXTENSION_ID]["no_federation"] = True
     objs = {
         "green": f.indicator(8001, markings=[GREEN], created_by=KRCERT),
         "amber": f.indicator(8002, markings=[AMBER, names_peer], created_by=KRCERT),
@@ -202,8 +203,8 @@ def test_relaying_an_identical_copy_places_nothing_in_a_new_collection(world, fe
 
 
 def test_a_partner_cannot_claim_to_be_a_hub(world, fed):
-    hub_identity = f"identity--{uuid.uuid5(services.NAMESPACE, 'hub')}"
-    for creator in (hub_identity, KRCERT, f"identity--{uuid.uuid5(services.NAMESPACE, 'peerhub')}"):
+    hub_identity = f"identity--{uuid.uuid5(HUB_NAMESPACE, 'hub')}"
+    for creator in (hub_identity, KRCERT, f"identity--{uuid.uuid5(HUB_NAMESPACE, 'peerhub')}"):
         obj = f.indicator(8100 + len(creator), created_by=creator, markings=[GREEN])
         status = world.client("singcert").post(world.url("shared"), [obj]).get_json()
         assert status["success_count"] == 0 and "created_by_ref" in status["failures"][0]["message"], creator
@@ -215,6 +216,6 @@ def test_a_partner_cannot_claim_to_be_a_hub(world, fed):
     )
     assert fed["objects"]["amber"]["id"] not in {o["id"] for o in forged.get_json().get("objects", [])}
     with world.hub.session() as s, pytest.raises(NotFound):
-        services.create_key(s, world.hub.pepper, "hub")
+        accounts.create_key(s, world.hub.pepper, "hub")
     with world.hub.session(write=False) as s:
         assert s.scalar(select(m.Partner.kind).where(m.Partner.slug == "singcert")) == "cert"

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
+from hub import accounts
 from hub import models as m
-from hub import services
 from hub.store import clock, snapshots
 from tests import factories as f
 from tests import test_sharing_property as prop
@@ -289,9 +289,9 @@ def test_suspended_partner_revoked_and_expired_keys_are_refused(world):
     world.suspend("feedcert")
     assert_feed_401(raw_feed(world.app, bearer(secret)))
     with world.hub.session() as s:
-        key_id, revoked = services.create_key(s, world.hub.pepper, "cisa")
-        services.revoke_key(s, key_id)
-        key_id, expired = services.create_key(s, world.hub.pepper, "cisa", expires_days=1)
+        key_id, revoked = accounts.create_key(s, world.hub.pepper, "cisa")
+        accounts.revoke_key(s, key_id)
+        key_id, expired = accounts.create_key(s, world.hub.pepper, "cisa", expires_days=1)
         s.execute(update(m.ApiKey).where(m.ApiKey.key_id == key_id).values(expires_us=clock.now_us() - 1))
     assert_feed_401(raw_feed(world.app, bearer(revoked)))
     assert_feed_401(raw_feed(world.app, basic(key_id, expired)))

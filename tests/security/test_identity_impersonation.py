@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from hub import models as m
-from hub import services
+from hub.ids import HUB_NAMESPACE
 from tests import factories as f
 
 COUNTER = iter(range(7400, 7700))
@@ -35,7 +35,7 @@ def identity(name: str, **extra) -> dict:  # type: ignore[no-untyped-def]
 
 def registered(world, slug: str) -> dict:  # type: ignore[no-untyped-def]
     """The hub's reference identity of a partner, as every partner reads it in the reference collection."""
-    wanted = f"identity--{uuid.uuid5(services.NAMESPACE, slug)}"
+    wanted = f"identity--{uuid.uuid5(HUB_NAMESPACE, slug)}"
     answer = world.client("singcert").get(world.url("reference", f"objects/{wanted}/")).get_json()
     return answer["objects"][0]
 

@@ -14,8 +14,8 @@ import uuid
 import orjson
 import pytest
 
-from hub import services
 from hub.admin import preview
+from hub.ids import HUB_NAMESPACE, SHARING_EXTENSION_ID
 from tests import factories as f
 from tests.security.conftest import AMBER, GREEN, ONLY_CISA, feed
 from tests.security.probes import ENDPOINTS, absent_like, assert_indistinguishable
@@ -112,7 +112,7 @@ def test_tlp_statement_and_group_markings_stay_public(world):
         "definition": {"statement": "Copyright KrCERT"},
     }
     assert world.client("krcert").post(world.url("shared"), [statement]).get_json()["success_count"] == 1
-    group = f"marking-definition--{uuid.uuid5(services.NAMESPACE, 'group:rokus')}"
+    group = f"marking-definition--{uuid.uuid5(HUB_NAMESPACE, 'group:rokus')}"
     for slug in OUTSIDERS:
         assert reads(world, slug, statement["id"])
         assert reads(world, slug, group, "reference") and reads(world, slug, GREEN, "reference")
@@ -133,7 +133,7 @@ def test_federation_gets_it_only_when_named_and_allowed(world):
     world.new_partner("peerhub", kind="hub")
     named, no_fed = marking_id("names-peer"), marking_id("names-peer-no-federation")
     no_fed_marking = f.sharing_marking(no_fed, partners=["peerhub", "cisa"])
-    no_fed_marking["extensions"][services.SHARING_EXTENSION_ID]["no_federation"] = True
+    no_fed_marking["extensions"][SHARING_EXTENSION_ID]["no_federation"] = True
     world.client("krcert").post(world.url("shared"), [f.sharing_marking(named, partners=["peerhub"]), no_fed_marking])
     assert reads(world, "peerhub", named)
     assert not reads(world, "peerhub", no_fed) and not reads(world, "peerhub", ONLY_CISA)

@@ -8,7 +8,8 @@ import orjson
 from sqlalchemy import select
 
 from hub import models as m
-from hub import services, stix
+from hub import reference, stix
+from hub.ids import HUB_NAMESPACE, SHARING_EXTENSION_ID
 from hub.policy import TLP
 from tests import factories as f
 from tests.security.conftest import AMBER, GREEN, ONLY_CISA, RED
@@ -49,8 +50,8 @@ def test_read_only_key_cannot_post(world):
 
 
 def test_forged_created_by_ref_is_refused(world):
-    krcert_identity = f"identity--{uuid.uuid5(services.NAMESPACE, 'krcert')}"
-    hub_identity = f"identity--{uuid.uuid5(services.NAMESPACE, 'hub')}"
+    krcert_identity = f"identity--{uuid.uuid5(HUB_NAMESPACE, 'krcert')}"
+    hub_identity = f"identity--{uuid.uuid5(HUB_NAMESPACE, 'hub')}"
     objs = [f.indicator(943, created_by=krcert_identity), f.indicator(944, created_by=hub_identity)]
     status = world.client("singcert").post(world.url("shared"), objs).get_json()
     assert status["failure_count"] == 2
@@ -59,14 +60,14 @@ def test_forged_created_by_ref_is_refused(world):
 
 
 def test_own_created_by_ref_is_accepted(world):
-    mine = f.indicator(945, created_by=f"identity--{uuid.uuid5(services.NAMESPACE, 'singcert')}")
+    mine = f.indicator(945, created_by=f"identity--{uuid.uuid5(HUB_NAMESPACE, 'singcert')}")
     assert world.client("singcert").post(world.url("shared"), [mine]).get_json()["success_count"] == 1
 
 
 def test_duplicate_json_keys_cannot_smuggle_a_forged_creator(world):
     """orjson keeps the last duplicate key; what is checked is exactly what is stored and served."""
-    own = f"identity--{uuid.uuid5(services.NAMESPACE, 'singcert')}"
-    other = f"identity--{uuid.uuid5(services.NAMESPACE, 'krcert')}"
+    own = f"identity--{uuid.uuid5(HUB_NAMESPACE, 'singcert')}"
+    other = f"identity--{uuid.uuid5(HUB_NAMESPACE, 'krcert')}"
     obj = f.indicator(946)
     body = orjson.dumps({"objects": [obj]}).decode()
     attacker = world.client("singcert")
@@ -177,9 +178,9 @@ def test_a_sharing_marking_cannot_be_redefined(world):
 
 
 def test_a_group_marking_cannot_be_redefined(world):
-    group_marking = f"marking-definition--{uuid.uuid5(services.NAMESPACE, 'group:rokus')}"
-    widened = services.group_marking(group_marking, "rokus", "ROKUS")
-    widened["extensions"][services.SHARING_EXTENSION_ID]["share_with"]["partners"] = ["singcert"]
+    group_marking = f"marking-definition--{uuid.uuid5(HUB_NAMESPACE, 'group:rokus')}"
+    widened = reference.group_marking(group_marking, "rokus", "ROKUS")
+    widened["extensions"][SHARING_EXTENSION_ID]["share_with"]["partners"] = ["singcert"]
     status = world.client("singcert").post(world.url("shared"), [widened]).get_json()
     assert status["failure_count"] == 1
     secret = f.indicator(950, markings=[GREEN, group_marking])
