@@ -12,9 +12,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event, exc, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from hub.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed 64-bit number: the PostgreSQL advisory lock that serialises concurrent `db upgrade` runs.
@@ -29,10 +31,32 @@ WAL_CHECKPOINT_PAGES = 16_000
 PING_AFTER_IDLE_S = 10.0
 
 
+SUPPORTED = "sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE"
+
+
+def engine_url(url: str) -> str:
+    """The SQLAlchemy URL for a ``database_url`` setting, or ConfigError naming what is wrong with it.
+
+    ``postgres://`` (Heroku's and libpq's spelling) and ``postgresql://`` both mean PostgreSQL via psycopg.
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url.removeprefix(prefix)
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        raise ConfigError(f"database_url {url!r} is not a database URL; expected {SUPPORTED}") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        backend = parsed.get_backend_name()
+        raise ConfigError(f"database_url: the hub runs on SQLite or PostgreSQL, not {backend!r}; expected {SUPPORTED}")
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine tuned for the hub's read-heavy, serialised-write workload."""
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    url = engine_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _tune_sqlite(engine)

@@ -292,7 +292,7 @@ def test_audit_cli_verify_and_list(hub, settings, tmp_path):
     none = runner.invoke(main, ["audit", "list", "--actor", "nobody"], env=env)
     assert none.exit_code == 0 and len(none.output.splitlines()) == 1
     bad = runner.invoke(main, ["audit", "list", "--since", "yesterday"], env=env)
-    assert bad.exit_code == 2 and "'yesterday' is not an RFC 3339 timestamp" in bad.output
+    assert bad.exit_code == 1 and "'yesterday' is not an RFC 3339 timestamp" in bad.output
     with hub.session() as s:
         s.execute(update(m.AuditEvent).where(m.AuditEvent.action == "test.event").values(actor="intruder"))
     broken = runner.invoke(main, ["audit", "verify"], env=env)

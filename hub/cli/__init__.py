@@ -12,17 +12,19 @@ import click
 from feeds.cli import actors, feeds
 from hub import __version__
 from hub.cli import accounts, ops, serve, sharing
+from hub.cli.tools import HubGroup
 
 
-@click.group()
+@click.group(cls=HubGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__)
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected failure instead of one line.")
 @click.option(
     "--config",
     type=click.Path(dir_okay=False),
     envvar="HUB_CONFIG",
     help="Settings file (TOML); defaults to HUB_* environment variables only.",
 )
-def main(config: str | None) -> None:
+def main(config: str | None, debug: bool) -> None:
     """Run and administer a cti-hub TAXII 2.1 sharing hub."""
 
 

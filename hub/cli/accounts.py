@@ -27,7 +27,7 @@ def partners() -> None:
 @_fail_cleanly
 def partners_list(ctx: click.Context) -> None:
     """List partners with country, kind, clearance and state."""
-    with _hub(ctx).session() as session:
+    with _hub(ctx, migrate=False).session(write=False) as session:
         rows = session.scalars(select(m.Partner).where(m.Partner.kind != "hub").order_by(m.Partner.slug)).all()
     click.echo(f"{'PARTNER':<14} {'COUNTRY':<8} {'KIND':<11} {'CLEARANCE':<13} {'STATE':<10} NAME")
     for p in rows:
@@ -133,7 +133,7 @@ def keys_list(ctx: click.Context, partner: str | None) -> None:
     stmt = select(m.ApiKey, m.Partner.slug).join(m.Partner).order_by(m.Partner.slug, m.ApiKey.created_us)
     if partner:
         stmt = stmt.where(m.Partner.slug == partner)
-    with _hub(ctx).session() as session:
+    with _hub(ctx, migrate=False).session(write=False) as session:
         rows = session.execute(stmt).all()
     click.echo(f"{'KEY':<15} {'PARTNER':<14} {'STATE':<9} {'MODE':<10} {'EXPIRES':<12} {'LAST USED':<20} LABEL")
     now = clock.now_us()

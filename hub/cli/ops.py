@@ -75,7 +75,7 @@ def audit_group() -> None:
 @_fail_cleanly
 def audit_verify(ctx: click.Context) -> None:
     """Check every audit event against the hash chain; exit 1 naming the first broken one."""
-    with _hub(ctx).session(write=False) as session:
+    with _hub(ctx, migrate=False).session(write=False) as session:
         result = verify_chain(session)
     if result.problem:
         raise click.ClickException(result.problem)
@@ -97,7 +97,7 @@ def audit_list(ctx: click.Context, action: str | None, actor: str | None, since:
             since_us = stix.parse_filter_timestamp(since)
         except ValueError:
             raise click.BadParameter(f"{since!r} is not an RFC 3339 timestamp", param_hint="--since") from None
-    with _hub(ctx).session(write=False) as session:
+    with _hub(ctx, migrate=False).session(write=False) as session:
         events = auditlog.audit_events(session, action=action, actor=actor, since_us=since_us, limit=limit)
     click.echo(f"{'ID':<8} {'AT':<20} {'ACTOR':<16} {'ACTION':<18} {'TARGET':<30} DETAIL")
     for ev in events:
