@@ -18,13 +18,13 @@ RUN pip install . && rm -rf build ./*.egg-info
 # Default sharing configuration; docker-compose.yml mounts ./config over it read-only.
 COPY config ./config
 
-# Run as an unprivileged user; /data is the data directory (HUB_DATA_DIR): the SQLite
+# Run as an unprivileged user; /data is the data directory (CTI_HUB_DATA_DIR): the SQLite
 # database and the generated secret.key live there when no database URL or secret is set.
 RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin hub \
     && mkdir -p /data \
     && chown hub:hub /data
 USER hub
-ENV HUB_DATA_DIR=/data
+ENV CTI_HUB_DATA_DIR=/data
 VOLUME ["/data"]
 
 EXPOSE 8000

@@ -358,10 +358,10 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
     hub.engine.dispose()
     env = {
         **os.environ,
-        "HUB_DATABASE_URL": settings["database_url"],
-        "HUB_SECRET_KEY": "bench-secret",
-        "HUB_RATE_LIMIT_PER_MINUTE": "0",
-        "HUB_DATA_DIR": str(workdir),
+        "CTI_HUB_DATABASE_URL": settings["database_url"],
+        "CTI_HUB_SECRET_KEY": "bench-secret",
+        "CTI_HUB_RATE_LIMIT_PER_MINUTE": "0",
+        "CTI_HUB_DATA_DIR": str(workdir),
     }
     for count in workers:
         print(f"size {n:,}: measuring with {count} worker(s) ...", flush=True)

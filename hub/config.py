@@ -1,91 +1,219 @@
-"""Settings: defaults, then a TOML file, then ``HUB_*`` environment variables, then a test mapping.
+"""Settings: defaults, then a TOML file, then ``CTI_HUB_*`` environment variables, then a test mapping.
 
-Each layer may only name keys that exist in ``DEFAULTS``; anything else is an
-error naming the key, so a typo never silently falls back to a default.
+Every setting is typed and range-checked (``Settings``, a pydantic model); a bad value is one
+``ConfigError`` naming the setting, where it came from and what it allows. An unknown key in the file
+is an error, so a typo never silently falls back to a default. In the environment, ``CTI_HUB_<KEY>``
+names a setting; the older ``HUB_<KEY>`` still works for this release and logs a deprecation notice;
+unknown ``HUB_*`` variables (other tools use the prefix, Kubernetes injects ``HUB_PORT`` for a Service
+named ``hub``) are ignored, and so are the service links Kubernetes makes for a Service named
+``cti-hub`` (``CTI_HUB_PORT``, ``CTI_HUB_SERVICE_HOST``...).
+
+Secrets can also come from files (Docker and Kubernetes secrets): ``<key>_file`` in the TOML file or
+``CTI_HUB_<KEY>_FILE`` in the environment names a file whose content (stripped) is the value.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.errors import ConfigError
 
-DEFAULTS: dict[str, Any] = {
-    "data_dir": "./var",
-    "database_url": "",
-    "public_url": "",
-    "secret_key": "",
-    "max_page_size": 1000,
-    "next_ttl_days": 7,
-    "status_retention_days": 7,
-    "trusted_proxies": 0,
-    "client_cert_header": "",
-    "client_cert_proxies": "",
-    "login_failure_limit": 20,
-    "login_failure_window_seconds": 300,
-    "rate_limit_per_minute": 600,
-    "discovery_title": "cti-hub",
-    "discovery_description": "Regional threat-intelligence sharing hub (TAXII 2.1)",
-    "metrics_token": "",
-    "feeds_sync_interval_seconds": 0,
+log = logging.getLogger(__name__)
+
+PREFIX, OLD_PREFIX = "CTI_HUB_", "HUB_"
+SECRETS = ("secret_key", "metrics_token", "database_url")  # settings that may come from a file
+# The variables Kubernetes defines for a Service named ``cti-hub``: never settings.
+_SERVICE_LINK = re.compile(r"^(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?)$")
+_NOT_SETTINGS = {"CONFIG"}  # CTI_HUB_CONFIG / CTI_HUB_CONFIG name the settings file itself
+
+
+class Settings(BaseModel):
+    """Every setting with its type, default and allowed range (the README's settings table)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    data_dir: str = "./var"
+    database_url: str = ""
+    public_url: str = ""
+    secret_key: str = ""
+    max_page_size: int = Field(1000, ge=1, le=10_000)
+    next_ttl_days: int = Field(7, ge=1, le=365)
+    status_retention_days: int = Field(7, ge=1, le=3650)
+    trusted_proxies: int = Field(0, ge=0, le=10)
+    client_cert_header: str = ""
+    client_cert_proxies: str = ""
+    login_failure_limit: int = Field(20, ge=1, le=1_000_000)
+    login_failure_window_seconds: int = Field(300, ge=1, le=86_400)
+    rate_limit_per_minute: int = Field(600, ge=0)
+    discovery_title: str = "cti-hub"
+    discovery_description: str = "Regional threat-intelligence sharing hub (TAXII 2.1)"
+    metrics_token: str = ""
+    feeds_sync_interval_seconds: int = Field(0, ge=0, le=7 * 86_400)
     # Per-partner quotas on what makes every partner's reads and every snapshot rebuild more work. A CERT
     # uses a handful of sharing markings (one per audience it shares with) and a few dozen combinations of
     # them; 500 markings and 2,000 combinations leave ten times the largest real use (the demo world
     # uses 12 and 30) while bounding the hub-wide total for a few dozen partners. 0 turns a quota off.
-    "max_sharing_markings_per_partner": 500,
-    "max_restriction_sets_per_partner": 2000,
-}
+    max_sharing_markings_per_partner: int = Field(500, ge=0)
+    max_restriction_sets_per_partner: int = Field(2000, ge=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("must be empty or an http(s) URL with a host, such as https://cti.example.org")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value:
+            from hub import db
+
+            try:
+                db.engine_url(value)
+            except ConfigError as exc:
+                raise ValueError(exc.message.removeprefix("database_url").lstrip(": ")) from None
+        return value
 
 
-def _coerce(key: str, value: Any) -> Any:
-    default = DEFAULTS[key]
-    if isinstance(default, bool):
-        return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
-    if isinstance(default, int):
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"setting {key!r} must be an integer, got {value!r}") from None
-    return str(value)
+DEFAULTS: dict[str, Any] = Settings.model_construct().model_dump()
+_FIELDS = Settings.model_fields
 
 
 def load(file: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return the effective settings."""
-    settings = dict(DEFAULTS)
-    path = file or os.environ.get("HUB_CONFIG")
+    return load_with_sources(file, overrides)[0]
+
+
+def load_with_sources(
+    file: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return the effective settings and, for each, where its value came from."""
+    values: dict[str, Any] = {}
+    sources = dict.fromkeys(DEFAULTS, "default")
+    path = file or os.environ.get(PREFIX + "CONFIG") or os.environ.get(OLD_PREFIX + "CONFIG")
     if path:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read settings file {path}: {exc}") from None
-        settings.update(_layer(data, f"settings file {path}"))
-    # HUB_CONFIG names the file itself; HUB_TEST_* belong to the test suite, not to the hub.
-    env = {
-        k.removeprefix("HUB_").lower(): v
-        for k, v in os.environ.items()
-        if k.startswith("HUB_") and k != "HUB_CONFIG" and not k.startswith("HUB_TEST_")
-    }
-    settings.update(_layer(env, "environment (HUB_*)"))
-    settings.update(_layer(overrides or {}, "overrides"))
+        _merge(values, sources, _file_layer(str(path)))
+    _merge(values, sources, _environment())
+    _merge(values, sources, {k: (v, "overrides") for k, v in (overrides or {}).items()})
+    settings = _validated(values, sources)
     if not settings["database_url"]:
         Path(settings["data_dir"]).mkdir(parents=True, exist_ok=True)
         settings["database_url"] = f"sqlite:///{Path(settings['data_dir']).resolve() / 'hub.db'}"
     if not settings["secret_key"]:
         settings["secret_key"] = _secret_from_file(Path(settings["data_dir"]) / "secret.key")
-    return settings
+        sources["secret_key"] = f"file {Path(settings['data_dir']) / 'secret.key'}"
+    return settings, sources
 
 
-def _layer(data: Mapping[str, Any], where: str) -> dict[str, Any]:
-    unknown = sorted(set(data) - set(DEFAULTS))
+def _merge(values: dict[str, Any], sources: dict[str, str], layer: Mapping[str, tuple[Any, str]]) -> None:
+    for key, (value, where) in layer.items():
+        values[key], sources[key] = value, where
+
+
+def _file_layer(path: str) -> dict[str, tuple[Any, str]]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from None
+    where = f"settings file {path}"
+    layer: dict[str, tuple[Any, str]] = {}
+    for key, value in data.items():
+        name = key.removesuffix("_file") if key.endswith("_file") and key.removesuffix("_file") in SECRETS else key
+        if name not in DEFAULTS:
+            raise ConfigError(f"unknown setting {key!r} in {where}; known: {', '.join(sorted(DEFAULTS))}")
+        layer[name] = (_read_secret(value, f"{key} in {where}") if name != key else value, where)
+    return layer
+
+
+def _environment() -> dict[str, tuple[Any, str]]:
+    layer: dict[str, tuple[Any, str]] = {}
+    old: list[str] = []
+    # HUB_* first, so that CTI_HUB_* wins when both name a setting.
+    for prefix in (OLD_PREFIX, PREFIX):
+        for var, value in sorted(os.environ.items()):
+            if not var.startswith(prefix) or (prefix == OLD_PREFIX and var.startswith(PREFIX)):
+                continue
+            rest = var.removeprefix(prefix)
+            if rest in _NOT_SETTINGS or rest.startswith("TEST_"):
+                continue
+            key = rest.lower()
+            name = key.removesuffix("_file") if key.endswith("_file") and key[:-5] in SECRETS else key
+            if name not in DEFAULTS:
+                if prefix == PREFIX and not _SERVICE_LINK.match(rest):
+                    raise ConfigError(
+                        f"unknown setting {var}; known: {', '.join(PREFIX + k.upper() for k in DEFAULTS)}"
+                    )
+                continue  # another tool's HUB_* variable, or a Kubernetes service link
+            if prefix == OLD_PREFIX:
+                old.append(var)
+            layer[name] = (_read_secret(value, var) if name != key else value, f"environment {var}")
+    if old:
+        log.warning("deprecated environment variables %s: use %s instead", ", ".join(old), PREFIX + "<KEY>")
+    return layer
+
+
+def _read_secret(path: Any, where: str) -> str:
+    try:
+        return Path(str(path)).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read secret file {path}: {exc.strerror}") from None
+
+
+def _validated(values: dict[str, Any], sources: dict[str, str]) -> dict[str, Any]:
+    unknown = sorted(set(values) - set(DEFAULTS))
     if unknown:
+        where = sources.get(unknown[0], "overrides")
         raise ConfigError(f"unknown setting {unknown[0]!r} in {where}; known: {', '.join(sorted(DEFAULTS))}")
-    return {key: _coerce(key, value) for key, value in data.items()}
+    for key, value in values.items():
+        if _FIELDS[key].annotation in (int, "int") and isinstance(value, str):
+            values[key] = value.strip()
+        if isinstance(DEFAULTS[key], int) and isinstance(value, bool):
+            raise ConfigError(f"setting {key!r} ({sources[key]}) must be a whole number, got {value!r}")
+    try:
+        return Settings.model_validate(values).model_dump()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0])
+        raise ConfigError(
+            f"setting {key!r} ({sources.get(key, 'overrides')}) {_allowed(key, error)}, got {values.get(key)!r}"
+        ) from None
+
+
+def _allowed(key: str, error: Any) -> str:
+    """What the setting accepts, in words: its type and range."""
+    if error["type"].startswith("int") or error["type"] in ("greater_than_equal", "less_than_equal"):
+        low = next((m.ge for m in _FIELDS[key].metadata if hasattr(m, "ge")), None)
+        high = next((m.le for m in _FIELDS[key].metadata if hasattr(m, "le")), None)
+        if low is not None and high is not None:
+            return f"must be a whole number from {low:,} to {high:,}"
+        if low is not None:
+            return f"must be a whole number of at least {low:,}"
+        return "must be a whole number"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def masked(key: str, value: Any) -> str:
+    """A setting's value as ``config show`` prints it: secrets hidden, passwords in URLs too."""
+    if key == "database_url" and value:
+        from sqlalchemy import make_url
+
+        return make_url(str(value)).render_as_string(hide_password=True)
+    if key in SECRETS and value:
+        return "********"
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _secret_from_file(path: Path) -> str:

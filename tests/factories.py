@@ -184,4 +184,4 @@ class Client:
 
 def cli_env(url: str, tmp_path: Any) -> dict:
     """The environment a `cti-hub` command needs to run on the database at ``url``."""
-    return {"HUB_DATABASE_URL": url, "HUB_SECRET_KEY": "test-secret-key", "HUB_DATA_DIR": str(tmp_path)}
+    return {"CTI_HUB_DATABASE_URL": url, "CTI_HUB_SECRET_KEY": "test-secret-key", "CTI_HUB_DATA_DIR": str(tmp_path)}

@@ -52,9 +52,9 @@ def serve_demo(make_app, settings: dict, tmp_path: Path) -> Iterator[tuple[str, 
     port = free_port()
     env = {
         **os.environ,
-        "HUB_DATABASE_URL": settings["database_url"],
-        "HUB_SECRET_KEY": settings["secret_key"],
-        "HUB_DATA_DIR": str(tmp_path),
+        "CTI_HUB_DATABASE_URL": settings["database_url"],
+        "CTI_HUB_SECRET_KEY": settings["secret_key"],
+        "CTI_HUB_DATA_DIR": str(tmp_path),
     }
     log = open(tmp_path / "server.log", "wb")  # a file, not a pipe: nobody reads it while the server runs
     proc = subprocess.Popen(
@@ -82,9 +82,9 @@ def serve_command(settings: dict, tmp_path: Path, *args: str, ca: str | None = N
     port = free_port()
     env = {
         **os.environ,
-        "HUB_DATABASE_URL": settings["database_url"],
-        "HUB_SECRET_KEY": settings["secret_key"],
-        "HUB_DATA_DIR": str(tmp_path),
+        "CTI_HUB_DATABASE_URL": settings["database_url"],
+        "CTI_HUB_SECRET_KEY": settings["secret_key"],
+        "CTI_HUB_DATA_DIR": str(tmp_path),
     }
     for key, value in settings.items():
         if key not in ("database_url", "secret_key", "data_dir"):

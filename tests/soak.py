@@ -128,10 +128,10 @@ class Soak:
         self.base = f"http://127.0.0.1:{port}"
         env = {
             **os.environ,
-            "HUB_DATABASE_URL": self.database_url,
-            "HUB_SECRET_KEY": self.settings["secret_key"],
-            "HUB_DATA_DIR": str(self.workdir),
-            "HUB_RATE_LIMIT_PER_MINUTE": "0",
+            "CTI_HUB_DATABASE_URL": self.database_url,
+            "CTI_HUB_SECRET_KEY": self.settings["secret_key"],
+            "CTI_HUB_DATA_DIR": str(self.workdir),
+            "CTI_HUB_RATE_LIMIT_PER_MINUTE": "0",
         }
         log_path = self.workdir / "soak-server.log"
         with open(log_path, "wb") as log:
@@ -169,7 +169,11 @@ class Soak:
             t.join(timeout=120)
 
     def _check_records(self) -> None:
-        env = {**os.environ, "HUB_DATABASE_URL": self.database_url, "HUB_SECRET_KEY": self.settings["secret_key"]}
+        env = {
+            **os.environ,
+            "CTI_HUB_DATABASE_URL": self.database_url,
+            "CTI_HUB_SECRET_KEY": self.settings["secret_key"],
+        }
         done = subprocess.run(
             [sys.executable, "-m", "hub.cli", "audit", "verify"],
             env=env,

@@ -52,9 +52,9 @@ def server(make_app, settings, tmp_path):
     port = free_port()
     env = {
         **os.environ,
-        "HUB_DATABASE_URL": settings["database_url"],
-        "HUB_SECRET_KEY": settings["secret_key"],
-        "HUB_DATA_DIR": str(tmp_path),
+        "CTI_HUB_DATABASE_URL": settings["database_url"],
+        "CTI_HUB_SECRET_KEY": settings["secret_key"],
+        "CTI_HUB_DATA_DIR": str(tmp_path),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "2"],

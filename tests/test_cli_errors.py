@@ -39,7 +39,7 @@ def assert_one_line(result, *needles: str) -> None:
     ("url", "needles"),
     [
         ("mysql://hub@127.0.0.1/hub", ("database_url", "SQLite or PostgreSQL", "'mysql'")),
-        ("plainstring", ("database_url 'plainstring' is not a database URL", "postgresql://")),
+        ("plainstring", ("database_url", "'plainstring' is not a database URL", "postgresql://")),
         ("sqlite+unknown:///x.db", ("database_url",)),
     ],
     ids=["mysql", "plain-string", "unknown-driver"],
@@ -69,7 +69,11 @@ def test_an_unusable_data_directory_is_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     # No database_url: the default SQLite file lives under the data directory, which cannot be made.
-    env = {"HUB_SECRET_KEY": "test-secret-key", "HUB_DATA_DIR": str(blocker / "data"), "HUB_DATABASE_URL": ""}
+    env = {
+        "CTI_HUB_SECRET_KEY": "test-secret-key",
+        "CTI_HUB_DATA_DIR": str(blocker / "data"),
+        "CTI_HUB_DATABASE_URL": "",
+    }
     result = run(["db", "upgrade"], env)
     assert_one_line(result, str(blocker))
 

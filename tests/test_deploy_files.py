@@ -31,10 +31,12 @@ HUB_TOML = ROOT / "config" / "hub.toml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-# HUB_* variables that are not settings: the settings-file path and the test database URL.
-NON_SETTING_VARS = {"HUB_CONFIG", "HUB_TEST_POSTGRES"}
-SETTING_VARS = {f"HUB_{key.upper()}" for key in hub_config.DEFAULTS}
-HUB_VAR = re.compile(r"\bHUB_[A-Z][A-Z0-9_]*")
+# Variables that are not settings: the settings-file path, the test database URL, and the Kubernetes
+# service links the README says are ignored.
+NON_SETTING_VARS = {"CTI_HUB_CONFIG", "HUB_TEST_POSTGRES", "CTI_HUB_PORT", "CTI_HUB_SERVICE_HOST"}
+SETTING_VARS = {f"CTI_HUB_{key.upper()}" for key in hub_config.DEFAULTS}
+SECRET_FILE_VARS = {f"CTI_HUB_{key.upper()}_FILE" for key in hub_config.SECRETS}
+HUB_VAR = re.compile(r"\b(?:CTI_)?HUB_[A-Z][A-Z0-9_]*")
 
 
 def readme() -> str:
@@ -67,7 +69,7 @@ def code_text(markdown: str) -> list[str]:
 
 
 def _compose_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "CTI_HUB_"))}
     env.update(extra)
     return env
 
@@ -86,7 +88,7 @@ def test_compose_file_validates(docker_compose: str) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=_compose_env(HUB_SECRET_KEY="test-secret"),
+        env=_compose_env(CTI_HUB_SECRET_KEY="test-secret"),
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -126,9 +128,9 @@ def test_compose_services_are_as_documented() -> None:
     assert "8000:8000" in hub["ports"]
     assert "/readyz" in " ".join(hub["healthcheck"]["test"])
     env = hub["environment"]
-    assert env["HUB_DATABASE_URL"] == "postgresql://hub:hub@db:5432/hub"
-    assert env["HUB_SECRET_KEY"] == "${HUB_SECRET_KEY:?set HUB_SECRET_KEY}"
-    assert env["HUB_DATA_DIR"] == "/data"
+    assert env["CTI_HUB_DATABASE_URL"] == "postgresql://hub:hub@db:5432/hub"
+    assert env["CTI_HUB_SECRET_KEY"] == "${CTI_HUB_SECRET_KEY:?set CTI_HUB_SECRET_KEY}"
+    assert env["CTI_HUB_DATA_DIR"] == "/data"
 
 
 def test_readme_compose_section_names_the_compose_command() -> None:
@@ -141,7 +143,7 @@ def test_every_compose_hub_variable_is_documented() -> None:
     env = compose()["services"]["hub"]["environment"]
     section, whole = compose_section(), readme()
     for name in env:
-        assert name.startswith("HUB_"), name
+        assert name.startswith("CTI_HUB_"), name
         assert name in section, f"{name} is set in docker-compose.yml but not described in the README's compose section"
         assert name in whole
     documented = set(HUB_VAR.findall(section))
@@ -175,13 +177,13 @@ def test_readme_hub_variables_are_real_settings() -> None:
     named = set(HUB_VAR.findall(readme()))
     assert named, "the README names no HUB_* variable"
     # HUB_TEST_* belong to the test suite (hub.config ignores them).
-    unknown = {n for n in named - SETTING_VARS - NON_SETTING_VARS if not n.startswith("HUB_TEST_")}
+    unknown = {n for n in named - SETTING_VARS - NON_SETTING_VARS - SECRET_FILE_VARS if n.startswith("CTI_HUB_")}
     assert not unknown, f"the README names HUB_* variables that are not settings: {sorted(unknown)}"
 
 
 def test_readme_documents_every_setting() -> None:
     text = readme()
-    for key, var in ((k, f"HUB_{k.upper()}") for k in hub_config.DEFAULTS):
+    for key, var in ((k, f"CTI_HUB_{k.upper()}") for k in hub_config.DEFAULTS):
         row = re.search(rf"^\| `{key}` \| `{var}` \|", text, re.M)
         assert row, f"the README's settings table lacks `{key}` / `{var}`"
 
@@ -197,7 +199,7 @@ def test_hub_toml_lists_every_setting_with_its_default() -> None:
 
 def test_hub_toml_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
-        if name.startswith("HUB_"):
+        if name.startswith(("HUB_", "CTI_HUB_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # data_dir is ./var: keep the generated files out of the repository
     settings = hub_config.load(HUB_TOML)
@@ -214,7 +216,7 @@ def test_hub_toml_comments_every_key() -> None:
         key = re.match(r"^#?\s*([a-z_]+)\s*=", line)
         if key and key.group(1) in hub_config.DEFAULTS and not line.startswith("#"):
             assert index > 0 and lines[index - 1].startswith("#"), f"{key.group(1)} has no comment above it"
-            assert f"HUB_{key.group(1).upper()}" in "\n".join(lines[max(0, index - 8) : index])
+            assert f"CTI_HUB_{key.group(1).upper()}" in "\n".join(lines[max(0, index - 8) : index])
 
 
 # --------------------------------------------------------------------- (e) README commands exist

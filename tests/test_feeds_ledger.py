@@ -76,9 +76,9 @@ def test_who_received_names_feed_deliveries_under_the_rules(app, hub, world, set
     assert [r.partner for r in got_amber] == ["cisa"]  # mycert's feed covered its range, not its view
 
     env = {
-        "HUB_DATABASE_URL": settings["database_url"],
-        "HUB_SECRET_KEY": "test-secret-key",
-        "HUB_DATA_DIR": str(tmp_path),
+        "CTI_HUB_DATABASE_URL": settings["database_url"],
+        "CTI_HUB_SECRET_KEY": "test-secret-key",
+        "CTI_HUB_DATA_DIR": str(tmp_path),
     }
     out = CliRunner().invoke(main, ["ledger", "who-received", green["id"]], env=env)
     assert out.exit_code == 0, out.output

@@ -145,9 +145,9 @@ def test_ledger_cli_who_received(hub, world, as_, settings, tmp_path: Path):
     obj = f.indicator(1)
     as_("krcert").post(world["url"], [obj])
     env = {
-        "HUB_DATABASE_URL": settings["database_url"],
-        "HUB_SECRET_KEY": "test-secret-key",
-        "HUB_DATA_DIR": str(tmp_path),
+        "CTI_HUB_DATABASE_URL": settings["database_url"],
+        "CTI_HUB_SECRET_KEY": "test-secret-key",
+        "CTI_HUB_DATA_DIR": str(tmp_path),
     }
     runner = CliRunner()
     nobody = runner.invoke(main, ["ledger", "who-received", obj["id"]], env=env)

@@ -84,10 +84,10 @@ def live(make_app, settings, tmp_path):
     port = free_port()
     env = {
         **os.environ,
-        "HUB_DATABASE_URL": settings["database_url"],
-        "HUB_SECRET_KEY": settings["secret_key"],
-        "HUB_DATA_DIR": str(tmp_path),
-        "HUB_RATE_LIMIT_PER_MINUTE": "0",
+        "CTI_HUB_DATABASE_URL": settings["database_url"],
+        "CTI_HUB_SECRET_KEY": settings["secret_key"],
+        "CTI_HUB_DATA_DIR": str(tmp_path),
+        "CTI_HUB_RATE_LIMIT_PER_MINUTE": "0",
     }
     # The access log goes to a file: thousands of lines would fill a pipe nobody reads and stall the server.
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed in the finally below

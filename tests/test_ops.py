@@ -116,9 +116,9 @@ def test_metrics_add_up_across_worker_processes_in_multiprocess_mode(settings, t
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "HUB_DATABASE_URL": settings["database_url"],
-        "HUB_SECRET_KEY": "test-secret-key",
-        "HUB_DATA_DIR": str(tmp_path),
+        "CTI_HUB_DATABASE_URL": settings["database_url"],
+        "CTI_HUB_SECRET_KEY": "test-secret-key",
+        "CTI_HUB_DATA_DIR": str(tmp_path),
     }
     # A forked worker serves /healthz and exits; the parent serves /healthz, then /metrics.
     script = (

@@ -48,10 +48,10 @@ def server(make_app, settings, tmp_path, db_engine_name):
     port = free_port()
     env = {
         **os.environ,
-        "HUB_DATABASE_URL": settings["database_url"],
-        "HUB_SECRET_KEY": settings["secret_key"],
-        "HUB_DATA_DIR": str(tmp_path),
-        "HUB_RATE_LIMIT_PER_MINUTE": "0",
+        "CTI_HUB_DATABASE_URL": settings["database_url"],
+        "CTI_HUB_SECRET_KEY": settings["secret_key"],
+        "CTI_HUB_DATA_DIR": str(tmp_path),
+        "CTI_HUB_RATE_LIMIT_PER_MINUTE": "0",
     }
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log:

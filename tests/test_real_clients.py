@@ -94,7 +94,7 @@ class World:
 @pytest.fixture
 def world(monkeypatch, request) -> World:
     """The demo world on gunicorn with a small max_page_size; keys for krcert, cisa, singcert and mmcert."""
-    monkeypatch.setenv("HUB_MAX_PAGE_SIZE", str(PAGE_CAP))
+    monkeypatch.setenv("CTI_HUB_MAX_PAGE_SIZE", str(PAGE_CAP))
     base, keys, ids = request.getfixturevalue("live")
     hub = request.getfixturevalue("hub")
     keys["mmcert"] = f.key_for(hub, "mmcert")

@@ -37,9 +37,9 @@ def as_(app, world):
 @pytest.fixture
 def cli(settings, tmp_path: Path):
     env = {
-        "HUB_DATABASE_URL": settings["database_url"],
-        "HUB_SECRET_KEY": "test-secret-key",
-        "HUB_DATA_DIR": str(tmp_path),
+        "CTI_HUB_DATABASE_URL": settings["database_url"],
+        "CTI_HUB_SECRET_KEY": "test-secret-key",
+        "CTI_HUB_DATA_DIR": str(tmp_path),
     }
 
     def run(*args: str):

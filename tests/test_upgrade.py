@@ -355,7 +355,7 @@ def _chained(rows: list[dict], conn: sa.Connection, has_head: bool) -> list[dict
 
 
 def cli(url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_SECRET_KEY": PEPPER}
+    env = {**os.environ, "CTI_HUB_DATABASE_URL": url, "CTI_HUB_SECRET_KEY": PEPPER}
     return subprocess.run(
         [sys.executable, "-m", "hub.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
     )
@@ -416,7 +416,7 @@ def test_upgrade_with_data_keeps_the_hub_working(revision, empty_database, tmp_p
 
 
 def test_concurrent_upgrades_both_succeed(empty_database):
-    env = {**os.environ, "HUB_DATABASE_URL": empty_database, "HUB_SECRET_KEY": PEPPER}
+    env = {**os.environ, "CTI_HUB_DATABASE_URL": empty_database, "CTI_HUB_SECRET_KEY": PEPPER}
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "db", "upgrade"],

@@ -2,7 +2,8 @@
 
 Each module holds one family of commands; this one only assembles them:
 ``sharing`` (db, sharing, partners), ``accounts`` (keys, admin), ``serve`` (serve, demo),
-``ops`` (audit, ledger, retention, recall, backup, restore) and the feed commands of :mod:`feeds.cli`.
+``ops`` (audit, ledger, retention, recall, backup, restore), ``settings`` (config) and the feed
+commands of :mod:`feeds.cli`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import click
 
 from feeds.cli import actors, feeds
 from hub import __version__
-from hub.cli import accounts, ops, serve, sharing
+from hub.cli import accounts, ops, serve, settings, sharing
 from hub.cli.tools import HubGroup
 
 
@@ -21,7 +22,7 @@ from hub.cli.tools import HubGroup
 @click.option(
     "--config",
     type=click.Path(dir_okay=False),
-    envvar="HUB_CONFIG",
+    envvar="CTI_HUB_CONFIG",
     help="Settings file (TOML); defaults to HUB_* environment variables only.",
 )
 def main(config: str | None, debug: bool) -> None:
@@ -36,6 +37,7 @@ for command in (
     accounts.admin,
     serve.serve,
     serve.demo,
+    settings.config_group,
     feeds,
     actors,
     ops.audit_group,

@@ -66,12 +66,12 @@ def describe(error: BaseException) -> str:
         return error.message
     if isinstance(error, sa_exc.DBAPIError):
         reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
-        return f"the database failed: {reason}; check database_url (HUB_DATABASE_URL) and that the server runs"
+        return f"the database failed: {reason}; check database_url (CTI_HUB_DATABASE_URL) and that the server runs"
     if isinstance(error, sa_exc.SQLAlchemyError):
-        return f"the database failed: {str(error).splitlines()[0]}; check database_url (HUB_DATABASE_URL)"
+        return f"the database failed: {str(error).splitlines()[0]}; check database_url (CTI_HUB_DATABASE_URL)"
     if isinstance(error, OSError) and error.filename is not None:
         what = error.strerror or type(error).__name__
-        return f"{what}: {error.filename}; check the path (data_dir, HUB_DATA_DIR) and its permissions"
+        return f"{what}: {error.filename}; check the path (data_dir, CTI_HUB_DATA_DIR) and its permissions"
     if isinstance(error, requests.RequestException):
         return f"the network request failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
     if isinstance(error, OSError):

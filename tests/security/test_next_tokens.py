@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from hub import models as m
 from hub.policy import TLP
-from hub.store import snapshots
+from hub.store import clock, snapshots
 from hub.taxii import cursor
 from tests import factories as f
 from tests.security.conftest import AMBER, GREEN
@@ -131,8 +131,10 @@ def test_a_token_is_bound_to_its_filters(world, paged):
     assert_ignored(world, "cisa", world.url("shared"), paged, "filters", {"added_after": "2020-01-01T00:00:00Z"})
 
 
-def test_an_expired_token_is_ignored(world, paged):
-    app = world.make_app(next_ttl_days=0)
+def test_an_expired_token_is_ignored(world, paged, monkeypatch):
+    app = world.make_app(next_ttl_days=1)
+    issued = clock.now_us()
+    monkeypatch.setattr(clock, "now_us", lambda: issued + 86_400_000_000 + 1_000_000)  # a day and a second on
     client = f.Client(app.test_client(), world.keys["cisa"])
     with_token, without = client.get(world.url("shared"), {"next": paged}), client.get(world.url("shared"))
     assert with_token.status_code == 200 and with_token.headers[IGNORED] == "expired"
