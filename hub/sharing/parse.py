@@ -130,6 +130,18 @@ class _Reader:
             return None
         return value
 
+    def bounded(self, node: Node, what: str, low: int, high: int, hint: str) -> int | None:
+        """Return a whole number from ``low`` to ``high``, or None after reporting ``bad {what}: ... ({hint})``.
+
+        ``hint`` may name the bounds as ``{low}`` and ``{high}``.
+        """
+        value = self._scalar(node)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            shown = node.value if isinstance(node, yaml.ScalarNode) else "(not a single value)"
+            self.error(node, f"bad {what}: {shown!r} ({hint.format(low=low, high=high)})")
+            return None
+        return value
+
     def tlp(self, node: Node, what: str) -> TLP | None:
         text = self.text(node, what, max_len=40)
         if text is None:
@@ -493,16 +505,13 @@ def _parse_retention(r: _Reader, node: Node | None, what: str) -> int | None:
     """Return ``retention_days`` (absent or null: keep every version), or None after reporting a bad value."""
     if node is None or r._is_null(node):
         return None
-    value = r._scalar(node)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RETENTION_DAYS:
-        shown = node.value if isinstance(node, yaml.ScalarNode) else "(not a single value)"
-        r.error(
-            node,
-            f"bad retention_days of {what}: {shown!r} (use a whole number of days from 1 to "
-            f"{MAX_RETENTION_DAYS}, or leave it out to keep every version)",
-        )
-        return None
-    return value
+    return r.bounded(
+        node,
+        f"retention_days of {what}",
+        1,
+        MAX_RETENTION_DAYS,
+        "use a whole number of days from {low} to {high}, or leave it out to keep every version",
+    )
 
 
 def _parse_prefix(r: _Reader, keys: dict[str, Node], key: str, bounds: tuple[int, int], what: str) -> int | None:
@@ -510,16 +519,13 @@ def _parse_prefix(r: _Reader, keys: dict[str, Node], key: str, bounds: tuple[int
     node = keys.get(key)
     if node is None:
         return None
-    value = r._scalar(node)
-    if isinstance(value, bool) or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
-        shown = node.value if isinstance(node, yaml.ScalarNode) else "(not a single value)"
-        r.error(
-            node,
-            f"bad {key} of {what}: {shown!r} (use a prefix length from {bounds[0]} to {bounds[1]}; "
-            f"a wider limit would let one indicator block a large part of the internet)",
-        )
-        return None
-    return value
+    return r.bounded(
+        node,
+        f"{key} of {what}",
+        *bounds,
+        "use a prefix length from {low} to {high}; a wider limit would let one indicator block a large part of "
+        "the internet",
+    )
 
 
 def _parse_uuid(r: _Reader, node: Node | None, what: str) -> str:
