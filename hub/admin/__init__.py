@@ -1,8 +1,10 @@
 """The administration panel at ``/admin/``: accounts, sharing configuration, previews and audit.
 
 :mod:`hub.admin.blueprint` holds the blueprint and its security (log-in, CSRF, roles, headers),
-:mod:`hub.admin.views` the pages, :mod:`hub.admin.data` and :mod:`hub.admin.dashboard` their queries,
-:mod:`hub.admin.preview` the what-if of a rule change.
+:mod:`hub.admin.views` the pages; their queries and changes are in :mod:`hub.admin.data_accounts`
+(panel accounts, partners, API keys), :mod:`hub.admin.data_sharing` (trust groups, collections),
+:mod:`hub.admin.data_records` (audit log, objects) and :mod:`hub.admin.dashboard`, shown with
+:mod:`hub.admin.display`; :mod:`hub.admin.preview` holds the what-if of a rule change.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from hub import policy, services, store, withdrawals
 from hub.admin import dashboard as dashboard_data
-from hub.admin import data, forms, preview
+from hub.admin import data_accounts, data_records, data_sharing, display, forms, preview
 from hub.admin.blueprint import bp, current_user
 from hub.errors import BadRequest, HubError, NotFound
 from hub.policy import TLP
@@ -35,12 +35,12 @@ def _page() -> int:
 
 @bp.app_template_filter("when")
 def _when(us: int | None) -> str:
-    return data.when(us) or "never"
+    return display.when(us) or "never"
 
 
 @bp.app_template_filter("tlp")
 def _tlp(level: int | TLP | None) -> str:
-    return data.tlp_name(level)
+    return display.tlp_name(level)
 
 
 @bp.app_context_processor
@@ -57,14 +57,14 @@ def login() -> Any:
     error = "Your session expired after inactivity: log in again." if request.args.get("expired") else None
     if form.validate_on_submit():
         with _hub().session() as s:
-            user, error = data.login(s, form.username.data, form.password.data, request.remote_addr or "")
+            user, error = data_accounts.login(s, form.username.data, form.password.data, request.remote_addr or "")
         if user is None:
             return render_template("admin/login.html", form=form, error=error), 401
         session.clear()
         session.permanent = True
         session["user"] = user
         session["seen"] = int(time.time())
-        session["since"] = store.now_us()  # a logout after this moment ends the session (data.account)
+        session["since"] = store.now_us()  # a logout after this moment ends the session (data_accounts.account)
         target = request.args.get("next", "")
         if not target.startswith("/admin/") or "\\" in target or not target.isprintable():
             target = url_for("admin.dashboard")
@@ -113,7 +113,7 @@ def dashboard() -> str:
 @bp.get("/partners/")
 def partners() -> str:
     with _hub().session(write=False) as s:
-        rows = data.partners(s)
+        rows = data_accounts.partners(s)
     return render_template("admin/partners.html", rows=rows)
 
 
@@ -123,7 +123,7 @@ def partner_new() -> Any:
     if form.validate_on_submit():
         try:
             with _hub().session() as s:
-                row = data.save_partner(s, _actor(), None, form.values())
+                row = data_accounts.save_partner(s, _actor(), None, form.values())
                 slug = row.slug
         except HubError as exc:
             form.slug.errors.append(exc.message)
@@ -137,9 +137,9 @@ def partner_new() -> Any:
 def partner(slug: str) -> str:
     hub = _hub()
     with hub.session(write=False) as s:
-        row = data.get_partner(s, slug)
-        keys = data.keys_of(s, row.id)
-        depends = data.dependents_of_partner(s, row)
+        row = data_accounts.get_partner(s, slug)
+        keys = data_accounts.keys_of(s, row.id)
+        depends = data_accounts.dependents_of_partner(s, row)
         snap = hub.snapshot(s)
         access = _access(snap, slug)
         groups = sorted(snap.world.groups_of(snap.partner(slug)))
@@ -183,8 +183,8 @@ def _base() -> str:
 @bp.route("/partners/<slug>/edit", methods=["GET", "POST"])
 def partner_edit(slug: str) -> Any:
     with _hub().session(write=False) as s:
-        row = data.get_partner(s, slug)
-        current = {**data.partner_values(row), "slug": row.slug}
+        row = data_accounts.get_partner(s, slug)
+        current = {**data_accounts.partner_values(row), "slug": row.slug}
     form = forms.PartnerForm(data=current)
     if request.method == "POST":
         form = forms.PartnerForm()
@@ -210,7 +210,7 @@ def partner_edit(slug: str) -> Any:
         if impact and not form.confirm.data:
             return render_template("admin/partner_form.html", form=form, partner=slug, impact=impact), 409
         with _hub().session() as s:
-            data.save_partner(s, _actor(), slug, values)
+            data_accounts.save_partner(s, _actor(), slug, values)
         flash(f"Partner {slug} saved.")
         return redirect(url_for("admin.partner", slug=slug))
     return render_template(
@@ -221,7 +221,7 @@ def partner_edit(slug: str) -> Any:
 @bp.post("/partners/<slug>/suspend")
 def partner_suspend(slug: str) -> Any:
     with _hub().session() as s:
-        data.set_partner_active(s, _actor(), slug, False)
+        data_accounts.set_partner_active(s, _actor(), slug, False)
     flash(f"Partner {slug} suspended: its keys are refused from the next request on.")
     return redirect(url_for("admin.partner", slug=slug))
 
@@ -229,7 +229,7 @@ def partner_suspend(slug: str) -> Any:
 @bp.post("/partners/<slug>/reactivate")
 def partner_reactivate(slug: str) -> Any:
     with _hub().session() as s:
-        data.set_partner_active(s, _actor(), slug, True)
+        data_accounts.set_partner_active(s, _actor(), slug, True)
     flash(f"Partner {slug} reactivated.")
     return redirect(url_for("admin.partner", slug=slug))
 
@@ -247,7 +247,7 @@ def key_issue(slug: str) -> Any:
         return redirect(url_for("admin.partner", slug=slug))
     try:
         with hub.session() as s:
-            data.get_partner(s, slug)
+            data_accounts.get_partner(s, slug)
             key_id, secret = services.create_key(
                 s,
                 hub.pepper,
@@ -274,7 +274,7 @@ def key_issue(slug: str) -> Any:
 @bp.post("/keys/<key_id>/revoke")
 def key_revoke(key_id: str) -> Any:
     with _hub().session() as s:
-        slug = data.key_partner(s, key_id)
+        slug = data_accounts.key_partner(s, key_id)
         services.revoke_key(s, key_id, actor=_actor())
     flash(f"Key {key_id} revoked: it is refused from the next request on.")
     return redirect(url_for("admin.partner", slug=slug))
@@ -287,7 +287,7 @@ def key_revoke(key_id: str) -> Any:
 def groups() -> str:
     hub = _hub()
     with hub.session(write=False) as s:
-        rows = data.groups(s, hub.snapshot(s))
+        rows = data_sharing.groups(s, hub.snapshot(s))
     return render_template("admin/groups.html", rows=rows)
 
 
@@ -298,7 +298,7 @@ def group_edit(slug: str | None) -> Any:
     form = forms.GroupForm()
     if request.method == "GET" and slug is not None:
         with hub.session(write=False) as s:
-            v = data.group_values(s, data.get_group(s, slug))
+            v = data_sharing.group_values(s, data_sharing.get_group(s, slug))
         form = forms.GroupForm(
             data={
                 "slug": slug,
@@ -315,8 +315,8 @@ def group_edit(slug: str | None) -> Any:
         with hub.session(write=False) as s:
             snap = hub.snapshot(s)
             if slug is not None:
-                data.get_group(s, slug)
-                world = data.proposed_world(snap, slug, values["members"], values["countries"])
+                data_sharing.get_group(s, slug)
+                world = data_sharing.proposed_world(snap, slug, values["members"], values["countries"])
                 impact = preview.what_if(s, snap, world=world)
         if impact and not form.confirm.data:
             return render_template(
@@ -324,7 +324,7 @@ def group_edit(slug: str | None) -> Any:
             ), 409
         try:
             with hub.session() as s:
-                data.save_group(s, _actor(), slug, values)
+                data_sharing.save_group(s, _actor(), slug, values)
         except HubError as exc:
             form.members.errors.append(exc.message)
         else:
@@ -338,7 +338,7 @@ def group_edit(slug: str | None) -> Any:
 
 def _partner_slugs() -> list[str]:
     with _hub().session(write=False) as s:
-        return [r["row"].slug for r in data.partners(s)]
+        return [r["row"].slug for r in data_accounts.partners(s)]
 
 
 # --------------------------------------------------------------------- collections
@@ -347,7 +347,7 @@ def _partner_slugs() -> list[str]:
 @bp.get("/collections/")
 def collections() -> str:
     with _hub().session(write=False) as s:
-        rows = data.collections(s)
+        rows = data_sharing.collections(s)
     return render_template("admin/collections.html", rows=rows)
 
 
@@ -356,13 +356,13 @@ def collections() -> str:
 def collection_edit(uuid: str | None) -> Any:
     hub = _hub()
     with hub.session(write=False) as s:
-        root_choices = [forms.SelectChoice(r.slug, f"{r.slug}: {r.title}") for r in data.roots(s)]
-        row = data.get_collection(s, uuid) if uuid else None
+        root_choices = [forms.SelectChoice(r.slug, f"{r.slug}: {r.title}") for r in data_sharing.roots(s)]
+        row = data_sharing.get_collection(s, uuid) if uuid else None
         if row is not None and row.is_reference:
             raise BadRequest("the reference collection is maintained by the hub and cannot be edited")
         current = None
         if row is not None:
-            v = data.collection_values(row)
+            v = data_sharing.collection_values(row)
             current = {
                 **v,
                 "alias": row.alias,
@@ -382,14 +382,16 @@ def collection_edit(uuid: str | None) -> Any:
         values = form.values()
         try:
             with hub.session(write=False) as s:
-                data.check_grants(s, values["readers"], "readers")
-                data.check_grants(s, values["writers"], "writers")
+                data_sharing.check_grants(s, values["readers"], "readers")
+                data_sharing.check_grants(s, values["writers"], "writers")
                 if uuid is not None:
-                    impact = preview.what_if(s, hub.snapshot(s), rules={uuid: data.collection_rules(uuid, values)})
+                    impact = preview.what_if(
+                        s, hub.snapshot(s), rules={uuid: data_sharing.collection_rules(uuid, values)}
+                    )
             if impact and any(i.lost for i in impact) and not form.confirm.data:
                 return render_template("admin/collection_form.html", form=form, uuid=uuid, impact=impact), 409
             with hub.session() as s:
-                saved = data.save_collection(s, _actor(), uuid, values)
+                saved = data_sharing.save_collection(s, _actor(), uuid, values)
                 alias = saved.alias
         except HubError as exc:
             form.readers.errors.append(exc.message)
@@ -454,9 +456,9 @@ def who() -> Any:
 # --------------------------------------------------------------------- audit
 
 
-def _audit_filter() -> data.AuditFilter:
+def _audit_filter() -> data_records.AuditFilter:
     a = request.args
-    return data.AuditFilter(
+    return data_records.AuditFilter(
         actor=a.get("actor", "").strip(),
         action=a.get("action", "").strip(),
         target=a.get("target", "").strip(),
@@ -472,10 +474,10 @@ def audit() -> Any:
     error = None
     with _hub().session(write=False) as s:
         try:
-            rows, more = data.audit_page(s, f, page)
+            rows, more = data_records.audit_page(s, f, page)
         except BadRequest as exc:
             rows, more, error = [], False, exc.message
-        actions = data.audit_actions(s)
+        actions = data_records.audit_actions(s)
     return render_template(
         "admin/audit.html", rows=rows, more=more, page=page, f=f, actions=actions, error=error
     ), 400 if error else 200
@@ -484,7 +486,7 @@ def audit() -> Any:
 @bp.get("/audit.csv")
 def audit_csv() -> Any:
     with _hub().session(write=False) as s:
-        body = data.audit_csv(s, _audit_filter())
+        body = data_records.audit_csv(s, _audit_filter())
     return Response(
         body, mimetype="text/csv", headers={"Content-Disposition": "attachment; filename=cti-hub-audit.csv"}
     )
@@ -496,13 +498,15 @@ def audit_csv() -> Any:
 @bp.get("/objects/")
 def objects() -> Any:
     a = request.args
-    q = data.ObjectSearch(**{k: a.get(k, "").strip() for k in ("id", "type", "partner", "tlp", "text", "collection")})
+    q = data_records.ObjectSearch(
+        **{k: a.get(k, "").strip() for k in ("id", "type", "partner", "tlp", "text", "collection")}
+    )
     page, error = _page(), None
     hub = _hub()
     with hub.session(write=False) as s:
         snap = hub.snapshot(s)
         try:
-            rows, more = data.search_objects(s, snap, q, page)
+            rows, more = data_records.search_objects(s, snap, q, page)
         except (BadRequest, ValueError) as exc:
             rows, more, error = [], False, getattr(exc, "message", str(exc))
         by_pk = {c.pk: c for c in snap.collections.values()}
@@ -513,7 +517,7 @@ def objects() -> Any:
             page=page,
             q=q,
             error=error,
-            types=data.object_types(s),
+            types=data_records.object_types(s),
             partners=sorted(snap.by_slug),
             collections=sorted(snap.collections.values(), key=lambda c: (c.api_root, c.alias)),
             by_pk=by_pk,
@@ -531,7 +535,7 @@ def _object_page(stix_id: str, recall_form: forms.RecallForm, error: str | None 
     hub = _hub()
     with hub.session(write=False) as s:
         snap = hub.snapshot(s)
-        versions = data.object_versions(s, stix_id)
+        versions = data_records.object_versions(s, stix_id)
         if not versions:
             raise NotFound(f"no object {stix_id} is stored")
         by_pk = {c.pk: c for c in snap.collections.values()}
@@ -552,7 +556,7 @@ def _object_page(stix_id: str, recall_form: forms.RecallForm, error: str | None 
             versions=shown,
             audiences=audiences,
             markings=snap.markings,
-            recipients=data.recipients(s, snap, stix_id),
+            recipients=data_records.recipients(s, snap, stix_id),
             recalls=withdrawals.recalls_of(s, stix_id),
             recall_form=recall_form,
             recall_error=error,
