@@ -25,8 +25,8 @@ from sqlalchemy import insert, select, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import create_database  # noqa: E402
-from hub import create_app, db, ingest, ledger  # noqa: E402
+from bench.common import fresh_hub  # noqa: E402
+from hub import ingest, ledger  # noqa: E402
 from hub import models as m  # noqa: E402
 from tests import factories as f  # noqa: E402
 from tests.worlds import small_world  # noqa: E402
@@ -45,18 +45,7 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=50, help="objects to look up")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.db or f"sqlite:///{tmp}/ledger.db"
-        if args.db:
-            create_database(args.db)
-        app = create_app(
-            {"database_url": url, "secret_key": "bench-secret", "data_dir": tmp, "rate_limit_per_minute": 0}
-        )
-        hub = app.extensions["cti_hub"]
-        if args.db:
-            with hub.engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
-        db.upgrade(hub.engine)
+        app, hub = fresh_hub(args.db, tmp, "ledger.db")
         world = small_world(hub)
         with hub.session(write=False) as s:
             krcert = hub.snapshot(s).by_slug["krcert"]

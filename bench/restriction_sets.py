@@ -29,13 +29,13 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import create_database  # noqa: E402
-from hub import create_app, db, ingest, reference  # noqa: E402
+from bench.common import fresh_hub  # noqa: E402
+from hub import ingest, reference  # noqa: E402
 from hub import models as m  # noqa: E402
 from hub.policy import TLP  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
@@ -130,24 +130,13 @@ def main() -> None:
     sizes = [int(n) for n in args.sizes.split(",")]
     logging.getLogger("hub.access").disabled = True  # one line per request would drown the figures
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.db or f"sqlite:///{tmp}/sets.db"
-        if args.db:
-            create_database(args.db)
-        settings = {
-            "database_url": url,
-            "secret_key": "bench-secret",
-            "data_dir": tmp,
-            "rate_limit_per_minute": 0,
-            "max_sharing_markings_per_partner": MARKINGS,
-            "max_restriction_sets_per_partner": max(sizes),
-        }
-        app = create_app(settings)
-        hub = app.extensions["cti_hub"]
-        if args.db:
-            with hub.engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
-        db.upgrade(hub.engine)
+        app, hub = fresh_hub(
+            args.db,
+            tmp,
+            "sets.db",
+            max_sharing_markings_per_partner=MARKINGS,
+            max_restriction_sets_per_partner=max(sizes),
+        )
         world = build(hub)
         pairs, done, rows = pairs_of_markings(), 0, []
         for size in sizes:

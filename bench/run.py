@@ -28,11 +28,12 @@ from pathlib import Path
 
 import orjson
 import requests
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import create_database  # noqa: E402
 from feeds.base import Item, resolve_target  # noqa: E402
 from feeds.stix_bundle import StixBundle  # noqa: E402
 from hub import create_app, db, reference  # noqa: E402
@@ -315,23 +316,6 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 120) -> None
             pass
         time.sleep(0.2)
     raise SystemExit(f"the server did not become ready in {timeout:.0f} s")
-
-
-def create_database(url: str) -> None:
-    """Create the PostgreSQL database ``url`` names when the server does not have it yet."""
-    target = make_url(db.make_engine(url).url)
-    admin = create_engine(
-        target.set(drivername="postgresql+psycopg", database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    try:
-        with admin.connect() as conn:
-            if (
-                conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}).first()
-                is None
-            ):
-                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    finally:
-        admin.dispose()
 
 
 def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: float, workers: list[int]) -> dict:

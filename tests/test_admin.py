@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from hub import accounts, ingest
 from hub import models as m
-from hub.admin import data as admin_data
+from hub.admin import data_accounts as admin_data
 from tests import factories as f
 from tests.panel import PASSWORD, any_key_id, audit_events, csrf_of, get_views, login, state
 from tests.worlds import SHARE_CISA, panel_world

@@ -1,5 +1,6 @@
-"""The layout holds: imports run one way (no cycle among hub and feeds modules), and the sharing rules
-(``hub.policy``) stay pure, importing neither the web framework nor the database layer."""
+"""The layout holds: imports run one way (no cycle among hub and feeds modules), no module grows past 500
+lines, and the sharing rules (``hub.policy``) stay pure, importing neither the web framework nor the
+database layer."""
 
 from __future__ import annotations
 
@@ -155,3 +156,13 @@ def test_no_test_module_imports_another():
         if imported:
             found[name] = sorted(imported)
     assert not found, f"test modules importing test modules: {found}"
+
+
+MAX_LINES = 500
+
+
+def test_no_module_is_over_500_lines():
+    sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()}
+    assert len(sizes) > 50  # the check reads the whole tree
+    too_long = {name: n for name, n in sizes.items() if n > MAX_LINES}
+    assert not too_long, f"modules over {MAX_LINES} lines (split them by job): {too_long}"

@@ -76,7 +76,7 @@ def test_narrowing_re_dates_nothing(make_app):
 
 
 def test_the_admin_panel_re_dates_too(make_app):
-    from hub.admin import data
+    from hub.admin import data_accounts as data
 
     app = make_app()
     hub = app.extensions["cti_hub"]

@@ -167,7 +167,7 @@ def test_a_withdrawal_describes_only_a_version_the_partner_saw(world, hub):
 
 
 def test_admin_panel_changes_and_suspension(world, hub):
-    from hub.admin import data
+    from hub.admin import data_accounts as data
 
     world["krcert"].post(OBJECTS, [ind(7, "192.0.2.7", markings=[AMBER])])
     with hub.session() as s:

@@ -1,8 +1,13 @@
 """The administration panel at ``/admin/``: accounts, sharing configuration, previews and audit.
 
-:mod:`hub.admin.blueprint` holds the blueprint and its security (log-in, CSRF, roles, headers),
-:mod:`hub.admin.views` the pages, :mod:`hub.admin.data` and :mod:`hub.admin.dashboard` their queries,
-:mod:`hub.admin.preview` the what-if of a rule change.
+:mod:`hub.admin.blueprint` holds the blueprint and its security (log-in, CSRF, roles, headers).
+The pages and their queries go by panel area: :mod:`hub.admin.views_accounts` and
+:mod:`hub.admin.data_accounts` (log-in, partners, API keys), :mod:`hub.admin.views_sharing` and
+:mod:`hub.admin.data_sharing` (trust groups, collections; the sharing previews come from
+:mod:`hub.admin.preview`, which also holds the what-if of a rule change),
+:mod:`hub.admin.views_records` and :mod:`hub.admin.data_records` (audit log, objects).
+:mod:`hub.admin.views` holds what every page shares and the dashboard (queries in
+:mod:`hub.admin.dashboard`), :mod:`hub.admin.display` the formatting of times and TLP levels.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from hub.admin import views  # noqa: F401 - registers the pages on the blueprint
+from hub.admin import views, views_accounts, views_records, views_sharing  # noqa: F401 - register the pages
 from hub.admin.blueprint import SESSION_MINUTES, CookieSessions, bp, csrf
 
 

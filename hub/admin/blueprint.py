@@ -17,7 +17,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from hub.admin import data
+from hub.admin import data_accounts
 from hub.errors import HubError
 
 bp = Blueprint(
@@ -59,7 +59,7 @@ def _guard() -> Response | None:
     if user and not expired:
         # Re-read the account: a deleted account or a changed role takes effect on the next request.
         with current_app.extensions["cti_hub"].session(write=False) as db_session:
-            user = data.account(db_session, user["id"], int(session.get("since", 0)))
+            user = data_accounts.account(db_session, user["id"], int(session.get("since", 0)))
     if not user or expired:
         session.clear()
         return redirect(

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from hub import models as m
 from hub import sharing
-from hub.admin.data import partners, tlp_name, when
+from hub.admin.data_accounts import partners
+from hub.admin.display import tlp_name, when
 from hub.policy import TLP
 from hub.store import clock, snapshots
 

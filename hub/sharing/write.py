@@ -1,10 +1,11 @@
 """The one place that writes partners, trust groups, API roots and collections.
 
-``cti-hub sharing apply`` (:mod:`hub.sharing.apply`) and the admin panel (:mod:`hub.admin.data`)
-validate in their own terms (a file's lines, a form's fields) and then write only through these
-functions, inside :func:`rules_change`, so a rule change has the same effects whichever way it came:
-the rules version moves on (every worker's cached snapshot is stale), the reference collections carry
-the new identities and group markings, and what the change made visible is re-dated for partners.
+``cti-hub sharing apply`` (:mod:`hub.sharing.apply`) and the admin panel (:mod:`hub.admin.data_accounts`,
+:mod:`hub.admin.data_sharing`) validate in their own terms (a file's lines, a form's fields) and then
+write only through these functions, inside :func:`rules_change`, so a rule change has the same effects
+whichever way it came: the rules version moves on (every worker's cached snapshot is stale), the
+reference collections carry the new identities and group markings, and what the change made visible is
+re-dated for partners.
 """
 
 from __future__ import annotations
