@@ -39,6 +39,15 @@ DEFAULTS: dict[str, Any] = {
     # uses 12 and 30) while bounding the hub-wide total for a few dozen partners. 0 turns a quota off.
     "max_sharing_markings_per_partner": 500,
     "max_restriction_sets_per_partner": 2000,
+    # Single sign-on to the panel (OpenID Connect); empty oidc_issuer: off. Checked by hub.oidc.load.
+    "oidc_issuer": "",
+    "oidc_client_id": "",
+    "oidc_client_secret": "",
+    "oidc_client_secret_file": "",
+    "oidc_scopes": "openid email profile",
+    "oidc_role_claim": "groups",
+    "oidc_role_map": "",
+    "oidc_provider_name": "",
 }
 
 

@@ -2,7 +2,7 @@
 
 :mod:`hub.admin.blueprint` holds the blueprint and its security (log-in, CSRF, roles, headers),
 :mod:`hub.admin.views` the pages, :mod:`hub.admin.data` and :mod:`hub.admin.dashboard` their queries,
-:mod:`hub.admin.preview` the what-if of a rule change.
+:mod:`hub.admin.preview` the what-if of a rule change, :mod:`hub.admin.sso` single sign-on (OpenID Connect).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from hub.admin import views  # noqa: F401 - registers the pages on the blueprint
+from hub.admin import sso, views  # noqa: F401 - register the pages on the blueprint
 from hub.admin.blueprint import SESSION_MINUTES, CookieSessions, bp, csrf
 
 
@@ -34,5 +34,6 @@ def init_app(app: Flask) -> None:
     )
     app.session_interface = CookieSessions()
     csrf.init_app(app)
+    sso.init_app(app)
 
     app.register_blueprint(bp)
