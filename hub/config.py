@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PREFIX, OLD_PREFIX = "CTI_HUB_", "HUB_"
 SECRETS = ("secret_key", "metrics_token", "database_url")  # settings that may come from a file
+MASKED = (*SECRETS, "oidc_client_secret")  # settings ``config show`` never prints
 # The variables Kubernetes defines for a Service named ``cti-hub``: never settings.
 _SERVICE_LINK = re.compile(r"^(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?)$")
 _NOT_SETTINGS = {"CONFIG"}  # CTI_HUB_CONFIG / CTI_HUB_CONFIG name the settings file itself
@@ -65,6 +66,15 @@ class Settings(BaseModel):
     # uses 12 and 30) while bounding the hub-wide total for a few dozen partners. 0 turns a quota off.
     max_sharing_markings_per_partner: int = Field(500, ge=0)
     max_restriction_sets_per_partner: int = Field(2000, ge=0)
+    # Single sign-on to the panel (OpenID Connect); empty oidc_issuer: off. Checked by hub.oidc.load.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_client_secret_file: str = ""  # read by hub.oidc, which refuses it beside oidc_client_secret
+    oidc_scopes: str = "openid email profile"
+    oidc_role_claim: str = "groups"
+    oidc_role_map: str = ""
+    oidc_provider_name: str = ""
 
     @field_validator("public_url")
     @classmethod
@@ -211,7 +221,7 @@ def masked(key: str, value: Any) -> str:
         from sqlalchemy import make_url
 
         return make_url(str(value)).render_as_string(hide_password=True)
-    if key in SECRETS and value:
+    if key in MASKED and value:
         return "********"
     return repr(value) if isinstance(value, str) else str(value)
 

@@ -7,7 +7,8 @@ The pages and their queries go by panel area: :mod:`hub.admin.views_accounts` an
 :mod:`hub.admin.preview`, which also holds the what-if of a rule change),
 :mod:`hub.admin.views_records` and :mod:`hub.admin.data_records` (audit log, objects).
 :mod:`hub.admin.views` holds what every page shares and the dashboard (queries in
-:mod:`hub.admin.dashboard`), :mod:`hub.admin.display` the formatting of times and TLP levels.
+:mod:`hub.admin.dashboard`), :mod:`hub.admin.display` the formatting of times and TLP levels,
+:mod:`hub.admin.sso` single sign-on (OpenID Connect).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from hub.admin import views, views_accounts, views_records, views_sharing  # noqa: F401 - register the pages
+from hub.admin import sso, views, views_accounts, views_records, views_sharing  # noqa: F401 - register the pages
 from hub.admin.blueprint import SESSION_MINUTES, CookieSessions, bp, csrf
 
 
@@ -39,5 +40,6 @@ def init_app(app: Flask) -> None:
     )
     app.session_interface = CookieSessions()
     csrf.init_app(app)
+    sso.init_app(app)
 
     app.register_blueprint(bp)

@@ -17,6 +17,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from hub import oidc
 from hub.admin import data_accounts
 from hub.errors import HubError
 
@@ -30,7 +31,7 @@ bp = Blueprint(
 )
 
 SESSION_MINUTES = 30  # idle timeout of a panel login
-PUBLIC_ENDPOINTS = {"admin.login", "admin.static"}
+PUBLIC_ENDPOINTS = {"admin.login", "admin.static", "admin.sso_start", "admin.sso_callback"}
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -59,7 +60,11 @@ def _guard() -> Response | None:
     if user and not expired:
         # Re-read the account: a deleted account or a changed role takes effect on the next request.
         with current_app.extensions["cti_hub"].session(write=False) as db_session:
-            user = data_accounts.account(db_session, user["id"], int(session.get("since", 0)))
+            since = int(session.get("since", 0))
+            if user.get("sso"):  # a single sign-on identity: no account row, its role comes from its claims
+                user = oidc.session_user(db_session, current_app.extensions.get("cti_hub_oidc"), user, since)
+            else:
+                user = data_accounts.account(db_session, user["id"], since)
     if not user or expired:
         session.clear()
         return redirect(
