@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -47,3 +52,29 @@ def test_each_demo_run_gives_a_new_password_and_the_old_one_stops_working(make_a
     with app.extensions["cti_hub"].session(write=False) as s:
         actions = list(s.scalars(select(m.AuditEvent.action).where(m.AuditEvent.target == username)))
     assert actions.count("admin.create") == 1 and actions.count("admin.password_reset") == 1
+
+
+@pytest.mark.slow
+def test_the_demo_runs_from_an_installed_wheel_outside_the_sources(tmp_path):
+    """The demo configuration ships inside the package: `cti-hub demo` needs no source checkout."""
+    root = Path(__file__).resolve().parents[1]
+    wheels, target, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, root], check=True, timeout=300)
+    (wheel,) = wheels.glob("*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", target, wheel], check=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(target), "CTI_HUB_DATA_DIR": str(elsewhere / "var")}
+    env.pop("CTI_HUB_DATABASE_URL", None)
+    code = "import hub, sys; print(hub.__file__); from hub.cli import main; sys.argv = sys.argv[1:]; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "cti-hub", "demo", "--objects", "5"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith(str(target)), "the installed copy ran, not the sources"
+    assert "Admin panel:" in done.stdout and not (elsewhere / "config").exists()

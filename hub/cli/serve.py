@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import sys
 
@@ -90,18 +91,19 @@ def serve(
 @click.option(
     "--file",
     "file",
-    default="config/sharing.yaml",
-    show_default=True,
+    default=None,
     type=click.Path(exists=True, dir_okay=False),
-    help="The sharing configuration to apply.",
+    help="The sharing configuration to apply [default: the demo configuration shipped with the hub, "
+    "config/sharing.yaml in the sources].",
 )
 @click.option("--objects", default=2000, show_default=True, help="Demo indicators to load on first run.")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Where the hub will listen.")
 @click.pass_context
 @_fail_cleanly
-def demo(ctx: click.Context, file: str, objects: int, url: str) -> None:
+def demo(ctx: click.Context, file: str | None, objects: int, url: str) -> None:
     """Set up a demo hub: apply FILE, load DPRK demo indicators, issue keys, print how to connect."""
     from hub.demo import setup as demo_module
 
     hub = _hub(ctx)
-    demo_module.run(hub, file, objects, url, echo=click.echo)
+    with importlib.resources.as_file(importlib.resources.files("hub.demo") / "sharing.yaml") as shipped:
+        demo_module.run(hub, file or str(shipped), objects, url, echo=click.echo)
