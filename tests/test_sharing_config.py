@@ -342,6 +342,12 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
         sc.load(path)
 
 
+def test_an_unclosed_quote_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    path = write(tmp_path, 'hub:\n  name: "unclosed\n  contact: ops@example.org\npartners: []\n')
+    with pytest.raises(ConfigError, match=rf"^{path}:2: while scanning a quoted scalar, column 9: "):
+        sc.load(path)
+
+
 def test_missing_file_and_empty_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read sharing configuration"):
         sc.load(tmp_path / "absent.yaml")

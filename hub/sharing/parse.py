@@ -27,14 +27,23 @@ def load(path: str | Path) -> SharingSpec:
     return loads(text, str(path))
 
 
+def _syntax_error(source: str, exc: yaml.MarkedYAMLError) -> str:
+    """Name the line where the broken construct starts (an unclosed quote's line, not the end of the file)."""
+    start, found = exc.context_mark, exc.problem_mark
+    if start is not None and exc.context and (found is None or found.line != start.line):
+        where = f" (at line {found.line + 1})" if found is not None else ""
+        return f"{source}:{start.line + 1}: {exc.context}, column {start.column + 1}: {exc.problem}{where}"
+    mark = found or start
+    line = f"{mark.line + 1}:" if mark is not None else ""
+    return f"{source}:{line} {exc.problem or exc.context}"
+
+
 def loads(text: str, source: str = "<string>") -> SharingSpec:
     """Parse and validate a sharing configuration given as text; ``source`` names it in errors."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f"{mark.line + 1}:" if mark is not None else ""
-        raise ConfigError(f"{source}:{line} {exc.problem or exc.context}") from None
+        raise ConfigError(_syntax_error(source, exc)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     if root is None:
