@@ -1,5 +1,6 @@
-"""WSGI entry point for gunicorn: ``gunicorn hub.wsgi:app``."""
+"""WSGI entry point for gunicorn: ``gunicorn hub.wsgi:app``; log lines are JSON (``hub.logs``)."""
 
-from hub import create_app
+from hub import create_app, logs
 
+logs.configure()
 app = create_app()

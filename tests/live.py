@@ -88,7 +88,7 @@ def serve_command(settings: dict, tmp_path: Path, *args: str, ca: str | None = N
     }
     for key, value in settings.items():
         if key not in ("database_url", "secret_key", "data_dir"):
-            env[f"HUB_{key.upper()}"] = str(value)
+            env[f"CTI_HUB_{key.upper()}"] = str(value)
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "1", *args],

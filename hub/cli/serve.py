@@ -80,6 +80,9 @@ def serve(
         "--keep-alive",
         str(KEEP_ALIVE_SECONDS),
         *tls,
+        # Its own log lines in the hub's JSON (hub.logs); unhandled errors and the hub's lines too.
+        "--config",
+        "python:hub.gunicorn_conf",
         "hub.wsgi:app",
     ]
     scheme = "https" if tls else "http"
