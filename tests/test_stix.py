@@ -4,6 +4,7 @@ The validation tests are differential: ``validate`` must agree with the stix2 li
 the real public STIX data in ../shared/data, except where stix2 is known to be laxer than
 STIX 2.1 (listed in ``STIX2_LAX`` with the reason; stix2-validator agrees with us there),
 and ``validate_pattern`` must agree with stix2-patterns on generated patterns.
+The live comparison with stix2-validator itself is tests/test_stix_differential.py.
 """
 
 from __future__ import annotations
