@@ -4,6 +4,7 @@ The validation tests are differential: ``validate`` must agree with the stix2 li
 the real public STIX data in ../shared/data, except where stix2 is known to be laxer than
 STIX 2.1 (listed in ``STIX2_LAX`` with the reason; stix2-validator agrees with us there),
 and ``validate_pattern`` must agree with stix2-patterns on generated patterns.
+The live comparison with stix2-validator itself is tests/test_stix_differential.py.
 """
 
 from __future__ import annotations
@@ -762,6 +763,80 @@ def test_custom_object_types_are_checked_like_stix2_allows_them():
         "payload": {"a": [1]},
     }
     assert validate(thing) == [] and _stix2_accepts(thing)
+
+
+_IPV4 = {"type": "ipv4-addr", "spec_version": "2.1", "id": "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd",
+         "value": "198.51.100.3"}  # fmt: skip
+
+
+@pytest.mark.parametrize("value", [[], None])
+def test_custom_properties_of_an_observable_are_neither_empty_lists_nor_null(value):
+    # STIX 2.1 §2.7 forbids empty lists; observables define no 'labels', so it is a custom property there.
+    assert validate(_IPV4) == []
+    reasons = validate({**_IPV4, "labels": value, "x_acme_tags": value})
+    expected = "must not be an empty list" if value == [] else "must not be null"
+    assert reasons == [
+        f"{_IPV4['id']}: property 'labels' {expected}",
+        f"{_IPV4['id']}: property 'x_acme_tags' {expected}",
+    ]
+
+
+def test_stix20_custom_objects_without_spec_version_are_refused():
+    talos = _objects("ioc-stix/talos-2022-09-lazarus-magicrat.stix20.json")
+    misp = next(o for o in talos if o["type"] == "x-misp-attribute")
+    assert validate(misp) == [f"{misp['id']}: property 'spec_version' is required"]
+    assert validate({**misp, "spec_version": "2.1"}) == []
+    without_modified = {k: v for k, v in misp.items() if k != "modified"}
+    assert validate({**without_modified, "spec_version": "2.1"}) == [f"{misp['id']}: property 'modified' is required"]
+    # A custom observable (no created or modified) may leave spec_version out, as STIX 2.1 observables may.
+    assert validate({"type": "x-acme-obs", "id": "x-acme-obs--5bf8bd1e-6a9e-4b3e-8d6e-0d8e1e8e7e1a"}) == []
+
+
+@pytest.mark.parametrize(
+    ("obj", "contributing"),
+    [
+        ({"type": "x509-certificate", "subject": "CN=example"}, "'hashes', 'serial_number'"),
+        ({"type": "user-account", "display_name": "root"}, "'account_type', 'user_id', 'account_login'"),
+        ({"type": "windows-registry-key", "number_of_subkeys": 2}, "'key', 'values'"),
+        ({"type": "process", "pid": 4}, None),
+    ],
+)
+def test_observables_without_id_contributing_properties_use_a_uuid4(obj, contributing):
+    v4, v5 = f"{obj['type']}--{uuid.uuid4()}", f"{obj['type']}--{uuid.uuid5(uuid.NAMESPACE_URL, 'x')}"
+    assert validate({**obj, "id": v4}) == []
+    why = (
+        f"it has none of its ID contributing properties ({contributing})"
+        if contributing
+        else ("it has no ID contributing properties")
+    )
+    assert validate({**obj, "id": v5}) == [
+        f"{v5}: property 'id' of a {obj['type']} must use a version 4 UUID: {why} (STIX 2.1 §2.9)"
+    ]
+
+
+def test_a_uuid5_observable_with_an_id_contributing_property_is_valid():
+    serial = {
+        "type": "x509-certificate",
+        "serial_number": "36:f7:d4:32:f4:ab:70:ea:d3:ce:98:6e:ea:99:93:49:32:0a:b7:06",
+    }
+    assert validate({**serial, "id": f"x509-certificate--{uuid.uuid5(uuid.NAMESPACE_URL, 'x')}"}) == []
+
+
+@pytest.mark.parametrize("value", ["", "Uses", "related to", "uses\n"])
+def test_relationship_types_are_lowercase_letters_digits_and_hyphens(value):
+    rel = next(o for o in _objects("dprk-attack-ics.json") if o["type"] == "relationship")
+    assert validate(rel) == []
+    assert validate({**rel, "relationship_type": value}) == [
+        f"{rel['id']}: property 'relationship_type' must be made of a-z, 0-9 and '-', got {value!r}"
+    ]
+
+
+def test_a_marking_definition_needs_no_name():
+    # STIX 2.1 §7.2: 'name' is optional; only the four built-in TLP markings must be used unchanged.
+    statement = next(o for o in _objects("markings-extra.json") if o.get("definition_type") == "statement")
+    assert validate({k: v for k, v in statement.items() if k != "name"}) == []
+    white = TLP1_MARKINGS["marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"]
+    assert "7.2.1.4" in validate({k: v for k, v in white.items() if k != "name"})[0]
 
 
 def _one_object_per_type() -> list[dict]:

@@ -20,6 +20,7 @@ _ID_RE = re.compile(
     r"([a-z][a-z0-9]*(?:-[a-z0-9]+)*)--"
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-([1-8])[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
 )
+_RELATIONSHIP_TYPE_RE = re.compile(r"[a-z0-9-]+")
 _CUSTOM_PROPERTY_RE = re.compile(r"[a-z0-9_]{3,250}")
 _DICT_KEY_RE = re.compile(r"[a-zA-Z0-9_-]{1,250}")
 _HEX_RE = re.compile(r"(?:[0-9a-fA-F]{2})+")
@@ -68,6 +69,13 @@ _EXTENSION_TYPES = frozenset({"new-sdo", "new-sco", "new-sro", "property-extensi
 def _check_str(value: Any) -> str | None:
     """A JSON string."""
     return None if isinstance(value, str) else "must be a string"
+
+
+def _check_relationship_type(value: Any) -> str | None:
+    """STIX 2.1 §5.1: a relationship type is made of a-z, 0-9 and '-'."""
+    if not isinstance(value, str):
+        return "must be a string"
+    return None if _RELATIONSHIP_TYPE_RE.fullmatch(value) else f"must be made of a-z, 0-9 and '-', got {value!r}"
 
 
 def _check_bool(value: Any) -> str | None:

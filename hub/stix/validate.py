@@ -7,7 +7,7 @@ from typing import Any
 
 from hub.stix.checks import _ANY_REFERENCE, _ANY_REFERENCES, _CUSTOM_PROPERTY_RE, _ID_RE, _TYPE_RE, Check
 from hub.stix.rules import _granular_selectors_rule
-from hub.stix.specs import _CUSTOM_SPEC, _SPECS, _Spec
+from hub.stix.specs import _CUSTOM_SPEC, _SDO_REQUIRED, _SPECS, _Spec
 
 
 def _is_type_name(text: str) -> bool:
@@ -27,11 +27,40 @@ def _check_header(obj: dict, object_type: str, spec: _Spec) -> list[str]:
             problems.append(f"property 'id' must start with '{object_type}--'")
         elif spec.kind == "sco" and match.group(2) not in ("4", "5"):
             problems.append("property 'id' of a cyber-observable must use a version 4 or 5 UUID")
+        elif spec.kind == "sco" and match.group(2) != "4" and _lacks_id_contributors(obj, object_type):
+            problems.append(_uuid4_required(object_type))
     elif object_id is not None:
         problems.append("property 'id' must be a string")
     if "spec_version" in obj and obj["spec_version"] != "2.1":
         problems.append(f"property 'spec_version' must be '2.1', got {obj['spec_version']!r}")
     return problems
+
+
+# STIX 2.1 §6: the ID contributing properties of the observables for which all of them are optional
+# (process has none). Without any of them a deterministic UUIDv5 names nothing, so a UUIDv4 is required.
+_ID_CONTRIBUTING: dict[str, tuple[str, ...]] = {
+    "artifact": ("hashes", "payload_bin"),
+    "email-message": ("from_ref", "subject", "body"),
+    "process": (),
+    "user-account": ("account_type", "user_id", "account_login"),
+    "windows-registry-key": ("key", "values"),
+    "x509-certificate": ("hashes", "serial_number"),
+}
+
+
+def _lacks_id_contributors(obj: dict, object_type: str) -> bool:
+    """Tell whether an observable carries none of its ID contributing properties (False for other types)."""
+    names = _ID_CONTRIBUTING.get(object_type)
+    return names is not None and not any(name in obj for name in names)
+
+
+def _uuid4_required(object_type: str) -> str:
+    """The problem of an observable id that must be a UUIDv4 for want of ID contributing properties."""
+    names = ", ".join(f"'{n}'" for n in _ID_CONTRIBUTING[object_type])
+    why = (
+        f"it has none of its ID contributing properties ({names})" if names else "it has no ID contributing properties"
+    )
+    return f"property 'id' of a {object_type} must use a version 4 UUID: {why} (STIX 2.1 §2.9)"
 
 
 def _bad_custom_name(value: Any) -> str:
@@ -40,7 +69,7 @@ def _bad_custom_name(value: Any) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _custom_property_check(name: str) -> Check | None:
+def _custom_property_check(name: str) -> Check:
     """How to check a property the type does not define (custom, or from a toplevel property extension)."""
     # Cached per name: custom names (x_mitre_*, x_opencti_*, ...) repeat on every object of a feed.
     if not _CUSTOM_PROPERTY_RE.fullmatch(name):
@@ -49,7 +78,12 @@ def _custom_property_check(name: str) -> Check | None:
         return _ANY_REFERENCE
     if name.endswith("_refs"):
         return _ANY_REFERENCES
-    return None
+    return _custom_value
+
+
+def _custom_value(value: Any) -> str | None:
+    """Any value but an empty list (STIX 2.1 §2.7 forbids them; null is refused before the check)."""
+    return "must not be an empty list" if value == [] else None
 
 
 _UNDEFINED: Any = object()
@@ -87,7 +121,10 @@ def validate(obj: dict) -> list[str]:
     if object_type == "bundle":
         return [f"{label}: a bundle is an envelope, not a STIX object: validate its objects one by one"]
     spec = _SPECS.get(object_type, _CUSTOM_SPEC)
-    problems = [f"property '{name}' is required" for name in spec.required if obj.get(name) is None]
+    required = spec.required
+    if spec.kind == "custom" and ("created" in obj or "modified" in obj):
+        required = _SDO_REQUIRED  # a custom SDO or SRO, which STIX 2.0 content without spec_version looks like
+    problems = [f"property '{name}' is required" for name in required if obj.get(name) is None]
     problems += _check_header(obj, object_type, spec)
     problems += _check_properties(obj, spec.props)
     for rule in spec.rules:
