@@ -28,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "client_cert_proxies": "",
     "login_failure_limit": 20,
     "login_failure_window_seconds": 300,
+    # Panel accounts must sign in with a second factor (TOTP); an account without one enrols at its next login.
+    "admin_mfa_required": True,
     "rate_limit_per_minute": 600,
     "discovery_title": "cti-hub",
     "discovery_description": "Regional threat-intelligence sharing hub (TAXII 2.1)",

@@ -132,6 +132,7 @@ class Soak:
             "HUB_SECRET_KEY": self.settings["secret_key"],
             "HUB_DATA_DIR": str(self.workdir),
             "HUB_RATE_LIMIT_PER_MINUTE": "0",
+            "HUB_ADMIN_MFA_REQUIRED": "false",  # the soak's administrator logs in with a password alone
         }
         log_path = self.workdir / "soak-server.log"
         with open(log_path, "wb") as log:

@@ -2,7 +2,8 @@
 
 :mod:`hub.admin.blueprint` holds the blueprint and its security (log-in, CSRF, roles, headers),
 :mod:`hub.admin.views` the pages, :mod:`hub.admin.data` and :mod:`hub.admin.dashboard` their queries,
-:mod:`hub.admin.preview` the what-if of a rule change.
+:mod:`hub.admin.preview` the what-if of a rule change; :mod:`hub.admin.signin` the lockout and the
+second step of a login, :mod:`hub.admin.mfa` its pages and the account's own second factor.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from hub.admin import views  # noqa: F401 - registers the pages on the blueprint
+from hub.admin import mfa, views  # noqa: F401 - registers the pages on the blueprint
 from hub.admin.blueprint import SESSION_MINUTES, CookieSessions, bp, csrf
 
 

@@ -11,22 +11,22 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hub import ledger, policy, sharing
 from hub import models as m
+from hub.admin import signin
 from hub.errors import BadRequest, NotFound
 from hub.formats import IPV4_PREFIX_BOUNDS, IPV6_PREFIX_BOUNDS, BlocklistLimits
 from hub.models import split_list
 from hub.policy import TLP
 from hub.sharing import write
-from hub.store import auditlog, logins, snapshots
+from hub.store import auditlog, snapshots
 
 PAGE = 50
-LOCKOUT_FAILURES = 5  # per account
-SOURCE_FAILURES = 20  # per source address: offices share addresses, so higher than per account
-LOCKOUT_WINDOW_US = 15 * 60 * 1_000_000
+# The lockout limits live with the rest of the sign-in; named here too for the callers that read them here.
+LOCKOUT_FAILURES, SOURCE_FAILURES = signin.LOCKOUT_FAILURES, signin.SOURCE_FAILURES
 _HASHER = PasswordHasher()
 
 
@@ -43,27 +43,33 @@ def tlp_name(level: int | TLP | None) -> str:
 # --------------------------------------------------------------------- accounts
 
 
-def login(session: Session, username: str, password: str, source: str) -> tuple[dict[str, Any] | None, str]:
-    """Check a panel login; return (the session's user, "") or (None, why), counting failures for lockout."""
-    keys = [f"admin-user:{username}"[:64], f"admin-ip:{source}"[:64]]
-    for key, limit in zip(keys, (LOCKOUT_FAILURES, SOURCE_FAILURES), strict=True):
-        count, wait = logins.login_failures(session, key, LOCKOUT_WINDOW_US)
-        if count >= limit:
-            auditlog.audit(session, username[:100] or "-", "admin.login_locked", username, source=source)
-            return None, f"Too many failed logins: try again in {wait // 60 + 1} minutes."
+def login(
+    session: Session, username: str, password: str, source: str, *, mfa_required: bool = False
+) -> tuple[dict[str, Any] | None, str]:
+    """Check a panel login's password; return (the session's user, "") or (None, why), counting failures.
+
+    An account with an authenticator, or without one while ``mfa_required``, is not logged in yet: its
+    user carries ``second_step`` ("totp" or "enrol"), which :mod:`hub.admin.signin` completes.
+    """
+    why = signin.locked(session, username, source)
+    if why:
+        return None, why
     user = session.execute(select(m.AdminUser).where(m.AdminUser.username == username)).scalar_one_or_none()
     try:
         _HASHER.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         user = None
     if user is None:
-        for key in keys:
-            logins.record_login_failure(session, key, LOCKOUT_WINDOW_US)
+        signin.failed(session, username, source)
         auditlog.audit(session, username[:100] or "-", "admin.login_failed", username, source=source)
         return None, "Wrong username or password."
-    session.execute(delete(m.LoginFailure).where(m.LoginFailure.source == keys[0]))
-    auditlog.audit(session, user.username, "admin.login", user.username, {"role": user.role}, source=source)
-    return {"id": user.id, "name": user.username, "role": user.role}, ""
+    step = signin.next_step(session, user.id, mfa_required)
+    if step:
+        if step == "enrol":  # the password is all this account has: it is proven
+            signin.succeeded(session, user.username)
+        auditlog.audit(session, user.username, "admin.login_password", user.username, {"next": step}, source=source)
+        return {"id": user.id, "name": user.username, "role": user.role, "second_step": step}, ""
+    return signin.complete(session, user, source), ""
 
 
 def account(session: Session, user_id: int, logged_in_us: int = 0) -> dict[str, Any] | None:

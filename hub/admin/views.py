@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import urljoin
 
@@ -13,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from hub import policy, services, withdrawals
 from hub.admin import dashboard as dashboard_data
 from hub.admin import data, forms, preview
-from hub.admin.blueprint import bp, current_user
+from hub.admin.blueprint import bp, current_user, log_in
 from hub.errors import BadRequest, HubError, NotFound
 from hub.models import split_list
 from hub.policy import TLP
@@ -59,18 +58,16 @@ def login() -> Any:
     error = "Your session expired after inactivity: log in again." if request.args.get("expired") else None
     if form.validate_on_submit():
         with _hub().session() as s:
-            user, error = data.login(s, form.username.data, form.password.data, request.remote_addr or "")
+            user, error = data.login(
+                s,
+                form.username.data,
+                form.password.data,
+                request.remote_addr or "",
+                mfa_required=bool(_hub().settings["admin_mfa_required"]),
+            )
         if user is None:
             return render_template("admin/login.html", form=form, error=error), 401
-        session.clear()
-        session.permanent = True
-        session["user"] = user
-        session["seen"] = int(time.time())
-        session["since"] = clock.now_us()  # a logout after this moment ends the session (data.account)
-        target = request.args.get("next", "")
-        if not target.startswith("/admin/") or "\\" in target or not target.isprintable():
-            target = url_for("admin.dashboard")
-        return redirect(target)
+        return log_in(user, request.args.get("next", ""))
     return render_template("admin/login.html", form=form, error=error)
 
 

@@ -12,7 +12,8 @@ One module per job, imported by name (``from hub.store import reads, writes``):
 - ``logins``, ``auditlog``: API keys and login failures, the hash-chained audit trail.
 
 Other modules build SQL too, on their own tables, through the ORM: the sharing-configuration writer
-(``hub.sharing``), the admin panel's listings (``hub.admin.data``, ``dashboard``, ``preview``), the CLI
+(``hub.sharing``), the admin panel's listings (``hub.admin.data``, ``dashboard``, ``preview``), the panel
+accounts' second factor (``hub.mfa``, ``hub.admin.signin``), the CLI
 and demo set-up (``hub.cli``, ``hub.demo``), the database helpers (``hub.db``), the feed scheduler
 (``feeds.schedule``) and the migrations.
 """
