@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import csv
-import functools
 import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -25,15 +22,8 @@ from hub.sharing import write
 from hub.store import auditlog, snapshots
 
 PAGE = 50
-# The lockout limits live with the rest of the sign-in; named here too for the callers that read them here.
-LOCKOUT_FAILURES, SOURCE_FAILURES = signin.LOCKOUT_FAILURES, signin.SOURCE_FAILURES
-_HASHER = PasswordHasher()
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """A hash to verify against when the account does not exist, so both cases cost the same time."""
-    return _HASHER.hash("no such account: constant-time dummy")
+# The password step and the lockout moved to hub.admin.signin; named here too for the callers that use them here.
+LOCKOUT_FAILURES, SOURCE_FAILURES, login = signin.LOCKOUT_FAILURES, signin.SOURCE_FAILURES, signin.login
 
 
 def tlp_name(level: int | TLP | None) -> str:
@@ -41,35 +31,6 @@ def tlp_name(level: int | TLP | None) -> str:
 
 
 # --------------------------------------------------------------------- accounts
-
-
-def login(
-    session: Session, username: str, password: str, source: str, *, mfa_required: bool = False
-) -> tuple[dict[str, Any] | None, str]:
-    """Check a panel login's password; return (the session's user, "") or (None, why), counting failures.
-
-    An account with an authenticator, or without one while ``mfa_required``, is not logged in yet: its
-    user carries ``second_step`` ("totp" or "enrol"), which :mod:`hub.admin.signin` completes.
-    """
-    why = signin.locked(session, username, source)
-    if why:
-        return None, why
-    user = session.execute(select(m.AdminUser).where(m.AdminUser.username == username)).scalar_one_or_none()
-    try:
-        _HASHER.verify(user.password_hash if user else _dummy_hash(), password)
-    except (VerificationError, InvalidHashError):
-        user = None
-    if user is None:
-        signin.failed(session, username, source)
-        auditlog.audit(session, username[:100] or "-", "admin.login_failed", username, source=source)
-        return None, "Wrong username or password."
-    step = signin.next_step(session, user.id, mfa_required)
-    if step:
-        if step == "enrol":  # the password is all this account has: it is proven
-            signin.succeeded(session, user.username)
-        auditlog.audit(session, user.username, "admin.login_password", user.username, {"next": step}, source=source)
-        return {"id": user.id, "name": user.username, "role": user.role, "second_step": step}, ""
-    return signin.complete(session, user, source), ""
 
 
 def account(session: Session, user_id: int, logged_in_us: int = 0) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
-"""Panel sign-in after the password: the failed-login counters both steps spend, and the second factor.
+"""Panel sign-in: the password step, the failed-login counters both steps spend, and the second factor.
 
-A login is the password (``hub.admin.data.login``), then, for an account with an authenticator, a
+A login is the password (``login``), then, for an account with an authenticator, a
 TOTP code or a recovery code (``second_factor``). Every failure of either step counts against the
 account and against the source address; past ``LOCKOUT_FAILURES`` (account) or ``SOURCE_FAILURES``
 (address) within ``LOCKOUT_WINDOW_US`` both steps refuse, even with the right password or code. The
@@ -10,11 +10,12 @@ guesses left at the code step.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hub import mfa
@@ -33,6 +34,41 @@ _REFUSED = {
     "log in with a recovery code, then enrol the authenticator again.",
     "none": "Wrong code.",
 }
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the account does not exist, so both cases cost the same time."""
+    return _HASHER.hash("no such account: constant-time dummy")
+
+
+def login(
+    session: Session, username: str, password: str, source: str, *, mfa_required: bool = False
+) -> tuple[dict[str, Any] | None, str]:
+    """Check a panel login's password; return (the session's user, "") or (None, why), counting failures.
+
+    An account with an authenticator, or without one while ``mfa_required``, is not logged in yet: its
+    user carries ``second_step`` ("totp" or "enrol"): ``second_factor`` or the enrolment page completes it.
+    """
+    why = locked(session, username, source)
+    if why:
+        return None, why
+    user = session.execute(select(m.AdminUser).where(m.AdminUser.username == username)).scalar_one_or_none()
+    try:
+        _HASHER.verify(user.password_hash if user else _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        user = None
+    if user is None:
+        failed(session, username, source)
+        auditlog.audit(session, username[:100] or "-", "admin.login_failed", username, source=source)
+        return None, "Wrong username or password."
+    step = next_step(session, user.id, mfa_required)
+    if step:
+        if step == "enrol":  # the password is all this account has: it is proven
+            succeeded(session, user.username)
+        auditlog.audit(session, user.username, "admin.login_password", user.username, {"next": step}, source=source)
+        return {"id": user.id, "name": user.username, "role": user.role, "second_step": step}, ""
+    return complete(session, user, source), ""
 
 
 def _counters(username: str, source: str) -> list[str]:
