@@ -55,6 +55,8 @@ class Settings(BaseModel):
     client_cert_proxies: str = ""
     login_failure_limit: int = Field(20, ge=1, le=1_000_000)
     login_failure_window_seconds: int = Field(300, ge=1, le=86_400)
+    # Panel accounts must sign in with a second factor (TOTP); an account without one enrols at its next login.
+    admin_mfa_required: bool = True
     rate_limit_per_minute: int = Field(600, ge=0)
     discovery_title: str = "cti-hub"
     discovery_description: str = "Regional threat-intelligence sharing hub (TAXII 2.1)"
@@ -190,7 +192,7 @@ def _validated(values: dict[str, Any], sources: dict[str, str]) -> dict[str, Any
     for key, value in values.items():
         if _FIELDS[key].annotation in (int, "int") and isinstance(value, str):
             values[key] = value.strip()
-        if isinstance(DEFAULTS[key], int) and isinstance(value, bool):
+        if type(DEFAULTS[key]) is int and isinstance(value, bool):
             raise ConfigError(f"setting {key!r} ({sources[key]}) must be a whole number, got {value!r}")
     try:
         return Settings.model_validate(values).model_dump()

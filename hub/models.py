@@ -251,6 +251,29 @@ class AdminUser(Base):
     created_us: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class AdminTotp(Base):
+    """A panel account's TOTP authenticator (RFC 6238): its secret, sealed under the hub secret, and the
+    newest time step a code was accepted for, so that no code is accepted twice."""
+
+    __tablename__ = "admin_totp"
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"), primary_key=True)
+    sealed_secret: Mapped[str] = mapped_column(String(300))
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    enrolled_us: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AdminRecoveryCode(Base):
+    """A one-time recovery code of a panel account, kept as a salted SHA-256; ``used_us`` once spent."""
+
+    __tablename__ = "admin_recovery_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"), index=True)
+    salt: Mapped[str] = mapped_column(String(32))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 class AuditHead(Base):
     """One row: the newest audit event and its hash, so deleting the tail of the chain shows too."""
 

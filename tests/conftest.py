@@ -17,6 +17,12 @@ from tests.live import serve_demo
 from tests.panel import logged_in
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# A new deployment requires a second factor for panel accounts (``admin_mfa_required`` is on by
+# default). The panel tests log in with a password alone, so the suite turns it off for every app,
+# CLI run and server it starts (they inherit this environment); the tests of the second factor turn
+# it on again where they need it (tests/test_admin_mfa.py).
+os.environ["CTI_HUB_ADMIN_MFA_REQUIRED"] = "false"
 PG_URL = os.environ.get("HUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 

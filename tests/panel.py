@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
+from hub import mfa
 from hub import models as m
 
 PASSWORD = "correct horse battery staple"
@@ -103,3 +105,30 @@ def audit_events(hub, action: str) -> list[m.AuditEvent]:
 def any_key_id(hub, slug: str) -> str:
     with hub.session(write=False) as s:
         return s.execute(select(m.ApiKey.key_id).join(m.Partner).where(m.Partner.slug == slug)).scalars().first()
+
+
+# --------------------------------------------------------------------- the second factor
+
+
+def enrol_totp(hub, username: str = "alice"):
+    """Give a panel account an authenticator, as `cti-hub admin totp` does; return the enrolment."""
+    with hub.session() as s:
+        return mfa.enrol_new(s, hub.pepper, username, actor="test", via="cli")
+
+
+def code_of(secret: str, steps_ahead: int = 0) -> str:
+    """The code an authenticator holding ``secret`` shows now (or ``steps_ahead`` 30-second steps later)."""
+    return mfa.code_at(secret, time.time() + steps_ahead * mfa.STEP_SECONDS)
+
+
+def wrong_code(secret: str) -> str:
+    """Six digits that no step near now accepts."""
+    near = {code_of(secret, k) for k in range(-3, 4)}
+    return next(c for c in (f"{n:06d}" for n in range(0, 1_000_000, 7919)) if c not in near)
+
+
+def second_step(client, code: str, path: str = "/admin/login/code"):
+    """Post the code of a login's second step (or of an enrolment) with the page's own CSRF token."""
+    page = client.get(path)
+    assert page.status_code == 200, (path, page.status_code, page.headers.get("Location"))
+    return client.post(path, data={"csrf_token": csrf_of(page), "code": code})

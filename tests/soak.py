@@ -132,6 +132,7 @@ class Soak:
             "CTI_HUB_SECRET_KEY": self.settings["secret_key"],
             "CTI_HUB_DATA_DIR": str(self.workdir),
             "CTI_HUB_RATE_LIMIT_PER_MINUTE": "0",
+            "CTI_HUB_ADMIN_MFA_REQUIRED": "false",  # the soak's administrator logs in with a password alone
         }
         log_path = self.workdir / "soak-server.log"
         with open(log_path, "wb") as log:

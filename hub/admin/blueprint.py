@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from hub import oidc
 from hub.admin import data_accounts
 from hub.errors import HubError
+from hub.store import clock
 
 bp = Blueprint(
     "admin",
@@ -32,6 +33,9 @@ bp = Blueprint(
 
 SESSION_MINUTES = 30  # idle timeout of a panel login
 PUBLIC_ENDPOINTS = {"admin.login", "admin.static", "admin.sso_start", "admin.sso_callback"}
+# The second step of a login (hub.admin.mfa), open to a session whose password was right a moment ago.
+PENDING_ENDPOINTS = {"admin.login_code", "admin.login_enrol"}
+PENDING_SECONDS = 600  # time to type a code, or to install an authenticator app and enrol
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -50,10 +54,13 @@ class CookieSessions(SecureCookieSessionInterface):
 def _guard() -> Response | None:
     """Log-in, session timeout, CSRF and role checks for every panel request."""
     g.admin_user = None
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    pending = pending_login()
+    if request.endpoint in PUBLIC_ENDPOINTS or (pending and request.endpoint in PENDING_ENDPOINTS):
         if request.method == "POST":
             csrf.protect()
         return None
+    if pending:  # the password was right, the second step is not done: nothing else opens
+        return redirect(step_url(pending))
     user = session.get("user")
     now = int(time.time())
     expired = bool(user) and now - int(session.get("seen", 0)) > current_app.config["ADMIN_SESSION_MINUTES"] * 60
@@ -82,6 +89,43 @@ def _guard() -> Response | None:
         if user["role"] != "admin" and request.endpoint != "admin.logout":
             abort(403, "the auditor role is read-only: only administrators can change the hub")
     return None
+
+
+def pending_login() -> dict[str, Any] | None:
+    """The login of this session that waits for its second factor, while it has not lapsed."""
+    pending = session.get("pending")
+    if not pending or "user" in session or time.time() - pending.get("at", 0) > PENDING_SECONDS:
+        return None
+    return pending
+
+
+def log_in(user: dict[str, Any], target: str) -> Response:
+    """Start the session of a user whose login is complete, or send a half-done one to its second step.
+
+    Either way the session is a new one: nothing (CSRF token included) carries over from the login page.
+    """
+    session.clear()
+    step = user.pop("second_step", "")
+    if step:
+        session["pending"] = {**user, "step": step, "at": int(time.time()), "next": target}
+        return redirect(step_url(session["pending"]))
+    session.permanent = True
+    session["user"] = user
+    session["seen"] = int(time.time())
+    session["since"] = clock.now_us()  # a logout after this moment ends the session (data.account)
+    return redirect(landing(target))
+
+
+def step_url(pending: dict[str, Any]) -> str:
+    """The page of a pending login's second step: the code, or the enrolment of an authenticator."""
+    return url_for("admin.login_code" if pending["step"] == "totp" else "admin.login_enrol")
+
+
+def landing(target: str) -> str:
+    """Where a login goes: the page it was sent from if that is a panel page, else the dashboard."""
+    if not target.startswith("/admin/") or "\\" in target or not target.isprintable():
+        return url_for("admin.dashboard")
+    return target
 
 
 @bp.after_request

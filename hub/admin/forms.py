@@ -208,3 +208,24 @@ class RecallForm(FlaskForm):
         "Reason", validators=[Optional(), Length(max=2000)], description="Kept with the recall and in the audit trail."
     )
     confirm = BooleanField("I have checked the recipients above; recall the object from all of them")
+
+
+class CodeForm(FlaskForm):
+    """The second step of a login, or the confirmation of a new authenticator."""
+
+    code = StringField(
+        "Code",
+        validators=[DataRequired(), Length(max=64)],
+        description="The 6 digits your authenticator app shows, or one of your recovery codes.",
+        render_kw={"autocomplete": "one-time-code", "autocapitalize": "none", "spellcheck": "false"},
+    )
+
+
+class ReauthForm(FlaskForm):
+    """The account's current password, asked again before its second factor changes."""
+
+    password = PasswordField(
+        "Current password",
+        validators=[DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )

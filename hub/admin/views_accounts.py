@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import urljoin
 
@@ -10,7 +9,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 
 from hub import accounts, policy
 from hub.admin import data_accounts, forms, preview
-from hub.admin.blueprint import bp
+from hub.admin.blueprint import bp, log_in
 from hub.admin.views import current_actor, current_hub
 from hub.errors import BadRequest, HubError
 from hub.models import split_list
@@ -25,18 +24,16 @@ def login() -> Any:
     error = "Your session expired after inactivity: log in again." if request.args.get("expired") else None
     if form.validate_on_submit():
         with current_hub().session() as s:
-            user, error = data_accounts.login(s, form.username.data, form.password.data, request.remote_addr or "")
+            user, error = data_accounts.login(
+                s,
+                form.username.data,
+                form.password.data,
+                request.remote_addr or "",
+                mfa_required=bool(current_hub().settings["admin_mfa_required"]),
+            )
         if user is None:
             return render_template("admin/login.html", form=form, error=error), 401
-        session.clear()
-        session.permanent = True
-        session["user"] = user
-        session["seen"] = int(time.time())
-        session["since"] = clock.now_us()  # a logout after this moment ends the session (data_accounts.account)
-        target = request.args.get("next", "")
-        if not target.startswith("/admin/") or "\\" in target or not target.isprintable():
-            target = url_for("admin.dashboard")
-        return redirect(target)
+        return log_in(user, request.args.get("next", ""))
     return render_template("admin/login.html", form=form, error=error)
 
 

@@ -7,7 +7,7 @@ import sys
 import click
 from sqlalchemy import select
 
-from hub import accounts, auth
+from hub import accounts, auth, mfa
 from hub import models as m
 from hub.cli.tools import fail_cleanly as _fail_cleanly
 from hub.cli.tools import hub_of as _hub
@@ -179,11 +179,52 @@ def admin() -> None:
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
 @click.option("--role", type=click.Choice(["admin", "auditor"]), default="admin", show_default=True)
+@click.option(
+    "--mfa",
+    "mfa_kind",
+    type=click.Choice(["totp"]),
+    help="Enrol a TOTP authenticator now: its otpauth:// URI and recovery codes are printed once.",
+)
 @click.pass_context
 @_fail_cleanly
-def admin_create(ctx: click.Context, username: str, password_stdin: bool, role: str) -> None:
-    """Create an administrator (argon2-hashed password)."""
+def admin_create(ctx: click.Context, username: str, password_stdin: bool, role: str, mfa_kind: str | None) -> None:
+    """Create an administrator (argon2-hashed password), optionally with its TOTP second factor."""
     password = sys.stdin.readline().rstrip("\n")
-    with _hub(ctx).session() as session:
+    hub = _hub(ctx)
+    with hub.session() as session:
         accounts.create_admin(session, username, password, role)
+        enrolment = mfa.enrol_new(session, hub.pepper, username, actor="cli", via="cli") if mfa_kind else None
     click.echo(f"{role} {username} created")
+    if enrolment:
+        _print_enrolment(enrolment)
+
+
+@admin.command("totp")
+@click.argument("username")
+@click.option("--remove", is_flag=True, help="Take the authenticator and recovery codes off instead.")
+@click.pass_context
+@_fail_cleanly
+def admin_totp(ctx: click.Context, username: str, remove: bool) -> None:
+    """Give USERNAME a new TOTP authenticator (the old one and its recovery codes stop working), or remove it."""
+    hub = _hub(ctx)
+    if not remove:
+        with hub.session() as session:
+            enrolment = mfa.enrol_new(session, hub.pepper, username, actor="cli", via="cli")
+        _print_enrolment(enrolment)
+        return
+    with hub.session() as session:
+        had = mfa.remove(session, username, actor="cli")
+    click.echo(f"{username}: authenticator and recovery codes removed" if had else f"{username} had no authenticator")
+    if hub.settings.get("admin_mfa_required"):
+        click.echo("admin_mfa_required is on: the account enrols a new authenticator at its next login")
+
+
+def _print_enrolment(enrolment: mfa.Enrolment) -> None:
+    """Show a new authenticator once: the URI (a QR code too on a terminal) and the recovery codes."""
+    click.echo(f"TOTP authenticator for {enrolment.username} (shown once; scan the QR code or add the URI):")
+    click.echo(enrolment.uri)
+    if sys.stdout.isatty():
+        click.echo(mfa.qr_terminal(enrolment.uri))
+    click.echo("Recovery codes (each works once instead of a code; keep them offline):")
+    for code in enrolment.recovery_codes:
+        click.echo(f"  {code}")

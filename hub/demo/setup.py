@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
+import sys
 import zlib
 from collections.abc import Callable
 
 from sqlalchemy import func, select
 
-from hub import accounts, ingest, sharing
+from hub import accounts, ingest, mfa, sharing
 from hub import models as m
 from hub.demo import data as demo_data
 from hub.policy import TLP
@@ -42,22 +43,35 @@ def run(hub: Hub, file: str, count: int, url: str, *, echo: Callable[[str], None
     _print_admin(hub, url, echo)
 
 
-def demo_admin(hub: Hub) -> str:
-    """Create the demo administrator, or give it a new password; return the password (random, shown once)."""
+def demo_admin(hub: Hub) -> tuple[str, mfa.Enrolment | None]:
+    """Create the demo administrator, or give it a new password; return the password (random, shown once).
+
+    With ``admin_mfa_required`` on, the administrator also gets a new authenticator at each run (the
+    earlier one stops working), returned beside the password so that the printed login works at once.
+    """
     password = secrets.token_urlsafe(18)
+    enrolment = None
     with hub.session() as session:
         exists = session.execute(select(m.AdminUser.id).where(m.AdminUser.username == DEMO_ADMIN)).scalar()
         if exists is None:
             accounts.create_admin(session, DEMO_ADMIN, password, "admin")
         else:
             accounts.reset_admin_password(session, DEMO_ADMIN, password, actor="demo")
-    return password
+        if hub.settings.get("admin_mfa_required"):
+            enrolment = mfa.enrol_new(session, hub.pepper, DEMO_ADMIN, actor="demo", via="demo")
+    return password, enrolment
 
 
 def _print_admin(hub: Hub, url: str, echo: Callable[[str], None]) -> None:
-    password = demo_admin(hub)
+    password, enrolment = demo_admin(hub)
     echo("")
     echo(f"Admin panel: {url.rstrip('/')}/admin/    user: {DEMO_ADMIN}    password: {password}")
+    if enrolment is not None:
+        echo(f"  second factor (TOTP, admin_mfa_required is on): {enrolment.uri}")
+        echo("  add it to an authenticator app (QR code below), or print the current code with")
+        echo(f"  {sys.executable} -c \"import pyotp; print(pyotp.TOTP('{enrolment.secret}').now())\"")
+        echo(f"  recovery codes (one login each): {' '.join(enrolment.recovery_codes)}")
+        echo(mfa.qr_terminal(enrolment.uri))
     echo("  (a new password at each `cti-hub demo`; create real accounts with `cti-hub admin create`)")
 
 

@@ -13,7 +13,8 @@ One module per job, imported by name (``from hub.store import reads, writes``):
 
 Other modules build SQL too, through the ORM, on the tables they own: the sharing-configuration
 writer, plan and export (``hub.sharing``), API keys and panel accounts (``hub.accounts``), the
-reference collection (``hub.reference``), the admin panel's listings (``hub.admin.data``,
-``dashboard``, ``preview``), the CLI and demo set-up (``hub.cli.accounts``, ``hub.demo.setup``), the
+reference collection (``hub.reference``), the admin panel's listings (``hub.admin.data_*``,
+``dashboard``, ``preview``), the panel accounts' second factor (``hub.mfa``,
+``hub.admin.signin``), the CLI and demo set-up (``hub.cli.accounts``, ``hub.demo.setup``), the
 feed scheduler's lease (``feeds.schedule``), the database helpers (``hub.db``) and the migrations.
 """
