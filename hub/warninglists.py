@@ -111,13 +111,13 @@ MISP_LISTS: dict[str, tuple[str, ...]] = {
         "whats-my-ip",
         "url-shortener",
         "public-ipfs-gateways",
-        "security-provider-blogpost",
-        "bank-website",
         "lots-project",
         "google",
         "microsoft",
         "microsoft-office365",
         "microsoft-win10-connection-endpoints",
+        "security-provider-blogpost",
+        "bank-website",
         "alexa",
         "moz-top500",
         "cisco_top1000",
@@ -208,14 +208,14 @@ class _Networks:
 
     def finish(self) -> None:
         self.starts.sort(key=lambda s: (s[0], s[1]))
-        self.prefixes = sorted(self.by_prefix)
+        self.prefixes = sorted(self.by_prefix, reverse=True)
         self.keys = [s[0] for s in self.starts]
 
     def overlapping(self, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Match | None:
         first = int(net.network_address)
-        for prefix in self.prefixes:  # listed networks holding this one
+        for prefix in self.prefixes:  # listed networks holding this one, the most specific first
             if prefix > net.prefixlen:
-                break
+                continue
             found = self.by_prefix[prefix].get(first >> (net.max_prefixlen - prefix))
             if found is not None:
                 return found
