@@ -7,7 +7,10 @@ A blocklist line is one host or a small network, never the internet: an address 
 wider than the collection's ``BlocklistLimits`` (default /24 and /48) and not a loopback, multicast,
 link-local, reserved or unspecified one; a strict host name (letters, digits and inner hyphens in at
 least two labels); a URL of http, https, ftp or ftps with such a host or an address; 64 hex digits.
-Every other value stays in the STIX, CSV and ECS feeds, with :func:`blocklist_reason` saying why.
+A value on a warninglist (:mod:`hub.warninglists`: a private or special-use address or name, a public
+DNS resolver, a top site, the hash of an empty file...) is left out too, unless the collection allows
+warninglisted values. Every other value stays in the STIX, CSV and ECS feeds, with
+:func:`blocklist_reason` saying why.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
-from hub import stix
+from hub import stix, warninglists
 
 FORMATS = {
     "stix": "application/stix+json;version=2.1",
@@ -94,10 +97,11 @@ def observable(obj: dict) -> tuple[str, str] | None:
 
 @dataclass(frozen=True)
 class BlocklistLimits:
-    """The widest networks a collection's ``ip.txt`` lists: prefixes no shorter than these."""
+    """What a collection's blocklists may list: networks no wider than these prefixes, warninglisted values or not."""
 
     ipv4_prefix: int = 24
     ipv6_prefix: int = 48
+    allow_warninglisted: bool = False
 
 
 IPV4_PREFIX_BOUNDS = (8, 32)  # a collection may allow at most a /8, or only single addresses
@@ -132,8 +136,30 @@ def blocklist_problem(kind: str, value: str, limits: BlocklistLimits | None) -> 
 
     A published value must never add lines of its own, nor block more than one host or a small network:
     addresses and networks no wider than the collection's ``limits``, strict host names, URLs with a
-    host. ``limits`` None judges a delivery recorded before the hub kept them: only the line rule held.
+    host; nor a value on a warninglist, unless ``limits`` allow them. ``limits`` None judges a delivery
+    recorded before the hub kept them: only the line rule held.
     """
+    problem = _line_problem(kind, value, limits)
+    if problem is not None or limits is None or limits.allow_warninglisted:
+        return problem
+    found = warninglists.match(kind, value)
+    return None if found is None else f"{found}, a benign value"
+
+
+def warninglist_note(obj: dict, limits: BlocklistLimits) -> str | None:
+    """Say which warninglist an indicator's value is on and what the blocklists do with it; None when on none."""
+    found = observable(obj)
+    if found is None or not any(found[0] in kinds for kinds in BLOCKLISTS.values()):
+        return None
+    listed = warninglists.match(found[0], found[1])
+    if listed is None:
+        return None
+    if limits.allow_warninglisted:
+        return f"{listed}: its blocklist lists it anyway (the collection allows warninglisted values)"
+    return f"{listed}: left out of the blocklists"
+
+
+def _line_problem(kind: str, value: str, limits: BlocklistLimits | None) -> str | None:
     if not value or not value.isprintable() or any(ch.isspace() for ch in value):
         return "empty, or holds whitespace or control characters"
     if kind == "file:SHA-256":

@@ -71,7 +71,8 @@ def record_feed(
     """
     extra: dict[str, Any] = {"include": include} if include else {}
     if fmt in formats.BLOCKLISTS:
-        extra["blocklist"] = [collection.blocklist.ipv4_prefix, collection.blocklist.ipv6_prefix]
+        limits = collection.blocklist
+        extra["blocklist"] = [limits.ipv4_prefix, limits.ipv6_prefix, limits.allow_warninglisted]
     filters = _dump_query(query, extra)
     _record(hub, principal, snapshot, collection, query.read, fmt, filters, span)
 
@@ -287,7 +288,11 @@ def _delivered(
     if (f.get("ids") and v.stix_id not in f["ids"]) or (f.get("types") and v.type not in f["types"]):
         return False
     # A blocklist delivery recorded before the hub kept its limits was judged by the line rule alone.
-    limits = formats.BlocklistLimits(*f["blocklist"]) if "blocklist" in f else None
+    limits = None
+    if "blocklist" in f:
+        # [ipv4, ipv6] was recorded before the hub judged warninglists: warninglisted values were listed.
+        ipv4, ipv6, allow = (*f["blocklist"], True)[:3]
+        limits = formats.BlocklistLimits(ipv4, ipv6, bool(allow))
     if d.endpoint in formats.FORMATS and not formats.listed(
         d.endpoint, orjson.loads(v.raw), d.at_us, f.get("include", ""), limits=limits
     ):

@@ -126,6 +126,10 @@ class Collection(Base):
     # The widest networks ip.txt lists (hub.formats.BlocklistLimits): a /0 would block the internet.
     blocklist_ipv4_prefix: Mapped[int] = mapped_column(SmallInteger, default=24, server_default="24")
     blocklist_ipv6_prefix: Mapped[int] = mapped_column(SmallInteger, default=48, server_default="48")
+    # Whether the blocklists list values on a warninglist (hub.warninglists): private addresses, top sites...
+    blocklist_allow_warninglisted: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=expression.false()
+    )
 
 
 class Marking(Base):

@@ -82,7 +82,10 @@ def add_collection(
     writers: Iterable[str] = ("*",),
     types: Iterable[str] = (),
     reference: bool = False,
+    allow_warninglisted: bool = False,
 ) -> m.Collection:
+    """Add a collection; ``allow_warninglisted`` lets its blocklists list the documentation-range values
+    (RFC 5737, RFC 2606) that the factories' indicators use, as tests of other rules need."""
     collection = m.Collection(
         uuid=str(uuid.uuid5(HUB_NAMESPACE, f"{root.slug}/{alias}")),
         api_root_id=root.id,
@@ -94,6 +97,7 @@ def add_collection(
         readers=",".join(readers),
         writers=",".join(writers),
         is_reference=reference,
+        blocklist_allow_warninglisted=allow_warninglisted,
     )
     session.add(collection)
     session.flush()

@@ -645,14 +645,17 @@ def test_the_panel_sets_blocklist_limits_and_shows_why_an_indicator_is_not_liste
         "readers": "*",
         "writers": "*",
         "blocklist_ipv4_prefix": "28",
+        "blocklist_allow_warninglisted": "y",  # these documentation-range values are warninglisted
     }
     assert admin.post("/admin/collections/new", data=form).status_code == 302
-    assert "up to /28, /48" in admin.get("/admin/collections/").get_data(as_text=True)
+    listing = admin.get("/admin/collections/").get_data(as_text=True)
+    assert "up to /28, /48" in listing and "warninglisted values listed" in listing
     with hub.session(write=False) as s:
         row = s.execute(select(m.Collection).where(m.Collection.alias == "nets")).scalar_one()
-        limits, uuid = (row.blocklist_ipv4_prefix, row.blocklist_ipv6_prefix), row.uuid
+        limits = (row.blocklist_ipv4_prefix, row.blocklist_ipv6_prefix, row.blocklist_allow_warninglisted)
+        uuid = row.uuid
         kr = s.execute(select(m.Partner.id).where(m.Partner.slug == "krcert")).scalar_one()
-    assert limits == (28, 48)
+    assert limits == (28, 48, True)
     wide = f.indicator(7001, pattern="[ipv4-addr:value = '198.51.100.0/24']")
     narrow = f.indicator(7002, pattern="[ipv4-addr:value = '198.51.100.0/29']")
     assert not ingest.ingest_envelope(hub, kr, uuid, [wide, narrow]).failures

@@ -307,6 +307,12 @@ ERRORS = [
         "bad blocklist_ipv4_prefix of collection dprk/restricted: '/24'",
         id="blocklist-prefix-not-a-number",
     ),
+    pytest.param(
+        ("types: [indicator, malware]", "types: [indicator]\n        blocklist_allow_warninglisted: sometimes"),
+        "blocklist_allow_warninglisted: sometimes",
+        "blocklist_allow_warninglisted of collection dprk/restricted must be true or false",
+        id="blocklist-allow-warninglisted-not-a-flag",
+    ),
 ]
 
 
@@ -627,6 +633,23 @@ def test_blocklist_limits_apply_and_round_trip(tmp_path: Path, factory: sessionm
     assert [str(c) for c in changes] == [
         "~ collection dprk/restricted: blocklist_ipv4_prefix 32 -> 24; blocklist_ipv6_prefix 64 -> 48"
     ]
+
+
+def test_blocklist_allow_warninglisted_applies_and_round_trips(tmp_path: Path, factory: sessionmaker[Session]) -> None:
+    text = BASE.replace(
+        "types: [indicator, malware]", "types: [indicator, malware]\n        blocklist_allow_warninglisted: true"
+    )
+    changes = apply_file(factory, write(tmp_path, text))
+    assert any("blocklists list warninglisted values" in str(c) for c in changes)
+    with factory() as session:
+        rows = {c.alias: c for c in session.scalars(select(models.Collection))}
+        exported = sc.export(session)
+    assert rows["restricted"].blocklist_allow_warninglisted and not rows["community"].blocklist_allow_warninglisted
+    assert exported.count("blocklist_allow_warninglisted: true") == 1
+    assert "blocklist_allow_warninglisted: false" not in exported  # the default is left out
+    assert plan_file(factory, write(tmp_path, exported, "exported.yaml")) == []
+    changes = plan_file(factory, write(tmp_path, BASE, "defaults.yaml"))
+    assert [str(c) for c in changes] == ["~ collection dprk/restricted: blocklist_allow_warninglisted true -> false"]
 
 
 def test_export_of_an_empty_hub_loads(tmp_path: Path, factory: sessionmaker[Session]) -> None:

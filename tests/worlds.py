@@ -20,7 +20,9 @@ SHARE_CISA = "marking-definition--0c6ee0a2-1a3e-4b0c-9a3e-2f0e1b1f0a01"
 def small_world(hub: Hub, *, accounts: bool = False) -> dict:
     """krcert publishes; cisa (RED) and mycert (GREEN) read the shared collection.
 
-    With ``accounts``, the panel's two accounts (alice the admin, audrey the auditor) exist too.
+    With ``accounts``, the panel's two accounts (alice the admin, audrey the auditor) exist too. The
+    shared collection's blocklists list warninglisted values: the tests' indicators use documentation
+    ranges (RFC 5737) and names (RFC 2606), which a blocklist otherwise leaves out.
     """
     with hub.session() as s:
         f.hub_partner(s)
@@ -28,7 +30,7 @@ def small_world(hub: Hub, *, accounts: bool = False) -> dict:
         f.add_partner(s, "cisa", "US", TLP.RED)
         f.add_partner(s, "mycert", "MY", TLP.GREEN)
         root = f.add_root(s, "dprk")
-        shared = f.add_collection(s, root, "shared", max_tlp=TLP.RED).uuid
+        shared = f.add_collection(s, root, "shared", max_tlp=TLP.RED, allow_warninglisted=True).uuid
         f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
         reference.publish_reference(s)
     keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "cisa", "mycert")}
@@ -121,7 +123,8 @@ def feeds_world(hub: Hub) -> Hub:
     return hub
 
 
-# One collection, dprk/intel, that everyone reads and writes, set up through sharing.yaml.
+# One collection, dprk/intel, that everyone reads and writes, set up through sharing.yaml; its blocklists
+# list the documentation-range values of the tests' indicators.
 INTEL_URL = "/dprk/collections/intel/objects/"
 INTEL_PARTNERS = {"krcert": ("KrCERT/CC", "KR"), "mycert": ("MyCERT", "MY"), "cisa": ("CISA", "US")}
 
@@ -142,7 +145,7 @@ def intel_config(clearances: dict[str, str], max_tlp: str = "RED") -> str:
         '    title: "DPRK"\n'
         "    collections:\n"
         f'      - {{alias: intel, title: "Intel", max_tlp: {max_tlp}, default_tlp: GREEN, readers: ["*"], '
-        'writers: ["*"]}\n'
+        'writers: ["*"], blocklist_allow_warninglisted: true}\n'
     )
 
 

@@ -132,6 +132,7 @@ def collection_values(row: m.Collection) -> dict[str, Any]:
         "retention_days": row.retention_days,
         "blocklist_ipv4_prefix": row.blocklist_ipv4_prefix,
         "blocklist_ipv6_prefix": row.blocklist_ipv6_prefix,
+        "blocklist_allow_warninglisted": row.blocklist_allow_warninglisted,
     }
 
 
@@ -182,6 +183,9 @@ def save_collection(session: Session, actor: str, uuid: str | None, values: dict
         "retention_days": values.get("retention_days"),
         "blocklist_ipv4_prefix": values.get("blocklist_ipv4_prefix", BlocklistLimits.ipv4_prefix),
         "blocklist_ipv6_prefix": values.get("blocklist_ipv6_prefix", BlocklistLimits.ipv6_prefix),
+        "blocklist_allow_warninglisted": bool(
+            values.get("blocklist_allow_warninglisted", BlocklistLimits.allow_warninglisted)
+        ),
     }
     with write.rules_change(session):
         if uuid is None:

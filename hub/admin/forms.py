@@ -175,6 +175,12 @@ class CollectionForm(FlaskForm):
         ],
         description="Empty: 48. 128: single addresses only.",
     )
+    blocklist_allow_warninglisted = BooleanField(
+        "Blocklists list warninglisted values",
+        description="Off (the default): a value on a warninglist (a private or special-use address or name such as "
+        "10.0.0.1 or c2.internal, a public DNS resolver, a top site, the hash of an empty file) stays in the STIX, "
+        "CSV and ECS feeds, with the list's name, but in no blocklist.",
+    )
     confirm = BooleanField("I have seen the effect of this change; save it")
 
     def validate_default_tlp(self, field: Any) -> None:
@@ -200,6 +206,7 @@ class CollectionForm(FlaskForm):
             "retention_days": self.retention_days.data,
             "blocklist_ipv4_prefix": _or(self.blocklist_ipv4_prefix.data, BlocklistLimits.ipv4_prefix),
             "blocklist_ipv6_prefix": _or(self.blocklist_ipv6_prefix.data, BlocklistLimits.ipv6_prefix),
+            "blocklist_allow_warninglisted": bool(self.blocklist_allow_warninglisted.data),
         }
 
 

@@ -32,6 +32,14 @@ def blocklist_verdict(collection: snapshots.CollectionInfo | None, raw: str) -> 
     return formats.blocklist_reason(obj, collection.blocklist)
 
 
+def warninglist_note(collection: snapshots.CollectionInfo | None, raw: str) -> str | None:
+    """Which warninglist an indicator version's value is on and what its blocklist does with it; None if none."""
+    obj = orjson.loads(raw)
+    if collection is None or obj.get("type") != "indicator":
+        return None
+    return formats.warninglist_note(obj, collection.blocklist)
+
+
 def object_facts(snap: snapshots.Snapshot, row: m.ObjectVersion) -> policy.ObjectFacts:
     """Build the rules' view of one stored version."""
     originator = snap.partners[row.originator_id].slug if row.originator_id in snap.partners else ""

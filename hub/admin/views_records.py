@@ -113,6 +113,7 @@ def _object_page(stix_id: str, recall_form: forms.RecallForm, error: str | None 
                 "collection": by_pk.get(v.collection_id),
                 "facts": preview.object_facts(snap, v),
                 "blocklist": preview.blocklist_verdict(by_pk.get(v.collection_id), v.raw),
+                "warninglist": preview.warninglist_note(by_pk.get(v.collection_id), v.raw),
                 "json": orjson.dumps(orjson.loads(v.raw), option=orjson.OPT_INDENT_2).decode(),
             }
             for v in versions

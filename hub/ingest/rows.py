@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from hub import policy
+from hub import formats, policy
 from hub.config import DEFAULTS
 from hub.errors import TooManyRequests
 from hub.ids import stix_key
@@ -248,7 +248,7 @@ def _row_for(
     raw_here = stored.raws.get(key)
     if raw_here is not None:
         if orjson.loads(raw_here) == item.obj:
-            result.successes.append(item.key)  # an exact duplicate is not an error (TAXII 5.5)
+            result.successes.append(_success(item, collection))  # an exact duplicate is no error (TAXII 5.5)
             if key not in stored.added:
                 result.unchanged.append(item.key)
         else:
@@ -260,7 +260,7 @@ def _row_for(
                 }
             )
         return None
-    result.successes.append(item.key)
+    result.successes.append(_success(item, collection))
     restriction = None
     if item.sharing_ids:  # one look-up per distinct set and envelope, not one per object
         restriction = stored.restriction_sets.get(item.sharing_ids)
@@ -311,3 +311,9 @@ def _flag_quarantined(
                 "versions": sum(1 for row in rows if row["stix_id"] == stix_id),
             },
         )
+
+
+def _success(item: Prepared, collection: snapshots.CollectionInfo) -> dict:
+    """The status entry of a stored object; an indicator on a warninglist gets a note (status-details ``message``)."""
+    note = formats.warninglist_note(item.obj, collection.blocklist) if item.obj.get("type") == "indicator" else None
+    return item.key if note is None else {**item.key, "message": note}

@@ -348,6 +348,7 @@ def collection_values(row: m.Collection) -> dict[str, Any]:
         "retention_days": row.retention_days,
         "blocklist_ipv4_prefix": row.blocklist_ipv4_prefix,
         "blocklist_ipv6_prefix": row.blocklist_ipv6_prefix,
+        "blocklist_allow_warninglisted": row.blocklist_allow_warninglisted,
     }
 
 
@@ -364,6 +365,7 @@ def _collection_wanted(c: CollectionSpec, row: m.Collection | None) -> dict[str,
         "retention_days": c.retention_days,
         "blocklist_ipv4_prefix": c.blocklist_ipv4_prefix,
         "blocklist_ipv6_prefix": c.blocklist_ipv6_prefix,
+        "blocklist_allow_warninglisted": c.blocklist_allow_warninglisted,
     }
     # A derived id never replaces one already stored: TAXII clients have saved it.
     if c.uuid_explicit or row is None:
@@ -382,6 +384,7 @@ def _collection_summary(c: CollectionSpec) -> str:
             if BlocklistLimits(c.blocklist_ipv4_prefix, c.blocklist_ipv6_prefix) != BlocklistLimits()
             else ""
         )
+        + ("; blocklists list warninglisted values" if c.blocklist_allow_warninglisted else "")
     )
 
 

@@ -133,6 +133,7 @@ def _export_collection(root: str, c: m.Collection) -> dict[str, Any]:
     for key, default in (
         ("blocklist_ipv4_prefix", BlocklistLimits.ipv4_prefix),
         ("blocklist_ipv6_prefix", BlocklistLimits.ipv6_prefix),
+        ("blocklist_allow_warninglisted", BlocklistLimits.allow_warninglisted),
     ):
         if getattr(c, key) != default:
             out[key] = getattr(c, key)

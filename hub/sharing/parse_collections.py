@@ -105,6 +105,7 @@ _COLLECTION_KEYS = (
     "retention_days",
     "blocklist_ipv4_prefix",
     "blocklist_ipv6_prefix",
+    "blocklist_allow_warninglisted",
 )
 MAX_RETENTION_DAYS = 36_500
 
@@ -142,6 +143,8 @@ def _parse_collection(r: Reader, node: Node, ctx: _RootContext) -> CollectionSpe
     retention = _parse_retention(r, keys.get("retention_days"), what)
     ipv4 = _parse_prefix(r, keys, "blocklist_ipv4_prefix", formats.IPV4_PREFIX_BOUNDS, what)
     ipv6 = _parse_prefix(r, keys, "blocklist_ipv6_prefix", formats.IPV6_PREFIX_BOUNDS, what)
+    allow_node = keys.get("blocklist_allow_warninglisted")
+    allow = r.flag(allow_node, f"blocklist_allow_warninglisted of {what}") if allow_node is not None else False
     if alias is None or title is None or max_tlp is None or default_tlp is None:
         return None
     return CollectionSpec(
@@ -160,6 +163,7 @@ def _parse_collection(r: Reader, node: Node, ctx: _RootContext) -> CollectionSpe
         retention,
         formats.BlocklistLimits.ipv4_prefix if ipv4 is None else ipv4,
         formats.BlocklistLimits.ipv6_prefix if ipv6 is None else ipv6,
+        bool(allow),
     )
 
 

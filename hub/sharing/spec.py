@@ -97,6 +97,8 @@ class CollectionSpec:
     # The widest networks the collection's ip.txt lists (hub.formats.BlocklistLimits).
     blocklist_ipv4_prefix: int = BlocklistLimits.ipv4_prefix
     blocklist_ipv6_prefix: int = BlocklistLimits.ipv6_prefix
+    # Whether the blocklists list warninglisted values (private addresses, top sites: hub.warninglists).
+    blocklist_allow_warninglisted: bool = BlocklistLimits.allow_warninglisted
 
 
 @dataclass(frozen=True)

@@ -195,7 +195,7 @@ def _collection_info(c: m.Collection, root: str) -> CollectionInfo:
         readers=policy.Grants.parse(split_list(c.readers)),
         writers=policy.Grants.parse(split_list(c.writers)),
     )
-    limits = formats.BlocklistLimits(c.blocklist_ipv4_prefix, c.blocklist_ipv6_prefix)
+    limits = formats.BlocklistLimits(c.blocklist_ipv4_prefix, c.blocklist_ipv6_prefix, c.blocklist_allow_warninglisted)
     return CollectionInfo(c.id, c.uuid, root, c.alias, c.title, c.description, c.is_reference, rules, limits)
 
 

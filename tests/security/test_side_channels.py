@@ -28,7 +28,7 @@ def _bundle_id(response) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_feed_cursor_and_bundle_id_ignore_writes_the_partner_cannot_see(world):
-    world.new_collection("side-feeds", max_tlp=TLP.RED)
+    world.new_collection("side-feeds", max_tlp=TLP.RED, allow_warninglisted=True)  # documentation-range values
     krcert = world.client("krcert")
     assert krcert.post(world.url("side-feeds"), [f.indicator(1000, markings=[GREEN])]).get_json()["success_count"] == 1
     before = _feeds(world, "side-feeds")
