@@ -49,7 +49,7 @@ def test_an_unhandled_error_is_one_json_line_with_the_request_id(make_app, captu
 
 
 def test_a_line_outside_a_request_has_no_request_fields(captured):
-    logging.getLogger("hub.feeds").warning("source %s failed", "cisa-ais")
+    logging.getLogger("hub.retention").warning("source %s failed", "cisa-ais")
     (line,) = [orjson.loads(x) for x in captured.getvalue().splitlines()]
     assert line["message"] == "source cisa-ais failed" and line["level"] == "WARNING" and "request_id" not in line
 
