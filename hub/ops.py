@@ -6,9 +6,9 @@ anonymous scraper sees how much the hub ingests and serves, never who publishes 
 count would tell others how much it shares, hidden objects included).
 
 Metrics are labelled by the Flask URL rule (``/<api_root>/collections/<id>/objects/``), never by
-the raw path, so an id in a URL never becomes a new time series. Under gunicorn, set
-``PROMETHEUS_MULTIPROC_DIR`` to an empty directory writable by every worker (before the workers
-start): each worker then writes its samples there and ``/metrics`` adds up all workers. Every
+the raw path, so an id in a URL never becomes a new time series. ``cti-hub serve`` sets
+``PROMETHEUS_MULTIPROC_DIR`` (default ``<data_dir>/prometheus``), which gunicorn empties before the
+workers start: each worker then writes its samples there and ``/metrics`` adds up all workers. Every
 metric here is a counter or a histogram, which stay correct after a worker exits, so no gunicorn
 ``child_exit`` hook is needed.
 

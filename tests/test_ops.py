@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
 import threading
+import unittest.mock
 import uuid
 from pathlib import Path
 
 import orjson
 import pytest
+import requests
 from click.testing import CliRunner
 from prometheus_client import REGISTRY
 from sqlalchemy import delete, text, update
@@ -24,6 +27,7 @@ from hub.ids import HUB_NAMESPACE
 from hub.runtime import Hub
 from hub.store import auditlog
 from tests import factories as f
+from tests.live import serve_command
 from tests.worlds import small_world
 
 OBJECTS_RULE = "/<string:api_root>/collections/<string:collection_id>/objects/"
@@ -134,6 +138,31 @@ def test_metrics_add_up_across_worker_processes_in_multiprocess_mode(settings, t
         x for x in out.splitlines() if x.startswith("cti_hub_http_requests_total{") and 'endpoint="/healthz"' in x
     )
     assert float(line.rsplit(" ", 1)[1]) == 2.0
+
+
+def _healthz_count(metrics: str) -> float:
+    line = next(
+        x for x in metrics.splitlines() if x.startswith("cti_hub_http_requests_total{") and 'endpoint="/healthz"' in x
+    )
+    return float(line.rsplit(" ", 1)[1])
+
+
+@pytest.mark.slow
+def test_serve_sets_and_empties_the_multiprocess_directory(settings, tmp_path):
+    """`cti-hub serve` with 2 workers: /metrics adds up this run's workers and nothing an earlier run left."""
+    stale = tmp_path / "prometheus"
+    stale.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(stale), **f.cli_env(settings["database_url"], tmp_path)}
+    script = "from hub import create_app\nc = create_app().test_client()\nfor _ in range(7):\n    c.get('/healthz')\n"
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)  # an earlier run's samples
+    assert list(stale.glob("counter_*.db"))
+    environ = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    with unittest.mock.patch.dict(os.environ, environ, clear=True):
+        with contextlib.contextmanager(serve_command)(settings, tmp_path, "--workers", "2") as base:
+            for _ in range(12):
+                assert requests.get(f"{base}/healthz", timeout=10, headers={"Connection": "close"}).ok
+            metrics = requests.get(f"{base}/metrics", timeout=10).text
+    assert _healthz_count(metrics) == 12  # wait_ready's own polls go to /readyz
 
 
 # --------------------------------------------------------------------- access log

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -52,7 +53,7 @@ def serve(
     cert_reqs: str,
 ) -> None:
     """Serve the hub with gunicorn (migrations are applied first)."""
-    _hub(ctx)
+    hub = _hub(ctx)
     if bool(certfile) != bool(keyfile):
         raise click.UsageError("--certfile and --keyfile go together")
     if (ca_certs or cert_reqs != "0") and not certfile:
@@ -85,6 +86,8 @@ def serve(
         "python:hub.gunicorn_conf",
         "hub.wsgi:app",
     ]
+    # Every worker writes its metrics there and /metrics adds them up (emptied at start: hub.gunicorn_conf).
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(hub.settings["data_dir"]) / "prometheus"))
     scheme = "https" if tls else "http"
     click.echo(f"serving on {scheme}://{host}:{port}/taxii2/ with {workers} workers", err=True)
     os.execvp(sys.executable, [sys.executable, "-m", *args])  # noqa: S606 - replace this process with gunicorn
