@@ -14,12 +14,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("collections") as batch:
-        batch.add_column(
-            sa.Column("blocklist_allow_warninglisted", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # A plain ADD COLUMN, never a batch copy of the table: on SQLite a batch would recreate ``collections``
+    # (its default is an expression), and dropping the old table cascades to every object version.
+    op.add_column(
+        "collections",
+        sa.Column("blocklist_allow_warninglisted", sa.Boolean(), nullable=False, server_default=sa.text("false")),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("collections") as batch:
-        batch.drop_column("blocklist_allow_warninglisted")
+    op.drop_column("collections", "blocklist_allow_warninglisted")  # plain DROP COLUMN (SQLite 3.35+), as above
