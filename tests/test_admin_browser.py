@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -20,26 +19,15 @@ from taxii2client.v21 import Collection
 
 from hub import sharing
 from tests import factories as f
+from tests.browser import ARGS, CHROMIUM, require_chromium
 from tests.live import ROOT, free_port, wait_ready
 from tests.panel import PASSWORD, add_admin
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium")
 AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-if not shutil.which(CHROMIUM):
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+playwright_api = require_chromium()
 
 
 @pytest.fixture

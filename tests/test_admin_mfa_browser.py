@@ -8,7 +8,6 @@ enrols one (QR code, key, confirming code, recovery codes) before it reaches the
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,25 +15,14 @@ from pathlib import Path
 import pytest
 
 from hub import sharing
+from tests.browser import ARGS, CHROMIUM, require_chromium
 from tests.live import ROOT, free_port, wait_ready
 from tests.panel import PASSWORD, add_admin, code_of, enrol_totp, wrong_code
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-if not shutil.which(CHROMIUM):
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+playwright_api = require_chromium()
 
 
 @pytest.fixture

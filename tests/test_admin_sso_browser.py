@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -18,26 +17,15 @@ from sqlalchemy import func, select
 
 from hub import models as m
 from hub import sharing
+from tests.browser import ARGS, CHROMIUM, require_chromium
 from tests.live import ROOT, free_port, wait_ready
 from tests.oidc_provider import PASSWORD, OIDCProvider, hub_settings
 from tests.panel import audit_events
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-if not shutil.which(CHROMIUM):
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+playwright_api = require_chromium()
 
 
 @pytest.fixture
