@@ -104,7 +104,7 @@ def test_compose_refuses_to_start_without_a_secret_key(docker_compose: str) -> N
         timeout=120,
     )
     assert result.returncode != 0
-    assert "set HUB_SECRET_KEY" in result.stderr
+    assert "set CTI_HUB_SECRET_KEY" in result.stderr
 
 
 # --------------------------------------------------------------------- (b) compose file vs README
