@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -109,13 +110,31 @@ def _ping_when_idle(engine: Engine) -> None:
             raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 
+def _enter_wal(cur: sqlite3.Cursor, *, attempts: int = 300) -> None:
+    """Switch the database to write-ahead logging, waiting for connections opened at the same moment.
+
+    Two processes opening a new database file together (hosts starting at once, concurrent
+    ``db upgrade``) both ask for the switch; SQLite refuses one of them at once with "database is
+    locked" rather than wait (each holds the shared lock the other needs released), so the busy
+    timeout does not apply. The switch is retried for up to about 30 s, as the busy timeout would wait.
+    """
+    for attempt in range(attempts):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
         # Let SQLAlchemy, not the driver, decide where transactions begin.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(cur)
         # FULL: a commit the hub acknowledged with 202 survives power loss, not just a crash.
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")

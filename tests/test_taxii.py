@@ -565,6 +565,18 @@ def test_only_the_originator_versions_or_deletes(as_, world):
     assert as_("krcert").get(objects_url(world, "shared", f"objects/{obj['id']}/")).status_code == 404
 
 
+def test_versions_are_listed_in_the_order_they_were_added(as_, world):
+    """Like every TAXII list, by date_added: a version published late (an older one) comes last."""
+    kr, url = as_("krcert"), objects_url(world, "shared")
+    v1 = f.indicator(12, modified="2024-05-01T00:00:00.000Z")
+    v2 = {**v1, "modified": "2024-05-02T00:00:00.000Z"}
+    for version in (v2, v1):
+        assert kr.post(url, [version]).get_json()["success_count"] == 1
+    versions = kr.get(objects_url(world, "shared", f"objects/{v1['id']}/versions/")).get_json()["versions"]
+    objects = kr.get(objects_url(world, "shared", f"objects/{v1['id']}/"), {"match[version]": "all"}).get_json()
+    assert versions == [o["modified"] for o in objects["objects"]] == [v2["modified"], v1["modified"]]
+
+
 def test_delete_single_version(as_, world):
     v1, v2, v3, *_ = _publish_versions(as_, world)
     kr = as_("krcert")

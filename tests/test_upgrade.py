@@ -8,9 +8,11 @@ twice and checks that keys, sharing, statuses, the audit chain, the ledger and /
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import orjson
@@ -438,3 +440,29 @@ def test_concurrent_upgrades_both_succeed(empty_database):
         assert db.is_current(engine)
     finally:
         engine.dispose()
+
+
+def _connect_at(url: str, start: float) -> str:
+    """In a pool process: open the database at ``start`` (a time.time()), return its journal mode or the error."""
+    engine = db.make_engine(url)
+    try:
+        while time.time() < start:
+            pass
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+    except sa.exc.OperationalError as error:
+        return str(error.orig)
+    finally:
+        engine.dispose()
+
+
+def test_processes_opening_a_new_sqlite_file_together_all_connect(tmp_path):
+    """SQLite refuses one of two simultaneous switches to WAL at once, busy timeout or not: the hub retries.
+
+    Without the retry about one round in six has a process failing with "database is locked".
+    """
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        for attempt in range(40):
+            url = f"sqlite:///{tmp_path / f'new-{attempt}.db'}"
+            got = pool.starmap(_connect_at, [(url, time.time() + 0.05)] * 4)
+            assert got == ["wal"] * 4, (attempt, got)
