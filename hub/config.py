@@ -31,7 +31,7 @@ from hub.errors import ConfigError
 log = logging.getLogger(__name__)
 
 PREFIX, OLD_PREFIX = "CTI_HUB_", "HUB_"
-SECRETS = ("secret_key", "metrics_token", "database_url")  # settings that may come from a file
+SECRETS = ("secret_key", "metrics_token", "database_url", "redis_url")  # settings that may come from a file
 MASKED = (*SECRETS, "oidc_client_secret")  # settings ``config show`` never prints
 # The variables Kubernetes defines for a Service named ``cti-hub``: never settings.
 _SERVICE_LINK = re.compile(r"^(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?)$")
@@ -58,6 +58,7 @@ class Settings(BaseModel):
     # Panel accounts must sign in with a second factor (TOTP); an account without one enrols at its next login.
     admin_mfa_required: bool = True
     rate_limit_per_minute: int = Field(600, ge=0)
+    redis_url: str = ""  # the rate-limit counters shared by every process (hub.ratelimit); empty: per process
     discovery_title: str = "cti-hub"
     discovery_description: str = "Regional threat-intelligence sharing hub (TAXII 2.1)"
     metrics_token: str = ""
@@ -85,6 +86,13 @@ class Settings(BaseModel):
         if value and (parts.scheme not in ("http", "https") or not parts.hostname):
             raise ValueError("must be empty or an http(s) URL with a host, such as https://cti.example.org")
         return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be empty or a Redis URL, such as redis://127.0.0.1:6379/0")
+        return value
 
     @field_validator("database_url")
     @classmethod
