@@ -314,3 +314,28 @@ def test_the_panel_shows_an_administrators_own_change_at_once(cluster: Cluster, 
     # Another administrator, who changed nothing, may be shown the replica's slightly older view.
     other = logged_in(app)
     assert "replayed" not in other.get("/admin/audit?action=group.create").get_data(as_text=True)
+
+
+@pytest.mark.slow
+def test_a_feed_since_past_the_replica_is_served_by_the_primary(cluster: Cluster, replica_app) -> None:
+    app = replica_app(max_replica_lag_seconds=60)
+    hub = app.extensions["cti_hub"]
+    world = small_world(hub)
+    client = app.test_client()
+    publisher = _headers(world["keys"]["krcert"])
+    old, new = [f.indicator(n) for n in range(5)], [f.indicator(n) for n in range(5, 9)]
+    assert client.post(world["url"], json={"objects": old}, headers=publisher).status_code == 202
+    cluster.wait_caught_up()
+    hub.replicas.check()
+    cluster.replica_sql("SELECT pg_wal_replay_pause()")
+    assert client.post(world["url"], json={"objects": new}, headers=publisher).status_code == 202
+    hub.replicas.check()
+    feed = f"/feeds/dprk/{world['shared']}/stix"
+    reader = {"Authorization": f"Bearer {world['keys']['cisa']}"}
+
+    stale = client.get(feed, headers=reader)  # no cursor: the replica, which holds the first envelope only
+    assert stale.status_code == 200
+    assert [o["id"] for o in stale.json["objects"]] == [o["id"] for o in old]
+    since = stamp_plus_one(stale.headers["X-Feed-Cursor"])
+    fresh = client.get(feed, query_string={"since": since}, headers=reader)
+    assert [o["id"] for o in fresh.json["objects"]] == [o["id"] for o in new]
