@@ -118,7 +118,7 @@ class ReplicaSet:
     @classmethod
     def from_settings(cls, settings: dict[str, Any], primary: Engine) -> ReplicaSet | None:
         """The replicas ``read_database_urls`` names, or None when it names none."""
-        urls = settings["read_database_urls"]
+        urls = settings.get("read_database_urls") or []  # hand-built settings (tools, tests) may leave it out
         if not urls:
             return None
         replicas = [_replica(url) for url in urls]
