@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
+from sqlalchemy.orm import Session
 
 from hub import acs, auth, ledger, ratelimit, stix, withdrawals
 from hub import models as m
@@ -115,31 +116,28 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
     include = request.args.get("include", "")
     if include not in ("", "withdrawn"):
         return _plain(400, f"include: {include!r} is not supported (use include=withdrawn)")
-    with hub.session(write=False) as session:
-        snap = hub.snapshot(session)
-        collection = _readable(snap, principal.partner_pk, api_root, collection_id)
-        if collection is None:
-            return _plain(404, f"collection '{collection_id}' not found")
-        state = session.get(m.HubState, 1)
-        assert state is not None
-        upto = state.clock_us
-        query = reads.VersionQuery(
-            collection_pk=collection.pk,
-            read=snap.read_filter(principal.partner_pk, collection),
-            originator_pk=principal.partner_pk,
-            after=since,
-            types=() if fmt == "stix" else ("indicator",),
-            limit=PAGE,
-        )
-        context: dict[str, Any] = {
-            "feed": snap.hub_name,
-            "collection": collection,
-            "withdrawn": include == "withdrawn",
-            "providers": {pk: row.slug for pk, row in snap.partner_rows.items()},
-            "acs": _acs_markings(snap),
-            "removed": [],
-        }
-        span = reads.view_range(session, query, upto)
+    with hub.session(write=False) as session:  # the sharing rules: from the primary, always
+        snap = hub.snapshot(session, principal.rules_version)
+    collection = _readable(snap, principal.partner_pk, api_root, collection_id)
+    if collection is None:
+        return _plain(404, f"collection '{collection_id}' not found")
+    query = reads.VersionQuery(
+        collection_pk=collection.pk,
+        read=snap.read_filter(principal.partner_pk, collection),
+        originator_pk=principal.partner_pk,
+        after=since,
+        types=() if fmt == "stix" else ("indicator",),
+        limit=PAGE,
+    )
+    context: dict[str, Any] = {
+        "feed": snap.hub_name,
+        "collection": collection,
+        "withdrawn": include == "withdrawn",
+        "providers": {pk: row.slug for pk, row in snap.partner_rows.items()},
+        "acs": _acs_markings(snap),
+        "removed": [],
+    }
+    upto, span = hub.read(functools.partial(_extent, query), position=since)
     ledger.record_feed(hub, principal, snap, collection, query, fmt, span, include)
     if include == "withdrawn":
         context["removed"] = withdrawals.for_feed(hub, principal.partner_pk, collection.pk, since, upto)
@@ -162,16 +160,24 @@ def _readable(
     return found
 
 
+def _extent(query: reads.VersionQuery, session: Session) -> tuple[int, tuple[int | None, int | None, int]]:
+    """The hub clock of the server answering (the feed's end) and the partner's view up to it."""
+    state = session.get(m.HubState, 1)
+    assert state is not None
+    return state.clock_us, reads.view_range(session, query, state.clock_us)
+
+
 def _rows(hub: Hub, query: reads.VersionQuery, upto: int) -> Iterator[Any]:
-    """Every row of the partner's view up to ``upto``, one page per query and its own session."""
+    """Every row of the partner's view up to ``upto``, one page per query and its own session.
+
+    Each page may come from another replica (or the primary), but only from one that has replayed
+    ``upto``: the feed lists everything its cursor covers.
+    """
     after = query.after
+    columns = ("raw", "date_added", "tlp", "originator_id")
     while True:
         page_query = replace(query, after=after)
-        session = hub.sessions()
-        try:
-            rows, more = reads.page(session, page_query, ("raw", "date_added", "tlp", "originator_id"))
-        finally:
-            session.close()
+        rows, more = hub.read(functools.partial(reads.page, q=page_query, columns=columns), position=upto)
         for row in rows:
             if row.date_added > upto:
                 return

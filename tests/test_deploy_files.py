@@ -112,7 +112,13 @@ def test_compose_refuses_to_start_without_a_secret_key(docker_compose: str) -> N
 
 def test_compose_services_are_as_documented() -> None:
     services = compose()["services"]
-    assert set(services) == {"db", "hub"}
+    assert set(services) == {"db", "db-replica", "hub"}
+    replica = services["db-replica"]
+    assert replica["profiles"] == ["replica"] and replica["image"] == "postgres:15"
+    assert replica["depends_on"] == {"db": {"condition": "service_healthy"}}
+    for mount in (*replica["volumes"], *services["db"]["volumes"]):
+        source = mount.split(":")[0]
+        assert not source.startswith("./") or (ROOT / source).is_file() or (ROOT / source).is_dir(), mount
     db = services["db"]
     assert db["image"] == "postgres:15"
     assert {k: db["environment"][k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")} == {

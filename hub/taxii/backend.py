@@ -9,6 +9,7 @@ hidden versions do not exist for that partner, on any endpoint.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -17,6 +18,7 @@ from flask import current_app, g, request
 from medallion import auth as medallion_auth
 from medallion.backends.base import Backend
 from medallion.exceptions import ProcessingError
+from sqlalchemy.orm import Session
 
 from hub import ingest, ledger, ops, stix
 from hub.auth import Principal
@@ -46,7 +48,11 @@ def hub() -> Hub:
 
 
 def read_session():
-    """Return this request's read session (closed at teardown)."""
+    """Return this request's read session on the primary (closed at teardown).
+
+    Authentication, the sharing rules and status resources are read here; the object pages go to a
+    replica when one may answer them (``_page``, ``hub.replicas``).
+    """
     if "hub_session" not in g:
         g.hub_session = hub().read_sessions()
     return g.hub_session
@@ -223,6 +229,21 @@ def _unjson(filters: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in filters.items()}
 
 
+def _rows(
+    query: reads.VersionQuery, columns: tuple[str, ...], object_id: str | None, session: Session
+) -> tuple[list, bool, bool]:
+    """One page of the partner's view, and whether ``object_id`` (if asked for) is visible at all."""
+    rows, more = reads.page(session, query, columns)
+    found = object_id is None or bool(rows) or reads.has_visible(session, query)
+    return rows, more, found
+
+
+def _position(query: reads.VersionQuery) -> int | None:
+    """The ``date_added`` a page continues after: a replica answering it must have replayed at least that far."""
+    marks = [mark for mark in (query.after, query.added_after) if mark is not None]
+    return max(marks) if marks else None
+
+
 def _page(
     collection: snapshots.CollectionInfo,
     query: reads.VersionQuery,
@@ -236,8 +257,10 @@ def _page(
     With ``object_id``, an empty page of an object the partner cannot see at all is a 404 (asked only
     when the page is empty: a page with rows proves the object visible).
     """
-    rows, more = reads.page(read_session(), query, columns)
-    if object_id is not None and not rows and not reads.has_visible(read_session(), query):
+    work = functools.partial(_rows, query, columns, object_id)
+    # Without replicas the request's own read session serves the page too: one connection per request.
+    rows, more, found = work(read_session()) if hub().replicas is None else hub().read(work, position=_position(query))
+    if not found:
         raise ProcessingError(f"Object '{object_id}' not found", 404)
     ledger.record_page(hub(), _principal(), _snapshot(), collection, query, endpoint, rows)
     paging: dict[str, Any] = {"more": more}
