@@ -24,13 +24,14 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from hub import ingest, stix
 from hub.errors import HubError
 from hub.policy import TLP
+from hub.progress import Report, silent
 from hub.runtime import Hub
 from hub.store import auditlog, snapshots
 
@@ -41,6 +42,8 @@ SUMMARY_REASONS = 5
 AUDIT_INLINE_LIMIT = 16 * 1024
 AUDIT_EVENT_LIMIT = 512 * 1024
 FETCH_LIMIT = 256 * 1024 * 1024
+
+T = TypeVar("T")
 
 
 class FeedError(HubError):
@@ -240,10 +243,18 @@ class Connector:
     json_items = False
 
     def __init__(
-        self, hub: Hub, target: Target, *, tlp: TLP | None = None, strict: bool = False, source_label: str = ""
+        self,
+        hub: Hub,
+        target: Target,
+        *,
+        tlp: TLP | None = None,
+        strict: bool = False,
+        source_label: str = "",
+        progress: Report = silent,
     ) -> None:
         self.hub, self.target, self.tlp, self.strict = hub, target, tlp, strict
         self.source_label = source_label
+        self.progress = progress
         self.outcome = Outcome()
 
     @classmethod
@@ -252,6 +263,13 @@ class Connector:
 
     def items(self, data: bytes) -> Iterable[Item | Refusal]:
         raise NotImplementedError
+
+    def reading(self, entries: Iterable[T], total: int | None, unit: str) -> Iterator[T]:
+        """Yield the source's ``entries``, reporting each one read (phase "read") before it is converted."""
+        report = self.progress
+        for done, entry in enumerate(entries, 1):
+            report("read", done, total, unit=unit)
+            yield entry
 
     def note(self, what: str) -> None:
         """Report a lenient mapping of a known deviation."""
@@ -275,16 +293,21 @@ class Connector:
 
         ``ready`` may be a generator: only two chunks are held at a time. With JSON items and more
         than PIPELINE_MIN of them (or an unsized stream), the next chunk is validated in a worker
-        process while the current one is stored.
+        process while the current one is stored. ``progress`` is called with the size of each chunk
+        stored; the connector's own reporter gets the running count (phase "store").
         """
         size = len(ready) if isinstance(ready, list | tuple) else None
         pool = _validator() if self.json_items and (size is None or size > PIPELINE_MIN) else None
+        stored = 0
+        self.progress("store", stored, size, unit="objects")
         try:
             chunks = _chunks(ready, CHUNK)
             current = self._start(next(chunks, None), pool)
             while current is not None:
                 following = self._start(next(chunks, None), pool)  # validated while this one is stored
                 self._ingest(current.items, current)
+                stored += len(current.items)
+                self.progress("store", stored, size, unit="objects")
                 if progress is not None:
                     progress(len(current.items))
                 current = following

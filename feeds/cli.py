@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -13,9 +12,11 @@ from feeds import iocs as _iocs  # noqa: F401 - registers the csv and text conne
 from feeds import misp as _misp  # noqa: F401 - registers the misp connector
 from feeds import stix_bundle as _stix_bundle  # noqa: F401 - registers the stix connector
 from feeds.base import resolve_target
+from hub.cli.progress import reporter
 from hub.cli.tools import hub_of as _hub
 from hub.errors import HubError
 from hub.policy import TLP
+from hub.progress import Report
 
 REFUSALS_SHOWN = 20
 TLP_NAMES = {
@@ -110,22 +111,17 @@ def import_(
         cls.ensure_installed()
         hub = _hub(ctx)
         target = resolve_target(hub, partner, collection, root)
-        connector = cls(
-            hub,
-            target,
-            tlp=TLP_NAMES[tlp.upper()] if tlp else None,
-            strict=strict,
-            source_label=source_name or "",
-            **extra,
-        )
-        if kind == "taxii":
-            outcome = connector.sync(source, lambda n: click.echo(f"page: {n} objects", err=True))
-        else:
-            ready = connector.load(source)
-            with click.progressbar(
-                range(len(ready)), label=f"{kind} -> {target.collection.alias}", show_pos=True, file=sys.stderr
-            ) as bar:
-                outcome = connector.ingest(ready, bar.update)
+        with reporter(ctx, "import") as report:
+            connector = cls(
+                hub,
+                target,
+                tlp=TLP_NAMES[tlp.upper()] if tlp else None,
+                strict=strict,
+                source_label=source_name or "",
+                progress=report,
+                **extra,
+            )
+            outcome = connector.sync(source) if kind == "taxii" else connector.ingest(connector.load(source))
     except HubError as exc:
         raise click.ClickException(exc.message) from None
     for what, reason in outcome.refusals[:REFUSALS_SHOWN]:
@@ -148,14 +144,25 @@ def sync(ctx: click.Context, names: tuple[str, ...]) -> None:
     if missing:
         raise click.ClickException(f"unknown source(s): {', '.join(sorted(missing))}")
     failed = 0
-    for row in sources:
-        try:
-            click.echo(f"{row.name}: {taxii_source.sync_saved(hub, row).summary()}")
-        except HubError as exc:
-            failed += 1
-            click.echo(f"{row.name}: failed: {exc.message}", err=True)
+    with reporter(ctx, "sync") as report:
+        for row in sources:
+            try:
+                outcome = taxii_source.sync_saved(hub, row, report=_as_phase(report, row.name))
+                click.echo(f"{row.name}: {outcome.summary()}")
+            except HubError as exc:
+                failed += 1
+                click.echo(f"{row.name}: failed: {exc.message}", err=True)
     if failed:
         raise click.ClickException(f"{failed} of {len(sources)} sources failed")
+
+
+def _as_phase(report: Report, name: str) -> Report:
+    """Report every phase of one saved source as a phase named after the source."""
+
+    def named(phase: str, done: int, total: int | None = None, *, unit: str = "") -> None:
+        report(name, done, total, unit=unit)
+
+    return named
 
 
 @click.command()

@@ -292,7 +292,7 @@ class IocList(Connector):
                 self.columns, (VALUE_COLUMNS, TYPE_COLUMNS, NOTE_COLUMNS), (True, False, False), strict=True
             )
         )
-        for (line_no, _), row in zip(lines[1:], reader, strict=True):
+        for (line_no, _), row in self.reading(zip(lines[1:], reader, strict=True), len(lines) - 1, "rows"):
             value, hint, note = (
                 row[i].strip() if i is not None and i < len(row) else "" for i in (value_i, type_i, note_i)
             )
@@ -314,7 +314,8 @@ class IocList(Connector):
 
     def _text_rows(self, text: str) -> Iterable[tuple[int, str, str, str]]:
         heading = ""
-        for line_no, line in enumerate(text.splitlines(), 1):
+        lines = text.splitlines()
+        for line_no, line in self.reading(enumerate(lines, 1), len(lines), "lines"):
             line = line.strip()
             if not line or line.startswith(("#", "//", ";")):
                 continue
@@ -436,7 +437,8 @@ class EcsList(IocList):
     name = "ecs"
 
     def _entries(self, text: str) -> Iterable[Refusal | tuple[str, str, str, dict]]:
-        for line_no, line in enumerate(text.splitlines(), 1):
+        lines = text.splitlines()
+        for line_no, line in self.reading(enumerate(lines, 1), len(lines), "lines"):
             if not line.strip():
                 continue
             try:

@@ -140,7 +140,7 @@ class MispEvents(Connector):
     def items(self, data: bytes) -> Iterable[Item | Refusal]:
         kind, found = parse_document(data)
         events = self._feed_events(found) if kind == "manifest" else iter(found)
-        for key, doc in events:
+        for key, doc in self.reading(events, len(found), "events"):
             if isinstance(doc, str):  # a feed's event file that could not be read
                 yield Refusal(key, doc)
                 continue

@@ -167,7 +167,7 @@ class StixBundle(Connector):
 
     def items(self, data: bytes) -> Iterable[Item | Refusal]:
         objects, bundle_spec = parse_bundle(data)
-        for index, obj in enumerate(objects):
+        for index, obj in enumerate(self.reading(objects, len(objects), "objects")):
             if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
                 yield Refusal(f"objects[{index}]", "not a STIX object (expected a JSON object with a 'type')")
                 continue

@@ -24,6 +24,7 @@ from feeds import register
 from feeds.base import FeedError, Item, Outcome, Refusal, Target, resolve_target
 from feeds.stix_bundle import StixBundle
 from hub import models as m
+from hub.progress import Report, silent
 from hub.runtime import Hub
 from hub.store import clock
 
@@ -71,10 +72,13 @@ class TaxiiSource(StixBundle):
         seen: dict[str, str] = {}
         collection._conn.session.hooks["response"].append(lambda r, *a, **k: seen.update(r.headers))
         filters = {"added_after": state.cursor} if state.cursor else {}
+        pulled = 0
         try:
             for envelope in as_pages(collection.get_objects, per_request=PER_REQUEST, **filters):
                 objects = envelope.get("objects") or []
                 self._page(objects)
+                pulled += len(objects)
+                self.progress("pull", pulled, None, unit="objects")
                 last = seen.get("X-TAXII-Date-Added-Last")
                 if objects and last:
                     self._save(cursor=last)
@@ -145,14 +149,19 @@ def _env(name: str) -> str:
     return value
 
 
-def sync_saved(hub: Hub, row: m.FeedSource, progress: Callable[[int], None] | None = None) -> Outcome:
-    """Pull what is new from one saved source, as the partner and into the collection it was saved with."""
+def sync_saved(
+    hub: Hub, row: m.FeedSource, progress: Callable[[int], None] | None = None, report: Report = silent
+) -> Outcome:
+    """Pull what is new from one saved source, as the partner and into the collection it was saved with.
+
+    ``progress`` gets the size of each page; ``report`` the running count (phase "pull").
+    """
     with hub.session(write=False) as session:
         info = hub.snapshot(session).collections.get(row.collection_uuid)
     if info is None:
         raise FeedError(f"collection {row.collection_uuid} no longer exists")
     target = resolve_target(hub, row.partner_slug, info.uuid, info.api_root)
-    return TaxiiSource(hub, target, source_label=row.name).sync(row.url, progress)
+    return TaxiiSource(hub, target, source_label=row.name, progress=report).sync(row.url, progress)
 
 
 def saved_sources(hub: Hub) -> list[m.FeedSource]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hub import stix
+from hub.progress import Report, silent
 from hub.store import archive, auditlog, clock, writes
 
 if TYPE_CHECKING:
@@ -61,13 +62,21 @@ class Outcome:
 
 
 def run(
-    hub: Hub, *, dry_run: bool = False, batch_size: int = DEFAULT_BATCH, now_us: int | None = None, actor: str = "cli"
+    hub: Hub,
+    *,
+    dry_run: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+    now_us: int | None = None,
+    actor: str = "cli",
+    progress: Report = silent,
 ) -> list[Outcome]:
     """Archive, in every collection with a retention, the superseded versions older than it.
 
     ``now_us`` is the moment the retention counts back from (default: now). A dry run only counts
     and changes nothing; a real run writes one ``retention.run`` audit event, even when it fails
-    half-way (it names the error then, and the batches already done stay archived).
+    half-way (it names the error then, and the batches already done stay archived). ``progress``
+    hears of each collection counted (dry run: phase "count"), or of each batch archived (one phase
+    per collection, its total counted first, when a reporter is given).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -82,8 +91,9 @@ def run(
                 with hub.session(write=False) as session:
                     count = archive.count_superseded(session, pk, cutoff)
                 done.append(Outcome(f"{root}/{alias}", days, cutoff, count, 0))
+                progress("count", len(done), len(targets), unit="collections")
             else:
-                done.append(_archive_collection(hub, pk, f"{root}/{alias}", days, cutoff, batch_size))
+                done.append(_archive_collection(hub, pk, f"{root}/{alias}", days, cutoff, batch_size, progress))
     except Exception as exc:
         if not dry_run:
             with contextlib.suppress(Exception):  # the original error is the one to report
@@ -105,7 +115,14 @@ def purge_statuses(hub: Hub, *, dry_run: bool = False, now_us: int | None = None
         return writes.purge_statuses(session, cutoff, dry_run=dry_run)
 
 
-def _archive_collection(hub: Hub, pk: int, name: str, days: int, cutoff: int, batch_size: int) -> Outcome:
+def _archive_collection(
+    hub: Hub, pk: int, name: str, days: int, cutoff: int, batch_size: int, progress: Report
+) -> Outcome:
+    expected = None
+    if progress is not silent:  # a count costs one more pass over the collection: only when someone watches
+        with hub.session(write=False) as session:
+            expected = archive.count_superseded(session, pk, cutoff)
+        progress(name, 0, expected, unit="versions")
     total = batches = 0
     while True:
         with hub.session() as session:
@@ -113,6 +130,7 @@ def _archive_collection(hub: Hub, pk: int, name: str, days: int, cutoff: int, ba
             moved = archive.archive_superseded(session, pk, cutoff, batch_size, clock.now_us())
         if moved:
             total, batches = total + moved, batches + 1
+            progress(name, total, expected, unit="versions")
         if moved < batch_size:
             return Outcome(name, days, cutoff, total, batches)
 

@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from hub import ledger, policy
+from hub.progress import Report, silent
 from hub.runtime import Hub
 from hub.store import auditlog, clock, reads, recalls, snapshots, writes
 
@@ -67,11 +68,14 @@ def _rows(
     return out
 
 
-def after_rule_change(session: Session, before: snapshots.Snapshot, after: snapshots.Snapshot) -> int:
+def after_rule_change(
+    session: Session, before: snapshots.Snapshot, after: snapshots.Snapshot, progress: Report = silent
+) -> int:
     """Record what a change of the sharing rules took out of each partner's view; return the rows added."""
     rows: list[dict] = []
     now = clock.now_us()
-    for collection in after.collections.values():
+    for done, collection in enumerate(after.collections.values()):
+        progress("withdrawals", done, len(after.collections), unit="collections")
         old_collection = before.collections.get(collection.uuid)
         if old_collection is None:
             continue
@@ -84,6 +88,7 @@ def after_rule_change(session: Session, before: snapshots.Snapshot, after: snaps
                 continue
             lost = reads.removed_from_view(session, collection.pk, partner_pk, new, old)
             rows += _rows(partner_pk, collection.pk, lost, "rules", now)
+    progress("withdrawals", len(after.collections), len(after.collections), unit="collections")
     return recalls.add_withdrawals(session, rows)
 
 

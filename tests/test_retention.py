@@ -183,19 +183,20 @@ def test_cli_run_and_dry_run_print_one_line_per_collection(hub, ops, as_, settin
     with hub.session() as s:  # everything was published three days ago; shared keeps superseded versions 2 days
         s.execute(text("UPDATE object_versions SET date_added = date_added - :shift"), {"shift": 3 * DAY_US})
         s.execute(update(m.Collection).where(m.Collection.uuid == ops["shared"]).values(retention_days=2))
-    runner, env = CliRunner(), f.cli_env(settings["database_url"], tmp_path)
+    # Standard output apart: the progress records go to standard error.
+    runner, env = CliRunner(mix_stderr=False), f.cli_env(settings["database_url"], tmp_path)
     before = stored(hub, ops["shared"])
 
     dry = runner.invoke(main, ["retention", "run", "--dry-run"], env=env)
-    assert dry.exit_code == 0, dry.output
-    [line] = dry.output.splitlines()
+    assert dry.exit_code == 0, dry.stderr
+    [line] = dry.stdout.splitlines()
     assert line.startswith("dprk/shared: would archive 1 superseded versions added before ")
     assert line.endswith("(retention 2 days)")
     assert stored(hub, ops["shared"]) == before and archived(hub) == []
 
     done = runner.invoke(main, ["retention", "run"], env=env)
-    assert done.exit_code == 0, done.output
-    [line] = done.output.splitlines()
+    assert done.exit_code == 0, done.stderr
+    [line] = done.stdout.splitlines()
     assert line.startswith("dprk/shared: archived 1 superseded versions") and line.endswith("1 batch)")
     assert stored(hub, ops["shared"]) == [(f.indicator(1)["id"], V2), (f.indicator(2)["id"], V1)]
     assert len(stored(hub, ops["kept"])) == 2
@@ -203,7 +204,7 @@ def test_cli_run_and_dry_run_print_one_line_per_collection(hub, ops, as_, settin
     assert event.actor == "cli" and orjson.loads(event.detail)["archived"] == {"dprk/shared": 1}
 
     bad = runner.invoke(main, ["retention", "run", "--batch-size", "0"], env=env)
-    assert bad.exit_code == 1 and "--batch-size" in bad.output
+    assert bad.exit_code == 1 and "--batch-size" in bad.stderr
 
 
 def test_cli_says_so_when_no_collection_has_a_retention(hub, ops, settings, tmp_path):

@@ -3,7 +3,7 @@
 Each module holds one family of commands; this one only assembles them:
 ``sharing`` (db, sharing, partners), ``accounts`` (keys, admin), ``serve`` (serve, demo),
 ``ops`` (audit, ledger, retention, recall, backup, restore), ``settings`` (config) and the feed
-commands of :mod:`feeds.cli`.
+commands of :mod:`feeds.cli`. The long ones report their progress on stderr through :mod:`hub.cli.progress`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from hub.cli.tools import HubGroup
 @click.version_option(__version__)
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected failure instead of one line.")
 @click.option(
+    "-q", "--quiet", is_flag=True, help="Show no progress on standard error (the results and errors still appear)."
+)
+@click.option(
     "--config",
     type=click.Path(dir_okay=False),
     envvar="CTI_HUB_CONFIG",
     help="Settings file (TOML); defaults to HUB_* environment variables only.",
 )
-def main(config: str | None, debug: bool) -> None:
+def main(config: str | None, debug: bool, quiet: bool) -> None:
     """Run and administer a cti-hub TAXII 2.1 sharing hub."""
 
 

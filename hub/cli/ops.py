@@ -6,6 +6,7 @@ import os
 import shutil
 import sqlite3
 import subprocess  # noqa: S404 - pg_dump / pg_restore are run with argument lists, never a shell
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +17,16 @@ from sqlalchemy.orm import Session
 
 from hub import config as hub_config
 from hub import db, ledger, retention, stix, withdrawals
+from hub.cli.progress import reporter
 from hub.cli.tools import fail_cleanly as _fail_cleanly
 from hub.cli.tools import hub_of as _hub
 from hub.errors import HubError
+from hub.progress import Report, silent
 from hub.store import auditlog
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_MAGIC = b"PGDMP"
+COPY_POLL_S = 0.2  # how often the size of a SQLite copy is looked at
 
 
 # --------------------------------------------------------------------- audit
@@ -155,7 +159,9 @@ def retention_group() -> None:
 @_fail_cleanly
 def retention_run(ctx: click.Context, dry_run: bool, batch_size: int) -> None:
     """Archive, per collection with retention_days, the superseded versions older than it; one line each."""
-    outcomes = retention.run(_hub(ctx), dry_run=dry_run, batch_size=batch_size)
+    hub = _hub(ctx)
+    with reporter(ctx, "retention") as report:
+        outcomes = retention.run(hub, dry_run=dry_run, batch_size=batch_size, progress=report)
     if not outcomes:
         click.echo("no collection has retention_days: every version is kept")
     for outcome in outcomes:
@@ -216,79 +222,137 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
     return plain.render_as_string(hide_password=False), env
 
 
-def _run(args: list[str], env: dict[str, str]) -> None:
+def _run(args: list[str], env: dict[str, str], progress: Report, marker: str, total: int | None) -> None:
+    """Run a PostgreSQL client tool with ``--verbose``; report each table it names after ``marker``."""
     if shutil.which(args[0]) is None:
         raise HubError(
             f"{args[0]} is not installed: install the PostgreSQL client tools (same major version as "
             "the server or newer)"
         )
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
-    if done.returncode != 0:
-        raise HubError(f"{args[0]} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
+    # Untranslated messages: the table lines are recognised by their English wording.
+    env = {**env, "LC_ALL": "C"}
+    lines: list[str] = []
+    tables = 0
+    with subprocess.Popen(  # noqa: S603
+        [*args, "--verbose"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if marker in line:
+                tables += 1
+                progress("tables", tables, total, unit="tables")
+            else:
+                lines.append(line.strip())
+    if proc.returncode != 0:
+        errors = [line for line in lines if f"{args[0]}: error:" in line]
+        shown = errors[0] if errors else next((line for line in reversed(lines) if line), "")
+        raise HubError(f"{args[0]} failed: {shown}")
+    progress("tables", tables, max(tables, total or 0), unit="tables")
 
 
-def backup_database(url: str, target: Path) -> None:
-    """Write a consistent copy of the live database to ``target`` (SQLite file or pg_dump custom format)."""
-    if url.startswith("sqlite"):
-        source = sqlite3.connect(_sqlite_path(url))
-        dest = sqlite3.connect(target)
+def _copy_sqlite(source: Path, target: Path, progress: Report) -> None:
+    """Copy a SQLite database with the online backup API, reporting the bytes written as they grow.
+
+    The copy is one backup step, as consistent as a single read: a copy in several steps starts
+    again whenever the live hub writes in between, and so might never end. It runs in a thread
+    while this one watches the target file grow.
+    """
+    probe = sqlite3.connect(source)
+    try:
+        size = probe.execute("PRAGMA page_count").fetchone()[0] * probe.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        probe.close()
+    failed: list[BaseException] = []
+
+    def copy() -> None:
+        src, dest = sqlite3.connect(source), sqlite3.connect(target)
         try:
             with dest:
-                source.backup(dest)
+                src.backup(dest)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
+            failed.append(exc)
         finally:
             dest.close()
-            source.close()
+            src.close()
+
+    worker = threading.Thread(target=copy, name="sqlite-backup", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(COPY_POLL_S)
+        progress("copy", target.stat().st_size if target.exists() else 0, size, unit="bytes")
+    if failed:
+        raise failed[0]
+    written = target.stat().st_size
+    progress("copy", written, max(written, size), unit="bytes")
+
+
+def _table_count(url: str) -> int:
+    engine = db.make_engine(url)
+    try:
+        return len(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def backup_database(url: str, target: Path, progress: Report = silent) -> None:
+    """Write a consistent copy of the live database to ``target`` (SQLite file or pg_dump custom format).
+
+    ``progress`` hears of the bytes copied (SQLite, phase "copy") or of each table dumped ("tables").
+    """
+    if url.startswith("sqlite"):
+        _copy_sqlite(_sqlite_path(url), target, progress)
         return
     uri, env = _libpq(url)
-    _run(["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={target}", uri], env)
+    args = ["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={target}", uri]
+    _run(args, env, progress, "dumping contents of table", _table_count(url))
 
 
-def restore_database(url: str, source: Path) -> None:
-    """Load a backup into an empty database, then bring its schema up to date."""
+def _tables_in_dump(source: Path, env: dict[str, str]) -> int | None:
+    """Count the tables whose rows a pg_dump archive holds (its TABLE DATA entries); None when unknown."""
+    tool = shutil.which("pg_restore")
+    if tool is None:
+        return None  # _run names what is missing
+    listed = subprocess.run([tool, "--list", str(source)], env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    return sum(" TABLE DATA " in line for line in listed.stdout.splitlines()) if listed.returncode == 0 else None
+
+
+def restore_database(url: str, source: Path, progress: Report = silent) -> None:
+    """Load a backup into an empty database, then bring its schema up to date.
+
+    ``progress`` hears of the bytes copied (SQLite, phase "copy") or of each table loaded ("tables").
+    """
     magic = source.read_bytes()[:16]
     is_sqlite = url.startswith("sqlite")
     if is_sqlite and not magic.startswith(SQLITE_MAGIC):
         raise HubError(f"{source} is not a SQLite backup (this hub's database is SQLite)")
     if not is_sqlite and not magic.startswith(PG_MAGIC):
         raise HubError(f"{source} is not a pg_dump custom-format backup (this hub's database is PostgreSQL)")
-    engine = db.make_engine(url)
-    try:
-        tables = inspect(engine).get_table_names()
-    finally:
-        engine.dispose()
-    if tables:
+    if _table_count(url):
         raise HubError(
             f"the database at {make_url(url).render_as_string(hide_password=True)} is not empty; "
             "restore only into a new, empty database"
         )
     if is_sqlite:
-        src = sqlite3.connect(source)
-        dest = sqlite3.connect(_sqlite_path(url))
-        try:
-            with dest:
-                src.backup(dest)
-        finally:
-            dest.close()
-            src.close()
+        _copy_sqlite(source, _sqlite_path(url), progress)
     else:
         uri, env = _libpq(url)
-        _run(
-            [
-                "pg_restore",
-                "--no-owner",
-                "--no-privileges",
-                "--exit-on-error",
-                "--single-transaction",
-                f"--dbname={uri}",
-                str(source),
-            ],
-            env,
-        )
+        args = [
+            "pg_restore",
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "--single-transaction",
+            f"--dbname={uri}",
+            str(source),
+        ]
+        _run(args, env, progress, "processing data for table", _tables_in_dump(source, env))
+    progress("schema", 0, 1, unit="steps")
     engine = db.make_engine(url)
     try:
         db.upgrade(engine)
     finally:
         engine.dispose()
+    progress("schema", 1, 1, unit="steps")
 
 
 @click.command("backup")
@@ -301,7 +365,8 @@ def backup(ctx: click.Context, file: str) -> None:
     target = Path(file)
     if target.exists():
         raise click.ClickException(f"{file} already exists; choose a new file")
-    backup_database(url, target)
+    with reporter(ctx, "backup") as report:
+        backup_database(url, target, report)
     click.echo(f"backup written to {file} ({target.stat().st_size} bytes)")
 
 
@@ -312,5 +377,6 @@ def backup(ctx: click.Context, file: str) -> None:
 def restore(ctx: click.Context, file: str) -> None:
     """Restore FILE (from `cti-hub backup`) into the configured database, which must be empty."""
     url = _database_url(ctx)
-    restore_database(url, Path(file))
+    with reporter(ctx, "restore") as report:
+        restore_database(url, Path(file), report)
     click.echo(f"restored {file} into {make_url(url).render_as_string(hide_password=True)}")

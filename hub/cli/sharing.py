@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hub import sharing as config
+from hub.cli.progress import reporter
 from hub.cli.tools import fail_cleanly as _fail_cleanly
 from hub.cli.tools import hub_of as _hub
 
@@ -43,8 +44,9 @@ def sharing() -> None:
 def sharing_apply(ctx: click.Context, file: str, dry_run: bool) -> None:
     """Make the database match FILE (idempotent); print each change."""
     spec = config.load(file)
-    with _hub(ctx).session() as session:
-        changes = config.plan(session, spec) if dry_run else config.apply(session, spec)
+    hub = _hub(ctx)
+    with reporter(ctx, "sharing apply") as report, hub.session() as session:
+        changes = config.plan(session, spec) if dry_run else config.apply(session, spec, progress=report)
     for change in changes:
         click.echo(str(change))
     verb = "would change" if dry_run else "changed"

@@ -27,6 +27,7 @@ from hub.errors import ConfigError
 from hub.formats import BlocklistLimits
 from hub.models import split_list
 from hub.policy import TLP
+from hub.progress import Report, silent
 from hub.sharing import write
 from hub.sharing.spec import (
     HUB_SLUG,
@@ -57,22 +58,24 @@ def plan(session: Session, spec: SharingSpec) -> list[Change]:
     return [step.change for step in _steps(session, spec)]
 
 
-def apply(session: Session, spec: SharingSpec, *, actor: str = "cli") -> list[Change]:
+def apply(session: Session, spec: SharingSpec, *, actor: str = "cli", progress: Report = silent) -> list[Change]:
     """Make the database match ``spec`` in the caller's transaction; return what changed.
 
     Every problem is found before the first change is made, so a ConfigError leaves
-    the database untouched.
+    the database untouched. ``progress`` hears of each change made (phase "changes"), then of
+    what the rule change does to the collections (see ``rule_change.reannounce``).
     """
     steps = _steps(session, spec)
     if not steps:
         reference.publish_reference(session)  # a hub restored from an older release may lack some
         return []
-    with write.rules_change(session):
-        for step in steps:
+    with write.rules_change(session, progress):
+        for done, step in enumerate(steps, 1):
             step.run()
             # Flushed one by one: later steps look up rows (new partners, roots) by slug.
             session.flush()
             auditlog.audit(session, actor, "sharing.apply", step.change.what, {"change": str(step.change)})
+            progress("changes", done, len(steps), unit="changes")
     return [step.change for step in steps]
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from hub import models as m
 from hub import reference, rule_change
 from hub.policy import TLP
+from hub.progress import Report, silent
 from hub.sharing.spec import HUB_SLUG
 from hub.store import clock, snapshots
 
@@ -34,7 +35,7 @@ def column(value: Any) -> Any:
 
 
 @contextlib.contextmanager
-def rules_change(session: Session) -> Iterator[None]:
+def rules_change(session: Session, progress: Report = silent) -> Iterator[None]:
     """Wrap writes to the sharing rules; afterwards bump the rules, republish the reference data, re-date."""
     before = snapshots.load_snapshot(session)
     yield
@@ -42,7 +43,7 @@ def rules_change(session: Session) -> Iterator[None]:
     snapshots.bump_rules(session)
     if session.execute(select(m.Partner.id).where(m.Partner.slug == HUB_SLUG)).first():
         reference.publish_reference(session)
-    rule_change.reannounce(session, before)
+    rule_change.reannounce(session, before, progress)
 
 
 def set_columns(row: Any, values: dict[str, Any]) -> None:
