@@ -1,4 +1,4 @@
-"""What the OpenAPI tests check responses with: the document, schemathesis's checks and the feed item check."""
+"""What the OpenAPI tests check responses with: the document, schemathesis's checks and the line item check."""
 
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ def items(media: str, text: str) -> list:
     return text.splitlines()
 
 
-def feed_items_conform(ctx: CheckContext, response: Response, case: Case) -> bool | None:
-    """Every row or line of a 200 body matches the ``x-item-schema`` of its media type."""
+def items_conform(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    """Every row or line of a 200 body (a feed, the audit CSV) matches the ``x-item-schema`` of its media type."""
     if response.status_code != 200:
         return None
     media = response.headers["content-type"][0].split(";")[0]

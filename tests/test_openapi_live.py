@@ -1,4 +1,4 @@
-"""Generated requests to the feeds and the operational endpoints of a running hub, judged by the OpenAPI description.
+"""Generated requests to the feeds, probes, /metrics and audit download of a live hub, judged by the OpenAPI document.
 
 One `cti-hub serve` holds the demo sharing configuration, real DPRK indicators (Elastic Security Labs' KandyKorn
 and RustBucket releases, published again by krcert, some of them revoked, expired or deleted) and a metrics
@@ -7,7 +7,8 @@ parameters and invalid ones, for collections the caller reads and does not read 
 sent with krcert's key, with mmcert's key (a narrower view), with a wrong key and with none. Every response must
 have a documented status, content type, headers and body; valid input must be accepted and invalid input
 refused; a 2xx with credentials must turn into a 401 without them; and every line or row of a line-based feed
-must match the item schema the document gives it (``x-item-schema``).
+must match the item schema the document gives it (``x-item-schema``). The panel's audit CSV is asked for with an
+auditor's session, an API key and nothing.
 
 HUB_TEST_SCHEMATHESIS_EXAMPLES sets the examples per operation (default 20); ``make fuzz`` raises it.
 """
@@ -32,9 +33,10 @@ from schemathesis.generation.case import Case
 from hub import create_app, ingest, sharing
 from hub.formats import observable
 from tests import factories as f
+from tests import panel
 from tests.conftest import DATA, fresh_database_url
 from tests.live import serve_command
-from tests.openapi_checks import CHECKS, DOC, SCHEMA, feed_items_conform, items
+from tests.openapi_checks import CHECKS, DOC, SCHEMA, items, items_conform
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("HUB_TEST_SCHEMATHESIS_EXAMPLES", "20"))
@@ -79,6 +81,8 @@ def served(db_engine_name, db_template, tmp_path_factory) -> Iterator[dict]:
     with hub.session() as s:
         sharing.apply(s, sharing.load(ROOT / "config" / "sharing.yaml"))
     keys = {slug: f.key_for(hub, slug) for slug in ("krcert", "mmcert")}
+    with hub.session() as s:
+        panel.add_admin(s, "audrey", "auditor")
     with hub.session(write=False) as s:
         snap = hub.snapshot(s)
         ids = {c.alias: c.uuid for c in snap.collections_of("dprk")}
@@ -102,7 +106,17 @@ def served(db_engine_name, db_template, tmp_path_factory) -> Iterator[dict]:
             timeout=10,
         )
         assert r.status_code == 200, r.text
-        yield {"base": base, "keys": keys, "ids": ids, "deleted": deleted}
+        yield {"base": base, "keys": keys, "ids": ids, "deleted": deleted, "panel": _panel_session(base)}
+
+
+def _panel_session(base: str) -> str:
+    """Log in to the panel as the auditor audrey; return the session cookie."""
+    browser = requests.Session()
+    page = browser.get(f"{base}/admin/login", timeout=10).text
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "username": "audrey", "password": panel.PASSWORD}
+    assert browser.post(f"{base}/admin/login", data=form, allow_redirects=False, timeout=10).status_code == 302
+    return browser.cookies["cti_hub_admin"]
 
 
 def _credentials(served: dict) -> dict[str, dict[str, str]]:
@@ -113,6 +127,7 @@ def _credentials(served: dict) -> dict[str, dict[str, str]]:
         "mmcert": {"Authorization": f"Token {served['keys']['mmcert']}"},
         "wrong key": {"Authorization": "Bearer chub_" + "x" * 43},
         "metrics token": {"Authorization": f"Bearer {METRICS_TOKEN}"},
+        "auditor": {"Cookie": f"cti_hub_admin={served['panel']}"},
         "none": {},
     }
 
@@ -130,14 +145,17 @@ def _run(served: dict, strategy, callers: list[str], examples: int, seen: dict) 
     )
     @given(case=strategy, caller=st.sampled_from(callers))
     def send(case: Case, caller: str) -> None:
-        # The caller's credentials replace whatever the generator put in Authorization.
-        for name in [h for h in case.headers or {} if h.lower() == "authorization"]:
+        # The caller's credentials replace whatever the generator put in Authorization or the panel cookie.
+        for name in [h for h in case.headers or {} if h.lower() in ("authorization", "cookie")]:
             del case.headers[name]
+        if case.cookies:
+            case.cookies.pop("cti_hub_admin", None)
         response = case.call_and_validate(
             base_url=served["base"],
+            allow_redirects=False,
             headers=credentials[caller],
             checks=CHECKS,
-            additional_checks=[feed_items_conform],
+            additional_checks=[items_conform],
             timeout=20,
         )
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
@@ -178,6 +196,18 @@ def test_schemathesis_operational_answers_match_the_description(served, path):
     _run(served, strategy, ["metrics token", "krcert", "wrong key", "none"], max(8, EXAMPLES // 3), seen)
     # Only /metrics asks for credentials (the metrics token, not an API key).
     assert set(seen) == ({200, 401} if path == "/metrics" else {200}), seen
+
+
+def test_schemathesis_audit_download_answers_match_the_description(served):
+    operation = SCHEMA["/admin/audit.csv"]["GET"]
+    seen: dict[int, int] = {}
+    _run(served, operation.as_strategy(GenerationMode.POSITIVE), ["auditor", "krcert", "none"], EXAMPLES, seen)
+    # Invalid filters from a logged-in auditor (the panel sends anyone else to its login page first), never an
+    # invalid cookie: the caller decides the session (see _run).
+    negative = operation.as_strategy(GenerationMode.NEGATIVE, cookies={"cti_hub_admin": "replaced"})
+    _run(served, negative, ["auditor"], EXAMPLES, seen)
+    # Rows for the auditor, a refused date, and the login page for an API key or no session.
+    assert set(seen) == {200, 302, 400}, seen
 
 
 def test_every_feed_body_has_content_to_judge(served):
