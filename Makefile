@@ -71,9 +71,10 @@ bench: install ## The goals at 10,000 and 1,000,000 versions on SQLite, then on 
 bench-quick: install ## A one-minute benchmark check
 	$(PY) bench/run.py --quick
 
-fuzz: install ## Long fuzzing runs: STIX validation (also against stix2-validator), patterns, next tokens (FUZZ_EXAMPLES) and schemathesis (FUZZ_SECONDS)
+fuzz: install ## Long fuzzing runs: STIX validation (also against stix2-validator), patterns, next tokens (FUZZ_EXAMPLES), schemathesis on every operation (FUZZ_SECONDS) and on the feeds and probes (FUZZ_HTTP_EXAMPLES per operation)
 	HUB_TEST_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),20000) $(PY) -m pytest -q tests/test_fuzz.py tests/test_stix_differential.py $(PYTEST_ARGS)
-	HUB_TEST_SCHEMATHESIS_SECONDS=$(or $(FUZZ_SECONDS),600) $(PY) -m pytest -q tests/test_openapi.py -k schemathesis $(PYTEST_ARGS)
+	HUB_TEST_SCHEMATHESIS_SECONDS=$(or $(FUZZ_SECONDS),600) HUB_TEST_SCHEMATHESIS_EXAMPLES=$(or $(FUZZ_HTTP_EXAMPLES),500) \
+		$(PY) -m pytest -q tests/test_openapi.py tests/test_openapi_live.py -k schemathesis $(PYTEST_ARGS)
 
 soak: install ## Soak test: 50 mixed clients against gunicorn for SOAK_SECONDS (300); SOAK_DATABASE_URL: an empty database
 	HUB_TEST_SOAK_SECONDS=$(or $(SOAK_SECONDS),300) $(PY) -m tests.soak $(if $(SOAK_DATABASE_URL),--database-url '$(SOAK_DATABASE_URL)')

@@ -1,8 +1,9 @@
-"""The OpenAPI 3.1 description of the TAXII API, served at ``/openapi.json``.
+"""The OpenAPI 3.1 description of the hub's HTTP API, served at ``/openapi.json``.
 
-The document is a static file shipped in the package (``hub/openapi.json``): it
-describes the protocol, not this hub's data, so it needs no authentication and
-reveals nothing about partners, collections or objects.
+The document is a static file shipped in the package (``hub/openapi.json``): TAXII 2.1,
+the flat feeds, the probes, ``/metrics`` and itself. It describes the protocol, not this
+hub's data, so it needs no authentication and reveals nothing about partners, collections
+or objects. ``tests/test_openapi.py`` fails when a route is not in it.
 """
 
 from __future__ import annotations

@@ -116,7 +116,8 @@ def init_app(app: Flask) -> None:
         registry = _registry()
         if not app.config["HUB"]["metrics_token"]:
             registry = _without_partners(registry)
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        # content_type, not mimetype: Flask would add a second charset to the one CONTENT_TYPE_LATEST names.
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 def _metrics_allowed(token: str) -> bool:
