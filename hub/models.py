@@ -197,6 +197,26 @@ class ObjectVersion(Base):
     quarantined: Mapped[bool] = mapped_column(Boolean, server_default=expression.false())
 
 
+class ObjectValue(Base):
+    """A term the panel's search finds a version by: its name (from each word on), an alias, an observable.
+
+    Filled at ingest from :func:`hub.stix.values.search_terms`; searched by prefix on ``term``, whose
+    binary order (the "C" collation on PostgreSQL) keeps every term with one prefix in one index range.
+    """
+
+    __tablename__ = "object_values"
+    __table_args__ = (Index("ix_object_values_term", "term", "version_pk"),)
+    version_pk: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("object_versions.pk", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    kind: Mapped[str] = mapped_column(String(100), primary_key=True)
+    term: Mapped[str] = mapped_column(
+        String(200).with_variant(String(200, collation="C"), "postgresql"), primary_key=True
+    )
+
+
 class ObjectOrigin(Base):
     """Who first published an object id (lower-cased): only it may publish under the id, even after deleting it."""
 
