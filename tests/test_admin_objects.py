@@ -53,15 +53,29 @@ def test_terms_come_from_patterns_observables_names_and_aliases():
         ("network-traffic:dst_ref[0].value", "10.0.0.1")
     ]
     assert pattern_equalities("[domain-name:value LIKE '%.example']") == []
+    # One comparison takes a shortcut; spaced out, the same pattern goes through the tokens: one answer.
+    for one in ("[file:hashes.'SHA-256' = 'ab']", "[url:value = 'http://b\\'c.example/']", "[x-y:a.b_c='v']"):
+        spaced = one.replace("[", "[ ", 1).replace("=", " = ", 1)[:-1] + " ]"
+        assert pattern_equalities(one) == pattern_equalities(spaced) != [], one
 
     ind = f.indicator(1, name="Lazarus Group C2", pattern="[url:value = 'https://CDN.Evil.example/a']")
     assert values.search_terms(ind) == [
-        ("name", "lazarus group c2"),
-        ("name", "group c2"),
-        ("name", "c2"),
         ("url:value", "https://cdn.evil.example/a"),
         ("domain", "cdn.evil.example"),
         ("domain", "evil.example"),
+        ("name", "lazarus group c2"),
+        ("name", "group c2"),
+        ("name", "c2"),
+    ]
+    # A value named in the name too is one term; words follow white space, from their first letter or digit.
+    ip = f.indicator(3, name="Kimsuky exit node: 203.0.113.44 (VPN)", pattern="[ipv4-addr:value = '203.0.113.44']")
+    assert [t for _, t in values.search_terms(ip)] == [
+        "203.0.113.44",
+        "kimsuky exit node: 203.0.113.44 (vpn)",
+        "exit node: 203.0.113.44 (vpn)",
+        "node: 203.0.113.44 (vpn)",
+        "203.0.113.44 (vpn)",
+        "vpn)",
     ]
     intrusion = {"type": "intrusion-set", "name": "APT38", "aliases": ["BlueNoroff", "Stardust Chollima"]}
     assert ("name", "bluenoroff") in values.search_terms(intrusion)
@@ -220,3 +234,45 @@ def test_the_migration_fills_the_terms_of_stored_versions(admin, world, hub):
         assert s.scalar(select(func.count()).select_from(m.ObjectValue)) == before > 0
     assert listed(admin.get("/admin/objects/?text=evil.example").get_data(as_text=True)) == [obj["id"]]
     assert listed(admin.get("/admin/objects/?text=backfilled").get_data(as_text=True)) == [obj["id"]]
+
+
+def test_the_dashboard_counts_per_partner_and_day_and_ranks_intrusion_sets(admin, world, hub):
+    from hub.admin import dashboard
+    from hub.store import clock
+
+    lazarus = {
+        "type": "intrusion-set",
+        "spec_version": "2.1",
+        "id": "intrusion-set--c93fccb1-e8e8-42cf-ae33-2ad1d183913a",
+        "created": f.CLOCK,
+        "modified": f.CLOCK,
+        "name": "Lazarus Group",
+    }
+    kimsuky = {**lazarus, "id": "intrusion-set--0ee2b1d8-5c5e-4b3a-9b7a-3a3e1c6c4b11", "name": "Kimsuky"}
+    targets = [f.indicator(700 + n) for n in range(3)]
+
+    def rel(n: int, source: str, target: str) -> dict:
+        rid = f"relationship--{f.uuid.uuid5(f.uuid.NAMESPACE_OID, f'rel{n}')}"
+        return {
+            **{k: lazarus[k] for k in ("spec_version", "created", "modified")},
+            "type": "relationship",
+            "id": rid,
+            "relationship_type": "indicates",
+            "source_ref": source,
+            "target_ref": target,
+        }
+
+    rels = [rel(n, t["id"], lazarus["id"]) for n, t in enumerate(targets)] + [rel(9, targets[0]["id"], kimsuky["id"])]
+    publish(hub, world["ids"]["shared"], [lazarus, kimsuky, *targets, *rels])
+    with hub.session(write=False) as s:
+        snap = hub.snapshot(s)
+        stats = dashboard.dashboard(s, snap)
+        stored = s.scalar(
+            select(func.count()).select_from(m.ObjectVersion).where(m.ObjectVersion.originator_id == kr_pk(hub))
+        )
+    today = dashboard.when(clock.now_us())[:10]
+    assert stats["per_day"]["krcert"] == {today: stored} and stored == 5 + 9  # the world's 5 and these 9
+    assert "hub" not in stats["per_day"] and set(stats["per_day"]) == {"krcert"}
+    assert stats["intrusion_sets"] == [("Lazarus Group", 3), ("Kimsuky", 1)]
+    body = admin.get("/admin/").get_data(as_text=True)
+    assert "Lazarus Group" in body and f"{stored}</td>" in body

@@ -202,7 +202,3 @@ def recipients(session: Session, snap: snapshots.Snapshot, stix_id: str) -> list
         return sorted({r.partner for r in ledger.who_received(session, snap, stix_id)})
     except NotFound:  # no version stored or archived: the ledger cannot tell which ranges held it
         return []
-
-
-def object_types(session: Session) -> list[str]:
-    return list(session.scalars(select(m.ObjectVersion.type).distinct().order_by(m.ObjectVersion.type)))

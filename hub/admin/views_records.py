@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from flask import Response, flash, redirect, render_template, request, url_for
 
-from hub import formats, withdrawals
+from hub import formats, stix, withdrawals
 from hub.admin import data_records, forms, preview
 from hub.admin.blueprint import bp
 from hub.admin.views import current_actor, current_hub
@@ -95,7 +95,7 @@ def objects() -> Any:
             first_url=_page_url(None),
             q=q,
             error=error,
-            types=data_records.object_types(s),
+            types=sorted(stix.OBJECT_TYPES),
             partners=sorted(snap.by_slug),
             collections=sorted(snap.collections.values(), key=lambda c: (c.api_root, c.alias)),
             by_pk={c.pk: c for c in snap.collections.values()},

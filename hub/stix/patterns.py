@@ -277,6 +277,12 @@ def validate_pattern(pattern: str) -> str | None:
     return _library_pattern_check(pattern)
 
 
+_ONE_EQUALITY = re.compile(
+    r"^\[([a-z0-9][a-z0-9-]*):((?:[a-z_][a-z0-9_]*|'[A-Za-z0-9_-]+')(?:\.(?:[a-z_][a-z0-9_]*|'[A-Za-z0-9_-]+'))*)"
+    r" ?= ?('[^'\\]*(?:\\['\\][^'\\]*)*')\]$"
+)
+
+
 def pattern_equalities(pattern: str) -> list[tuple[str, str]]:
     """The (object path, string) of every ``path = 'string'`` and ``path IN ('string', ...)`` comparison.
 
@@ -284,6 +290,10 @@ def pattern_equalities(pattern: str) -> list[tuple[str, str]]:
     ``[("ipv4-addr:value", "198.51.100.7"), ("file:hashes.SHA-256", "ab...")]``. Read from the same
     tokens as the recogniser, so it needs no parse; ``NOT`` comparisons and other operators give nothing.
     """
+    simple = _ONE_EQUALITY.match(pattern)
+    if simple is not None:  # the common SIEM pattern, one comparison: no tokenising
+        path = simple.group(1) + ":" + simple.group(2).replace("'", "")
+        return [(path, _unquote(simple.group(3)))]
     texts = [*_PATTERN_TOKEN.findall(pattern), "", ""]  # end sentinels: looking ahead never runs off the list
     out: list[tuple[str, str]] = []
     pos = 0

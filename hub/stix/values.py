@@ -5,27 +5,29 @@ indicator's ``path = 'value'`` comparisons, a cyber-observable's ``value``, hash
 :func:`search_terms` turns an object into the lower-cased terms the admin panel's search matches by
 prefix (``hub.store.values`` keeps them in the ``object_values`` table, filled at ingest):
 
-- ``name``: the name and each alias (``aliases``, ``x_mitre_aliases``), and each of them from each of
-  its later words on ("Lazarus Group C2" is found by "group c2");
+- ``name``: the name and each alias (``aliases``, ``x_mitre_aliases``), each also from each of its
+  later words on (words are separated by white space: "Lazarus Group (C2)" is found by "c2)");
 - the observable's path (``ipv4-addr:value``, ``file:hashes.SHA-256``, ...): the value itself;
 - ``domain``: the parent domains of a domain name, and the host of a URL or an e-mail address and its
   parents, so that "evil.example" finds ``cdn.evil.example`` and ``http://evil.example/x``.
 
-Terms are cut to :data:`TERM_LENGTH` characters and an object gives at most :data:`MAX_TERMS` of them,
+Terms are cut to :data:`TERM_LENGTH` characters (a longer search matches on its first ones), each term
+is kept once (under the first kind that gave it) and an object gives at most :data:`MAX_TERMS` of them,
 so a hostile pattern cannot make one version cost more than a bounded number of rows.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import urllib.parse
 
 from hub.stix.patterns import pattern_equalities
 
-TERM_LENGTH = 200
+TERM_LENGTH = 128
 MAX_TERMS = 64
-NAME_WORDS = 12  # a name is found from each of its first words on
-_WORD_START = re.compile(r"(?<!\w)\w")
+NAME_WORDS = 8  # a name is found from each of its first words on
+_WORD = re.compile(r"(?<!\S)[^\w\s]*(\w)")  # a word: after white space, from its first letter or digit
 _HASHES = ("SHA-256", "SHA-1", "MD5", "SHA-512", "SSDEEP", "TLSH")
 
 
@@ -55,26 +57,26 @@ def display_name(obj: dict) -> str:
 
 
 def search_terms(obj: dict) -> list[tuple[str, str]]:
-    """The (kind, term) pairs the panel's search finds an object by, lower-cased, without repeats."""
-    found: dict[tuple[str, str], None] = {}
-
-    def add(kind: str, text: str) -> None:
-        term = normalise(text)
-        if term and len(found) < MAX_TERMS:
-            found.setdefault((kind, term), None)
-
+    """The (kind, term) pairs the panel's search finds an object by, lower-cased, each term once."""
+    found: list[tuple[str, str]] = []
+    for path, value in observables(obj):
+        found.append((path, value))
+        found += [("domain", host) for host in _hosts(path, value)]
     names = [display_name(obj)]
     for key in ("aliases", "x_mitre_aliases"):
         aliases = obj.get(key)
         names += [a for a in aliases if isinstance(a, str)] if isinstance(aliases, list) else []
     for name in names:
-        for start in [0, *[m.start() for m in _WORD_START.finditer(name)][:NAME_WORDS]]:
-            add("name", name[start:])
-    for path, value in observables(obj):
-        add(path, value)
-        for host in _hosts(path, value):
-            add("domain", host)
-    return list(found)
+        words = itertools.islice(_WORD.finditer(name), NAME_WORDS)
+        found += [("name", name[word.start(1) :]) for word in words]
+    out: dict[str, str] = {}
+    for kind, text in found:
+        term = normalise(text)
+        if term and term not in out:
+            out[term] = kind
+            if len(out) == MAX_TERMS:
+                break
+    return [(kind, term) for term, kind in out.items()]
 
 
 def normalise(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Search terms of object versions for the admin panel: names, aliases and observable values, by prefix
+"""Search terms of object versions for the admin panel (names, aliases, observable values) and an index by type
 
 Revision ID: 0023_object_values
 Revises: 0022_blocklist_warninglists
@@ -34,11 +34,14 @@ def upgrade() -> None:
             sa.ForeignKey("object_versions.pk", ondelete="CASCADE"),
             primary_key=True,
         ),
-        sa.Column("kind", sa.String(100), primary_key=True),
+        sa.Column("kind", sa.String(100), nullable=False),
         sa.Column("term", term, primary_key=True),
+        sqlite_with_rowid=False,  # clustered on (version_pk, term): rows append, a version's rows sit together
     )
     _backfill(op.get_bind())
     op.create_index("ix_object_values_term", "object_values", ["term", "version_pk"])
+    # The panel lists a type's versions newest first, and the dashboard finds the intrusion sets, by this index.
+    op.create_index("ix_versions_type", "object_versions", ["type", "pk"])
 
 
 def _backfill(conn: sa.engine.Connection) -> None:
@@ -60,5 +63,6 @@ def _backfill(conn: sa.engine.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_versions_type", table_name="object_versions")
     op.drop_index("ix_object_values_term", table_name="object_values")
     op.drop_table("object_values")
