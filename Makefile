@@ -59,7 +59,7 @@ lint: install ## ruff (lint and format) on the code and tests, mypy on hub/ and 
 
 BENCH_POSTGRES ?= postgresql://postgres@127.0.0.1:5432/bench
 
-bench: install ## The goals at 10,000 and 1,000,000 versions on SQLite, then on PostgreSQL (BENCH_POSTGRES; its schema is replaced), with medallion and OpenTAXII beside, then the restriction-set flood
+bench: install ## The goals at 10,000 and 1,000,000 versions on SQLite, then on PostgreSQL (BENCH_POSTGRES; its schema is replaced), with medallion and OpenTAXII beside, then the restriction-set flood and the panel's search
 	$(PY) -m pip install -q matplotlib
 	$(PY) bench/run.py
 	$(PY) bench/run.py --db '$(BENCH_POSTGRES)' --peers ''
@@ -67,6 +67,8 @@ bench: install ## The goals at 10,000 and 1,000,000 versions on SQLite, then on 
 	$(PY) bench/ledger.py --db '$(BENCH_POSTGRES)'
 	$(PY) bench/restriction_sets.py
 	$(PY) bench/restriction_sets.py --db '$(BENCH_POSTGRES)'
+	$(PY) bench/panel_search.py
+	$(PY) bench/panel_search.py --db '$(BENCH_POSTGRES)'
 
 bench-quick: install ## A one-minute benchmark check
 	$(PY) bench/run.py --quick

@@ -176,6 +176,8 @@ class ObjectVersion(Base):
         Index("ix_versions_collection_object", "collection_id", "stix_id", "version_us"),
         # Ids differing only in case are one id to the write rules (``hub.ids.stix_key``).
         Index("ix_versions_stix_key", func.lower(text("stix_id"))),
+        # The panel's lists by type, newest stored first (migration 0023).
+        Index("ix_versions_type", "type", "pk"),
     )
     pk: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
@@ -195,6 +197,27 @@ class ObjectVersion(Base):
     newer_exists: Mapped[bool] = mapped_column(Boolean, server_default=expression.false())
     # A copy another partner posted under an id it does not own: visible to that poster alone.
     quarantined: Mapped[bool] = mapped_column(Boolean, server_default=expression.false())
+
+
+class ObjectValue(Base):
+    """A term the panel's search finds a version by: its name (from each word on), an alias, an observable.
+
+    Filled at ingest from :func:`hub.stix.values.search_terms`; searched by prefix on ``term``, whose
+    binary order (the "C" collation on PostgreSQL) keeps every term with one prefix in one index range.
+    """
+
+    __tablename__ = "object_values"
+    # Clustered on (version_pk, term) on SQLite: each envelope's rows append, and a deleted version's go at once.
+    __table_args__ = (Index("ix_object_values_term", "term", "version_pk"), {"sqlite_with_rowid": False})
+    version_pk: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("object_versions.pk", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    kind: Mapped[str] = mapped_column(String(100))  # what gave the term: "name", "domain" or the observable path
+    term: Mapped[str] = mapped_column(
+        String(200).with_variant(String(200, collation="C"), "postgresql"), primary_key=True
+    )
 
 
 class ObjectOrigin(Base):

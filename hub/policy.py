@@ -142,7 +142,7 @@ class Grants:
 
 @dataclass(frozen=True)
 class Collection:
-    """The rules a collection carries."""
+    """The rules a collection carries; ``name`` is how reasons name it (the panel's "root/alias"), else ``id``."""
 
     id: str
     max_tlp: TLP = TLP.RED
@@ -150,6 +150,11 @@ class Collection:
     types: frozenset[str] = frozenset()
     readers: Grants = Grants()
     writers: Grants = Grants()
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
 
 
 @dataclass(frozen=True)
@@ -236,7 +241,7 @@ def can_read(world: World, partner: Partner, collection: Collection, obj: Object
     if not partner.active:
         return Decision(False, ("partner is suspended",))
     if not world.granted(collection.readers, partner):
-        return Decision(False, (f"{partner.slug} does not read collection {collection.id}",))
+        return Decision(False, (f"{partner.slug} does not read collection {collection.label}",))
     if obj.originator == partner.slug:
         return Decision(True, ("originator sees its own objects",))
     if obj.quarantined:
@@ -250,7 +255,7 @@ def can_read(world: World, partner: Partner, collection: Collection, obj: Object
 def _content_reasons(world: World, partner: Partner, collection: Collection, obj: ObjectFacts) -> list[str]:
     reasons = []
     if collection.types and obj.type not in collection.types:
-        reasons.append(f"type {obj.type} is not allowed in collection {collection.id}")
+        reasons.append(f"type {obj.type} is not allowed in collection {collection.label}")
     if obj.tlp > collection.max_tlp:
         reasons.append(f"{obj.tlp.label} above collection maximum {collection.max_tlp.label}")
     if obj.tlp > partner.clearance:
@@ -303,7 +308,7 @@ def can_write(
     if read_only_key:
         return Decision(False, ("the API key is read-only",))
     if not world.granted(collection.writers, partner):
-        return Decision(False, (f"{partner.slug} does not write collection {collection.id}",))
+        return Decision(False, (f"{partner.slug} does not write collection {collection.label}",))
     reasons = []
     if owner is not None and owner != partner.slug:
         reasons.append(
@@ -311,7 +316,7 @@ def can_write(
             "collections, revocation or deletion)"
         )
     if collection.types and obj.type not in collection.types:
-        reasons.append(f"type {obj.type} is not allowed in collection {collection.id}")
+        reasons.append(f"type {obj.type} is not allowed in collection {collection.label}")
     if obj.tlp > collection.max_tlp:
         reasons.append(f"{obj.tlp.label} above collection maximum {collection.max_tlp.label}")
     if obj.tlp is TLP.RED and not any(m.partners for m in obj.sharing):
@@ -320,7 +325,7 @@ def can_write(
         reasons.append(f"unknown marking {ref}")
     if reasons:
         return Decision(False, tuple(reasons))
-    return _write_allowed(partner.slug, collection.id, obj.tlp, collection.max_tlp)
+    return _write_allowed(partner.slug, collection.label, obj.tlp, collection.max_tlp)
 
 
 @functools.lru_cache(maxsize=4096)

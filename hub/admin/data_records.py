@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from hub import ledger
 from hub import models as m
 from hub.admin.display import when
-from hub.errors import BadRequest
+from hub.errors import BadRequest, NotFound
 from hub.policy import TLP
-from hub.store import snapshots
+from hub.stix import values as stix_values
+from hub.store import snapshots, values
 
 PAGE = 50
+LISTED_VALUES = 3  # observable values shown per object in the list
+STIX_ID = re.compile(r"^[a-z0-9-]+--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 # --------------------------------------------------------------------- audit
@@ -85,22 +90,43 @@ def audit_csv(session: Session, f: AuditFilter) -> str:
 
 @dataclass(frozen=True)
 class ObjectSearch:
+    """The objects page's filters; ``text`` matches names and observable values, ``before`` is the keyset cursor."""
+
     id: str = ""
     type: str = ""
     partner: str = ""
     tlp: str = ""
     text: str = ""
     collection: str = ""
+    exact: bool = False
+    before: int | None = None  # list versions stored before this one (its pk): the next page
 
 
-def search_objects(
-    session: Session, snap: snapshots.Snapshot, q: ObjectSearch, page: int
-) -> tuple[list[m.ObjectVersion], bool]:
-    """Newest first, every version matching; an administrator's view of all objects."""
+@dataclass(frozen=True)
+class Listed:
+    """One version in the objects list, with what an analyst recognises it by."""
+
+    row: m.ObjectVersion
+    name: str
+    values: list[tuple[str, str]]  # (path, value), the first few the object names
+
+
+def _listed(row: m.ObjectVersion) -> Listed:
+    obj = orjson.loads(row.raw)
+    return Listed(row, stix_values.display_name(obj), stix_values.observables(obj)[:LISTED_VALUES])
+
+
+def search_objects(session: Session, snap: snapshots.Snapshot, q: ObjectSearch) -> tuple[list[Listed], int | None]:
+    """Newest stored first, every version matching; an administrator's view of all objects.
+
+    Return a page and the cursor of the next one (None on the last page). Every filter is an
+    indexed column or the search terms' index (``hub.store.values``): no raw JSON is searched.
+    """
     V = m.ObjectVersion
     stmt = select(V)
     if q.id:
-        stmt = stmt.where(V.stix_id.startswith(q.id, autoescape=True))
+        full = STIX_ID.match(q.id) is not None
+        stmt = stmt.where(V.stix_id == q.id if full else V.stix_id.startswith(q.id, autoescape=True))
     if q.type:
         stmt = stmt.where(V.type == q.type)
     if q.partner:
@@ -116,10 +142,13 @@ def search_objects(
             raise BadRequest(f"unknown collection '{q.collection}'")
         stmt = stmt.where(V.collection_id == info.pk)
     if q.text:
-        stmt = stmt.where(V.raw.contains(q.text, autoescape=True))
-    stmt = stmt.order_by(V.date_added.desc()).offset((page - 1) * PAGE).limit(PAGE + 1)
-    rows = list(session.scalars(stmt))
-    return rows[:PAGE], len(rows) > PAGE
+        if not stix_values.normalise(q.text):
+            raise BadRequest("the value or name to search for is empty")
+        stmt = stmt.where(V.pk.in_(values.matching(q.text, exact=q.exact)))
+    if q.before is not None:
+        stmt = stmt.where(V.pk < q.before)
+    rows = list(session.scalars(stmt.order_by(V.pk.desc()).limit(PAGE + 1)))
+    return [_listed(r) for r in rows[:PAGE]], rows[PAGE - 1].pk if len(rows) > PAGE else None
 
 
 def object_versions(session: Session, stix_id: str) -> list[m.ObjectVersion]:
@@ -132,10 +161,44 @@ def object_versions(session: Session, stix_id: str) -> list[m.ObjectVersion]:
     )
 
 
+WITHDRAWN_BECAUSE = {
+    "rules": "the sharing rules no longer release it",
+    "deleted": "its originator deleted it",
+    "recalled": "an administrator recalled it",
+}
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """One partner that lost an object from one collection, and whether its feed has listed the withdrawal."""
+
+    at_us: int
+    partner: str
+    collection: str
+    reason: str
+    served_us: int | None
+
+
+def withdrawals_of(session: Session, snap: snapshots.Snapshot, stix_id: str) -> list[Withdrawn]:
+    """Every withdrawal of an object from a partner's view, newest first."""
+    names = {c.pk: f"{c.api_root}/{c.alias}" for c in snap.collections.values()}
+    W = m.Withdrawal
+    stmt = select(W).where(W.stix_id == stix_id).order_by(W.position.desc())
+    return [
+        Withdrawn(
+            w.at_us,
+            snap.partners[w.partner_id].slug if w.partner_id in snap.partners else "?",
+            names.get(w.collection_id, "?"),
+            WITHDRAWN_BECAUSE.get(w.reason, w.reason),
+            w.served_us,
+        )
+        for w in session.scalars(stmt)
+    ]
+
+
 def recipients(session: Session, snap: snapshots.Snapshot, stix_id: str) -> list[str]:
-    """The partners the delivery ledger says received any version of an object."""
-    return sorted({r.partner for r in ledger.who_received(session, snap, stix_id)})
-
-
-def object_types(session: Session) -> list[str]:
-    return list(session.scalars(select(m.ObjectVersion.type).distinct().order_by(m.ObjectVersion.type)))
+    """The partners the delivery ledger says received any version of an object; none once it is deleted."""
+    try:
+        return sorted({r.partner for r in ledger.who_received(session, snap, stix_id)})
+    except NotFound:  # no version stored or archived: the ledger cannot tell which ranges held it
+        return []

@@ -10,7 +10,7 @@ rules release to it, which is what the TAXII endpoints serve by default.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 from sqlalchemy import select
@@ -38,6 +38,11 @@ def warninglist_note(collection: snapshots.CollectionInfo | None, raw: str) -> s
     if collection is None or obj.get("type") != "indicator":
         return None
     return formats.warninglist_note(obj, collection.blocklist)
+
+
+def named_rules(info: snapshots.CollectionInfo) -> policy.Collection:
+    """A collection's rules naming it "root/alias" in their reasons, as the panel names it, not by its UUID."""
+    return replace(info.rules, name=f"{info.api_root}/{info.alias}")
 
 
 def object_facts(snap: snapshots.Snapshot, row: m.ObjectVersion) -> policy.ObjectFacts:
@@ -135,7 +140,8 @@ def view_as(
     partner = snap.partner(partner_slug)
     info = snap.collections[collection_uuid]
     grouped, cut = _versions_by_object(session, info.pk)
-    verdicts = [verdict(snap, snap.world, partner, info.rules, versions) for versions in grouped.values()]
+    rules = named_rules(info)
+    verdicts = [verdict(snap, snap.world, partner, rules, versions) for versions in grouped.values()]
     verdicts.sort(key=lambda v: v.latest.date_added, reverse=True)
     return verdicts, cut
 
@@ -162,7 +168,8 @@ def who_can_see(session: Session, snap: snapshots.Snapshot, stix_id: str) -> lis
             continue
         grouped, _ = _versions_by_object(session, pk, [stix_id])
         versions = grouped[stix_id]
-        out.append(Audience(info, [(p, verdict(snap, snap.world, p, info.rules, versions)) for p in partners]))
+        rules = named_rules(info)
+        out.append(Audience(info, [(p, verdict(snap, snap.world, p, rules, versions)) for p in partners]))
     return out
 
 

@@ -7,11 +7,13 @@ from typing import Any
 import orjson
 from flask import Response, flash, redirect, render_template, request, url_for
 
-from hub import withdrawals
+from hub import formats, stix, withdrawals
 from hub.admin import data_records, forms, preview
 from hub.admin.blueprint import bp
 from hub.admin.views import current_actor, current_hub, reading
 from hub.errors import BadRequest, NotFound
+from hub.stix import values as stix_values
+from hub.store import archive, clock
 
 
 def _page() -> int:
@@ -63,35 +65,51 @@ def audit_csv() -> Any:
 # --------------------------------------------------------------------- objects
 
 
+def _object_search() -> data_records.ObjectSearch:
+    a = request.args
+    before = a.get("before", "").strip()
+    if before and not before.isdigit():
+        raise BadRequest(f"'{before}' is not a page position: follow the panel's 'Next page' link")
+    return data_records.ObjectSearch(
+        **{k: a.get(k, "").strip() for k in ("id", "type", "partner", "tlp", "text", "collection")},
+        exact=a.get("exact", "") not in ("", "0"),
+        before=int(before) if before else None,
+    )
+
+
 @bp.get("/objects/")
 def objects() -> Any:
-    a = request.args
-    q = data_records.ObjectSearch(
-        **{k: a.get(k, "").strip() for k in ("id", "type", "partner", "tlp", "text", "collection")}
-    )
-    page, error = _page(), None
+    error, q = None, data_records.ObjectSearch()
     hub = current_hub()
     with reading() as s:
         snap = hub.snapshot(s)
         try:
-            rows, more = data_records.search_objects(s, snap, q, page)
+            q = _object_search()
+            rows, next_before = data_records.search_objects(s, snap, q)
         except (BadRequest, ValueError) as exc:
-            rows, more, error = [], False, getattr(exc, "message", str(exc))
-        by_pk = {c.pk: c for c in snap.collections.values()}
+            rows, next_before, error = [], None, getattr(exc, "message", str(exc))
         body = render_template(
             "admin/objects.html",
             rows=rows,
-            more=more,
-            page=page,
+            next_url=_page_url(next_before) if next_before is not None else None,
+            first_url=_page_url(None),
             q=q,
             error=error,
-            types=data_records.object_types(s),
+            types=sorted(stix.OBJECT_TYPES),
             partners=sorted(snap.by_slug),
             collections=sorted(snap.collections.values(), key=lambda c: (c.api_root, c.alias)),
-            by_pk=by_pk,
+            by_pk={c.pk: c for c in snap.collections.values()},
             originator={pk: p.slug for pk, p in snap.partners.items()},
         )
     return body, 400 if error else 200
+
+
+def _page_url(before: int | None) -> str:
+    """This search's page of the versions stored before ``before`` (None: the newest)."""
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "before"}
+    if before is not None:
+        args["before"] = before
+    return url_for("admin.objects", **args)
 
 
 @bp.get("/objects/<stix_id>")
@@ -104,26 +122,21 @@ def _object_page(stix_id: str, recall_form: forms.RecallForm, error: str | None 
     with reading() as s:
         snap = hub.snapshot(s)
         versions = data_records.object_versions(s, stix_id)
-        if not versions:
+        withdrawn = data_records.withdrawals_of(s, snap, stix_id)
+        archived = archive.archived_by_id(s, stix_id)
+        if not versions and not withdrawn and not archived:
             raise NotFound(f"no object {stix_id} is stored")
         by_pk = {c.pk: c for c in snap.collections.values()}
-        shown = [
-            {
-                "row": v,
-                "collection": by_pk.get(v.collection_id),
-                "facts": preview.object_facts(snap, v),
-                "blocklist": preview.blocklist_verdict(by_pk.get(v.collection_id), v.raw),
-                "warninglist": preview.warninglist_note(by_pk.get(v.collection_id), v.raw),
-                "json": orjson.dumps(orjson.loads(v.raw), option=orjson.OPT_INDENT_2).decode(),
-            }
-            for v in versions
-        ]
-        audiences = preview.who_can_see(s, snap, stix_id)
+        shown = [_version_card(snap, by_pk.get(v.collection_id), v) for v in versions]
+        newest = max(shown, key=lambda v: v["row"].version_us, default=None)
         body = render_template(
             "admin/object.html",
             stix_id=stix_id,
             versions=shown,
-            audiences=audiences,
+            newest=newest,
+            archived=[(a, by_pk.get(a.collection_id)) for a in archived],
+            withdrawn=withdrawn,
+            audiences=preview.who_can_see(s, snap, stix_id),
             markings=snap.markings,
             recipients=data_records.recipients(s, snap, stix_id),
             recalls=withdrawals.recalls_of(s, stix_id),
@@ -131,6 +144,24 @@ def _object_page(stix_id: str, recall_form: forms.RecallForm, error: str | None 
             recall_error=error,
         )
     return body, 400 if error else 200
+
+
+def _version_card(snap: Any, collection: Any, v: Any) -> dict[str, Any]:
+    """What the object page shows of one stored version: its facts, state, values and JSON."""
+    obj = orjson.loads(v.raw)
+    return {
+        "row": v,
+        "collection": collection,
+        "name": stix_values.display_name(obj),
+        "values": stix_values.observables(obj),
+        "revoked": obj.get("revoked") is True,
+        "valid_until": obj.get("valid_until") if isinstance(obj.get("valid_until"), str) else "",
+        "withdrawn": formats.withdrawn(obj, clock.now_us()),
+        "facts": preview.object_facts(snap, v),
+        "blocklist": preview.blocklist_verdict(collection, v.raw),
+        "warninglist": preview.warninglist_note(collection, v.raw),
+        "json": orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode(),
+    }
 
 
 @bp.post("/objects/<stix_id>/recall")

@@ -19,7 +19,7 @@ SIEM subset; anything outside that subset is decided by stix2-patterns itself, s
 
 from __future__ import annotations
 
-from hub.stix.checks import SCO_TYPES
+from hub.stix.checks import OBJECT_TYPES, SCO_TYPES
 from hub.stix.markings import (
     TLP1_MARKINGS,
     TLP2_EXTENSION_DEFINITION,
@@ -34,6 +34,7 @@ from hub.stix.timestamps import format_timestamp, object_version, parse_filter_t
 from hub.stix.validate import validate
 
 __all__ = [
+    "OBJECT_TYPES",
     "SCO_TYPES",
     "TLP1_MARKINGS",
     "TLP2_EXTENSION_DEFINITION",

@@ -58,6 +58,7 @@ SCO_TYPES: frozenset[str] = frozenset(
     "mac-addr mutex network-traffic process software url user-account windows-registry-key "
     "x509-certificate".split()
 )
+OBJECT_TYPES: frozenset[str] = _SDO_TYPES | _SRO_TYPES | SCO_TYPES  # every type STIX 2.1 defines
 _CATEGORY = {
     **dict.fromkeys(_SDO_TYPES, "SDO"),
     **dict.fromkeys(_SRO_TYPES, "SRO"),

@@ -275,3 +275,64 @@ def validate_pattern(pattern: str) -> str | None:
     if _fast_pattern_ok(pattern):
         return None
     return _library_pattern_check(pattern)
+
+
+_ONE_EQUALITY = re.compile(
+    r"^\[([a-z0-9][a-z0-9-]*):((?:[a-z_][a-z0-9_]*|'[A-Za-z0-9_-]+')(?:\.(?:[a-z_][a-z0-9_]*|'[A-Za-z0-9_-]+'))*)"
+    r" ?= ?('[^'\\]*(?:\\['\\][^'\\]*)*')\]$"
+)
+
+
+def pattern_equalities(pattern: str) -> list[tuple[str, str]]:
+    """The (object path, string) of every ``path = 'string'`` and ``path IN ('string', ...)`` comparison.
+
+    E.g. ``[ipv4-addr:value = '198.51.100.7' OR file:hashes.'SHA-256' = 'ab...']`` gives
+    ``[("ipv4-addr:value", "198.51.100.7"), ("file:hashes.SHA-256", "ab...")]``. Read from the same
+    tokens as the recogniser, so it needs no parse; ``NOT`` comparisons and other operators give nothing.
+    """
+    simple = _ONE_EQUALITY.match(pattern)
+    if simple is not None:  # the common SIEM pattern, one comparison: no tokenising
+        path = simple.group(1) + ":" + simple.group(2).replace("'", "")
+        return [(path, _unquote(simple.group(3)))]
+    texts = [*_PATTERN_TOKEN.findall(pattern), "", ""]  # end sentinels: looking ahead never runs off the list
+    out: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(texts) - 2:
+        if texts[pos][:1] not in _WORD_START or texts[pos + 1] != ":" or not _is_step(texts[pos + 2]):
+            pos += 1
+            continue
+        path, pos = _path_text(texts, pos)
+        operator, operand = texts[pos], texts[pos + 1]
+        if operator in ("=", "==") and operand[:1] == "'":
+            out.append((path, _unquote(operand)))
+        elif operator == "IN" and operand == "(":
+            pos += 2
+            while texts[pos] not in (")", ""):
+                if texts[pos][:1] == "'":
+                    out.append((path, _unquote(texts[pos])))
+                pos += 1
+    return out
+
+
+def _is_step(text: str) -> bool:
+    """Tell whether a token can name a property in an object path: a word or a quoted string."""
+    return text[:1] in _WORD_START or (text[:1] == "'" and len(text) > 1)
+
+
+def _path_text(texts: list[str], pos: int) -> tuple[str, int]:
+    """The object path starting at ``texts[pos]`` as text (``file:hashes.SHA-256``), and the position after it."""
+
+    def step(text: str) -> str:
+        return _unquote(text) if text[:1] == "'" else text
+
+    parts = [texts[pos], ":", step(texts[pos + 2])]
+    pos += 3
+    while True:
+        if texts[pos] == "." and _is_step(texts[pos + 1]):
+            parts += [".", step(texts[pos + 1])]
+            pos += 2
+        elif texts[pos] == "[" and texts[pos + 2 : pos + 3] == ["]"]:
+            parts += ["[", texts[pos + 1], "]"]
+            pos += 3
+        else:
+            return "".join(parts), pos

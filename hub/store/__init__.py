@@ -8,6 +8,7 @@ One module per job, imported by name (``from hub.store import reads, writes``):
 - ``snapshots``: the sharing configuration loaded for one rules version (``Snapshot``);
 - ``reads``: the partner's view, with the sharing rules as one WHERE clause (``reads._visible``);
 - ``writes``: versions, origins, restriction sets, markings and statuses as ingest stores them;
+- ``values``: the search terms of each version (names, aliases, observable values) the admin panel finds it by;
 - ``deliveries``, ``recalls``, ``archive``: the delivery ledger, withdrawals and recalls, retention;
 - ``logins``, ``auditlog``: API keys and login failures, the hash-chained audit trail.
 

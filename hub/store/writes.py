@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import bindparam, case, delete, exists, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from hub import models as m
 from hub.ids import stix_key
-from hub.store import clock
+from hub.store import clock, values
 from hub.store.snapshots import Snapshot, bump_rules
 from hub.store.tables import AT, OO, VT, V, insert_sql, of_collection, stix_id_among
 
@@ -184,19 +184,26 @@ def _add_archived(session: Session, collection_pk: int, ids: list[str], out: dic
 
 
 def add_versions(session: Session, rows: list[dict]) -> int:
-    """Store new version rows: date them (``clock.add_dated``), insert them and record their ids' origins.
+    """Store new version rows: date them (``clock.add_dated``), insert them with their search terms
+    (``values.term_rows``) and record their ids' origins.
 
     The one way versions enter the store (ingest and the reference collection); the caller then runs
     ``refresh_newer`` on the ids that may now have a newer version. Return the first ``date_added``.
     """
     start = clock.add_dated(session, rows)
     insert_versions(session, rows)
+    insert_rows(session, values.TERMS, values.term_rows(session, rows))
     register_origins(session, rows)
     return start
 
 
 def insert_versions(session: Session, rows: list[dict]) -> None:
-    """Insert version rows (all with the same keys) in one executemany straight to the driver.
+    """Insert version rows (all with the same keys) in one executemany straight to the driver."""
+    insert_rows(session, VT, rows)
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict]) -> None:
+    """Insert rows (all with the same keys) into ``table`` in one statement straight to the driver.
 
     The values are plain ints, strings, booleans and None, which both drivers bind as they are, so
     the statement is compiled once per dialect and column set and no per-row processing is done.
@@ -207,14 +214,14 @@ def insert_versions(session: Session, rows: list[dict]) -> None:
     if conn.dialect.name == "postgresql":
         # COPY: one statement streams the whole envelope (an INSERT per row is a server round of work each).
         keys = tuple(rows[0])
-        columns = ", ".join(VT.c[key].name for key in keys)  # the table's own column names, never input
+        columns = ", ".join(table.c[key].name for key in keys)  # the table's own column names, never input
         driver = conn.connection.driver_connection
         assert driver is not None, "an open connection has its driver connection"
-        with driver.cursor().copy(f"COPY {m.ObjectVersion.__tablename__} ({columns}) FROM STDIN") as copy:
+        with driver.cursor().copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(tuple(row[key] for key in keys))
         return
-    sql, names = insert_sql(conn.dialect, tuple(rows[0]))
+    sql, names = insert_sql(conn.dialect, tuple(rows[0]), table)
     params = [tuple(row[n] for n in names) for row in rows] if names else rows
     conn.exec_driver_sql(sql, params)
 

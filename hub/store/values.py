@@ -1,0 +1,61 @@
+"""The panel's search terms of object versions (``object_values``): written with each version, searched by prefix.
+
+A term is a lower-cased name, alias or observable value (:func:`hub.stix.values.search_terms`). A prefix
+search is one range of the ``(term, version_pk)`` index: ``term >= 'q'`` and ``term < 'q' + U+10FFFF``,
+exact in binary order, which SQLite uses for text and the ``term`` column's "C" collation gives on
+PostgreSQL. No raw JSON is read to search, whatever the number of versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+import orjson
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
+
+from hub import models as m
+from hub.stix import values as stix_values
+from hub.store.tables import VT
+
+TERMS = cast(Table, m.ObjectValue.__table__)
+_BEYOND = chr(0x10FFFF)  # sorts after every character a term can hold
+
+
+def terms_of(version_pk: int, raw: str) -> Iterator[dict[str, Any]]:
+    """The ``object_values`` rows of one stored version."""
+    for kind, term in stix_values.search_terms(orjson.loads(raw)):
+        yield {"version_pk": version_pk, "kind": kind, "term": term}
+
+
+def term_rows(session: Session, rows: list[dict]) -> list[dict[str, Any]]:
+    """The ``object_values`` rows of version rows just inserted under the writer lock.
+
+    Their ``pk`` is read back by (collection, ``date_added``), unique and handed out under the same lock,
+    in one index range per collection: every row of a collection from its first new ``date_added`` on
+    is one of these.
+    """
+    first: dict[int, int] = {}
+    for row in rows:
+        first[row["collection_id"]] = min(row["date_added"], first.get(row["collection_id"], row["date_added"]))
+    pks: dict[tuple[int, int], int] = {}
+    for collection_pk, since in first.items():
+        stmt = select(VT.c.pk, VT.c.date_added).where(
+            VT.c.collection_id == collection_pk, VT.c.date_added >= since
+        )  # no "+ 0" (tables.of_collection): this is a range of the (collection, date_added) index
+        pks.update({(collection_pk, added): pk for pk, added in session.connection().execute(stmt)})
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        out += terms_of(pks[(row["collection_id"], row["date_added"])], row["raw"])
+    return out
+
+
+def matching(text: str, *, exact: bool = False) -> Select:
+    """The ``version_pk`` of every version with a term equal to, or starting with, ``text`` (normalised)."""
+    term = stix_values.normalise(text)
+    stmt = select(TERMS.c.version_pk)
+    if exact:
+        return stmt.where(TERMS.c.term == term)
+    return stmt.where(TERMS.c.term >= term, TERMS.c.term < term + _BEYOND)
