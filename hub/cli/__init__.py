@@ -2,7 +2,8 @@
 
 Each module holds one family of commands; this one only assembles them:
 ``sharing`` (db, sharing, partners), ``accounts`` (keys, admin), ``serve`` (serve, demo),
-``ops`` (audit, ledger, retention, recall, backup, restore), ``settings`` (config) and the feed
+``ops`` (audit, ledger, retention, recall, backup, restore), ``settings`` (config), ``feedback``
+(feedback list) and the feed
 commands of :mod:`feeds.cli`.
 """
 
@@ -12,7 +13,7 @@ import click
 
 from feeds.cli import actors, feeds
 from hub import __version__
-from hub.cli import accounts, ops, serve, settings, sharing
+from hub.cli import accounts, feedback, ops, serve, settings, sharing
 from hub.cli.tools import HubGroup
 
 
@@ -46,5 +47,6 @@ for command in (
     ops.recall,
     ops.backup,
     ops.restore,
+    feedback.feedback_group,
 ):
     main.add_command(command)
