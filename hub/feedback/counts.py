@@ -63,9 +63,17 @@ def refresh(session: Session, snap: snapshots.Snapshot, root: str, pairs: Iterab
         for holder in store.holders(session, ordinary, target_id, originator_pk):
             counts = tally(mine, TLP(holder.tlp))
             collection = ordinary[holder.collection_id]
-            _publish_aggregate(session, snap, collection, holder, target_id, counts)
+            if releasable_beside(collection, holder.type):
+                _publish_aggregate(session, snap, collection, holder, target_id, counts)
             if holder.type == "indicator":
                 _judge_threshold(session, snap, collection, target_id, originator_pk, counts)
+
+
+def releasable_beside(collection: snapshots.CollectionInfo, target_type: str) -> bool:
+    """Tell whether a sighting may stand beside an object of ``target_type`` in a collection: a collection
+    whose types allow sightings but not the object's would otherwise name an object its readers never get."""
+    types = collection.rules.types
+    return not types or ("sighting" in types and target_type in types)
 
 
 def aggregate_id(collection: snapshots.CollectionInfo, target_id: str) -> str:
@@ -133,7 +141,7 @@ def _publish_aggregate(
         "originator_id": hub_pk,
         "tlp": holder.tlp,
         "restriction_set_id": holder.restriction_set_id,
-        "unknown_markings": False,
+        "unknown_markings": bool(holder.unknown_markings),
         "quarantined": False,
         "raw": orjson.dumps(obj).decode(),
     }

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hub import policy, stix
-from hub.feedback.counts import refresh
+from hub.feedback.counts import refresh, releasable_beside
 from hub.ids import FEEDBACK_SHARE_ID
 from hub.ingest.prepare import IngestResult, Prepared
 from hub.store import clock, reads, snapshots, writes
@@ -149,7 +149,8 @@ def _seen(session: Session, snap: snapshots.Snapshot, partner: policy.Partner, r
         if c.is_feedback or c.is_reference or not snap.world.granted(c.rules.readers, partner):
             continue
         q = reads.VersionQuery(c.pk, snap.read_filter(partner.id, c), partner.id, ids=(target_id,), limit=5)
-        rows, _ = reads.page(session, q, ("pk", "collection_id", "originator_id", "tlp", "restriction_set_id", "raw"))
+        columns = ("pk", "collection_id", "originator_id", "tlp", "restriction_set_id", "unknown_markings", "type")
+        rows, _ = reads.page(session, q, (*columns, "quarantined"))
         out += rows
     return out
 
@@ -202,6 +203,9 @@ def _copy_shared(session: Session, snap: snapshots.Snapshot, partner: policy.Par
         if not t.shared:
             continue
         for seen in t.seen:
+            collection = next(c for c in snap.collections.values() if c.pk == seen.collection_id)
+            if seen.quarantined or not releasable_beside(collection, seen.type):
+                continue  # a poster's own copy is for it alone; see releasable_beside
             held = writes.stored_versions(session, seen.collection_id, [row["stix_id"]])
             if (row["stix_id"], row["version_us"]) in held:
                 continue
@@ -213,6 +217,7 @@ def _copy_shared(session: Session, snap: snapshots.Snapshot, partner: policy.Par
                 if restriction is None:
                     restriction = writes.create_restriction_set(session, markings, partner.id)
             copy = {**row, "collection_id": seen.collection_id, "tlp": max(row["tlp"], seen.tlp)}
+            copy["unknown_markings"] = bool(row["unknown_markings"] or seen.unknown_markings)
             copy["restriction_set_id"] = restriction
             copy.pop("date_added", None)
             copies.append(copy)

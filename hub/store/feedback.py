@@ -182,7 +182,8 @@ def listing(session: Session, *, originator_pk: int | None = None, since_us: int
 def holders(session: Session, root_collections: Iterable[int], target_id: str, originator_pk: int) -> list:
     """The newest stored version of a target by its originator in each of these collections (not quarantined)."""
     newest = VT.alias()
-    stmt = select(VT.c.pk, VT.c.collection_id, VT.c.tlp, VT.c.restriction_set_id, VT.c.raw, VT.c.type).where(
+    c = VT.c
+    stmt = select(c.pk, c.collection_id, c.tlp, c.restriction_set_id, c.unknown_markings, c.raw, c.type).where(
         VT.c.collection_id.in_(sorted(set(root_collections))),
         VT.c.stix_id == target_id,
         VT.c.originator_id == originator_pk,
