@@ -3,8 +3,7 @@
 Each module holds one family of commands; this one only assembles them:
 ``sharing`` (db, sharing, partners), ``accounts`` (keys, admin), ``serve`` (serve, demo),
 ``ops`` (audit, ledger, retention, recall, backup, restore), ``settings`` (config), ``feedback``
-(feedback list) and the feed
-commands of :mod:`feeds.cli`.
+(feedback list) and the feed commands of :mod:`feeds.cli`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ One module per job, imported by name (``from hub.store import reads, writes``):
 - ``reads``: the partner's view, with the sharing rules as one WHERE clause (``reads._visible``);
 - ``writes``: versions, origins, restriction sets, markings and statuses as ingest stores them;
 - ``deliveries``, ``recalls``, ``archive``: the delivery ledger, withdrawals and recalls, retention;
-- ``logins``, ``auditlog``: API keys and login failures, the hash-chained audit trail.
+- ``logins``, ``auditlog``: API keys and login failures, the hash-chained audit trail;
+- ``feedback``: sightings and opinions in feedback collections, and false-positive flags.
 
 Other modules build SQL too, through the ORM, on the tables they own: the sharing-configuration
 writer, plan and export (``hub.sharing``), API keys and panel accounts (``hub.accounts``), the
