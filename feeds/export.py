@@ -16,8 +16,10 @@ flagged, so a SIEM can remove them (blocklists then list only the withdrawn valu
 It also lists the objects that left this partner's view (``hub.withdrawals``: the rules narrowed,
 the originator deleted it, an administrator recalled it) after the same cursor: in the STIX bundle as
 an ``x-cti-hub-withdrawal`` object whose ``object_ref`` names the object, in the other formats as
-the indicator last seen, flagged withdrawn. The response is recorded in the delivery ledger before
-the body streams page by page.
+the indicator last seen, flagged withdrawn. An indicator its collection withdrew after enough
+false-positive reports (:mod:`hub.feedback`) is left out of the blocklists and listed there as such a
+withdrawal. CSV and ECS carry the partners' anonymous feedback counts beside each indicator. The
+response is recorded in the delivery ledger before the body streams page by page.
 """
 
 from __future__ import annotations

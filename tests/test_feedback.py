@@ -11,7 +11,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from hub import reference, stix
+from hub import ledger, reference, stix
 from hub.cli import main
 from hub.ids import FEEDBACK_SHARE_ID
 from hub.policy import TLP
@@ -277,3 +277,39 @@ def test_cli_lists_feedback_by_originator_and_time(as_, hub, database_url, tmp_p
     ):
         out = runner.invoke(main, ["feedback", "list", *args], env=env)
         assert out.exit_code == 1 and message in out.output, out.output
+
+
+def received(hub, stix_id: str) -> set[tuple[str, str, str]]:
+    with hub.session(write=False) as s:
+        return {(r.partner, r.collection, r.endpoint) for r in ledger.who_received(s, hub.snapshot(s), stix_id)}
+
+
+def test_the_ledger_names_who_received_feedback_and_which_blocklists_left_an_indicator_out(as_, hub):
+    ind = f.indicator(15, markings=[GREEN])
+    post_to(as_("krcert"), SHARED, [ind])
+    seen = sighting(15, ind["id"], "cisa")
+    post(as_("cisa"), [seen])
+    for slug in SLUGS:
+        objects(as_(slug))  # everyone reads the feedback collection: only krcert and cisa receive it
+    assert received(hub, seen["id"]) == {("krcert", "feedback", "objects"), ("cisa", "feedback", "objects")}
+    for n, slug in enumerate(("cisa", "singcert", "jpcert")):
+        post(as_(slug), [opinion(50 + n, ind["id"])])
+    assert "198.51.100.15" not in blocklist(as_("mycert"))
+    assert ("mycert", "shared", "ip.txt") not in received(hub, ind["id"])
+    post(as_("jpcert"), [opinion(52, ind["id"], "agree", modified="2024-06-01T00:00:00.000Z")])
+    assert "198.51.100.15" in blocklist(as_("mycert"))
+    assert ("mycert", "shared", "ip.txt") in received(hub, ind["id"])
+
+
+def test_a_deleted_report_leaves_the_counts_and_clears_the_flag(as_):
+    ind = f.indicator(16, markings=[GREEN])
+    post_to(as_("krcert"), SHARED, [ind])
+    reports = [opinion(60 + n, ind["id"]) for n in range(3)]
+    for report, slug in zip(reports, ("cisa", "singcert", "jpcert"), strict=True):
+        post(as_(slug), [report])
+    assert "198.51.100.16" not in blocklist(as_("vncert"))
+    assert as_("cisa").delete(FEEDBACK + reports[2]["id"] + "/").status_code == 404  # not cisa's report
+    assert as_("jpcert").delete(FEEDBACK + reports[2]["id"] + "/").status_code == 200
+    assert "198.51.100.16" in blocklist(as_("vncert"))
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(feed(as_("vncert"), "csv")))}
+    assert rows[ind["id"]]["false_positives"] == "2" and rows[ind["id"]]["blocklist"] == ""
