@@ -4,18 +4,37 @@ PY := $(VENV)/bin/python
 HUB := $(VENV)/bin/cti-hub
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-fast test-sqlite test-postgres lint bench bench-quick clean fuzz soak
+.PHONY: help install lock lock-upgrade run test test-fast test-sqlite test-postgres lint bench bench-quick clean fuzz soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+# uv.lock pins every package (with hashes) the hub, its [misp] extra and its test tools install; the
+# virtualenv gets exactly those versions, then the hub itself (editable) without resolving anything again.
+UV := $(VENV)/bin/uv
+UV_VERSION := $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
+
+$(VENV)/.installed: pyproject.toml uv.lock
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q 'uv==$(UV_VERSION)'
+	$(UV) export --locked --quiet --extra misp --extra test --no-emit-project --output-file $(VENV)/requirements.txt \
+		|| { echo "uv.lock is out of step with pyproject.toml: run make lock" >&2; exit 1; }
+	$(UV) pip install --quiet --python $(PY) --compile-bytecode --require-hashes -r $(VENV)/requirements.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed ## Create the virtualenv and install the hub with its test tools
+install: $(VENV)/.installed ## Create the virtualenv and install the locked versions (uv.lock) of the hub, [misp] and the test tools
+
+$(UV):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q 'uv==$(UV_VERSION)'
+
+lock: $(UV) ## Refresh uv.lock after editing the dependencies in pyproject.toml (keeps the other pins)
+	$(UV) lock
+
+lock-upgrade: $(UV) ## Move every pin in uv.lock to the newest release pyproject.toml allows
+	$(UV) lock --upgrade
 
 run: install ## Install, set up the demo (SQLite under ./var) and serve on http://127.0.0.1:8000
 	$(HUB) demo

@@ -185,7 +185,7 @@ def _rss_kb(pid: int) -> int:
 
 
 def load(
-    base: str, key: str, writer_key: str, world: dict, clients: int, seconds: float, interval: float = 0.0
+    base: str | list[str], key: str, writer_key: str, world: dict, clients: int, seconds: float, interval: float = 0.0
 ) -> dict:
     """``clients`` threads for ``seconds``: page pulls, head polls and publishes; count errors, time pages.
 
@@ -194,8 +194,10 @@ def load(
     phase, never two at once): a paced load, as partners' SIEMs and publishers run on schedules. With
     ``interval`` 0 every client sends its next request as soon as the last one is answered: the
     server is saturated and page latency is the length of the queue, not the time to serve a page.
+    With several ``base`` URLs (hub processes behind one database) client ``i`` talks to ``base[i % n]``.
     """
-    url = f"{base}/dprk/collections/{world['collection']}/objects/"
+    bases = [base] if isinstance(base, str) else base
+    path = f"/dprk/collections/{world['collection']}/objects/"
     begin = time.perf_counter()
     stop = begin + seconds
     pages: list[float] = []
@@ -204,6 +206,7 @@ def load(
     lock = threading.Lock()
 
     def client(i: int) -> None:
+        url = bases[i % len(bases)] + path
         http = requests.Session()
         publisher = i % 5 == 0
         http.headers.update(

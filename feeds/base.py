@@ -246,6 +246,10 @@ class Connector:
         self.source_label = source_label
         self.outcome = Outcome()
 
+    @classmethod
+    def ensure_installed(cls) -> None:
+        """Raise FeedError naming the extra to install when a library this connector needs is missing."""
+
     def items(self, data: bytes) -> Iterable[Item | Refusal]:
         raise NotImplementedError
 

@@ -107,6 +107,7 @@ def import_(
     elif user or password_env or token_env or cert or key or ca_bundle:
         raise click.ClickException("the credential options apply to taxii imports only")
     try:
+        cls.ensure_installed()
         hub = _hub(ctx)
         target = resolve_target(hub, partner, collection, root)
         connector = cls(

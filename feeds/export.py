@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
+from sqlalchemy.orm import Session
 
 from hub import acs, auth, feedback, ledger, ratelimit, stix, withdrawals
 from hub import models as m
@@ -122,33 +123,31 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
     include = request.args.get("include", "")
     if include not in ("", "withdrawn"):
         return _plain(400, f"include: {include!r} is not supported (use include=withdrawn)")
-    with hub.session(write=False) as session:
-        snap = hub.snapshot(session)
-        collection = _readable(snap, principal.partner_pk, api_root, collection_id)
-        if collection is None:
-            return _plain(404, f"collection '{collection_id}' not found")
-        state = session.get(m.HubState, 1)
-        assert state is not None
-        upto = state.clock_us
-        query = reads.VersionQuery(
-            collection_pk=collection.pk,
-            read=snap.read_filter(principal.partner_pk, collection),
-            originator_pk=principal.partner_pk,
-            after=since,
-            types=() if fmt == "stix" else ("indicator",),
-            limit=PAGE,
-        )
-        context: dict[str, Any] = {
-            "feed": snap.hub_name,
-            "collection": collection,
-            "withdrawn": include == "withdrawn",
-            "providers": {pk: row.slug for pk, row in snap.partner_rows.items()},
-            "acs": _acs_markings(snap),
-            "removed": [],
-            # Indicators reported as false positives by the collection's threshold and withdrawn (hub.feedback).
-            "false_positives": feedback_store.withdrawn_ids(session, collection.pk),
-        }
-        span = reads.view_range(session, query, upto)
+    with hub.session(write=False) as session:  # the sharing rules: from the primary, always
+        snap = hub.snapshot(session, principal.rules_version)
+    collection = _readable(snap, principal.partner_pk, api_root, collection_id)
+    if collection is None:
+        return _plain(404, f"collection '{collection_id}' not found")
+    query = reads.VersionQuery(
+        collection_pk=collection.pk,
+        read=snap.read_filter(principal.partner_pk, collection),
+        originator_pk=principal.partner_pk,
+        after=since,
+        types=() if fmt == "stix" else ("indicator",),
+        limit=PAGE,
+    )
+    context: dict[str, Any] = {
+        "feed": snap.hub_name,
+        "collection": collection,
+        "withdrawn": include == "withdrawn",
+        "providers": {pk: row.slug for pk, row in snap.partner_rows.items()},
+        "acs": _acs_markings(snap),
+        "removed": [],
+    }
+    with hub.session(write=False) as session:  # the false-positive flags, like the rules: from the primary
+        # Indicators reported as false positives by the collection's threshold and withdrawn (hub.feedback).
+        context["false_positives"] = feedback_store.withdrawn_ids(session, collection.pk)
+    upto, span = hub.read(functools.partial(_extent, query), position=since)
     ledger.record_feed(hub, principal, snap, collection, query, fmt, span, include)
     if include == "withdrawn":
         context["removed"] = withdrawals.for_feed(hub, principal.partner_pk, collection.pk, since, upto)
@@ -171,18 +170,33 @@ def _readable(
     return found
 
 
+def _extent(query: reads.VersionQuery, session: Session) -> tuple[int, tuple[int | None, int | None, int]]:
+    """The hub clock of the server answering (the feed's end) and the partner's view up to it."""
+    state = session.get(m.HubState, 1)
+    assert state is not None
+    return state.clock_us, reads.view_range(session, query, state.clock_us)
+
+
+def _counted_page(session: Session, q: reads.VersionQuery, columns: tuple[str, ...], counted: bool) -> tuple:
+    """One page of the partner's view and, when ``counted``, the anonymous feedback counts of its rows."""
+    rows, more = reads.page(session, q, columns)
+    counts = feedback.tallies(session, [(r.stix_id, r.originator_id, r.tlp) for r in rows]) if counted else {}
+    return rows, more, counts
+
+
 def _rows(hub: Hub, query: reads.VersionQuery, upto: int, counted: bool) -> Iterator[tuple[Any, feedback.Tally]]:
     """Every row of the partner's view up to ``upto`` with its anonymous feedback counts (when ``counted``),
-    one page per query and its own session."""
+    one page per query and its own session.
+
+    Each page may come from another replica (or the primary), but only from one that has replayed
+    ``upto``: the feed lists everything its cursor covers.
+    """
     after = query.after
+    columns = ("stix_id", "raw", "date_added", "tlp", "originator_id")
     while True:
         page_query = replace(query, after=after)
-        session = hub.sessions()
-        try:
-            rows, more = reads.page(session, page_query, ("stix_id", "raw", "date_added", "tlp", "originator_id"))
-            counts = feedback.tallies(session, [(r.stix_id, r.originator_id, r.tlp) for r in rows]) if counted else {}
-        finally:
-            session.close()
+        page = functools.partial(_counted_page, q=page_query, columns=columns, counted=counted)
+        rows, more, counts = hub.read(page, position=upto)
         for row in rows:
             if row.date_added > upto:
                 return

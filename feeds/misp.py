@@ -63,6 +63,7 @@ _ACTOR_TAG = re.compile(
 )
 _ATTACK_SUFFIX = re.compile(r"\s+-\s+G\d{4}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+MISSING_EXTRA = "the misp connector needs misp-stix, which is not installed: pip install 'cti-hub[misp]'"
 NOT_MISP = (
     'not MISP data: expected an event ({"Event": {...}}), a list of events or a MISP feed manifest (manifest.json)'
 )
@@ -112,6 +113,10 @@ class MispEvents(Connector):
 
     name = "misp"
 
+    @classmethod
+    def ensure_installed(cls) -> None:
+        _parser_class()
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.location = ""
@@ -119,6 +124,7 @@ class MispEvents(Connector):
 
     def load(self, source: str) -> list[Item]:
         """Read an event file, a list of events or a whole feed; refusals go to the tally."""
+        self.ensure_installed()  # before reading anything
         self.source_label = self.source_label or source_name(source)
         self.location = _manifest_location(source)
         ready = super().load(self.location)
@@ -321,11 +327,18 @@ def _replace_refs(obj: dict, replaced: dict[str, str]) -> dict:
     return out
 
 
-def _parser() -> Any:
-    """A fresh misp-stix MISP -> STIX 2.1 parser (imported on first use: it loads the STIX 1 libraries too)."""
-    from misp_stix_converter import MISPtoSTIX21Parser
+def _parser_class() -> Any:
+    """misp-stix's MISP -> STIX 2.1 parser (imported on first use: it loads the STIX 1 libraries too)."""
+    try:
+        from misp_stix_converter import MISPtoSTIX21Parser
+    except ImportError:
+        raise FeedError(MISSING_EXTRA) from None
+    return MISPtoSTIX21Parser
 
-    return MISPtoSTIX21Parser()
+
+def _parser() -> Any:
+    """A fresh parser for each event: it keeps the objects of the event it parsed."""
+    return _parser_class()()
 
 
 def _manifest_location(source: str) -> str:

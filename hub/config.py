@@ -31,7 +31,13 @@ from hub.errors import ConfigError
 log = logging.getLogger(__name__)
 
 PREFIX, OLD_PREFIX = "CTI_HUB_", "HUB_"
-SECRETS = ("secret_key", "metrics_token", "database_url")  # settings that may come from a file
+SECRETS = (
+    "secret_key",
+    "metrics_token",
+    "database_url",
+    "read_database_urls",
+    "redis_url",
+)  # settings that may come from a file
 MASKED = (*SECRETS, "oidc_client_secret")  # settings ``config show`` never prints
 # The variables Kubernetes defines for a Service named ``cti-hub``: never settings.
 _SERVICE_LINK = re.compile(r"^(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?)$")
@@ -45,6 +51,9 @@ class Settings(BaseModel):
 
     data_dir: str = "./var"
     database_url: str = ""
+    # PostgreSQL streaming replicas of database_url that answer reads (hub.replicas); empty: the primary only.
+    read_database_urls: list[str] = Field(default_factory=list)
+    max_replica_lag_seconds: int = Field(10, ge=1, le=3600)
     public_url: str = ""
     secret_key: str = ""
     max_page_size: int = Field(1000, ge=1, le=10_000)
@@ -58,6 +67,7 @@ class Settings(BaseModel):
     # Panel accounts must sign in with a second factor (TOTP); an account without one enrols at its next login.
     admin_mfa_required: bool = True
     rate_limit_per_minute: int = Field(600, ge=0)
+    redis_url: str = ""  # the rate-limit counters shared by every process (hub.ratelimit); empty: per process
     discovery_title: str = "cti-hub"
     discovery_description: str = "Regional threat-intelligence sharing hub (TAXII 2.1)"
     metrics_token: str = ""
@@ -86,6 +96,13 @@ class Settings(BaseModel):
             raise ValueError("must be empty or an http(s) URL with a host, such as https://cti.example.org")
         return value.rstrip("/")
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be empty or a Redis URL, such as redis://127.0.0.1:6379/0")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -96,6 +113,26 @@ class Settings(BaseModel):
                 db.engine_url(value)
             except ConfigError as exc:
                 raise ValueError(exc.message.removeprefix("database_url").lstrip(": ")) from None
+        return value
+
+    @field_validator("read_database_urls", mode="before")
+    @classmethod
+    def _read_database_urls(cls, value: Any) -> Any:
+        # The environment (and a secret file) gives one string: URLs separated by commas or white space.
+        value = _urls(value) if isinstance(value, str) else value
+        if not isinstance(value, list):
+            return value  # pydantic names the type error
+        from hub import db
+
+        for url in value:
+            if not isinstance(url, str):
+                continue
+            try:
+                engine_url = db.engine_url(url)
+            except ConfigError as exc:
+                raise ValueError(exc.message.removeprefix("database_url").lstrip(": ")) from None
+            if not engine_url.startswith("postgresql"):
+                raise ValueError(f"{masked('database_url', url)} is not a PostgreSQL URL: replicas are PostgreSQL only")
         return value
 
 
@@ -123,6 +160,11 @@ def load_with_sources(
     if not settings["database_url"]:
         Path(settings["data_dir"]).mkdir(parents=True, exist_ok=True)
         settings["database_url"] = f"sqlite:///{Path(settings['data_dir']).resolve() / 'hub.db'}"
+    if settings["read_database_urls"] and not settings["database_url"].startswith(("postgres://", "postgresql")):
+        raise ConfigError(
+            f"setting 'read_database_urls' ({sources['read_database_urls']}) names PostgreSQL replicas, "
+            "but database_url is not PostgreSQL: replicas need their PostgreSQL primary as database_url"
+        )
     if not settings["secret_key"]:
         settings["secret_key"] = _secret_from_file(Path(settings["data_dir"]) / "secret.key")
         sources["secret_key"] = f"file {Path(settings['data_dir']) / 'secret.key'}"
@@ -199,9 +241,15 @@ def _validated(values: dict[str, Any], sources: dict[str, str]) -> dict[str, Any
     except ValidationError as exc:
         error = exc.errors()[0]
         key = str(error["loc"][0])
+        got = values.get(key)
+        shown = masked(key, _urls(got)) if key == "read_database_urls" and isinstance(got, str | list) else repr(got)
         raise ConfigError(
-            f"setting {key!r} ({sources.get(key, 'overrides')}) {_allowed(key, error)}, got {values.get(key)!r}"
+            f"setting {key!r} ({sources.get(key, 'overrides')}) {_allowed(key, error)}, got {shown}"
         ) from None
+
+
+def _urls(value: str | list) -> list:
+    return [part for part in re.split(r"[\s,]+", value) if part] if isinstance(value, str) else value
 
 
 def _allowed(key: str, error: Any) -> str:
@@ -220,9 +268,15 @@ def _allowed(key: str, error: Any) -> str:
 def masked(key: str, value: Any) -> str:
     """A setting's value as ``config show`` prints it: secrets hidden, passwords in URLs too."""
     if key == "database_url" and value:
-        from sqlalchemy import make_url
+        from sqlalchemy import exc, make_url
 
-        return make_url(str(value)).render_as_string(hide_password=True)
+        try:
+            return make_url(str(value)).render_as_string(hide_password=True)
+        except exc.ArgumentError:
+            return "********"
+    if key == "read_database_urls":
+        shown = (repr(masked("database_url", url)) if isinstance(url, str) else repr(url) for url in value)
+        return "[" + ", ".join(shown) + "]"
     if key in MASKED and value:
         return "********"
     return repr(value) if isinstance(value, str) else str(value)

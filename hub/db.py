@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -55,14 +56,19 @@ def engine_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine tuned for the hub's read-heavy, serialised-write workload."""
+def make_engine(url: str, **connect: Any) -> Engine:
+    """Create an engine tuned for the hub's read-heavy, serialised-write workload.
+
+    ``connect``: further libpq connection parameters for PostgreSQL (``connect_timeout``, ``options``).
+    """
     url = engine_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _tune_sqlite(engine)
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20, connect_args={"prepare_threshold": PREPARE_THRESHOLD})
+    engine = create_engine(
+        url, pool_size=10, max_overflow=20, connect_args={"prepare_threshold": PREPARE_THRESHOLD, **connect}
+    )
     _ping_when_idle(engine)
 
     @event.listens_for(engine, "connect")

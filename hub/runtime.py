@@ -8,15 +8,17 @@ a session from it, so that their callers decide the unit of work.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from hub import db
+from hub import db, replicas
 from hub.store import snapshots
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Hub:
         self._snapshot_sessions = db.consistent_factory(self.engine)
         self.write_sessions = db.session_factory(self.engine, write=True)
         self.relaxed_sessions = db.session_factory(self.engine, relaxed=True)
+        self.replicas = replicas.ReplicaSet.from_settings(settings, self.engine)
         self.pepper: str = settings["secret_key"]
         self._snapshot: snapshots.Snapshot | None = None
         self.ledger_buffer = LedgerBuffer()
@@ -56,13 +59,40 @@ class Hub:
         with db.transaction(factory) as session:
             yield session
 
+    def read(self, work: Callable[[Session], T], *, position: int | None = None) -> T:
+        """Run read-only ``work`` on a replica that has replayed ``position`` (a hub-clock value), else the primary.
+
+        Each statement of ``work`` is its own transaction (``db.read_factory``); a replica failing midway
+        has ``work`` run again on the primary, so ``work`` must not write.
+        """
+        return replicas.read(self.replicas, self.read_sessions, work, position=position)
+
+    def reading(self, *, lsn: int | None = None) -> AbstractContextManager[Session]:
+        """A read-only transaction on a replica that has replayed WAL position ``lsn``, else on the primary."""
+        return replicas.unit(self.replicas, self.sessions, lsn=lsn)
+
+    def wal_position(self) -> int:
+        """The primary's current WAL position (PostgreSQL): a replica that replayed it holds every commit so far."""
+        with db.transaction(self.sessions) as session:
+            return replicas.primary_lsn(session)
+
+    def close(self) -> None:
+        """Stop checking replicas and close every database connection."""
+        if self.replicas is not None:
+            self.replicas.close()
+        self.engine.dispose()
+
     def snapshot(self, session: Session, version: int | None = None) -> snapshots.Snapshot:
         """Return the sharing snapshot, reloading it when any process changed the rules.
 
         ``version`` is the rules version the caller already read in this unit of work (with its key);
         without it, it is read here.
         """
-        if version is None:
+        if version is None and isinstance(session, replicas.ReplicaSession):
+            # The rules always come from the primary: a replica may not have replayed the newest change yet.
+            with db.transaction(self.sessions) as primary:
+                version = snapshots.rules_version(primary)
+        elif version is None:
             version = snapshots.rules_version(session)
         cached = self._snapshot
         if cached is None or cached.rules_version != version:

@@ -34,6 +34,8 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 # Variables that are not settings: the settings-file path, the test database URL, and the Kubernetes
 # service links the README says are ignored.
 NON_SETTING_VARS = {"CTI_HUB_CONFIG", "HUB_TEST_POSTGRES", "CTI_HUB_PORT", "CTI_HUB_SERVICE_HOST"}
+# Set in docker-compose.yml for a library rather than read by hub.config: prometheus_client's directory.
+COMPOSE_NON_SETTING_VARS = {"PROMETHEUS_MULTIPROC_DIR"}
 SETTING_VARS = {f"CTI_HUB_{key.upper()}" for key in hub_config.DEFAULTS}
 SECRET_FILE_VARS = {f"CTI_HUB_{key.upper()}_FILE" for key in hub_config.SECRETS}
 HUB_VAR = re.compile(r"\b(?:CTI_)?HUB_[A-Z][A-Z0-9_]*")
@@ -112,7 +114,13 @@ def test_compose_refuses_to_start_without_a_secret_key(docker_compose: str) -> N
 
 def test_compose_services_are_as_documented() -> None:
     services = compose()["services"]
-    assert set(services) == {"db", "hub"}
+    assert set(services) == {"db", "db-replica", "hub"}
+    replica = services["db-replica"]
+    assert replica["profiles"] == ["replica"] and replica["image"] == "postgres:15"
+    assert replica["depends_on"] == {"db": {"condition": "service_healthy"}}
+    for mount in (*replica["volumes"], *services["db"]["volumes"]):
+        source = mount.split(":")[0]
+        assert not source.startswith("./") or (ROOT / source).is_file() or (ROOT / source).is_dir(), mount
     db = services["db"]
     assert db["image"] == "postgres:15"
     assert {k: db["environment"][k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")} == {
@@ -131,6 +139,9 @@ def test_compose_services_are_as_documented() -> None:
     assert env["CTI_HUB_DATABASE_URL"] == "postgresql://hub:hub@db:5432/hub"
     assert env["CTI_HUB_SECRET_KEY"] == "${CTI_HUB_SECRET_KEY:?set CTI_HUB_SECRET_KEY}"
     assert env["CTI_HUB_DATA_DIR"] == "/data"
+    # The workers' metrics files on a tmpfs the hub's user can write (cti-hub serve empties it on start).
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == "/run/cti-hub-metrics"
+    assert "/run/cti-hub-metrics:size=64m,mode=1777" in hub["tmpfs"]
 
 
 def test_readme_compose_section_names_the_compose_command() -> None:
@@ -143,7 +154,7 @@ def test_every_compose_hub_variable_is_documented() -> None:
     env = compose()["services"]["hub"]["environment"]
     section, whole = compose_section(), readme()
     for name in env:
-        assert name.startswith("CTI_HUB_"), name
+        assert name.startswith("CTI_HUB_") or name in COMPOSE_NON_SETTING_VARS, name
         assert name in section, f"{name} is set in docker-compose.yml but not described in the README's compose section"
         assert name in whole
     documented = set(HUB_VAR.findall(section))
@@ -152,22 +163,58 @@ def test_every_compose_hub_variable_is_documented() -> None:
 
 def test_compose_hub_variables_are_settings() -> None:
     env = compose()["services"]["hub"]["environment"]
-    assert set(env) <= SETTING_VARS, set(env) - SETTING_VARS
+    assert set(env) - COMPOSE_NON_SETTING_VARS <= SETTING_VARS, set(env) - SETTING_VARS
 
 
 def test_dockerfile_runs_the_documented_server_as_non_root() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim\s*$", text, re.M)
-    assert re.search(r"^RUN pip install \.", text, re.M)
+    assert re.search(r"^COPY pyproject\.toml uv\.lock README\.md \./$", text, re.M)
+    assert re.search(r"^ARG EXTRAS=misp$", text, re.M)
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0"), "the image must run as a non-root user"
     assert 'CMD ["cti-hub", "serve", "--host", "0.0.0.0", "--port", "8000"]' in text
     ignored = {line.strip() for line in DOCKERIGNORE.read_text().splitlines()}
     # pip install . needs these in the build context (pyproject's readme is README.md).
-    for needed in ("pyproject.toml", "README.md", "hub", "feeds", "config"):
+    for needed in ("pyproject.toml", "uv.lock", "README.md", "hub", "feeds", "config"):
         assert needed not in ignored, f".dockerignore drops {needed}, which the image needs"
     for secret_or_bulk in (".git", ".venv", "var", ".env"):
         assert secret_or_bulk in ignored, f".dockerignore should exclude {secret_or_bulk}"
+
+
+def _install_step() -> str:
+    """The Dockerfile's RUN instruction that installs the hub, as one shell command."""
+    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    (step,) = [line for line in text.splitlines() if line.startswith("RUN ") and "uv export" in line]
+    return step.removeprefix("RUN ")
+
+
+@pytest.mark.parametrize("extras", ["misp", ""])
+def test_the_image_installs_the_locked_versions_with_their_hashes(tmp_path: Path, extras: str) -> None:
+    """The image's install step, run with pip and uv replaced by recorders (no Docker engine here)."""
+    shutil.copy(ROOT / "uv.lock", tmp_path / "uv.lock")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("pip", "uv"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{tmp_path}/calls"\n')
+        (bin_dir / tool).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "EXTRAS": extras}
+    subprocess.run(["sh", "-ec", _install_step()], cwd=tmp_path, env=env, check=True, timeout=60)
+    with (ROOT / "uv.lock").open("rb") as fh:
+        (uv_version,) = {p["version"] for p in tomllib.load(fh)["package"] if p["name"] == "uv"}
+    extra = " --extra misp" if extras else ""
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        f"pip install uv=={uv_version}",
+        f"uv export --locked --quiet --no-emit-project{extra} --output-file requirements.txt",
+        "pip uninstall -y uv",
+        "pip install --require-hashes --no-deps -r requirements.txt",
+        "pip install --no-deps .",
+    ]
+
+
+def test_readme_says_the_image_is_not_built_in_ci() -> None:
+    assert "no Docker engine" in compose_section()
+    assert "no Docker engine" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------- (c) README variables are settings

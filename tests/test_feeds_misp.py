@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -445,6 +446,21 @@ def test_cli_import_misp(hub, attack, tmp_path):
     bad.write_text("{not json")
     result = runner.invoke(main, [*args[:3], str(bad), *args[4:]], obj=hub)
     assert result.exit_code == 1 and result.output.startswith("Error: not JSON:")
+
+
+def test_without_the_misp_extra_the_import_names_it_and_reads_nothing(hub, tmp_path, monkeypatch):
+    """misp-stix is the [misp] extra: without it the import fails with one line naming the extra."""
+    monkeypatch.setitem(sys.modules, "misp_stix_converter", None)  # import fails as when it is not installed
+    path = write(tmp_path / "lazarus.json", lazarus_event())
+    args = ["feeds", "import", "misp", str(path), "--partner", "krcert", "--collection", "shared"]
+    result = CliRunner().invoke(main, args, obj=hub)
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: the misp connector needs misp-stix, which is not installed: pip install 'cti-hub[misp]'\n"
+    )
+    with pytest.raises(FeedError, match=r"pip install 'cti-hub\[misp\]'"):
+        run(hub, "misp", path)  # the same for a scheduled source or any other caller of the connector
+    assert object_count(hub) == 0
 
 
 def test_attributes_without_uuid_get_a_stable_one_and_the_audit_keeps_the_event_as_read(hub, tmp_path):

@@ -10,6 +10,7 @@ import sys
 import threading
 import unittest.mock
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -17,6 +18,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 from prometheus_client import REGISTRY
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import delete, text, update
 
 from hub import db, ops
@@ -163,6 +165,66 @@ def test_serve_sets_and_empties_the_multiprocess_directory(settings, tmp_path):
                 assert requests.get(f"{base}/healthz", timeout=10, headers={"Connection": "close"}).ok
             metrics = requests.get(f"{base}/metrics", timeout=10).text
     assert _healthz_count(metrics) == 12  # wait_ready's own polls go to /readyz
+
+
+def test_gunicorn_empties_the_multiprocess_directory_but_keeps_it(tmp_path, monkeypatch):
+    """The directory may be a mount point (a tmpfs in docker-compose.yml): its contents go, it stays."""
+    from hub import gunicorn_conf
+
+    directory = tmp_path / "metrics"
+    (directory / "old").mkdir(parents=True)
+    (directory / "counter_41.db").write_bytes(b"stale")
+    (directory / "old" / "gauge_live_7.db").write_bytes(b"stale")
+    inode = directory.stat().st_ino
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    gunicorn_conf.on_starting(None)
+    assert directory.stat().st_ino == inode and list(directory.iterdir()) == []
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "new" / "metrics"))
+    gunicorn_conf.on_starting(None)
+    assert (tmp_path / "new" / "metrics").is_dir()
+
+
+def _healthz_by_worker(directory: Path) -> dict[int, float]:
+    """The /healthz requests each process counted, read from its own file in the multiprocess directory."""
+    counts = {}
+    for path in directory.glob("counter_*.db"):
+        metrics = MultiProcessCollector.merge([str(path)], accumulate=False)
+        counts[int(path.stem.rpartition("_")[2])] = sum(
+            s.value
+            for metric in metrics
+            for s in metric.samples
+            if s.name == "cti_hub_http_requests_total" and s.labels.get("endpoint") == "/healthz"
+        )
+    return {pid: count for pid, count in counts.items() if count}
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.slow
+def test_metrics_add_up_the_requests_both_workers_of_a_real_server_served(settings, tmp_path):
+    """`cti-hub serve --workers 2`: requests (no keep-alive) spread over both workers; /metrics counts all."""
+    environ = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    directory = tmp_path / "prometheus"  # cti-hub serve's default: <data_dir>/prometheus
+
+    def healthz(_: int) -> bool:
+        return requests.get(f"{base}/healthz", timeout=10, headers={"Connection": "close"}).ok
+
+    sent, by_worker = 0, {}
+    with unittest.mock.patch.dict(os.environ, environ, clear=True):
+        with contextlib.contextmanager(serve_command)(settings, tmp_path, "--workers", "2") as base:
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                while sent < 600 and len(by_worker) < 2:  # one worker may win the first accepts
+                    assert all(pool.map(healthz, range(60)))
+                    sent += 60
+                    by_worker = _healthz_by_worker(directory)
+            metrics = requests.get(f"{base}/metrics", timeout=10).text
+            masters = {_parent(pid) for pid in by_worker}
+    assert len(by_worker) == 2, f"one worker served all {sent} requests: {by_worker}"
+    assert len(masters) == 1 and masters.pop() not in by_worker  # two workers of one gunicorn master
+    assert sum(by_worker.values()) == sent
+    assert _healthz_count(metrics) == sent
 
 
 # --------------------------------------------------------------------- access log

@@ -41,6 +41,8 @@ CSP = (
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 csrf = CSRFProtect()
+# The panel session key holding the primary's WAL position after this administrator's last change.
+WAL_POSITION = "wal_lsn"
 
 
 class CookieSessions(SecureCookieSessionInterface):
@@ -137,7 +139,19 @@ def _headers(response: Response) -> Response:
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     if request.endpoint != "admin.static":
         response.headers["Cache-Control"] = "no-store"
+    _remember_changes()
     return response
+
+
+def _remember_changes() -> None:
+    """After a form is sent, keep the primary's WAL position: the next pages read only a replica that has it.
+
+    An administrator who saves a change and lands on a list therefore sees the change, whatever replica
+    serves the list (``hub.admin.views.reading``).
+    """
+    hub = current_app.extensions["cti_hub"]
+    if request.method == "POST" and hub.replicas is not None and g.get("admin_user"):
+        session[WAL_POSITION] = hub.wal_position()
 
 
 def _error_page(status: int, title: str, message: str) -> tuple[str, int]:

@@ -7,14 +7,16 @@ groups, collections, sharing previews) and :mod:`hub.admin.views_records` (audit
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
-from flask import abort, current_app, render_template, request
+from flask import abort, current_app, render_template, request, session
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from hub.admin import dashboard as dashboard_data
 from hub.admin import display
-from hub.admin.blueprint import bp, current_user
+from hub.admin.blueprint import WAL_POSITION, bp, current_user
 from hub.policy import TLP
 from hub.runtime import Hub
 
@@ -22,6 +24,14 @@ from hub.runtime import Hub
 def current_hub() -> Hub:
     """Return the hub the panel serves."""
     return current_app.extensions["cti_hub"]
+
+
+def reading() -> AbstractContextManager[Session]:
+    """A read-only transaction for a panel page: on a replica that holds this administrator's own last change.
+
+    Forms and changes keep to the primary (``Hub.session``); see ``hub.replicas``.
+    """
+    return current_hub().reading(lsn=session.get(WAL_POSITION))
 
 
 def current_actor() -> str:
@@ -63,7 +73,7 @@ def unknown(_rest: str) -> Any:
 
 @bp.get("/")
 def dashboard() -> str:
-    with current_hub().session(write=False) as s:
+    with reading() as s:
         snap = current_hub().snapshot(s)
         stats = dashboard_data.dashboard(s, snap)
     peak = max([n for days in stats["per_day"].values() for n in days.values()] or [1])

@@ -10,7 +10,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 from hub import accounts, policy
 from hub.admin import data_accounts, forms, preview
 from hub.admin.blueprint import bp, log_in
-from hub.admin.views import current_actor, current_hub
+from hub.admin.views import current_actor, current_hub, reading
 from hub.errors import BadRequest, HubError
 from hub.models import split_list
 from hub.store import auditlog, clock, snapshots
@@ -51,7 +51,7 @@ def logout() -> Any:
 
 @bp.get("/partners/")
 def partners() -> str:
-    with current_hub().session(write=False) as s:
+    with reading() as s:
         rows = data_accounts.partners(s)
     return render_template("admin/partners.html", rows=rows)
 
@@ -75,7 +75,7 @@ def partner_new() -> Any:
 @bp.get("/partners/<slug>")
 def partner(slug: str) -> str:
     hub = current_hub()
-    with hub.session(write=False) as s:
+    with reading() as s:
         row = data_accounts.get_partner(s, slug)
         keys = data_accounts.keys_of(s, row.id)
         depends = data_accounts.dependents_of_partner(s, row)

@@ -10,7 +10,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from hub import withdrawals
 from hub.admin import data_records, forms, preview
 from hub.admin.blueprint import bp
-from hub.admin.views import current_actor, current_hub
+from hub.admin.views import current_actor, current_hub, reading
 from hub.errors import BadRequest, NotFound
 
 
@@ -40,7 +40,7 @@ def audit() -> Any:
     f = _audit_filter()
     page = _page()
     error = None
-    with current_hub().session(write=False) as s:
+    with reading() as s:
         try:
             rows, more = data_records.audit_page(s, f, page)
         except BadRequest as exc:
@@ -53,7 +53,7 @@ def audit() -> Any:
 
 @bp.get("/audit.csv")
 def audit_csv() -> Any:
-    with current_hub().session(write=False) as s:
+    with reading() as s:
         body = data_records.audit_csv(s, _audit_filter())
     return Response(
         body, mimetype="text/csv", headers={"Content-Disposition": "attachment; filename=cti-hub-audit.csv"}
@@ -71,7 +71,7 @@ def objects() -> Any:
     )
     page, error = _page(), None
     hub = current_hub()
-    with hub.session(write=False) as s:
+    with reading() as s:
         snap = hub.snapshot(s)
         try:
             rows, more = data_records.search_objects(s, snap, q, page)
@@ -101,7 +101,7 @@ def object_detail(stix_id: str) -> Any:
 
 def _object_page(stix_id: str, recall_form: forms.RecallForm, error: str | None = None) -> Any:
     hub = current_hub()
-    with hub.session(write=False) as s:
+    with reading() as s:
         snap = hub.snapshot(s)
         versions = data_records.object_versions(s, stix_id)
         if not versions:

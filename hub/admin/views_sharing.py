@@ -8,7 +8,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from hub.admin import data_accounts, data_sharing, forms, preview
 from hub.admin.blueprint import bp
-from hub.admin.views import current_actor, current_hub
+from hub.admin.views import current_actor, current_hub, reading
 from hub.errors import BadRequest, HubError
 
 # --------------------------------------------------------------------- trust groups
@@ -17,7 +17,7 @@ from hub.errors import BadRequest, HubError
 @bp.get("/groups/")
 def groups() -> str:
     hub = current_hub()
-    with hub.session(write=False) as s:
+    with reading() as s:
         rows = data_sharing.groups(s, hub.snapshot(s))
     return render_template("admin/groups.html", rows=rows)
 
@@ -77,7 +77,7 @@ def _partner_slugs() -> list[str]:
 
 @bp.get("/collections/")
 def collections() -> str:
-    with current_hub().session(write=False) as s:
+    with reading() as s:
         rows = data_sharing.collections(s)
     return render_template("admin/collections.html", rows=rows)
 
@@ -142,7 +142,7 @@ def preview_as() -> Any:
     partner_slug = request.args.get("partner", "")
     collection_id = request.args.get("collection", "")
     show = request.args.get("show", "all")
-    with hub.session(write=False) as s:
+    with reading() as s:
         snap = hub.snapshot(s)
         partners_ = sorted(p.slug for p in snap.partners.values() if p.kind != "hub")
         colls = sorted(snap.collections.values(), key=lambda c: (c.api_root, c.alias))
@@ -174,7 +174,7 @@ def who() -> Any:
     hub = current_hub()
     stix_id = request.args.get("id", "").strip()
     error, audiences = None, None
-    with hub.session(write=False) as s:
+    with reading() as s:
         if stix_id:
             if "--" not in stix_id or len(stix_id) > 300:
                 error = f"'{stix_id[:100]}' is not a STIX id (type--uuid)."

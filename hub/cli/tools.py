@@ -89,7 +89,7 @@ def hub_of(ctx: click.Context, *, migrate: bool = True) -> Hub:
     root = ctx.find_root()
     if root.obj is None:
         root.obj = Hub(hub_config.load(root.params.get("config")))
-        root.call_on_close(root.obj.engine.dispose)
+        root.call_on_close(root.obj.close)
         root.meta["hub_migrated"] = False
     root.meta.setdefault("hub_migrated", True)  # a hub handed in by the caller (``obj=``) is its business
     if migrate and not root.meta["hub_migrated"]:

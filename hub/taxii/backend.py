@@ -9,6 +9,7 @@ hidden versions do not exist for that partner, on any endpoint.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -17,18 +18,20 @@ from flask import current_app, g, request
 from medallion import auth as medallion_auth
 from medallion.backends.base import Backend
 from medallion.exceptions import ProcessingError
+from sqlalchemy.orm import Session
 
 from hub import ingest, ledger, ops, stix
 from hub.auth import Principal
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.runtime import Hub
 from hub.store import clock, reads, snapshots, writes
-from hub.taxii import cursor
+from hub.taxii import compat, cursor
 
 STIX_MEDIA = "application/stix+json;version=2.1"
 TAXII_MEDIA = "application/taxii+json;version=2.1"
 EPOCH = "1970-01-01T00:00:00.000000Z"
 NEXT_IGNORED_HEADER = "X-CTI-Hub-Next-Ignored"
+PAGE_COLUMNS = ("raw", "date_added")  # what an objects page reads; ``_envelope`` takes ``raw`` by position
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,248}[a-z0-9]--[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$")
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{1,248}[a-z0-9]$")
@@ -46,7 +49,11 @@ def hub() -> Hub:
 
 
 def read_session():
-    """Return this request's read session (closed at teardown)."""
+    """Return this request's read session on the primary (closed at teardown).
+
+    Authentication, the sharing rules and status resources are read here; the object pages go to a
+    replica when one may answer them (``_page``, ``hub.replicas``).
+    """
     if "hub_session" not in g:
         g.hub_session = hub().read_sessions()
     return g.hub_session
@@ -223,6 +230,21 @@ def _unjson(filters: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in filters.items()}
 
 
+def _rows(
+    query: reads.VersionQuery, columns: tuple[str, ...], object_id: str | None, session: Session
+) -> tuple[list, bool, bool]:
+    """One page of the partner's view, and whether ``object_id`` (if asked for) is visible at all."""
+    rows, more = reads.page(session, query, columns)
+    found = object_id is None or bool(rows) or reads.has_visible(session, query)
+    return rows, more, found
+
+
+def _position(query: reads.VersionQuery) -> int | None:
+    """The ``date_added`` a page continues after: a replica answering it must have replayed at least that far."""
+    marks = [mark for mark in (query.after, query.added_after) if mark is not None]
+    return max(marks) if marks else None
+
+
 def _page(
     collection: snapshots.CollectionInfo,
     query: reads.VersionQuery,
@@ -236,8 +258,10 @@ def _page(
     With ``object_id``, an empty page of an object the partner cannot see at all is a 404 (asked only
     when the page is empty: a page with rows proves the object visible).
     """
-    rows, more = reads.page(read_session(), query, columns)
-    if object_id is not None and not rows and not reads.has_visible(read_session(), query):
+    work = functools.partial(_rows, query, columns, object_id)
+    # Without replicas the request's own read session serves the page too: one connection per request.
+    rows, more, found = work(read_session()) if hub().replicas is None else hub().read(work, position=_position(query))
+    if not found:
         raise ProcessingError(f"Object '{object_id}' not found", 404)
     ledger.record_page(hub(), _principal(), _snapshot(), collection, query, endpoint, rows)
     paging: dict[str, Any] = {"more": more}
@@ -326,7 +350,7 @@ class HubBackend(Backend):
     ) -> tuple[dict, dict]:
         collection = _require(api_root, collection_id)
         query, filters = _query(collection, "objects", filter_args, allowed_filters, limit)
-        rows, paging, headers = _page(collection, query, filters, "objects", ("raw", "date_added"))
+        rows, paging, headers = _page(collection, query, filters, "objects", PAGE_COLUMNS)
         return _envelope(rows, paging), headers
 
     def get_object(
@@ -337,9 +361,7 @@ class HubBackend(Backend):
         query, filters = _query(
             collection, f"object:{object_id}", filter_args, allowed_filters, limit, ids=(object_id,)
         )
-        rows, paging, headers = _page(
-            collection, query, filters, f"object:{object_id}", ("raw", "date_added"), object_id
-        )
+        rows, paging, headers = _page(collection, query, filters, f"object:{object_id}", PAGE_COLUMNS, object_id)
         return _envelope(rows, paging), headers
 
     def get_object_versions(
@@ -440,9 +462,10 @@ def _resource(rows: list, paging: dict[str, Any]) -> dict[str, Any]:
     return dict(paging) if rows or paging.get("more") else {}
 
 
-def _envelope(rows: list, paging: dict[str, Any]) -> dict[str, Any]:
-    out = dict(paging)
+def _envelope(rows: list, paging: dict[str, Any]) -> compat.StoredPage:
+    """The envelope of a page of ``PAGE_COLUMNS`` rows: their stored JSON goes out as stored, byte for byte."""
+    out = compat.StoredPage(paging)
     if rows:
-        # Stored JSON goes out as stored: no parse, no re-serialisation, byte-for-byte what was published.
-        out["objects"] = orjson.Fragment("[" + ",".join([r.raw for r in rows]) + "]")
+        # By position: a Row's attribute look-up costs about 0.4 µs, a third of the body's time on a full page.
+        out["objects"] = orjson.Fragment("[" + ",".join([r[0] for r in rows]) + "]")
     return out

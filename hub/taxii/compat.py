@@ -53,11 +53,25 @@ REALM = 'Basic realm="cti-hub", charset="UTF-8"'
 log = logging.getLogger("hub.taxii")
 
 
+class StoredPage(dict[str, Any]):
+    """A TAXII envelope whose ``objects`` is the page's stored JSON as one ``orjson.Fragment``.
+
+    The provider writes it as bytes: the stored objects are copied once into the body, never parsed,
+    never turned into a ``str`` and encoded again.
+    """
+
+
 class OrjsonProvider(JSONProvider):
-    """Flask JSON through orjson; ``orjson.Fragment`` lets stored objects go out without re-serialising."""
+    """Flask JSON through orjson; a ``StoredPage`` comes out as the response body's bytes."""
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+        body = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+        if isinstance(obj, StoredPage):
+            # Only medallion's object views dump a StoredPage, straight into Response(response=...), which
+            # takes bytes as they are; decoding a page to str only for werkzeug to encode it back costs a
+            # copy of the whole page each way. Every other caller (templates, jsonify) still gets a str.
+            return body  # type: ignore[return-value]
+        return body.decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return orjson.loads(s)

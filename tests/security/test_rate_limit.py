@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import time
+import uuid
+
+import pytest
+
+from hub import config as hub_config
 from hub import ratelimit
+from hub.errors import ConfigError
 from tests import factories as f
+from tests import live
 
 
 class Clock:
@@ -69,3 +78,60 @@ def test_failed_logins_do_not_spend_a_keys_budget(world):
     assert all(anonymous.get("/taxii2/").status_code == 401 for _ in range(5))
     kr = f.Client(app.test_client(), world.keys["krcert"])
     assert [kr.get("/taxii2/").status_code for _ in range(3)] == [200, 200, 429]
+
+
+# --------------------------------------------------------------------- shared across processes (Redis)
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _clear_of_window_end() -> None:
+    """Wait for a fresh minute when this one ends within 3 s: the tests below must fit in one window."""
+    left = ratelimit.WINDOW_SECONDS - time.time() % ratelimit.WINDOW_SECONDS
+    if left < 3:
+        time.sleep(left + 0.05)
+
+
+def test_shared_limiter_counts_per_key_in_fixed_windows():
+    clock = Clock(1_800_000_020.0)
+    key = f"test-{uuid.uuid4()}"
+    one, other = (ratelimit.SharedRateLimiter(3, REDIS, clock) for _ in range(2))
+    assert [one.hit(key), other.hit(key), one.hit(key)] == [0, 0, 0]
+    assert other.hit(key) == 40 and one.hit(key) == 40
+    assert one.hit(f"{key}-b") == 0
+    clock.now += 40.0
+    assert one.hit(key) == 0
+
+
+def test_processes_sharing_a_redis_share_each_key_budget(world):
+    _clear_of_window_end()
+    apps = [world.make_app(rate_limit_per_minute=4, redis_url=REDIS) for _ in range(2)]
+    first, second = (f.Client(app.test_client(), world.keys["krcert"]) for app in apps)
+    assert [c.get(world.url("shared")).status_code for c in (first, second, first, second)] == [200] * 4
+    assert first.get(world.url("shared")).status_code == 429
+    limited = second.get(world.url("shared"))
+    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
+    # Each key still has its own budget across the processes.
+    assert f.Client(apps[1].test_client(), world.keys["cisa"]).get(world.url("shared")).status_code == 200
+
+
+def test_without_redis_each_process_counts_its_own(world):
+    _clear_of_window_end()
+    apps = [world.make_app(rate_limit_per_minute=2) for _ in range(2)]
+    clients = [f.Client(app.test_client(), world.keys["krcert"]) for app in apps]
+    assert [c.get(world.url("shared")).status_code for c in clients * 2] == [200] * 4
+    assert clients[0].get(world.url("shared")).status_code == 429
+
+
+def test_unreachable_redis_lets_requests_through_and_warns_once(world, caplog):
+    app = world.make_app(rate_limit_per_minute=1, redis_url=f"redis://127.0.0.1:{live.free_port()}/0")
+    kr = f.Client(app.test_client(), world.keys["krcert"])
+    with caplog.at_level(logging.WARNING, logger="hub.ratelimit"):
+        assert [kr.get(world.url("shared")).status_code for _ in range(3)] == [200] * 3
+    warnings = [r for r in caplog.records if "rate limit counters unreachable" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_a_redis_url_of_another_scheme_is_refused_naming_the_setting():
+    with pytest.raises(ConfigError, match="redis_url"):
+        hub_config.load(overrides={"redis_url": "http://127.0.0.1:6379"})
