@@ -16,8 +16,10 @@ flagged, so a SIEM can remove them (blocklists then list only the withdrawn valu
 It also lists the objects that left this partner's view (``hub.withdrawals``: the rules narrowed,
 the originator deleted it, an administrator recalled it) after the same cursor: in the STIX bundle as
 an ``x-cti-hub-withdrawal`` object whose ``object_ref`` names the object, in the other formats as
-the indicator last seen, flagged withdrawn. The response is recorded in the delivery ledger before
-the body streams page by page.
+the indicator last seen, flagged withdrawn. An indicator its collection withdrew after enough
+false-positive reports (:mod:`hub.feedback`) is left out of the blocklists and listed there as such a
+withdrawal. CSV and ECS carry the partners' anonymous feedback counts beside each indicator. The
+response is recorded in the delivery ledger before the body streams page by page.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 from sqlalchemy.orm import Session
 
-from hub import acs, auth, ledger, ratelimit, stix, withdrawals
+from hub import acs, auth, feedback, ledger, ratelimit, stix, withdrawals
 from hub import models as m
 from hub.errors import TooManyRequests
 from hub.formats import BLOCKLISTS, FORMATS, blocklist_reason, blocklist_value, observable, withdrawn
@@ -42,6 +44,7 @@ from hub.ids import HUB_NAMESPACE
 from hub.policy import TLP
 from hub.runtime import Hub
 from hub.store import clock, reads, snapshots
+from hub.store import feedback as feedback_store
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 PAGE = 1000
@@ -60,7 +63,11 @@ CSV_COLUMNS = (
     "blocklist",
     "acs",
     "acs_further_sharing",
+    "sightings",
+    "false_positives",
+    "last_seen",
 )
+NO_COUNTS = feedback.Tally()
 CHALLENGE = 'Basic realm="cti-hub", Bearer realm="cti-hub"'
 
 
@@ -137,6 +144,9 @@ def feed(api_root: str, collection_id: str, fmt: str) -> Response:
         "acs": _acs_markings(snap),
         "removed": [],
     }
+    with hub.session(write=False) as session:  # the false-positive flags, like the rules: from the primary
+        # Indicators reported as false positives by the collection's threshold and withdrawn (hub.feedback).
+        context["false_positives"] = feedback_store.withdrawn_ids(session, collection.pk)
     upto, span = hub.read(functools.partial(_extent, query), position=since)
     ledger.record_feed(hub, principal, snap, collection, query, fmt, span, include)
     if include == "withdrawn":
@@ -167,21 +177,30 @@ def _extent(query: reads.VersionQuery, session: Session) -> tuple[int, tuple[int
     return state.clock_us, reads.view_range(session, query, state.clock_us)
 
 
-def _rows(hub: Hub, query: reads.VersionQuery, upto: int) -> Iterator[Any]:
-    """Every row of the partner's view up to ``upto``, one page per query and its own session.
+def _counted_page(session: Session, q: reads.VersionQuery, columns: tuple[str, ...], counted: bool) -> tuple:
+    """One page of the partner's view and, when ``counted``, the anonymous feedback counts of its rows."""
+    rows, more = reads.page(session, q, columns)
+    counts = feedback.tallies(session, [(r.stix_id, r.originator_id, r.tlp) for r in rows]) if counted else {}
+    return rows, more, counts
+
+
+def _rows(hub: Hub, query: reads.VersionQuery, upto: int, counted: bool) -> Iterator[tuple[Any, feedback.Tally]]:
+    """Every row of the partner's view up to ``upto`` with its anonymous feedback counts (when ``counted``),
+    one page per query and its own session.
 
     Each page may come from another replica (or the primary), but only from one that has replayed
     ``upto``: the feed lists everything its cursor covers.
     """
     after = query.after
-    columns = ("raw", "date_added", "tlp", "originator_id")
+    columns = ("stix_id", "raw", "date_added", "tlp", "originator_id")
     while True:
         page_query = replace(query, after=after)
-        rows, more = hub.read(functools.partial(reads.page, q=page_query, columns=columns), position=upto)
+        page = functools.partial(_counted_page, q=page_query, columns=columns, counted=counted)
+        rows, more, counts = hub.read(page, position=upto)
         for row in rows:
             if row.date_added > upto:
                 return
-            yield row
+            yield row, counts.get((row.stix_id, row.originator_id), NO_COUNTS)
         if not more or not rows:
             return
         after = rows[-1].date_added
@@ -195,7 +214,7 @@ def _stream(hub: Hub, query: reads.VersionQuery, upto: int, fmt: str, context: d
         yield ",".join(CSV_COLUMNS) + "\r\n"
     first = True
     seen: set[str] = set()
-    for row in _rows(hub, query, upto):
+    for row, counts in _rows(hub, query, upto, fmt in ("csv", "ecs")):
         obj = orjson.loads(row.raw)
         gone = withdrawn(obj, now)
         if fmt == "stix":
@@ -206,7 +225,9 @@ def _stream(hub: Hub, query: reads.VersionQuery, upto: int, fmt: str, context: d
             continue
         if (gone and not context["withdrawn"]) or (fmt in BLOCKLISTS and gone != context["withdrawn"]):
             continue
-        line = _flat_line(fmt, obj, row.tlp, gone, row.originator_id, context, seen)
+        if fmt in BLOCKLISTS and obj["id"] in context["false_positives"]:
+            continue  # withdrawn from the blocklists: listed as removed (include=withdrawn) by its withdrawal
+        line = _flat_line(fmt, obj, row.tlp, gone, row.originator_id, context, seen, counts)
         if line is not None:
             yield line
     for line in _removed(context, fmt, seen):
@@ -240,14 +261,22 @@ def _removed(context: dict, fmt: str, seen: set[str]) -> Iterator[str]:
 
 
 def _flat_line(
-    fmt: str, obj: dict, tlp: int, gone: bool, originator_pk: int, context: dict, seen: set[str]
+    fmt: str,
+    obj: dict,
+    tlp: int,
+    gone: bool,
+    originator_pk: int,
+    context: dict,
+    seen: set[str],
+    counts: feedback.Tally | None = None,
 ) -> str | None:
     """One indicator as a blocklist value, CSV row or ECS document; None for a value of another kind or listed."""
     found = observable(obj)
+    counts = counts or NO_COUNTS
     if fmt == "csv":
-        return _csv_line(obj, found, tlp, gone, context)
+        return _csv_line(obj, found, tlp, gone, context, counts)
     if fmt not in BLOCKLISTS:
-        return orjson.dumps(ecs_document(obj, found, tlp, gone, context, originator_pk)).decode() + "\n"
+        return orjson.dumps(ecs_document(obj, found, tlp, gone, context, originator_pk, counts)).decode() + "\n"
     value = blocklist_value(fmt, obj, context["collection"].blocklist)
     if value is None or value in seen:
         return None
@@ -296,7 +325,16 @@ def acs_labels(obj: dict, markings: dict[str, acs.AcsRules]) -> tuple[str, str]:
     return summaries, scopes
 
 
-def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool, context: dict) -> str:
+def _listing_reason(obj: dict, context: dict) -> str:
+    """Why an indicator is in no blocklist ("" when it is): a false-positive withdrawal, or its value."""
+    if obj["id"] in context.get("false_positives", ()):
+        return "reported as a false positive by the collection's threshold of partners: withdrawn from the blocklists"
+    return blocklist_reason(obj, context["collection"].blocklist)
+
+
+def _csv_line(
+    obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool, context: dict, counts: feedback.Tally
+) -> str:
     out = io.StringIO()
     csv.writer(out).writerow(
         csv_cell(cell)
@@ -312,8 +350,11 @@ def _csv_line(obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool, co
             obj.get("confidence", ""),
             "withdrawn" if gone else "active",
             obj.get("pattern", ""),
-            blocklist_reason(obj, context["collection"].blocklist),
+            _listing_reason(obj, context),
             *acs_labels(obj, context["acs"]),
+            counts.sightings,
+            counts.false_positives,
+            stix.format_timestamp(counts.last_seen_us) if counts.last_seen_us is not None else "",
         ]
     )
     return out.getvalue()
@@ -328,7 +369,13 @@ def _confidence(value: Any) -> str:
 
 
 def ecs_document(
-    obj: dict, found: tuple[str, str] | None, tlp: int, gone: bool, context: dict, originator_pk: int
+    obj: dict,
+    found: tuple[str, str] | None,
+    tlp: int,
+    gone: bool,
+    context: dict,
+    originator_pk: int,
+    counts: feedback.Tally | None = None,
 ) -> dict:
     """One ECS ``threat.indicator`` document for an indicator (see the ECS threat field set)."""
     indicator: dict[str, Any] = {
@@ -341,6 +388,11 @@ def ecs_document(
         "marking": {"tlp": TLP(tlp).name.replace("_", "+"), "tlp_version": "2.0"},
         "provider": context["providers"].get(originator_pk, ""),
     }
+    counts = counts or NO_COUNTS
+    # The partners' sightings, anonymously (hub.feedback): ECS threat.indicator.sightings and last_seen.
+    indicator["sightings"] = counts.sightings
+    if counts.last_seen_us is not None:
+        indicator["last_seen"] = stix.format_timestamp(counts.last_seen_us)
     summaries, scopes = acs_labels(obj, context.get("acs") or {})
     if summaries:
         # The ACS 3.0 marking a SIEM filters on, beside TLP; the further-sharing scope as its own field.
@@ -372,5 +424,5 @@ def ecs_document(
     if tags:
         doc["tags"] = tags
     # Why the value is in no blocklist of the hub ("" when it is), e.g. a network wider than the limit.
-    doc["labels"] = {"blocklist": blocklist_reason(obj, collection.blocklist)}
+    doc["labels"] = {"blocklist": _listing_reason(obj, context), "false_positives": str(counts.false_positives)}
     return {k: v for k, v in doc.items() if v is not None}

@@ -20,3 +20,8 @@ SHARING_EXTENSION_ID = f"extension-definition--{uuid.uuid5(HUB_NAMESPACE, 'shari
 def stix_key(stix_id: str) -> str:
     """The key an id's originator is recorded under: ids differing only in case are one id."""
     return stix_id.lower()
+
+
+# The hub's statement marking a reporter puts on a sighting or opinion to release it, in full, to the
+# recipients of the object it is about (hub.feedback); without it they receive anonymous counts only.
+FEEDBACK_SHARE_ID = f"marking-definition--{uuid.uuid5(SHARING_NAMESPACE, 'feedback:share')}"

@@ -27,7 +27,7 @@ from hub import models as m
 from hub.auth import Principal
 from hub.errors import NotFound
 from hub.runtime import Hub
-from hub.store import archive, clock, deliveries, reads, snapshots, writes
+from hub.store import archive, clock, deliveries, feedback, reads, snapshots, writes
 
 EMPTY_FLUSH_US = 5_000_000  # empty polls (they delivered nothing) are written in one batch this often
 
@@ -161,6 +161,7 @@ def _dump_filter(f: policy.ReadFilter) -> str:
             "admitted_sets": sorted(f.admitted_sets),
             "red_sets": sorted(f.red_sets),
             "shown_markings": None if f.shown_markings is None else sorted(f.shown_markings),
+            **({"feedback": True} if f.feedback else {}),
         }
     ).decode()
 
@@ -176,6 +177,7 @@ def _load_filter(text: str) -> policy.ReadFilter:
         red_sets=frozenset(d["red_sets"]),
         # Views saved before sharing-marking definitions were withheld released them all.
         shown_markings=None if d.get("shown_markings") is None else frozenset(d["shown_markings"]),
+        feedback=bool(d.get("feedback", False)),
     )
 
 
@@ -236,6 +238,12 @@ def who_received(
     former = deliveries.former_dates(session, [v.pk for v in every])
     first_added = {v.pk: min([v.date_added, *(at for at, _ in former.get(v.pk, ()))]) for v in every}
     alias = {c.pk: c.alias for c in snapshot.collections.values()}
+    # Feedback goes to the originator of what it is about (policy step 9); indicators flagged as false
+    # positives were left out of the blocklists while their flag withdrew them.
+    receivers = {
+        pk: snapshot.partner_rows[o].slug for pk, o in feedback.receivers(session, [v.pk for v in every]).items()
+    }
+    context = _Context(receivers, feedback.flags_of(session, stix_id))
     filters: dict[tuple[int, int, int], policy.ReadFilter | None] = {}
     out = []
     for v in versions:
@@ -248,7 +256,7 @@ def who_received(
                 saved = deliveries.delivery_view(session, *key)
                 filters[key] = _load_filter(saved) if saved is not None else None
             view = filters[key]
-            if view is None or not _delivered(snapshot, view, d, v, by_object[v.collection_id], first_added):
+            if view is None or not _delivered(snapshot, view, d, v, by_object[v.collection_id], first_added, context):
                 continue
             out.append(
                 Receipt(
@@ -265,7 +273,15 @@ def who_received(
     return sorted(out, key=lambda r: (r.at_us, r.partner))
 
 
-def _admits(snapshot: snapshots.Snapshot, view: policy.ReadFilter, v: Any) -> bool:
+@dataclass(frozen=True)
+class _Context:
+    """What judging deliveries of one object needs beyond its versions: who its feedback goes to, its flags."""
+
+    receivers: dict[int, str]
+    flags: list
+
+
+def _admits(snapshot: snapshots.Snapshot, view: policy.ReadFilter, v: Any, context: _Context) -> bool:
     originator = snapshot.partner_rows.get(v.originator_id)
     facts = policy.ObjectFacts(
         type=v.type,
@@ -274,15 +290,22 @@ def _admits(snapshot: snapshots.Snapshot, view: policy.ReadFilter, v: Any) -> bo
         unknown_markings=("?",) if v.unknown_markings else (),
         quarantined=bool(getattr(v, "quarantined", False)),
         defines=snapshot.definitions.get(v.stix_id),
+        feedback_for=context.receivers.get(v.pk),
     )
     return policy.filter_admits(view, facts, v.restriction_set_id)
 
 
 def _delivered(
-    snapshot: snapshots.Snapshot, view: policy.ReadFilter, d: Any, v: Any, siblings: list, first_added: dict[int, int]
+    snapshot: snapshots.Snapshot,
+    view: policy.ReadFilter,
+    d: Any,
+    v: Any,
+    siblings: list,
+    first_added: dict[int, int],
+    context: _Context,
 ) -> bool:
     """Tell whether delivery ``d`` (whose range covers ``v``) held ``v``: the view and the filters admit it."""
-    if not _admits(snapshot, view, v):
+    if not _admits(snapshot, view, v, context):
         return False
     f = orjson.loads(d.filters)
     if (f.get("ids") and v.stix_id not in f["ids"]) or (f.get("types") and v.type not in f["types"]):
@@ -297,15 +320,29 @@ def _delivered(
         d.endpoint, orjson.loads(v.raw), d.at_us, f.get("include", ""), limits=limits
     ):
         return False
+    if d.endpoint in formats.BLOCKLISTS and f.get("include", "") != "withdrawn" and _flagged(context, v, d.at_us):
+        return False
     if f.get("spec_versions") and v.spec_version not in f["spec_versions"]:
         return False
     wanted = f.get("versions", ["last"])
     if "all" in wanted or v.version_us in wanted:
         return True
     # first/last are relative to the versions the partner could see when the page was served.
-    seen = [s.version_us for s in siblings if _stored_at(s, first_added[s.pk], d.at_us) and _admits(snapshot, view, s)]
+    seen = [
+        s.version_us
+        for s in siblings
+        if _stored_at(s, first_added[s.pk], d.at_us) and _admits(snapshot, view, s, context)
+    ]
     return ("last" in wanted and v.version_us == max(seen, default=None)) or (
         "first" in wanted and v.version_us == min(seen, default=None)
+    )
+
+
+def _flagged(context: _Context, v: Any, at_us: int) -> bool:
+    """Tell whether a false-positive flag withdrew ``v``'s object from its collection's blocklists at ``at_us``."""
+    return any(
+        f.collection_id == v.collection_id and f.flagged_us <= at_us and (f.cleared_us is None or at_us < f.cleared_us)
+        for f in context.flags
     )
 
 

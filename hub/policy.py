@@ -25,6 +25,11 @@ the first failing step denies, and every failing step is listed in the reasons:
    must admit its reader), and to no one else; its own TLP and markings apply as
    for any object. TLP and statement markings, and the hub's ready-made group
    markings, are released by steps 1-7 alone.
+9. C is the API root's feedback collection: O is a sighting or opinion about an object X, and P is the
+   originator of X (``feedback_for``). Feedback goes to its reporter and to the originator of what it
+   is about, and to no one else; the recipients of X receive it only as anonymous counts
+   (``counts_publicly``), or, when the reporter chose so, as a copy in X's own collections under both
+   its rules and X's (see :mod:`hub.feedback`).
 
 The originator of O always sees O in a collection it reads (steps 2-6 are
 skipped for it). ``compile_read`` turns the same steps into a ``ReadFilter``:
@@ -37,7 +42,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hub import acs
 
@@ -151,6 +156,7 @@ class Collection:
     readers: Grants = Grants()
     writers: Grants = Grants()
     name: str = ""
+    feedback: bool = False  # the API root's feedback collection (step 9)
 
     @property
     def label(self) -> str:
@@ -187,6 +193,8 @@ class ObjectFacts:
     quarantined: bool = False
     # The sharing marking this object is the definition of (a partner's marking-definition), else None.
     defines: SharingMarking | None = None
+    # In a feedback collection: the originator of the object this sighting or opinion is about (step 9).
+    feedback_for: str | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +254,8 @@ def can_read(world: World, partner: Partner, collection: Collection, obj: Object
         return Decision(True, ("originator sees its own objects",))
     if obj.quarantined:
         return Decision(False, ("a copy posted under another partner's object id is visible to its poster alone",))
+    if collection.feedback and obj.feedback_for != partner.slug:
+        return Decision(False, ("feedback goes only to its reporter and to the originator of the object it is about",))
     reasons = _content_reasons(world, partner, collection, obj)
     if reasons:
         return Decision(False, tuple(reasons))
@@ -288,6 +298,29 @@ def definition_admits(world: World, marking: SharingMarking, partner: Partner) -
     if partner.kind == "hub" and marking.no_federation:
         return False
     return world.marking_admits(marking, partner)
+
+
+def can_report(world: World, originator: Partner, collection: Collection, obj: ObjectFacts) -> Decision:
+    """Decide whether feedback ``obj`` may be stored in feedback collection ``collection``: its originator
+    ``originator`` (the receiver, ``obj.feedback_for``) must be able to receive it there (steps 1-6)."""
+    if not world.granted(collection.readers, replace(originator, active=True)):
+        reasons = [f"{originator.slug} does not read collection {collection.id}"]
+    else:
+        reasons = _content_reasons(world, originator, collection, obj)
+    if reasons:
+        return Decision(False, tuple(reasons))
+    return Decision(True, (f"{originator.slug} may receive it",))
+
+
+def counts_publicly(tlp: TLP, target_tlp: TLP, *, restricted: bool, unknown_markings: bool) -> bool:
+    """Tell whether a feedback version counts in the anonymous counts every recipient of its object receives.
+
+    Only feedback that every recipient of the object could receive as it stands counts: its TLP at most the
+    object's (so within each recipient's clearance and the object's collection), below RED, with no sharing
+    marking (``restricted``: it has a restriction set) and no unknown marking. A sighting its reporter marked
+    more tightly reaches the originator alone and is counted by no one else.
+    """
+    return tlp <= target_tlp and tlp < TLP.RED and not restricted and not unknown_markings
 
 
 def can_write(
@@ -345,7 +378,8 @@ class ReadFilter:
     restriction set (the set of sharing markings it carries; ``None`` for none) is in
     ``admitted_sets`` (below RED) or in ``red_sets`` (at RED), and, when it is the definition of a
     partner's sharing marking, that marking is in ``shown_markings`` (``None``: every definition, as
-    filters saved before step 8 existed were applied).
+    filters saved before step 8 existed were applied), and, with ``feedback``, it is feedback about an
+    object of ``originator`` (step 9).
 
     ``admitted_markings`` and ``red_markings`` say the same per marking: a set is admitted when every
     marking it holds is in ``admitted_markings``, and at RED when one is also in ``red_markings``. The SQL
@@ -361,6 +395,7 @@ class ReadFilter:
     shown_markings: frozenset[str] | None = frozenset()
     admitted_markings: frozenset[str] | None = None
     red_markings: frozenset[str] | None = None
+    feedback: bool = False  # a feedback collection: besides its own, only feedback about the partner's objects
 
 
 def compile_read(
@@ -401,6 +436,7 @@ def compile_read(
         shown_markings=frozenset(m.id for m in definitions if definition_admits(world, m, partner)),
         admitted_markings=admitted_markings,
         red_markings=red_markings,
+        feedback=collection.feedback,
     )
 
 
@@ -411,6 +447,8 @@ def filter_admits(f: ReadFilter, obj: ObjectFacts, restriction_set: int | None) 
     if obj.originator == f.originator:
         return True
     if obj.quarantined:
+        return False
+    if f.feedback and obj.feedback_for != f.originator:
         return False
     if f.types and obj.type not in f.types:
         return False

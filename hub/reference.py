@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from hub import models as m
 from hub import stix
-from hub.ids import SHARING_EXTENSION_ID
+from hub.ids import FEEDBACK_SHARE_ID, SHARING_EXTENSION_ID
 from hub.policy import TLP
 from hub.store import clock, snapshots, writes
 
@@ -40,6 +40,7 @@ def reference_objects(session: Session) -> list[dict]:
         objs.append(_identity(p.identity_id, p.name, "organization", stix.format_timestamp(p.created_us), extra))
     objs += [stix.TLP2_EXTENSION_DEFINITION, *stix.TLP2_MARKINGS.values(), *stix.TLP1_MARKINGS.values()]
     objs.append(sharing_extension_definition(state.identity_id))
+    objs.append(feedback_share_marking())
     for group in session.scalars(select(m.TrustGroup).order_by(m.TrustGroup.slug)):
         objs.append(group_marking(group.marking_id, group.slug, group.name))
     return objs
@@ -74,6 +75,23 @@ def sharing_extension_definition(hub_identity: str) -> dict:
         "schema": "https://github.com/cti-hub/cti-hub/blob/main/README.md#sharing-markings",
         "version": "1.0.0",
         "extension_types": ["property-extension"],
+    }
+
+
+def feedback_share_marking() -> dict:
+    """The statement marking with which a reporter releases its sighting or opinion to the object's recipients."""
+    return {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": FEEDBACK_SHARE_ID,
+        "created": REFERENCE_CREATED,
+        "name": "Feedback: share with the recipients of the object",
+        "definition_type": "statement",
+        "definition": {
+            "statement": "cti-hub: release this sighting or opinion to the partners that receive the object it is "
+            "about (under its own TLP and sharing markings and the object's); without this marking they "
+            "receive anonymous counts only."
+        },
     }
 
 
@@ -152,6 +170,9 @@ def _register_reference_markings(session: Session, objs: list[dict], hub_pk: int
         if obj["type"] != "marking-definition" or obj["id"] in known:
             continue
         level = stix.marking_tlp(obj["id"])
+        if stix.is_statement_marking(obj):
+            session.add(m.Marking(id=obj["id"], kind="statement", raw=orjson.dumps(obj).decode(), originator_id=hub_pk))
+            continue
         ext = (obj.get("extensions") or {}).get(SHARING_EXTENSION_ID, {})
         share = ext.get("share_with", {})
         session.add(

@@ -2,9 +2,11 @@
 
 An object is *withdrawn* from a partner's view of a collection when the partner could see some
 version of it and now sees none: a rule change narrowed its view (``rules``), the originator deleted
-it (``deleted``), or an administrator recalled it (``recalled``). Each withdrawal is one row per
-(partner, collection, object) with a position from the hub clock, so the feeds list it to that
-partner, and only to that partner, after the same ``since`` cursor as new objects.
+it (``deleted``), or an administrator recalled it (``recalled``); or when enough partners reported an
+indicator as a false positive and its collection withdraws it from the blocklists (``false_positive``,
+:mod:`hub.feedback`: the indicator stays in the partner's view, the blocklists leave it out). Each
+withdrawal is one row per (partner, collection, object) with a position from the hub clock, so the
+feeds list it to that partner, and only to that partner, after the same ``since`` cursor as new objects.
 
 Who could see an object is decided as for an active partner: suspending a partner withdraws nothing
 (it receives nothing while suspended, and the same view on reactivation), but a narrowing that
@@ -113,6 +115,21 @@ def before_delete(
         seen = reads.visible_versions(session, collection.pk, stix_id, partner_pk, view)
         if seen and all(v.pk in deleted for v in seen):
             rows += _rows(partner_pk, collection.pk, seen, "deleted", now)
+    return rows
+
+
+def for_false_positive(
+    session: Session, snap: snapshots.Snapshot, collection: snapshots.CollectionInfo, stix_id: str
+) -> list[dict]:
+    """Return the withdrawal rows (reason ``false_positive``) of an indicator flagged by its collection's
+    false-positive threshold: one per partner that sees it there (see :mod:`hub.feedback`)."""
+    rows: list[dict] = []
+    now = clock.now_us()
+    for partner_pk in _readers(snap):
+        view = _view(snap, partner_pk, collection)
+        if view.readable:
+            seen = reads.visible_versions(session, collection.pk, stix_id, partner_pk, view)
+            rows += _rows(partner_pk, collection.pk, seen, "false_positive", now)
     return rows
 
 

@@ -83,6 +83,7 @@ def add_collection(
     types: Iterable[str] = (),
     reference: bool = False,
     allow_warninglisted: bool = False,
+    feedback: bool = False,
 ) -> m.Collection:
     """Add a collection; ``allow_warninglisted`` lets its blocklists list the documentation-range values
     (RFC 5737, RFC 2606) that the factories' indicators use, as tests of other rules need."""
@@ -98,6 +99,7 @@ def add_collection(
         writers=",".join(writers),
         is_reference=reference,
         blocklist_allow_warninglisted=allow_warninglisted,
+        is_feedback=feedback,
     )
     session.add(collection)
     session.flush()

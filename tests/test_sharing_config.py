@@ -143,8 +143,11 @@ def test_load_demo_configuration() -> None:
     assert {p.clearance for p in spec.partners} > {TLP.RED}, "some partners have a lower clearance"
     assert {g.slug for g in spec.groups} == {"asean", "rok-us", "all-partners"}
     (root,) = spec.roots
-    levels = {c.alias: c.max_tlp for c in root.collections}
+    levels = {c.alias: c.max_tlp for c in root.collections if not c.feedback}
     assert sorted(levels.values()) == [TLP.GREEN, TLP.AMBER, TLP.AMBER_STRICT]
+    assert [(c.alias, c.readers, c.writers) for c in root.collections if c.feedback] == [("feedback", ("*",), ("*",))]
+    community = next(c for c in root.collections if c.alias == "community")
+    assert (community.false_positive_threshold, community.false_positive_withdraw) == (3, True)
     for c in root.collections:
         assert c.uuid == sc.collection_uuid("dprk", c.alias)
         assert str(uuid.UUID(c.uuid)) == c.uuid
@@ -313,6 +316,28 @@ ERRORS = [
         "blocklist_allow_warninglisted of collection dprk/restricted must be true or false",
         id="blocklist-allow-warninglisted-not-a-flag",
     ),
+    pytest.param(
+        ("types: [indicator, malware]", "types: [indicator]\n        false_positive_threshold: -1"),
+        "false_positive_threshold: -1",
+        "bad false_positive_threshold of collection dprk/restricted: '-1' (use how many distinct partners'",
+        id="false-positive-threshold-negative",
+    ),
+    pytest.param(
+        ("types: [indicator, malware]", "types: [indicator]\n        feedback: yes please"),
+        "feedback: yes please",
+        "feedback of collection dprk/restricted must be true or false",
+        id="feedback-not-a-flag",
+    ),
+    pytest.param(
+        (
+            '          - "group:rok-us"\n',
+            '          - "group:rok-us"\n        feedback: true\n'
+            '      - {alias: more, title: More, max_tlp: GREEN, readers: ["*"], writers: ["*"], feedback: true}\n',
+        ),
+        "- {alias: more",
+        "API root dprk already has a feedback collection: an API root has at most one",
+        id="second-feedback-collection",
+    ),
 ]
 
 
@@ -422,7 +447,8 @@ def test_apply_writes_the_model(factory: sessionmaker[Session]) -> None:
         slugs = session.scalars(select(models.Partner.slug).where(models.Partner.id.in_(member_ids))).all()
         assert sorted(slugs) == ["cisa", "krcert", "ncsc-kr"]
         collections = {c.alias: c for c in session.scalars(select(models.Collection))}
-        assert set(collections) == {"community", "regional", "rok-us", "reference"}
+        assert set(collections) == {"community", "regional", "rok-us", "feedback", "reference"}
+        assert collections["feedback"].is_feedback and not collections["community"].is_feedback
         ref = collections["reference"]
         assert (ref.is_reference, ref.title, ref.readers, ref.writers, ref.max_tlp, ref.default_tlp) == (
             True,
@@ -650,6 +676,30 @@ def test_blocklist_allow_warninglisted_applies_and_round_trips(tmp_path: Path, f
     assert plan_file(factory, write(tmp_path, exported, "exported.yaml")) == []
     changes = plan_file(factory, write(tmp_path, BASE, "defaults.yaml"))
     assert [str(c) for c in changes] == ["~ collection dprk/restricted: blocklist_allow_warninglisted true -> false"]
+
+
+def test_feedback_and_false_positive_settings_apply_and_round_trip(
+    tmp_path: Path, factory: sessionmaker[Session]
+) -> None:
+    text = BASE.replace(
+        "types: [indicator, malware]",
+        "types: [indicator, malware]\n        false_positive_threshold: 3\n        false_positive_withdraw: true",
+    ).replace('readers: ["*"], writers', 'feedback: true, readers: ["*"], writers')
+    changes = apply_file(factory, write(tmp_path, text))
+    assert any("the feedback collection" in str(c) for c in changes)
+    assert any("3 partners' false-positive reports flag an indicator and withdraw it" in str(c) for c in changes)
+    with factory() as session:
+        rows = {c.alias: c for c in session.scalars(select(models.Collection))}
+        exported = sc.export(session)
+    assert rows["community"].is_feedback and not rows["restricted"].is_feedback
+    assert (rows["restricted"].false_positive_threshold, rows["restricted"].false_positive_withdraw) == (3, True)
+    assert exported.count("feedback: true") == 1 and "false_positive_threshold: 3" in exported
+    assert plan_file(factory, write(tmp_path, exported, "exported.yaml")) == []
+    changes = plan_file(factory, write(tmp_path, BASE, "defaults.yaml"))
+    assert sorted(str(c) for c in changes) == [
+        "~ collection dprk/community: is_feedback true -> false",
+        "~ collection dprk/restricted: false_positive_threshold 3 -> 0; false_positive_withdraw true -> false",
+    ]
 
 
 def test_export_of_an_empty_hub_loads(tmp_path: Path, factory: sessionmaker[Session]) -> None:

@@ -8,7 +8,9 @@ on every read path. The expected view is computed from the generated model with 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import itertools
 import uuid
 from collections import defaultdict
@@ -21,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from hub import acs, ingest, models, policy, stix
+from hub import acs, feedback, ingest, models, policy, reference, stix
+from hub.ids import FEEDBACK_SHARE_ID
 from hub.policy import TLP
 from hub.runtime import Hub
 from hub.store import snapshots
@@ -30,6 +33,7 @@ from tests.conftest import fresh_database_url
 
 ROOT = "dprk"
 MARKINGS = "markings"  # the open collection the sharing markings are published in
+FEEDBACK = "feedback"  # the API root's feedback collection, read and written by everyone
 # TLP 2.0, TLP 1.0 and OpenCTI AMBER+STRICT ids, the middle levels first (drawn more often)
 TLP_REFS: dict[str, TLP] = dict(sorted(stix.TLP_MARKING_IDS.items(), key=lambda item: abs(item[1] - TLP.AMBER)))
 TLP2 = {level: marking["id"] for level, marking in stix.TLP2_MARKINGS.items()}
@@ -68,6 +72,7 @@ class CollectionSpec:
     writers: tuple[str, ...] = ("*",)
     later_max_tlp: TLP | None = None  # rules tightened after publishing
     later_types: tuple[str, ...] | None = None
+    feedback: bool = False  # the API root's feedback collection (policy step 9)
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,28 @@ class RepostSpec:
 
 
 @dataclass(frozen=True)
+class FeedbackSpec:
+    """A sighting or false-positive report posted into the feedback collection.
+
+    ``target`` is the ``n`` of an object published by one partner alone (so it has no copies under its
+    id), which the reporter may or may not see, or None for an id the hub never held.
+    """
+
+    n: int
+    reporter: str
+    target: int | None
+    kind: str = "sighting"  # or "false_positive" (an opinion of strongly-disagree)
+    tlp_refs: tuple[str, ...] = ()
+    share: bool = False  # the hub's feedback-share marking: release it in full beside the object
+    count: int = 1
+
+    @property
+    def id(self) -> str:
+        kind = "sighting" if self.kind == "sighting" else "opinion"
+        return f"{kind}--{uuid.uuid5(uuid.NAMESPACE_OID, f'feedback/{self.n}')}"
+
+
+@dataclass(frozen=True)
 class WorldSpec:
     partners: tuple[PartnerSpec, ...]
     groups: tuple[GroupSpec, ...]
@@ -135,12 +162,17 @@ class WorldSpec:
     page_limit: int = 3
     marking_readers: tuple[str, ...] = ("*",)  # who may read the markings collection
     reposts: tuple[RepostSpec, ...] = ()  # after the objects: copies posted by their owners and by others
+    feedback: tuple[FeedbackSpec, ...] = ()  # after the reposts: sightings and false-positive reports
 
     def partner(self, slug: str) -> PartnerSpec:
         return next(p for p in self.partners if p.slug == slug)
 
     def all_collections(self) -> tuple[CollectionSpec, ...]:
-        return (CollectionSpec(MARKINGS, default_tlp=TLP.CLEAR, readers=self.marking_readers), *self.collections)
+        return (
+            CollectionSpec(MARKINGS, default_tlp=TLP.CLEAR, readers=self.marking_readers),
+            *self.collections,
+            CollectionSpec(FEEDBACK, default_tlp=TLP.GREEN, feedback=True),
+        )
 
 
 def policy_world(spec: WorldSpec) -> policy.World:
@@ -164,6 +196,7 @@ def policy_collection(c: CollectionSpec, *, reading: bool) -> policy.Collection:
         frozenset(types),
         policy.Grants.parse(c.readers),
         policy.Grants.parse(c.writers),
+        c.feedback,
     )
 
 
@@ -195,6 +228,7 @@ class Ledger:
     markings: dict[str, policy.SharingMarking] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    feedback: list[tuple[FeedbackSpec, policy.ObjectFacts, str]] = field(default_factory=list)  # and its target
 
 
 # --------------------------------------------------------------------- generated worlds
@@ -355,9 +389,52 @@ def world_specs(draw) -> WorldSpec:
     grants = subsets([*(f"group:{g}" for g in group_slugs), *(f"partner:{p}" for p in slugs)], 3)
     marking_readers = draw(mostly(("*",), draw(grants)))
     reposts = draw(repost_specs(objects, slugs, tuple(c.alias for c in collections)))
+    feedback = draw(feedback_specs(objects, reposts, partners, groups, collections))
     return WorldSpec(
-        partners, groups, collections, markings, objects, draw(st.integers(2, 5)), marking_readers, reposts
+        partners, groups, collections, markings, objects, draw(st.integers(2, 5)), marking_readers, reposts, feedback
     )
+
+
+def single_publisher(objects: Iterable[ObjectSpec], reposts: Iterable[RepostSpec]) -> list[ObjectSpec]:
+    """Objects whose every version one partner publishes and nobody reposts: no copies share their id."""
+    reposted = {r.n for r in reposts}
+    return [o for o in objects if o.n not in reposted and len({v.publisher for v in o.versions}) == 1]
+
+
+@st.composite
+def feedback_specs(draw, objects, reposts, partners, groups, collections) -> tuple[FeedbackSpec, ...]:
+    """Sightings and false-positive reports about objects the reporter may or may not see, or never-held ids.
+
+    Reporters are mostly readers of the object's collection (so that many reports are accepted), now and then
+    anyone (so that many are about objects hidden from the reporter).
+    """
+    targets = {o.n: o for o in single_publisher(objects, reposts)}
+    world = policy.World(
+        {g.slug: policy.TrustGroup(g.slug, frozenset(g.members), frozenset(g.countries)) for g in groups}
+    )
+    slugs = [p.slug for p in partners]
+    out = []
+    for i in range(draw(st.sampled_from([6, 10, 3, 0]))):
+        target = draw(st.sampled_from([*targets, *targets, None])) if targets else None
+        readers = slugs
+        if target is not None:
+            c = next(c for c in collections if c.alias == targets[target].alias)
+            grants = policy.Grants.parse(c.readers)
+            readers = [p.slug for p in partners if world.granted(grants, policy_partner(p, reading=False))] or slugs
+        out.append(
+            FeedbackSpec(
+                i,
+                draw(st.sampled_from([*readers, *readers, *slugs])),
+                target,
+                draw(mostly("sighting", "false_positive")),
+                draw(
+                    st.sampled_from([(), (TLP2[TLP.GREEN],), (TLP2[TLP.AMBER],), (TLP2[TLP.CLEAR],), (TLP2[TLP.RED],)])
+                ),
+                draw(st.booleans()),
+                draw(st.integers(1, 3)),
+            )
+        )
+    return tuple(out)
 
 
 @st.composite
@@ -419,10 +496,14 @@ def build_world(hub: Hub, spec: WorldSpec) -> tuple[dict[str, int], dict[str, st
                 types=c.types,
                 readers=c.readers,
                 writers=c.writers,
+                feedback=c.feedback,
             ).uuid
             for c in spec.all_collections()
         }
         pks = {slug: row.id for slug, row in rows.items()}
+        # The hub's statement marking a reporter shares feedback with (the reference collection's, here alone).
+        share = reference.feedback_share_marking()
+        s.add(models.Marking(id=share["id"], kind="statement", raw=orjson.dumps(share).decode()))
     keys = {p.slug: f.key_for(hub, p.slug) for p in spec.partners}
     return pks, uuids, keys
 
@@ -548,7 +629,133 @@ def publish(hub: Hub, spec: WorldSpec, pks: dict, uuids: dict) -> Ledger:
             publish_envelope(hub, spec, ledger, pks, uuids, batch, rank)
     for repost in spec.reposts:
         publish_repost(hub, spec, ledger, pks, uuids, repost)
+    for fb in spec.feedback:
+        publish_feedback(hub, spec, ledger, pks, uuids, fb)
+    add_aggregates(hub, spec, ledger, uuids)
     return ledger
+
+
+NEVER_HELD = "indicator--0b7f1d5e-4a3c-4e2b-9f6a-1c2d3e4f5a6b"
+
+
+def feedback_object(fb: FeedbackSpec, target: str, reporter_identity: str) -> dict:
+    refs = [*fb.tlp_refs, *([FEEDBACK_SHARE_ID] if fb.share else [])]
+    obj: dict = {"spec_version": "2.1", "id": fb.id, "created": f.CLOCK, "modified": f.CLOCK}
+    if fb.kind == "sighting":
+        obj |= {
+            "type": "sighting",
+            "sighting_of_ref": target,
+            "where_sighted_refs": [reporter_identity],
+            "count": fb.count,
+            "first_seen": "2024-06-01T00:00:00Z",
+            "last_seen": f"2024-06-0{fb.count + 1}T00:00:00Z",
+        }
+    else:
+        obj |= {"type": "opinion", "opinion": "strongly-disagree", "object_refs": [target]}
+    if refs:
+        obj["object_marking_refs"] = refs
+    return obj
+
+
+def seen_versions(spec: WorldSpec, ledger: Ledger, who: policy.Partner, stix_id: str) -> list[Stored]:
+    """The versions of an object a partner sees now in the ordinary collections, newest last."""
+    world = policy_world(spec)
+    out = []
+    for stored in ledger.stored:
+        c = next(c for c in spec.all_collections() if c.alias == stored.alias)
+        if stored.id == stix_id and stored.alias not in (MARKINGS, FEEDBACK):
+            if policy.can_read(world, who, policy_collection(c, reading=False), stored.facts):
+                out.append(stored)
+    return sorted(out, key=lambda s: s.rank)
+
+
+def beside(c: CollectionSpec, kind: str) -> bool:
+    """``feedback.releasable_beside`` in the model: a sighting may stand beside a ``kind`` object in ``c``."""
+    return not c.types or ("sighting" in c.types and kind in c.types)
+
+
+def publish_feedback(hub: Hub, spec: WorldSpec, ledger: Ledger, pks: dict, uuids: dict, fb: FeedbackSpec) -> None:
+    """Post one sighting or report: refused like a never-held id unless the reporter sees its object, stored
+    for the originator, and copied beside the object when shared."""
+    o = next((o for o in spec.objects if o.n == fb.target), None)
+    target = o.id if o is not None else NEVER_HELD
+    reporter = policy_partner(spec.partner(fb.reporter), reading=False)
+    obj = feedback_object(fb, target, f"identity--{uuid.uuid5(f.HUB_NAMESPACE, fb.reporter)}")
+    result = ingest.ingest_envelope(hub, pks[fb.reporter], uuids[FEEDBACK], [obj], with_status=True)
+    ledger.statuses[fb.reporter].append(result.status_id)
+    seen = seen_versions(spec, ledger, reporter, target) if reporter.active else []
+    if not seen:
+        field = "sighting_of_ref" if fb.kind == "sighting" else "object_refs"
+        absent = f"{field} {target}: no object with this id is available to you in API root {ROOT}"
+        assert [x["message"] for x in result.failures] == [absent], result.failures
+        return
+    owner = seen[-1].facts.originator
+    rules = policy_collection(next(c for c in spec.all_collections() if c.feedback), reading=False)
+    tlp = policy.effective_tlp([TLP_REFS[r] for r in fb.tlp_refs], rules.default_tlp)
+    facts = policy.ObjectFacts(obj["type"], tlp, fb.reporter, feedback_for=owner)
+    receiver = policy_partner(spec.partner(owner), reading=False)
+    allowed = policy.can_report(policy_world(spec), receiver, rules, facts)
+    allowed = allowed and policy.can_write(policy_world(spec), reporter, rules, facts)
+    assert bool(result.successes) == bool(allowed), (allowed, result.failures)
+    if not allowed:
+        return
+    ledger.stored.append(Stored(fb.id, f.CLOCK, 0, FEEDBACK, facts, obj))
+    ledger.feedback.append((fb, facts, target))
+    c = next(c for c in spec.collections if c.alias == o.alias)
+    if fb.share and beside(c, o.kind):
+        t = seen[-1].facts
+        copy = policy.ObjectFacts(obj["type"], max(tlp, t.tlp), fb.reporter, t.sharing, t.unknown_markings)
+        ledger.stored.append(Stored(fb.id, f.CLOCK, 0, o.alias, copy, obj))
+
+
+def model_tally(ledger: Ledger, stix_id: str, target_tlp: TLP) -> feedback.Tally:
+    """The anonymous counts of an object at one TLP, from the model's stored feedback alone."""
+    sightings = 0
+    reporters, firsts, lasts = set(), [], []
+    for fb, facts, target in ledger.feedback:
+        if target != stix_id or facts.tlp > target_tlp or facts.tlp >= TLP.RED:
+            continue
+        if fb.kind == "sighting":
+            sightings += fb.count
+            firsts.append(stix.parse_timestamp("2024-06-01T00:00:00Z"))
+            lasts.append(stix.parse_timestamp(f"2024-06-0{fb.count + 1}T00:00:00Z"))
+        else:
+            reporters.add(fb.reporter)
+    return feedback.Tally(sightings, len(reporters), min(firsts, default=None), max(lasts, default=None))
+
+
+def add_aggregates(hub: Hub, spec: WorldSpec, ledger: Ledger, uuids: dict) -> None:
+    """The hub's anonymous sighting beside each object with counts: released exactly like its newest version.
+
+    Whether one exists, and its counts, come from the model; only its versions' timestamps (the hub's clock)
+    are read from the store.
+    """
+    for o in single_publisher(spec.objects, spec.reposts):
+        c = next(c for c in spec.collections if c.alias == o.alias)
+        versions = sorted((s for s in ledger.stored if s.id == o.id and s.alias == o.alias), key=lambda s: s.rank)
+        agg_id = f"sighting--{uuid.uuid5(f.HUB_NAMESPACE, f'aggregate|{uuids[o.alias]}|{o.id}')}"
+        with hub.session(write=False) as s:
+            stored = (
+                s.execute(
+                    select(models.ObjectVersion.raw)
+                    .where(models.ObjectVersion.stix_id == agg_id)
+                    .order_by(models.ObjectVersion.version_us)
+                )
+                .scalars()
+                .all()
+            )
+        expected = model_tally(ledger, o.id, versions[-1].facts.tlp) if versions else feedback.Tally()
+        if not (expected and beside(c, o.kind)):
+            assert stored == [], o
+            continue
+        newest = orjson.loads(stored[-1])
+        assert (newest["count"], newest["x_cti_hub_false_positives"]) == (expected.sightings, expected.false_positives)
+        assert "where_sighted_refs" not in newest and newest["sighting_of_ref"] == o.id
+        t = versions[-1].facts
+        facts = policy.ObjectFacts("sighting", t.tlp, "hub", t.sharing, t.unknown_markings)
+        for rank, raw in enumerate(stored):
+            obj = orjson.loads(raw)
+            ledger.stored.append(Stored(agg_id, obj["modified"], rank, o.alias, facts, obj))
 
 
 def publish_repost(hub: Hub, spec: WorldSpec, ledger: Ledger, pks: dict, uuids: dict, r: RepostSpec) -> None:
@@ -839,6 +1046,20 @@ def check_marking_audience(
     assert not leaked, f"sharing markings {sorted(leaked)} reached {slug}"
 
 
+def check_feedback_counts(client: f.Client, ledger: Ledger, col_uuid: str) -> None:
+    """The CSV feed's counts beside each indicator are the model's anonymous counts at the TLP it lists."""
+    response = client.get(f"/feeds/{ROOT}/{col_uuid}/csv")
+    assert response.status_code == 200, response.get_data()
+    for row in csv.DictReader(io.StringIO(response.get_data(as_text=True))):
+        expected = model_tally(ledger, row["id"], TLP.parse(row["tlp"]))
+        last = stix.format_timestamp(expected.last_seen_us) if expected.last_seen_us is not None else ""
+        assert (row["sightings"], row["false_positives"], row["last_seen"]) == (
+            str(expected.sightings),
+            str(expected.false_positives),
+            last,
+        ), row
+
+
 def check_partner(app, spec: WorldSpec, ledger: Ledger, uuids: dict, key: str, slug: str) -> None:
     """Everything this partner can reach over TAXII against the model's expectation."""
     client = f.Client(app.test_client(), key)
@@ -860,6 +1081,8 @@ def check_partner(app, spec: WorldSpec, ledger: Ledger, uuids: dict, key: str, s
         check_listings(client, url, visible, all_ids, spec.page_limit)
         check_each_object(client, url, all_ids, visible)
         check_marking_audience(client, spec, ledger, url, uuids[c.alias], slug)
+        if c.alias not in (MARKINGS, FEEDBACK):
+            check_feedback_counts(client, ledger, uuids[c.alias])
 
 
 def run_world(app, spec: WorldSpec) -> tuple[dict[str, str], dict[str, str]]:
@@ -974,6 +1197,15 @@ HAND_BUILT = WorldSpec(
         one(20, "thaicert", GREEN),
     ),
     page_limit=2,
+    feedback=(
+        FeedbackSpec(0, "cisa", 0, "sighting", (GREEN,), count=2),
+        FeedbackSpec(1, "singcert", 0, "false_positive", (GREEN,)),
+        FeedbackSpec(2, "mycert", 14, "sighting"),  # bravo is not mycert's: like an absent id
+        FeedbackSpec(3, "jpcert", None, "sighting"),  # never held
+        FeedbackSpec(4, "cisa", 1, "sighting", (AMBER,), share=True),
+        FeedbackSpec(5, "jpcert", 5, "false_positive", (GREEN,), share=True),
+        FeedbackSpec(6, "krcert", 3, "sighting", (RED,)),  # TLP:RED naming nobody: refused
+    ),
 )
 
 
@@ -1006,6 +1238,15 @@ def test_hand_built_world(make_app):
     assert obj[15] in bravo and obj[14] not in bravo  # the collection's maximum was lowered to AMBER
     charlie = default_view(app, keys["singcert"], uuids["charlie"])
     assert set(charlie) == {obj[17]}  # malware is no longer allowed there
+    fb = {s.n: s.id for s in HAND_BUILT.feedback}
+    assert set(default_view(app, keys["krcert"], uuids[FEEDBACK])) == {fb[0], fb[1], fb[4], fb[5]}
+    assert set(default_view(app, keys["cisa"], uuids[FEEDBACK])) == {fb[0], fb[4]}
+    assert default_view(app, keys["mycert"], uuids[FEEDBACK]) == {}
+    body = f.Client(app.test_client(), keys["mycert"]).get(collection_url(uuids["alpha"]) + "objects/").get_json()
+    (agg,) = [o for o in body["objects"] if o["type"] == "sighting" and o["sighting_of_ref"] == obj[0]]
+    assert (agg["count"], agg["x_cti_hub_false_positives"]) == (2, 1) and "where_sighted_refs" not in agg
+    assert fb[4] in views["singcert"] and fb[4] not in views["mycert"]  # shared at AMBER, beside an AMBER object
+    assert fb[5] in views["jpcert"] and fb[5] not in views["singcert"]  # beside the AMBER+STRICT version
 
 
 # --------------------------------------------------------------------- known problems

@@ -2,8 +2,9 @@
 
 Each module holds one family of commands; this one only assembles them:
 ``sharing`` (db, sharing, partners), ``accounts`` (keys, admin), ``serve`` (serve, demo),
-``ops`` (audit, ledger, retention, recall, backup, restore), ``settings`` (config) and the feed
-commands of :mod:`feeds.cli`. The long ones report their progress on stderr through :mod:`hub.cli.progress`.
+``ops`` (audit, ledger, retention, recall, backup, restore), ``settings`` (config), ``feedback``
+(feedback list) and the feed commands of :mod:`feeds.cli`. The long ones report their progress on stderr
+through :mod:`hub.cli.progress`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import click
 
 from feeds.cli import actors, feeds
 from hub import __version__
-from hub.cli import accounts, ops, serve, settings, sharing
+from hub.cli import accounts, feedback, ops, serve, settings, sharing
 from hub.cli.tools import HubGroup
 
 
@@ -49,5 +50,6 @@ for command in (
     ops.recall,
     ops.backup,
     ops.restore,
+    feedback.feedback_group,
 ):
     main.add_command(command)

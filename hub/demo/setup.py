@@ -32,7 +32,7 @@ def run(hub: Hub, file: str, count: int, url: str, *, echo: Callable[[str], None
             select(func.count())
             .select_from(m.ObjectVersion)
             .join(m.Collection)
-            .where(m.Collection.is_reference.is_(False))
+            .where(m.Collection.is_reference.is_(False), m.Collection.is_feedback.is_(False))
         ).scalar_one()
     if stored == 0:
         loaded = load_objects(hub, snap, count)
@@ -77,7 +77,7 @@ def _print_admin(hub: Hub, url: str, echo: Callable[[str], None]) -> None:
 
 def load_objects(hub: Hub, snap: snapshots.Snapshot, count: int) -> int:
     """Publish demo objects into every ordinary collection, each by the partners allowed to write it."""
-    collections = [c for c in snap.collections.values() if not c.is_reference]
+    collections = [c for c in snap.collections.values() if not (c.is_reference or c.is_feedback)]
     group_markings = [g.marking_id for g in _groups(hub)]
     total = 0
     for collection in sorted(collections, key=lambda c: c.alias):
@@ -124,7 +124,7 @@ def _print_access(hub: Hub, snap: snapshots.Snapshot, url: str, echo: Callable[[
     echo(f"Discovery: {url}/taxii2/    API root: {url}/{root}/")
     for c in snap.collections_of(root):
         echo(f"  collection {c.uuid}  alias={c.alias:<14} max {c.rules.max_tlp.label:<17} {c.title}")
-    first = next(c for c in snap.collections_of(root) if not c.is_reference)
+    first = next(c for c in snap.collections_of(root) if not (c.is_reference or c.is_feedback))
     for slug in DEMO_READERS:
         if slug not in snap.by_slug:
             continue

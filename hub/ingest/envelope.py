@@ -8,13 +8,14 @@ from typing import Any
 
 import orjson
 
-from hub import auth, stix, withdrawals
+from hub import auth, feedback, stix, withdrawals
 from hub import models as m
 from hub.errors import Unprocessable
 from hub.ingest.prepare import Checked, IngestResult, hidden_markings, prepare_all
 from hub.ingest.rows import store_all
 from hub.runtime import Hub
 from hub.store import auditlog, clock, recalls, snapshots, writes
+from hub.store import feedback as feedback_store
 
 
 def envelope_objects(body: Any) -> list[Any]:
@@ -59,7 +60,9 @@ def ingest_envelope(
         result = IngestResult()
         hidden = hidden_markings(session, snap, partner, objects)
         prepared = prepare_all(snap, partner, collection, objects, result, hidden, checked)
-        store_all(session, hub, snap, partner, collection, prepared, result, read_only)
+        prepared, targets = feedback.resolve(session, snap, partner, collection, prepared, result)
+        rows = store_all(session, hub, snap, partner, collection, prepared, result, read_only)
+        feedback.after_store(session, snap, partner, collection, rows, targets)
         if with_status:
             result.status_id = str(uuid.uuid4())
             root_pk = snap.roots[collection.api_root].pk
@@ -108,8 +111,10 @@ def delete_versions(
     with hub.session() as session:
         clock.lock_clock(session)  # the writer lock: no version of this object is added meanwhile
         gone = withdrawals.before_delete(session, hub.snapshot(session), collection, stix_id, version_pks)
+        about = feedback_store.targets_of(session, collection.pk, stix_id) if collection.is_feedback else []
         count = writes.delete_versions(session, collection.pk, stix_id, version_pks)
         recalls.add_withdrawals(session, gone)
+        feedback.refresh(session, hub.snapshot(session), collection.api_root, about)
         auditlog.audit(
             session,
             principal.slug,

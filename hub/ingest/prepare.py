@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from hub import acs, policy, stix
 from hub.errors import Unprocessable
-from hub.ids import SHARING_EXTENSION_ID
+from hub.ids import FEEDBACK_SHARE_ID, SHARING_EXTENSION_ID
 from hub.models import split_list
 from hub.policy import TLP
 from hub.store import reads, snapshots
@@ -93,7 +93,10 @@ def hidden_markings(
     candidates = {
         r
         for r in named
-        if r in snap.markings and stix.marking_tlp(r) is None and snap.markings[r].originator != partner.id
+        if r in snap.markings
+        and stix.marking_tlp(r) is None
+        and r != FEEDBACK_SHARE_ID  # the hub's own, documented for every partner (hub.feedback)
+        and snap.markings[r].originator != partner.id
     }
     if not candidates:
         return frozenset()

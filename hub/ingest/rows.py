@@ -86,8 +86,11 @@ def store_all(
     prepared: list[Prepared],
     result: IngestResult,
     read_only: bool,
-) -> None:
-    """Check ownership and duplicates under the writer lock, then insert with fresh ``date_added`` values."""
+) -> list[dict]:
+    """Check ownership and duplicates under the writer lock, then insert with fresh ``date_added`` values.
+
+    Return the rows inserted (each with its ``date_added``).
+    """
     clock.lock_clock(session)  # ownership and duplicates are judged under the writer lock
     ids = [p.obj["id"] for p in prepared]
     creators = {c for p in prepared if isinstance(c := p.obj.get("created_by_ref"), str)} - set(snap.identities)
@@ -163,6 +166,7 @@ def store_all(
     # Objects stored before, or added in several versions here, may now have versions with a newer one.
     added = Counter(row["stix_id"] for row in rows)
     writes.refresh_newer(session, collection.pk, [i for i, n in added.items() if n > 1 or i in earlier])
+    return rows
 
 
 def _own_or_reference(snap: snapshots.Snapshot, partner: policy.Partner, owner: int | None) -> bool:

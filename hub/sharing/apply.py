@@ -352,6 +352,9 @@ def collection_values(row: m.Collection) -> dict[str, Any]:
         "blocklist_ipv4_prefix": row.blocklist_ipv4_prefix,
         "blocklist_ipv6_prefix": row.blocklist_ipv6_prefix,
         "blocklist_allow_warninglisted": row.blocklist_allow_warninglisted,
+        "is_feedback": row.is_feedback,
+        "false_positive_threshold": row.false_positive_threshold,
+        "false_positive_withdraw": row.false_positive_withdraw,
     }
 
 
@@ -369,6 +372,9 @@ def _collection_wanted(c: CollectionSpec, row: m.Collection | None) -> dict[str,
         "blocklist_ipv4_prefix": c.blocklist_ipv4_prefix,
         "blocklist_ipv6_prefix": c.blocklist_ipv6_prefix,
         "blocklist_allow_warninglisted": c.blocklist_allow_warninglisted,
+        "is_feedback": c.feedback,
+        "false_positive_threshold": c.false_positive_threshold,
+        "false_positive_withdraw": c.false_positive_withdraw,
     }
     # A derived id never replaces one already stored: TAXII clients have saved it.
     if c.uuid_explicit or row is None:
@@ -388,6 +394,13 @@ def _collection_summary(c: CollectionSpec) -> str:
             else ""
         )
         + ("; blocklists list warninglisted values" if c.blocklist_allow_warninglisted else "")
+        + ("; the feedback collection" if c.feedback else "")
+        + (
+            f"; {c.false_positive_threshold} partners' false-positive reports flag an indicator"
+            + (" and withdraw it from the blocklists" if c.false_positive_withdraw else "")
+            if c.false_positive_threshold
+            else ""
+        )
     )
 
 

@@ -128,12 +128,16 @@ def _export_collection(root: str, c: m.Collection) -> dict[str, Any]:
     out["types"] = list(values["types"])
     out["readers"] = list(values["readers"])
     out["writers"] = list(values["writers"])
+    if c.is_feedback:
+        out["feedback"] = True
     if c.retention_days is not None:
         out["retention_days"] = c.retention_days
     for key, default in (
         ("blocklist_ipv4_prefix", BlocklistLimits.ipv4_prefix),
         ("blocklist_ipv6_prefix", BlocklistLimits.ipv6_prefix),
         ("blocklist_allow_warninglisted", BlocklistLimits.allow_warninglisted),
+        ("false_positive_threshold", 0),
+        ("false_positive_withdraw", False),
     ):
         if getattr(c, key) != default:
             out[key] = getattr(c, key)

@@ -87,6 +87,8 @@ def _parse_collections(r: Reader, nodes: list[Node], ctx: _RootContext) -> list[
             unique(r, node, "collection alias", spec.alias, aliases, f" in API root {ctx.root}")
             continue
         aliases[spec.alias] = node.start_mark.line + 1
+        if spec.feedback and any(c.feedback for c in out):
+            r.error(node, f"API root {ctx.root} already has a feedback collection: an API root has at most one")
         if spec.uuid == reference:
             r.error(node, f"collection id {spec.uuid} is the id of the reference collection of {ctx.root}")
         unique(r, node, "collection id", spec.uuid, ctx.uuids)
@@ -106,8 +108,12 @@ _COLLECTION_KEYS = (
     "blocklist_ipv4_prefix",
     "blocklist_ipv6_prefix",
     "blocklist_allow_warninglisted",
+    "feedback",
+    "false_positive_threshold",
+    "false_positive_withdraw",
 )
 MAX_RETENTION_DAYS = 36_500
+MAX_FALSE_POSITIVE_THRESHOLD = 1000
 
 
 def _parse_collection(r: Reader, node: Node, ctx: _RootContext) -> CollectionSpec | None:
@@ -145,6 +151,16 @@ def _parse_collection(r: Reader, node: Node, ctx: _RootContext) -> CollectionSpe
     ipv6 = _parse_prefix(r, keys, "blocklist_ipv6_prefix", formats.IPV6_PREFIX_BOUNDS, what)
     allow_node = keys.get("blocklist_allow_warninglisted")
     allow = r.flag(allow_node, f"blocklist_allow_warninglisted of {what}") if allow_node is not None else False
+    feedback = {k: r.flag(keys[k], f"{k} of {what}") for k in ("feedback", "false_positive_withdraw") if k in keys}
+    threshold = None
+    if "false_positive_threshold" in keys:
+        threshold = r.bounded(
+            keys["false_positive_threshold"],
+            f"false_positive_threshold of {what}",
+            0,
+            MAX_FALSE_POSITIVE_THRESHOLD,
+            "use how many distinct partners' false-positive reports flag an indicator, from {low} (never) to {high}",
+        )
     if alias is None or title is None or max_tlp is None or default_tlp is None:
         return None
     return CollectionSpec(
@@ -164,6 +180,9 @@ def _parse_collection(r: Reader, node: Node, ctx: _RootContext) -> CollectionSpe
         formats.BlocklistLimits.ipv4_prefix if ipv4 is None else ipv4,
         formats.BlocklistLimits.ipv6_prefix if ipv6 is None else ipv6,
         bool(allow),
+        bool(feedback.get("feedback")),
+        threshold or 0,
+        bool(feedback.get("false_positive_withdraw")),
     )
 
 

@@ -99,6 +99,11 @@ class CollectionSpec:
     blocklist_ipv6_prefix: int = BlocklistLimits.ipv6_prefix
     # Whether the blocklists list warninglisted values (private addresses, top sites: hub.warninglists).
     blocklist_allow_warninglisted: bool = BlocklistLimits.allow_warninglisted
+    # The API root's feedback collection (hub.feedback); at most one per API root.
+    feedback: bool = False
+    # Distinct partners' false-positive reports that flag an indicator (0: never), and whether that withdraws it.
+    false_positive_threshold: int = 0
+    false_positive_withdraw: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ One module per job, imported by name (``from hub.store import reads, writes``):
 - ``writes``: versions, origins, restriction sets, markings and statuses as ingest stores them;
 - ``values``: the search terms of each version (names, aliases, observable values) the admin panel finds it by;
 - ``deliveries``, ``recalls``, ``archive``: the delivery ledger, withdrawals and recalls, retention;
-- ``logins``, ``auditlog``: API keys and login failures, the hash-chained audit trail.
+- ``logins``, ``auditlog``: API keys and login failures, the hash-chained audit trail;
+- ``feedback``: sightings and opinions in feedback collections, and false-positive flags.
 
 Other modules build SQL too, through the ORM, on the tables they own: the sharing-configuration
 writer, plan and export (``hub.sharing``), API keys and panel accounts (``hub.accounts``), the

@@ -21,7 +21,7 @@ from hub import policy
 from hub.ids import stix_key
 from hub.policy import TLP
 from hub.store.snapshots import HUB_SLUG, Snapshot
-from hub.store.tables import MK, PT, RSM, VT, of_collection
+from hub.store.tables import FB, MK, PT, RSM, VT, of_collection
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class _Shape:
     versions: tuple[str, ...]
     positioned: bool
     by_marking: bool = False
+    feedback: bool = False
 
 
 class _Param(Protocol):
@@ -102,6 +103,14 @@ def _visible(v: Any, shape: _Shape, p: _Param = _named) -> ColumnElement[bool]:
         sharing,
         _definition_shown(c, p("shown_markings", expanding=True)),
     )
+    if shape.feedback:
+        # Policy step 9: in a feedback collection, only feedback about this partner's own objects.
+        content = and_(
+            content,
+            exists(
+                select(FB.c.version_pk).where(FB.c.version_pk == c.pk, FB.c.target_originator_id == p("originator"))
+            ),
+        )
     return or_(c.originator_id == p("originator"), content)
 
 
@@ -200,6 +209,7 @@ def _bind(q: VersionQuery, columns: Sequence[str], *, by_marking: bool = True) -
         kinds,
         floor >= 0,
         by_marking and f.admitted_markings is not None,
+        f.feedback,
     )
     params = {
         "collection": q.collection_pk,

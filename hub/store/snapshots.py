@@ -30,6 +30,13 @@ class CollectionInfo:
     is_reference: bool
     rules: policy.Collection
     blocklist: formats.BlocklistLimits = formats.BlocklistLimits()
+    # Distinct partners' false-positive reports that flag an indicator (0: never), and whether that withdraws it.
+    false_positive_threshold: int = 0
+    false_positive_withdraw: bool = False
+
+    @property
+    def is_feedback(self) -> bool:
+        return self.rules.feedback
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,10 @@ class Snapshot:
 
     def partner(self, slug: str) -> policy.Partner:
         return self.partners[self.by_slug[slug]]
+
+    def feedback_collection(self, root: str) -> CollectionInfo | None:
+        """The API root's feedback collection, if it has one."""
+        return next((c for c in self.collections_of(root) if c.is_feedback), None)
 
     def collections_of(self, root: str) -> list[CollectionInfo]:
         return sorted((c for c in self.collections.values() if c.api_root == root), key=lambda c: (c.alias, c.uuid))
@@ -194,9 +205,22 @@ def _collection_info(c: m.Collection, root: str) -> CollectionInfo:
         types=frozenset(split_list(c.types)),
         readers=policy.Grants.parse(split_list(c.readers)),
         writers=policy.Grants.parse(split_list(c.writers)),
+        feedback=c.is_feedback,
     )
     limits = formats.BlocklistLimits(c.blocklist_ipv4_prefix, c.blocklist_ipv6_prefix, c.blocklist_allow_warninglisted)
-    return CollectionInfo(c.id, c.uuid, root, c.alias, c.title, c.description, c.is_reference, rules, limits)
+    return CollectionInfo(
+        c.id,
+        c.uuid,
+        root,
+        c.alias,
+        c.title,
+        c.description,
+        c.is_reference,
+        rules,
+        limits,
+        c.false_positive_threshold,
+        c.false_positive_withdraw,
+    )
 
 
 def _marking_info(mk: m.Marking) -> MarkingInfo:

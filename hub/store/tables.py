@@ -22,6 +22,7 @@ WT = cast(Table, m.Withdrawal.__table__)
 DT = cast(Table, m.Delivery.__table__)
 MK, PT = cast(Table, m.Marking.__table__), cast(Table, m.Partner.__table__)
 RSM = cast(Table, m.RestrictionSetMarking.__table__)
+FB = cast(Table, m.Feedback.__table__)
 
 
 def stix_id_among(session: Session, stix_ids: Iterable[str], column: Any = V.stix_id) -> ColumnElement[bool]:
