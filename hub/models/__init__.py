@@ -2,7 +2,8 @@
 
 Timestamps the TAXII layer compares (``date_added``, object versions, expiry) are
 integers of microseconds since the Unix epoch: exact, portable across SQLite and
-PostgreSQL, and cheap to index and compare.
+PostgreSQL, and cheap to index and compare. The feedback loop's tables are in ``hub.models.feedback``
+(re-exported here).
 """
 
 from __future__ import annotations
@@ -20,17 +21,13 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import expression
 
-
-def split_list(text: str) -> list[str]:
-    """The items of a comma-separated list column (partners, groups, countries, types)."""
-    return [x for x in text.split(",") if x]
-
-
-class Base(DeclarativeBase):
-    pass
+from hub.models.base import Base as Base
+from hub.models.base import split_list as split_list
+from hub.models.feedback import FalsePositiveFlag as FalsePositiveFlag
+from hub.models.feedback import Feedback as Feedback
 
 
 class HubState(Base):
@@ -234,50 +231,6 @@ class ObjectOrigin(Base):
     stix_key: Mapped[str] = mapped_column(String(100), primary_key=True)
     originator_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
     created_us: Mapped[int] = mapped_column(BigInteger)
-
-
-class Feedback(Base):
-    """One stored version of a sighting or opinion in a feedback collection, and the object it is about.
-
-    ``target_originator_id`` is the partner that receives it (the originator of ``target_id`` as the
-    reporter saw it); ``kind`` is ``sighting``, ``false_positive`` (an opinion of disagree or
-    strongly-disagree), ``opinion`` (any other opinion) or ``flag`` (the hub's own notice to the originator).
-    History, like the ledger: the version row it names may since have been deleted or archived.
-    """
-
-    __tablename__ = "feedback"
-    __table_args__ = (
-        Index("ix_feedback_target", "target_id", "target_originator_id"),
-        Index("ix_feedback_added", "added_us"),
-    )
-    version_pk: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    collection_id: Mapped[int] = mapped_column(Integer)
-    stix_id: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(16))
-    target_id: Mapped[str] = mapped_column(String(100))
-    target_originator_id: Mapped[int] = mapped_column(Integer)
-    reporter_id: Mapped[int] = mapped_column(Integer)
-    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    first_seen_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    last_seen_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    revoked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=expression.false())
-    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=expression.false())
-    added_us: Mapped[int] = mapped_column(BigInteger)
-
-
-class FalsePositiveFlag(Base):
-    """An indicator that reached its collection's false-positive threshold; ``cleared_us`` once it fell below."""
-
-    __tablename__ = "false_positive_flags"
-    __table_args__ = (Index("ix_fp_flags_object", "collection_id", "stix_id"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    collection_id: Mapped[int] = mapped_column(Integer)
-    stix_id: Mapped[str] = mapped_column(String(100))
-    originator_id: Mapped[int] = mapped_column(Integer)
-    reporters: Mapped[int] = mapped_column(Integer)
-    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=expression.false())
-    flagged_us: Mapped[int] = mapped_column(BigInteger)
-    cleared_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Status(Base):
