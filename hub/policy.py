@@ -155,8 +155,8 @@ class Collection:
     types: frozenset[str] = frozenset()
     readers: Grants = Grants()
     writers: Grants = Grants()
-    name: str = ""
     feedback: bool = False  # the API root's feedback collection (step 9)
+    name: str = ""
 
     @property
     def label(self) -> str:
