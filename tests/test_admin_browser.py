@@ -19,7 +19,7 @@ from taxii2client.v21 import Collection
 
 from hub import sharing
 from tests import factories as f
-from tests.browser import ARGS, CHROMIUM, require_chromium
+from tests.browser import open_page, require_chromium
 from tests.live import ROOT, free_port, wait_ready
 from tests.panel import PASSWORD, add_admin
 
@@ -63,19 +63,7 @@ def server(make_app, settings, tmp_path):
 
 @pytest.fixture
 def page(tmp_path):
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 820})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.problems = []
-        page.on("console", lambda msg: msg.type == "error" and page.problems.append(msg.text))
-        page.on("pageerror", lambda exc: page.problems.append(str(exc)))
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    yield from open_page(playwright_api)
 
 
 def shot(page, tmp_path: Path, name: str) -> None:

@@ -6,18 +6,14 @@ Playwright (tests/browser.py).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from sqlalchemy import select
 
 from hub import ingest
 from hub import models as m
 from tests import factories as f
-from tests.browser import ARGS, CHROMIUM, require_chromium
-from tests.live import ROOT, free_port, wait_ready
+from tests.browser import open_page, require_chromium
+from tests.live import serve_command
 from tests.panel import PASSWORD
 from tests.worlds import panel_world
 
@@ -40,45 +36,12 @@ def server(make_app, settings, tmp_path):
     beacon_v2 = {**BEACON, "modified": "2025-02-01T00:00:00.000Z", "revoked": True}
     result = ingest.ingest_envelope(hub, kr, world["ids"]["shared"], [BEACON, PAGE_URL, OTHER, beacon_v2])
     assert not result.failures, result.failures
-    port = free_port()
-    env = {
-        **os.environ,
-        "CTI_HUB_DATABASE_URL": settings["database_url"],
-        "CTI_HUB_SECRET_KEY": settings["secret_key"],
-        "CTI_HUB_DATA_DIR": str(tmp_path),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, proc)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        proc.stderr.close()
+    yield from serve_command(settings, tmp_path)
 
 
 @pytest.fixture
 def page():
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 820})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.problems = []
-        page.on("console", lambda msg: msg.type == "error" and page.problems.append(msg.text))
-        page.on("pageerror", lambda exc: page.problems.append(str(exc)))
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    yield from open_page(playwright_api)
 
 
 def rows(page) -> list[str]:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from hub import models as m
 from hub import sharing
-from tests.browser import ARGS, CHROMIUM, require_chromium
+from tests.browser import ARGS, CHROMIUM, new_page, require_chromium
 from tests.live import ROOT, free_port, wait_ready
 from tests.oidc_provider import PASSWORD, OIDCProvider, hub_settings
 from tests.panel import audit_events
@@ -81,16 +81,6 @@ def browser():
             yield browser
         finally:
             browser.close()
-
-
-def new_page(browser):
-    context = browser.new_context(viewport={"width": 1366, "height": 820})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.problems = []
-    page.on("console", lambda msg: msg.type == "error" and page.problems.append(msg.text))
-    page.on("pageerror", lambda exc: page.problems.append(str(exc)))
-    return page
 
 
 def to_provider(page, base: str, provider) -> None:
