@@ -276,3 +276,18 @@ def test_the_dashboard_counts_per_partner_and_day_and_ranks_intrusion_sets(admin
     assert stats["intrusion_sets"] == [("Lazarus Group", 3), ("Kimsuky", 1)]
     body = admin.get("/admin/").get_data(as_text=True)
     assert "Lazarus Group" in body and f"{stored}</td>" in body
+
+
+def test_a_value_with_nul_is_stored_and_found_without_it(admin, world, hub):
+    """No text column holds NUL (PostgreSQL refuses it): terms drop it, so the version is stored and found."""
+    odd = f.indicator(104, name="NUL\x00 beacon", pattern="[ipv4-addr:value = '198.51.100.9\x00']")
+    publish(hub, world["ids"]["shared"], [odd])
+    assert odd["id"] in listed(
+        admin.get("/admin/objects/", query_string={"text": "198.51.100.9"}).get_data(as_text=True)
+    )
+
+
+@pytest.mark.parametrize("path", ["/admin/objects/", "/admin/audit/", "/admin/audit.csv"])
+def test_a_parameter_with_nul_is_refused_naming_it(admin, path):
+    r = admin.get(path, query_string={"text": "a\x00b", "target": "x\x00"})
+    assert r.status_code == 400 and "NUL" in r.get_data(as_text=True)

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from hub import oidc
 from hub.admin import data_accounts
-from hub.errors import HubError
+from hub.errors import BadRequest, HubError
 from hub.store import clock
 
 bp = Blueprint(
@@ -56,6 +56,9 @@ class CookieSessions(SecureCookieSessionInterface):
 def _guard() -> Response | None:
     """Log-in, session timeout, CSRF and role checks for every panel request."""
     g.admin_user = None
+    # No text column can hold NUL (PostgreSQL refuses it): a parameter carrying one is refused here, once.
+    if any("\x00" in key or "\x00" in value for key, value in request.values.items(multi=True)):
+        raise BadRequest("a parameter of the request contains a NUL character")
     pending = pending_login()
     if request.endpoint in PUBLIC_ENDPOINTS or (pending and request.endpoint in PENDING_ENDPOINTS):
         if request.method == "POST":

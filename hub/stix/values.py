@@ -80,8 +80,9 @@ def search_terms(obj: dict) -> list[tuple[str, str]]:
 
 
 def normalise(text: str) -> str:
-    """A search term as stored and as searched for: trimmed, lower-cased, cut to :data:`TERM_LENGTH`."""
-    return text.strip().lower()[:TERM_LENGTH]
+    """A search term as stored and as searched for: without NUL (no text column holds it), trimmed,
+    lower-cased, cut to :data:`TERM_LENGTH`."""
+    return text.replace("\x00", "").strip().lower()[:TERM_LENGTH]
 
 
 def _hosts(path: str, value: str) -> list[str]:
