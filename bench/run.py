@@ -28,7 +28,7 @@ from pathlib import Path
 
 import orjson
 import requests
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import create_database  # noqa: E402
 from feeds.base import Item, resolve_target  # noqa: E402
 from feeds.stix_bundle import StixBundle  # noqa: E402
-from hub import create_app, db, reference  # noqa: E402
+from hub import create_app, db, models, reference  # noqa: E402
 from hub.demo import data as demo_data  # noqa: E402
 from hub.ids import HUB_NAMESPACE  # noqa: E402
 from hub.policy import TLP  # noqa: E402
@@ -321,9 +321,25 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 120) -> None
     raise SystemExit(f"the server did not become ready in {timeout:.0f} s")
 
 
-def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: float, workers: list[int]) -> dict:
-    """Load n versions, then measure with each number of gunicorn workers; the load runs with the last."""
+def run_size(
+    n: int, db_url: str | None, workdir: Path, clients: int, seconds: float, workers: list[int], reuse: bool = False
+) -> dict:
+    """Load n versions, then measure with each number of gunicorn workers; the load runs with the last.
+
+    With ``reuse``, a PostgreSQL database that an earlier run loaded with at least n versions is measured
+    as it is (no bulk import figure): ten million versions take longer to load than to measure.
+    """
     settings = {"data_dir": str(workdir), "secret_key": "bench-secret"}
+    if db_url and reuse and loaded_versions(db_url) >= n:
+        settings["database_url"] = db_url
+        app = create_app(settings)
+        hub = app.extensions["cti_hub"]
+        db.upgrade(hub.engine)
+        world = existing_world(hub)
+        print(f"size {n:,}: reusing the {loaded_versions(db_url):,} versions loaded earlier", flush=True)
+        # New seeds for the timed POSTs, so they publish new versions, not the earlier run's again.
+        result: dict = {"bulk import": float("nan"), "seed": int(time.time()) % 1_000_000 * 10}
+        return _measure_all(hub, world, n, settings, workdir, clients, seconds, workers, result)
     if db_url:
         create_database(db_url)
         engine = db.make_engine(db_url)
@@ -338,9 +354,50 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
     db.upgrade(hub.engine)
     world = setup_world(hub)
     print(f"size {n:,}: loading ...", flush=True)
-    result: dict = {"bulk import": bulk_load(hub, world, n)}
+    result = {"bulk import": bulk_load(hub, world, n)}
     with hub.engine.begin() as conn:  # fresh planner statistics, as autovacuum would gather soon after a load
         conn.exec_driver_sql("ANALYZE")
+    return _measure_all(hub, world, n, settings, workdir, clients, seconds, workers, result)
+
+
+def loaded_versions(db_url: str) -> int:
+    """How many versions the bench collection of an earlier run holds (0 if there is none)."""
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            query = (
+                "SELECT count(*) FROM object_versions v JOIN collections c ON c.id = v.collection_id "
+                "WHERE c.alias = 'intel'"
+            )
+            return int(conn.exec_driver_sql(query).scalar() or 0)
+    except Exception:  # noqa: BLE001 - no schema yet: nothing to reuse
+        return 0
+    finally:
+        engine.dispose()
+
+
+def existing_world(hub: Hub) -> dict:
+    """The world ``setup_world`` made in an earlier run, read back from the database."""
+    with hub.session() as s:
+        snap = hub.snapshot(s)
+        colls = {c.alias: c.uuid for c in s.scalars(select(models.Collection))}
+        partners = {p: snap.by_slug[p] for p in ("krcert", "cisa")}
+    marking = f"marking-definition--{f.uuid.uuid5(HUB_NAMESPACE, 'group:rokus')}"
+    return {"collection": colls["intel"], "inbox": colls["inbox"], "partners": partners, "rokus_marking": marking}
+
+
+def _measure_all(
+    hub: Hub,
+    world: dict,
+    n: int,
+    settings: dict,
+    workdir: Path,
+    clients: int,
+    seconds: float,
+    workers: list[int],
+    result: dict,
+) -> dict:
+    seed_base = result.pop("seed", 0)
     key, writer_key = f.key_for(hub, "singcert"), f.key_for(hub, "krcert")
     hub.engine.dispose()
     env = {
@@ -367,7 +424,7 @@ def run_size(n: int, db_url: str | None, workdir: Path, clients: int, seconds: f
             sampler = RssSampler(proc.pid)
             sampler.start()
             # Each run posts 5,000 new versions of its own.
-            figures = measure(base, key, writer_key, world, n, sampler, seed=999 + n + count)
+            figures = measure(base, key, writer_key, world, n, sampler, seed=999 + n + count + seed_base)
             sampler.done.set()
             figures["worker RSS max"] = sampler.peak_kb / 1024
             result[count] = figures
@@ -420,6 +477,11 @@ def main() -> None:
         default=120,
         help="seconds each peer workload may take before it counts as not finished",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --db: measure a database an earlier run loaded with at least the size, without loading again",
+    )
     parser.add_argument("--chart", default=str(ROOT / "bench" / "page-latency.png"), help="where to draw the chart")
     args = parser.parse_args()
     sizes = [10_000] if args.quick else [int(x) for x in args.sizes.split(",")]
@@ -433,7 +495,7 @@ def main() -> None:
         f"load average {_loadavg()}, CPU reference {cpu_reference():.2f} s"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        results = {n: run_size(n, args.db, Path(tmp), args.clients, seconds, workers) for n in sizes}
+        results = {n: run_size(n, args.db, Path(tmp), args.clients, seconds, workers, args.reuse) for n in sizes}
         peer_results = run_peers(peer_names, peer_sizes, Path(tmp), args.peer_timeout)
     print_table(results, sizes, workers)
     main_figures = {n: {**results[n], **results[n][workers[-1]]} for n in sizes}
