@@ -40,10 +40,8 @@ run: install ## Install, set up the demo (SQLite under ./var) and serve on http:
 	$(HUB) demo
 	$(HUB) serve --host 127.0.0.1 --port 8000
 
-# The two engines' runs share nothing (each PostgreSQL run makes a database of its own), so they run side
-# by side; each run's output is printed whole when it ends.
-test: install ## Run the whole suite on SQLite and on PostgreSQL, side by side
-	$(MAKE) --jobs=2 --output-sync=target test-sqlite test-postgres
+test: install ## Run the whole suite on SQLite, then on PostgreSQL
+	$(MAKE) test-sqlite test-postgres
 
 test-fast: install ## Everything not marked slow, on SQLite (under 3 minutes); add PYTEST_ARGS=--db=postgres for PostgreSQL
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
