@@ -91,14 +91,12 @@ def setup_world(hub: Hub) -> dict:
         f.add_partner(s, "singcert", "SG", TLP.AMBER)
         f.add_group(s, "rokus", [kr, cisa])
         root = f.add_root(s, "dprk", max_content_length=64 * 1024 * 1024)
-        coll = f.add_collection(s, root, "intel", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
+        f.add_collection(s, root, "intel", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
         # The timed POSTs go here, so that every worker count pulls the same collection.
-        inbox = f.add_collection(s, root, "inbox", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
+        f.add_collection(s, root, "inbox", max_tlp=TLP.RED, default_tlp=TLP.GREEN)
         f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
         reference.publish_reference(s)
-        partners = {p: hub.snapshot(s).by_slug[p] for p in ("krcert", "cisa")}
-        marking = f"marking-definition--{f.uuid.uuid5(HUB_NAMESPACE, 'group:rokus')}"
-    return {"collection": coll.uuid, "inbox": inbox.uuid, "partners": partners, "rokus_marking": marking}
+    return existing_world(hub)
 
 
 def generate(n: int, world: dict, seed: int, slug: str) -> Iterator[dict]:
@@ -321,45 +319,6 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 120) -> None
     raise SystemExit(f"the server did not become ready in {timeout:.0f} s")
 
 
-def run_size(
-    n: int, db_url: str | None, workdir: Path, clients: int, seconds: float, workers: list[int], reuse: bool = False
-) -> dict:
-    """Load n versions, then measure with each number of gunicorn workers; the load runs with the last.
-
-    With ``reuse``, a PostgreSQL database that an earlier run loaded with at least n versions is measured
-    as it is (no bulk import figure): ten million versions take longer to load than to measure.
-    """
-    settings = {"data_dir": str(workdir), "secret_key": "bench-secret"}
-    if db_url and reuse and loaded_versions(db_url) >= n:
-        settings["database_url"] = db_url
-        app = create_app(settings)
-        hub = app.extensions["cti_hub"]
-        db.upgrade(hub.engine)
-        world = existing_world(hub)
-        print(f"size {n:,}: reusing the {loaded_versions(db_url):,} versions loaded earlier", flush=True)
-        # New seeds for the timed POSTs, so they publish new versions, not the earlier run's again.
-        result: dict = {"seed": int(time.time()) % 1_000_000 * 10}
-        return _measure_all(hub, world, n, settings, workdir, clients, seconds, workers, result)
-    if db_url:
-        create_database(db_url)
-        engine = db.make_engine(db_url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        engine.dispose()
-        settings["database_url"] = db_url
-    else:
-        settings["database_url"] = f"sqlite:///{workdir}/hub-{n}.db"
-    app = create_app(settings)
-    hub = app.extensions["cti_hub"]
-    db.upgrade(hub.engine)
-    world = setup_world(hub)
-    print(f"size {n:,}: loading ...", flush=True)
-    result = {"bulk import": bulk_load(hub, world, n)}
-    with hub.engine.begin() as conn:  # fresh planner statistics, as autovacuum would gather soon after a load
-        conn.exec_driver_sql("ANALYZE")
-    return _measure_all(hub, world, n, settings, workdir, clients, seconds, workers, result)
-
-
 def loaded_versions(db_url: str) -> int:
     """How many versions the bench collection of an earlier run holds (0 if there is none)."""
     engine = db.make_engine(db_url)
@@ -386,18 +345,42 @@ def existing_world(hub: Hub) -> dict:
     return {"collection": colls["intel"], "inbox": colls["inbox"], "partners": partners, "rokus_marking": marking}
 
 
-def _measure_all(
-    hub: Hub,
-    world: dict,
-    n: int,
-    settings: dict,
-    workdir: Path,
-    clients: int,
-    seconds: float,
-    workers: list[int],
-    result: dict,
+def run_size(
+    n: int, db_url: str | None, workdir: Path, clients: int, seconds: float, workers: list[int], reuse: bool = False
 ) -> dict:
-    seed_base = result.pop("seed", 0)
+    """Load n versions, then measure with each number of gunicorn workers; the load runs with the last.
+
+    With ``reuse``, a PostgreSQL database that an earlier run loaded with at least n versions is measured
+    as it is (no bulk import figure): ten million versions take longer to load than to measure.
+    """
+    settings = {"data_dir": str(workdir), "secret_key": "bench-secret"}
+    loaded = loaded_versions(db_url) if db_url and reuse else 0
+    if db_url:
+        if loaded < n:
+            create_database(db_url)
+            engine = db.make_engine(db_url)
+            with engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            engine.dispose()
+        settings["database_url"] = db_url
+    else:
+        settings["database_url"] = f"sqlite:///{workdir}/hub-{n}.db"
+    app = create_app(settings)
+    hub = app.extensions["cti_hub"]
+    db.upgrade(hub.engine)
+    result: dict = {}
+    seed_base = 0
+    if loaded >= n:
+        print(f"size {n:,}: reusing the {loaded:,} versions loaded earlier", flush=True)
+        world = existing_world(hub)
+        # New seeds for the timed POSTs, so they publish new versions, not an earlier run's again.
+        seed_base = int(time.time()) % 1_000_000 * 10
+    else:
+        world = setup_world(hub)
+        print(f"size {n:,}: loading ...", flush=True)
+        result["bulk import"] = bulk_load(hub, world, n)
+        with hub.engine.begin() as conn:  # fresh planner statistics, as autovacuum would gather soon after a load
+            conn.exec_driver_sql("ANALYZE")
     key, writer_key = f.key_for(hub, "singcert"), f.key_for(hub, "krcert")
     hub.engine.dispose()
     env = {
