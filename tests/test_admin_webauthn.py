@@ -208,6 +208,29 @@ def test_an_account_with_totp_and_a_key_may_use_either(app, world, hub):
     assert second_step(other, code_of(enrolment.secret)).headers["Location"] == "/admin/"
 
 
+def test_the_key_step_needs_a_key(app, world, hub, settings, tmp_path):
+    key = SoftKey()
+    enrol(app, key)
+    client = app.test_client()
+    page = key_step(client)
+    # Every key removed between the password and the key step (a lost key): the login starts again.
+    out = CliRunner().invoke(
+        main, ["admin", "passkeys", "alice", "--remove-all"], env=f.cli_env(settings["database_url"], tmp_path)
+    )
+    assert out.exit_code == 0
+    assert client.get("/admin/login/key").headers["Location"] == "/admin/login"
+    assert answer(client, page, key.get(login_options(page))).status_code == 302
+    assert client.get("/admin/partners/").headers["Location"].startswith("/admin/login")
+    assert not audit_events(hub, "admin.passkey_used")
+    # An account with TOTP and no key is sent from the key step to the code.
+    enrolment = enrol_totp(hub)
+    other = app.test_client()
+    login(other)
+    assert other.get("/admin/login/key").headers["Location"] == "/admin/login/code"
+    assert 'href="/admin/login/key"' not in other.get("/admin/login/code").get_data(as_text=True)
+    assert second_step(other, code_of(enrolment.secret)).headers["Location"] == "/admin/"
+
+
 def test_an_assertion_from_another_origin_is_refused(app, world, hub):
     key = SoftKey()
     enrol(app, key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, session, url_for
 
 from hub import passkeys
 from hub.admin import forms, signin
@@ -36,6 +36,14 @@ def login_key() -> Any:
     pending = pending_login()
     if pending is None or pending["step"] not in ("totp", "key"):
         return redirect(step_url(pending) if pending else url_for("admin.dashboard"))
+    with _hub().session(write=False) as s:
+        has_keys = passkeys.has_keys(s, pending["id"])
+    if not has_keys:  # none enrolled, or all removed since the password step
+        if pending["step"] == "totp":
+            return redirect(url_for("admin.login_code"))
+        session.pop("pending", None)
+        flash("This account has no security key any more: log in again.")
+        return redirect(url_for("admin.login"))
     rp = _rp()
     form = forms.KeyAnswerForm()
     error = "" if rp is not None else NO_PUBLIC_URL
