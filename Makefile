@@ -3,6 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HUB := $(VENV)/bin/cti-hub
 PYTEST_ARGS ?=
+# pytest-xdist workers for every test target (one per core on the 2-core machines the suite is timed on)
+PYTEST_JOBS ?= 2
 
 .PHONY: help install lock lock-upgrade run test test-fast test-sqlite test-postgres lint bench bench-quick clean fuzz soak
 
@@ -44,13 +46,13 @@ test: install ## Run the whole suite on SQLite, then on PostgreSQL
 	$(MAKE) test-sqlite test-postgres
 
 test-fast: install ## Everything not marked slow, on SQLite (under 3 minutes); add PYTEST_ARGS=--db=postgres for PostgreSQL
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_JOBS) -m "not slow" $(PYTEST_ARGS)
 
 test-sqlite: install ## The suite on SQLite only
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_JOBS) $(PYTEST_ARGS)
 
 test-postgres: install ## The suite on PostgreSQL only (HUB_TEST_POSTGRES, default postgresql://postgres@127.0.0.1:5432/test)
-	$(PY) -m pytest -q --db=postgres $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_JOBS) --db=postgres $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format) on the code and tests, mypy on hub/ and feeds/
 	$(PY) -m ruff check hub feeds tests bench

@@ -57,7 +57,11 @@ def test_hostile_filter_values_are_a_400_naming_the_parameter(world):
 
 
 @pytest.mark.parametrize(
-    "value", ["indicator--00000000-0000-0000-0000-000000000000' OR '1'='1", f"indicator--{uuid.uuid4()},' OR 1=1 --"]
+    "value",
+    [
+        "indicator--00000000-0000-0000-0000-000000000000' OR '1'='1",
+        "indicator--3f1c2b4a-9d8e-4f70-a1b2-c3d4e5f60718,' OR 1=1 --",
+    ],
 )
 def test_sql_after_a_valid_id_is_refused(world, value):
     assert_clean_error(world.client("singcert").get(world.url("shared"), {"match[id]": value}), (400,))
