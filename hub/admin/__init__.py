@@ -9,7 +9,8 @@ The pages and their queries go by panel area: :mod:`hub.admin.views_accounts` an
 :mod:`hub.admin.views` holds what every page shares and the dashboard (queries in
 :mod:`hub.admin.dashboard`), :mod:`hub.admin.display` the formatting of times and TLP levels,
 :mod:`hub.admin.sso` single sign-on (OpenID Connect), :mod:`hub.admin.signin` the lockout and the
-second step of a login, :mod:`hub.admin.mfa` its pages and the account's own second factor.
+second step of a login, :mod:`hub.admin.mfa` its pages and the account's own second factor,
+:mod:`hub.admin.passkeys` the same for security keys (WebAuthn).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from hub.admin import mfa, sso, views, views_accounts, views_records, views_sharing  # noqa: F401 - the pages
+from hub.admin import mfa, passkeys, sso, views, views_accounts, views_records, views_sharing  # noqa: F401 - the pages
 from hub.admin.blueprint import SESSION_MINUTES, CookieSessions, bp, csrf
 
 

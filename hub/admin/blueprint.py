@@ -34,7 +34,7 @@ bp = Blueprint(
 SESSION_MINUTES = 30  # idle timeout of a panel login
 PUBLIC_ENDPOINTS = {"admin.login", "admin.static", "admin.sso_start", "admin.sso_callback"}
 # The second step of a login (hub.admin.mfa), open to a session whose password was right a moment ago.
-PENDING_ENDPOINTS = {"admin.login_code", "admin.login_enrol"}
+PENDING_ENDPOINTS = {"admin.login_code", "admin.login_enrol", "admin.login_key"}
 PENDING_SECONDS = 600  # time to type a code, or to install an authenticator app and enrol
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -122,8 +122,9 @@ def log_in(user: dict[str, Any], target: str) -> Response:
 
 
 def step_url(pending: dict[str, Any]) -> str:
-    """The page of a pending login's second step: the code, or the enrolment of an authenticator."""
-    return url_for("admin.login_code" if pending["step"] == "totp" else "admin.login_enrol")
+    """The page of a pending login's second step: the code, the security key, or the enrolment of an authenticator."""
+    pages = {"totp": "admin.login_code", "key": "admin.login_key"}
+    return url_for(pages.get(pending["step"], "admin.login_enrol"))
 
 
 def landing(target: str) -> str:

@@ -6,7 +6,16 @@ import re
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from hub import acs
@@ -236,3 +245,31 @@ class ReauthForm(FlaskForm):
         validators=[DataRequired(), Length(max=1024)],
         render_kw={"autocomplete": "current-password"},
     )
+
+
+class KeyAnswerForm(FlaskForm):
+    """A security key's answer to a login challenge, filled in by the panel's script (webauthn.js)."""
+
+    credential = HiddenField("Security key answer", validators=[DataRequired(), Length(max=20_000)])
+
+
+class KeyEnrolForm(ReauthForm):
+    """The current password and a name, before a new security key is enrolled."""
+
+    name = StringField(
+        "Name of the key",
+        validators=[Length(max=100)],
+        description="To tell your keys apart later, such as “YubiKey on the keyring” or “laptop passkey”.",
+    )
+
+
+class KeyConfirmForm(KeyAnswerForm):
+    """A new security key's answer to the registration challenge, with the name given to it."""
+
+    name = HiddenField("Name", validators=[Length(max=100)])
+
+
+class KeyRemoveForm(ReauthForm):
+    """The current password and the security key to take off the account."""
+
+    key = SelectField("Security key", coerce=int, validators=[DataRequired()], validate_choice=True)

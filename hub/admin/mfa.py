@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import current_app, redirect, render_template, request, session, url_for
 
-from hub import mfa
+from hub import mfa, passkeys
 from hub.admin import forms, signin
 from hub.admin.blueprint import PENDING_SECONDS, bp, current_user, landing, log_in, pending_login, step_url
 from hub.errors import BadRequest
@@ -71,7 +71,10 @@ def login_code() -> Any:
         if user is not None:
             return log_in(user, pending["next"])
     status = 401 if error else 400 if form.errors else 200
-    return render_template("admin/mfa_code.html", form=form, error=error, username=pending["name"]), status
+    with _hub().session(write=False) as s:
+        has_keys = passkeys.has_keys(s, pending["id"])
+    body = render_template("admin/mfa_code.html", form=form, error=error, username=pending["name"], has_keys=has_keys)
+    return body, status
 
 
 @bp.route("/login/enrol", methods=["GET", "POST"])
@@ -102,18 +105,29 @@ def login_enrol() -> Any:
 
 @bp.get("/account")
 def account_security() -> Any:
-    return _account_page()
+    return account_page()
 
 
-def _account_page(error: str = "") -> Any:
+def account_page(error: str = "") -> Any:
+    """The account's own page: its authenticator, recovery codes and security keys (``error`` shown at the top)."""
     with _hub().session(write=False) as s:
         state = mfa.status(s, current_user()["id"])
+        keys = [
+            {"id": k.id, "name": k.name, "created_us": k.created_us, "last_used_us": k.last_used_us}
+            for k in passkeys.keys(s, current_user()["id"])
+        ]
+    remove_form = forms.KeyRemoveForm(prefix="remove", formdata=None)
+    remove_form.key.choices = [(k["id"], k["name"]) for k in keys]
     body = render_template(
         "admin/account.html",
         state=state,
+        keys=keys,
+        keys_available=passkeys.relying_party(_hub().settings) is not None,
         required=bool(_hub().settings["admin_mfa_required"]),
         setup_form=forms.ReauthForm(prefix="setup", formdata=None),
         codes_form=forms.ReauthForm(prefix="codes", formdata=None),
+        key_form=forms.KeyEnrolForm(prefix="key", formdata=None),
+        remove_form=remove_form,
         error=error,
     )
     return body, 400 if error else 200
@@ -123,9 +137,9 @@ def _account_page(error: str = "") -> Any:
 def mfa_setup() -> Any:
     """After the current password: a new authenticator to scan (the current one works until it is confirmed)."""
     form = forms.ReauthForm(prefix="setup")
-    error = _reauthenticate(form)
+    error = reauthenticate(form)
     if error:
-        return _account_page(error)
+        return account_page(error)
     secret = _new_candidate()
     return _enrol_page(secret, current_user()["name"], url_for("admin.mfa_confirm"), forms.CodeForm())
 
@@ -135,7 +149,7 @@ def mfa_confirm() -> Any:
     form = forms.CodeForm()
     secret = _candidate()
     if secret is None:
-        return _account_page("The new authenticator was not confirmed in time: start again.")
+        return account_page("The new authenticator was not confirmed in time: start again.")
     if not form.validate():
         return _enrol_page(secret, current_user()["name"], url_for("admin.mfa_confirm"), form)
     try:
@@ -156,9 +170,9 @@ def mfa_confirm() -> Any:
 def mfa_recovery() -> Any:
     """After the current password: new recovery codes (the old ones stop working)."""
     form = forms.ReauthForm(prefix="codes")
-    error = _reauthenticate(form)
+    error = reauthenticate(form)
     if error:
-        return _account_page(error)
+        return account_page(error)
     try:
         with _hub().session() as s:
             account = signin.account(s, current_user()["id"])
@@ -166,11 +180,11 @@ def mfa_recovery() -> Any:
                 return redirect(url_for("admin.login"))
             codes = mfa.regenerate_recovery_codes(s, account, actor=account.username, source=_source())
     except BadRequest as exc:
-        return _account_page(exc.message)
+        return account_page(exc.message)
     return render_template("admin/mfa_recovery.html", codes=codes, onward=url_for("admin.account_security"))
 
 
-def _reauthenticate(form: forms.ReauthForm) -> str:
+def reauthenticate(form: forms.ReauthForm) -> str:
     """Check the current password typed into ``form``; the reason it is refused, or ""."""
     if not form.validate():
         return "Type your current password."

@@ -1,11 +1,11 @@
 """Panel sign-in: the password step, the failed-login counters both steps spend, and the second factor.
 
-A login is the password (``login``), then, for an account with an authenticator, a
-TOTP code or a recovery code (``second_factor``). Every failure of either step counts against the
-account and against the source address; past ``LOCKOUT_FAILURES`` (account) or ``SOURCE_FAILURES``
-(address) within ``LOCKOUT_WINDOW_US`` both steps refuse, even with the right password or code. The
-account's counter is cleared only by a complete login: a correct password alone does not reset the
-guesses left at the code step.
+A login is the password (``login``), then, for an account with a second factor, a TOTP code or a
+recovery code (``second_factor``) or a security key's answer (``security_key``). Every failure of either
+step counts against the account and against the source address; past ``LOCKOUT_FAILURES`` (account)
+or ``SOURCE_FAILURES`` (address) within ``LOCKOUT_WINDOW_US`` both steps refuse, even with the right
+password or code. The account's counter is cleared only by a complete login: a correct password alone
+does not reset the guesses left at the code (or key) step.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from hub import mfa
+from hub import mfa, passkeys
 from hub import models as m
 from hub.store import auditlog, logins
 
@@ -47,8 +47,9 @@ def login(
 ) -> tuple[dict[str, Any] | None, str]:
     """Check a panel login's password; return (the session's user, "") or (None, why), counting failures.
 
-    An account with an authenticator, or without one while ``mfa_required``, is not logged in yet: its
-    user carries ``second_step`` ("totp" or "enrol"): ``second_factor`` or the enrolment page completes it.
+    An account with a second factor, or without one while ``mfa_required``, is not logged in yet: its
+    user carries ``second_step`` ("totp", "key" or "enrol"): ``second_factor``, ``security_key`` or the
+    enrolment page completes it.
     """
     why = locked(session, username, source)
     if why:
@@ -97,9 +98,12 @@ def succeeded(session: Session, username: str) -> None:
 
 
 def next_step(session: Session, user_id: int, required: bool) -> str:
-    """What a login needs after the right password: "totp", "enrol" (required, none yet) or ""."""
+    """What a login needs after the right password: "totp" (a code, or a key if it has one too), "key"
+    (security keys only), "enrol" (required, none yet) or ""."""
     if mfa.has_totp(session, user_id):
         return "totp"
+    if passkeys.has_keys(session, user_id):
+        return "key"
     return "enrol" if required else ""
 
 
@@ -134,6 +138,26 @@ def second_factor(
         auditlog.audit(session, name, "admin.mfa_code_refused", name, {"reason": "recovery"}, source=source)
         return None, "Wrong code."
     return complete(session, user, source, factor), ""
+
+
+def security_key(
+    session: Session, rp: passkeys.RelyingParty, pending: dict[str, Any], credential_json: str, source: str
+) -> tuple[dict[str, Any] | None, str]:
+    """Check a security key's answer after the password: (the session's user, "") or (None, why).
+
+    A refused answer counts toward the lockout like a wrong code; each outcome is audited.
+    """
+    user = session.get(m.AdminUser, pending["id"])
+    if user is None:
+        return None, passkeys.refusal("unknown")
+    why = locked(session, user.username, source)
+    if why:
+        return None, why
+    result = passkeys.check_assertion(session, rp, user, credential_json, source=source)
+    if result != "accepted":
+        failed(session, user.username, source)
+        return None, passkeys.refusal(result)
+    return complete(session, user, source, "security-key"), ""
 
 
 def complete(session: Session, user: m.AdminUser, source: str, factor: str = "") -> dict[str, Any]:

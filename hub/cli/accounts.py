@@ -7,7 +7,7 @@ import sys
 import click
 from sqlalchemy import select
 
-from hub import accounts, auth, mfa
+from hub import accounts, auth, mfa, passkeys
 from hub import models as m
 from hub.cli.tools import fail_cleanly as _fail_cleanly
 from hub.cli.tools import hub_of as _hub
@@ -217,6 +217,32 @@ def admin_totp(ctx: click.Context, username: str, remove: bool) -> None:
     click.echo(f"{username}: authenticator and recovery codes removed" if had else f"{username} had no authenticator")
     if hub.settings.get("admin_mfa_required"):
         click.echo("admin_mfa_required is on: the account enrols a new authenticator at its next login")
+
+
+@admin.command("passkeys")
+@click.argument("username")
+@click.option("--remove-all", is_flag=True, help="Take every security key off the account (a lost key).")
+@click.pass_context
+@_fail_cleanly
+def admin_passkeys(ctx: click.Context, username: str, remove_all: bool) -> None:
+    """List the security keys (passkeys) of USERNAME, or remove them all."""
+    hub = _hub(ctx)
+    if remove_all:
+        with hub.session() as session:
+            removed = passkeys.remove_all(session, mfa.account(session, username), actor="cli")
+        click.echo(f"{username}: {removed} security key(s) removed")
+        return
+    with hub.session(write=False) as session:
+        found = passkeys.keys(session, mfa.account(session, username).id)
+        rows = [(k.name, k.created_us, k.last_used_us, k.sign_count) for k in found]
+    if not rows:
+        click.echo(f"{username} has no security key")
+        return
+    click.echo(f"{'ENROLLED':<20} {'LAST USED':<20} {'COUNTER':<8} NAME")
+    for name, created_us, last_used_us, sign_count in rows:
+        click.echo(
+            f"{_day(created_us, seconds=True):<20} {_day(last_used_us, seconds=True):<20} {sign_count:<8} {name}"
+        )
 
 
 def _print_enrolment(enrolment: mfa.Enrolment) -> None:

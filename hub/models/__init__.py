@@ -2,8 +2,8 @@
 
 Timestamps the TAXII layer compares (``date_added``, object versions, expiry) are
 integers of microseconds since the Unix epoch: exact, portable across SQLite and
-PostgreSQL, and cheap to index and compare. The feedback loop's tables are in ``hub.models.feedback``
-(re-exported here).
+PostgreSQL, and cheap to index and compare. The feedback loop's tables are in ``hub.models.feedback``,
+the security keys' in ``hub.models.webauthn`` (both re-exported here).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from hub.models.base import Base as Base
 from hub.models.base import split_list as split_list
 from hub.models.feedback import FalsePositiveFlag as FalsePositiveFlag
 from hub.models.feedback import Feedback as Feedback
+from hub.models.webauthn import AdminWebauthnChallenge as AdminWebauthnChallenge
+from hub.models.webauthn import AdminWebauthnCredential as AdminWebauthnCredential
 
 
 class HubState(Base):
