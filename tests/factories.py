@@ -19,6 +19,7 @@ from hub.store import snapshots
 
 TAXII = "application/taxii+json;version=2.1"
 CLOCK = "2024-05-01T00:00:00.000Z"
+GREEN_MARKING = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"  # TLP 2.0 GREEN
 
 
 def hub_partner(session: Session) -> m.Partner:
@@ -191,3 +192,41 @@ class Client:
 def cli_env(url: str, tmp_path: Any) -> dict:
     """The environment a `cti-hub` command needs to run on the database at ``url``."""
     return {"CTI_HUB_DATABASE_URL": url, "CTI_HUB_SECRET_KEY": "test-secret-key", "CTI_HUB_DATA_DIR": str(tmp_path)}
+
+
+def sighting(n: int, target: str, reporter: str, *, count: int = 1, last_seen: str = CLOCK, **extra: Any) -> dict:
+    """A partner's sighting of ``target``, seen ``count`` times up to ``last_seen`` (TLP:GREEN)."""
+    identity = f"identity--{uuid.uuid5(HUB_NAMESPACE, reporter)}"
+    obj = {
+        "type": "sighting",
+        "spec_version": "2.1",
+        "id": f"sighting--{uuid.uuid5(uuid.NAMESPACE_OID, f'sighting/{n}')}",
+        "created": CLOCK,
+        "modified": CLOCK,
+        "sighting_of_ref": target,
+        "created_by_ref": identity,
+        "where_sighted_refs": [identity],
+        "count": count,
+        "first_seen": CLOCK,
+        "last_seen": last_seen,
+        "object_marking_refs": [GREEN_MARKING],
+    }
+    obj.update(extra)
+    return obj
+
+
+def false_positive(n: int, target: str, **extra: Any) -> dict:
+    """A partner's report that ``target`` is a false positive: a strongly-disagree opinion (TLP:GREEN)."""
+    obj = {
+        "type": "opinion",
+        "spec_version": "2.1",
+        "id": f"opinion--{uuid.uuid5(uuid.NAMESPACE_OID, f'opinion/{n}')}",
+        "created": CLOCK,
+        "modified": CLOCK,
+        "opinion": "strongly-disagree",
+        "explanation": "benign: our own scanner",
+        "object_refs": [target],
+        "object_marking_refs": [GREEN_MARKING],
+    }
+    obj.update(extra)
+    return obj

@@ -53,6 +53,7 @@ def get_views(world) -> list[str]:
         "/admin/partners/new",
         "/admin/partners/krcert",
         "/admin/partners/krcert/edit",
+        "/admin/partners/krcert/feedback",
         "/admin/groups/",
         "/admin/groups/new",
         "/admin/groups/asean/edit",

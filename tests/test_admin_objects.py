@@ -196,7 +196,7 @@ def test_the_object_page_shows_versions_and_their_state(admin, world, hub):
     body = admin.get(f"/admin/objects/{v1['id']}").get_data(as_text=True)
     summary = re.search(r'<section class="card" id="summary">(.*?)</section>', body, re.S).group(1)
     assert "Rotating C2" in summary and "198.51.100.41" in summary and "revoked by its originator" in summary
-    assert "Only its originator can publish a new version" in summary
+    assert "Only its originator can publish a new version" in summary and "acts for the originator" in summary
     versions = re.search(r'<table class="data" id="versions">(.*?)</table>', body, re.S).group(1)
     newest = re.search(r'<tr data-version="2025-03-02T00:00:00.000Z">(.*?)</tr>', versions, re.S).group(1)
     oldest = re.search(rf'<tr data-version="{v1["modified"]}">(.*?)</tr>', versions, re.S).group(1)

@@ -81,6 +81,39 @@ def panel_world(hub: Hub) -> dict:
     return {"ids": ids, "keys": keys, "amber": amber["id"], "green": green["id"], "red": red["id"]}
 
 
+def feedback_world(hub: Hub) -> dict:
+    """krcert and cisa publish in dprk/shared, everyone reads it; dprk/feedback takes sightings and opinions.
+
+    The panel's two accounts exist. Returns the collections' ids, the partners' pks and the indicators:
+    ``kr`` (two of krcert's) and ``cisa`` (one of cisa's), all TLP:GREEN.
+    """
+    with hub.session() as s:
+        f.hub_partner(s)
+        pks = {
+            slug: f.add_partner(s, slug, country, clearance).id
+            for slug, country, clearance in (
+                ("krcert", "KR", TLP.RED),
+                ("cisa", "US", TLP.RED),
+                ("mycert", "MY", TLP.GREEN),
+                ("singcert", "SG", TLP.AMBER),
+            )
+        }
+        root = f.add_root(s, "dprk")
+        shared = f.add_collection(s, root, "shared", allow_warninglisted=True).uuid
+        fb = f.add_collection(
+            s, root, "feedback", default_tlp=TLP.AMBER, types=["sighting", "opinion", "note"], feedback=True
+        ).uuid
+        f.add_collection(s, root, "reference", max_tlp=TLP.CLEAR, default_tlp=TLP.CLEAR, writers=[], reference=True)
+        reference.publish_reference(s)
+        panel.add_accounts(s)
+    kr = [f.indicator(n, name=f"Lazarus C2 {n}", markings=[GREEN]) for n in (11, 12)]
+    cisa = [f.indicator(13, name="Kimsuky relay", markings=[GREEN])]
+    for slug, objects in (("krcert", kr), ("cisa", cisa)):
+        result = ingest.ingest_envelope(hub, pks[slug], shared, objects)
+        assert not result.failures, result.failures
+    return {"shared": shared, "feedback": fb, "pks": pks, "kr": kr, "cisa": cisa}
+
+
 def taxii_world(hub: Hub) -> dict:
     """Partners, groups and collections for the TAXII endpoint tests; returns collection ids and keys."""
     with hub.session() as s:

@@ -5,7 +5,10 @@ The pages and their queries go by panel area: :mod:`hub.admin.views_accounts` an
 :mod:`hub.admin.data_accounts` (log-in, partners, API keys), :mod:`hub.admin.views_sharing` and
 :mod:`hub.admin.data_sharing` (trust groups, collections; the sharing previews come from
 :mod:`hub.admin.preview`, which also holds the what-if of a rule change),
-:mod:`hub.admin.views_records` and :mod:`hub.admin.data_records` (audit log, objects).
+:mod:`hub.admin.views_records` and :mod:`hub.admin.data_records` (audit log, objects),
+:mod:`hub.admin.feedback_views` and :mod:`hub.admin.data_feedback` (sightings and false-positive reports:
+an object's timeline, drawn by :mod:`hub.admin.timeline`, and tables, what a partner sent back, and an
+originator's revoke and new version through :mod:`hub.revisions`).
 :mod:`hub.admin.views` holds what every page shares and the dashboard (queries in
 :mod:`hub.admin.dashboard`), :mod:`hub.admin.display` the formatting of times and TLP levels,
 :mod:`hub.admin.sso` single sign-on (OpenID Connect), :mod:`hub.admin.signin` the lockout and the
@@ -21,7 +24,16 @@ from datetime import timedelta
 
 from flask import Flask
 
-from hub.admin import mfa, passkeys, sso, views, views_accounts, views_records, views_sharing  # noqa: F401 - the pages
+from hub.admin import (  # noqa: F401 - the pages
+    feedback_views,
+    mfa,
+    passkeys,
+    sso,
+    views,
+    views_accounts,
+    views_records,
+    views_sharing,
+)
 from hub.admin.blueprint import SESSION_MINUTES, CookieSessions, bp, csrf
 
 

@@ -15,6 +15,7 @@ from hub.formats import IPV4_PREFIX_BOUNDS, IPV6_PREFIX_BOUNDS, BlocklistLimits
 from hub.models import split_list
 from hub.policy import TLP
 from hub.sharing import write
+from hub.sharing.parse_collections import MAX_FALSE_POSITIVE_THRESHOLD
 from hub.store import auditlog, snapshots
 
 # --------------------------------------------------------------------- trust groups
@@ -133,6 +134,9 @@ def collection_values(row: m.Collection) -> dict[str, Any]:
         "blocklist_ipv4_prefix": row.blocklist_ipv4_prefix,
         "blocklist_ipv6_prefix": row.blocklist_ipv6_prefix,
         "blocklist_allow_warninglisted": row.blocklist_allow_warninglisted,
+        "is_feedback": row.is_feedback,
+        "false_positive_threshold": row.false_positive_threshold,
+        "false_positive_withdraw": row.false_positive_withdraw,
     }
 
 
@@ -160,18 +164,45 @@ def collection_rules(uuid: str, values: dict[str, Any]) -> policy.Collection:
         types=frozenset(values["types"]),
         readers=policy.Grants.parse(values["readers"]),
         writers=policy.Grants.parse(values["writers"]),
+        feedback=bool(values.get("is_feedback")),
     )
+
+
+def check_feedback(session: Session, uuid: str | None, values: dict[str, Any]) -> None:
+    """Refuse a second feedback collection in an API root: an API root has at most one."""
+    if not values.get("is_feedback"):
+        return
+    root_id: int | None
+    if uuid is not None:
+        root_id = get_collection(session, uuid).api_root_id
+    else:
+        root_id = session.execute(select(m.ApiRoot.id).where(m.ApiRoot.slug == values["root"])).scalar()
+    other = session.execute(
+        select(m.Collection.alias).where(
+            m.Collection.api_root_id == root_id, m.Collection.is_feedback.is_(True), m.Collection.uuid != (uuid or "")
+        )
+    ).scalar()
+    if other is not None:
+        raise BadRequest(
+            f"collection {other} is already this API root's feedback collection: an API root has at most one"
+        )
 
 
 def save_collection(session: Session, actor: str, uuid: str | None, values: dict[str, Any]) -> m.Collection:
     check_grants(session, values["readers"], "readers")
     check_grants(session, values["writers"], "writers")
+    check_feedback(session, uuid, values)
     for key, (low, high) in (
         ("blocklist_ipv4_prefix", IPV4_PREFIX_BOUNDS),
         ("blocklist_ipv6_prefix", IPV6_PREFIX_BOUNDS),
     ):
         if key in values and not low <= values[key] <= high:
             raise BadRequest(f"{key}: use a prefix length from {low} to {high}")
+    threshold = values.get("false_positive_threshold", 0)
+    if not 0 <= threshold <= MAX_FALSE_POSITIVE_THRESHOLD:
+        raise BadRequest(
+            f"false_positive_threshold: use a whole number of partners from 0 to {MAX_FALSE_POSITIVE_THRESHOLD}"
+        )
     columns = {
         "title": values["title"],
         "description": values["description"],
@@ -186,6 +217,9 @@ def save_collection(session: Session, actor: str, uuid: str | None, values: dict
         "blocklist_allow_warninglisted": bool(
             values.get("blocklist_allow_warninglisted", BlocklistLimits.allow_warninglisted)
         ),
+        "is_feedback": bool(values.get("is_feedback", False)),
+        "false_positive_threshold": threshold,
+        "false_positive_withdraw": bool(values.get("false_positive_withdraw", False)),
     }
     with write.rules_change(session):
         if uuid is None:

@@ -20,6 +20,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Rege
 
 from hub import acs
 from hub.formats import IPV4_PREFIX_BOUNDS, IPV6_PREFIX_BOUNDS, BlocklistLimits
+from hub.sharing.parse_collections import MAX_FALSE_POSITIVE_THRESHOLD
 
 TLP_LEVELS = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
 TLP_CHOICES = [SelectChoice(t, "TLP:" + t) for t in TLP_LEVELS]
@@ -190,6 +191,26 @@ class CollectionForm(FlaskForm):
         "10.0.0.1 or c2.internal, a public DNS resolver, a top site, the hash of an empty file) stays in the STIX, "
         "CSV and ECS feeds, with the list's name, but in no blocklist.",
     )
+    is_feedback = BooleanField(
+        "The API root's feedback collection",
+        description="Partners post their sightings and false-positive reports here; each sees only its own and "
+        "those about its objects. An API root has at most one.",
+    )
+    false_positive_threshold = IntegerField(
+        "False-positive threshold (partners)",
+        default=0,
+        validators=[
+            Optional(),
+            NumberRange(0, MAX_FALSE_POSITIVE_THRESHOLD, message="use a whole number of partners from 0 to 1000"),
+        ],
+        description="How many distinct partners' false-positive reports flag an indicator of this collection to its "
+        "originator. Empty or 0: never.",
+    )
+    false_positive_withdraw = BooleanField(
+        "Withdraw flagged indicators from the blocklists",
+        description="At the threshold, the indicator leaves this collection's blocklists until fewer partners "
+        "report it (it stays in the STIX, CSV and ECS feeds).",
+    )
     confirm = BooleanField("I have seen the effect of this change; save it")
 
     def validate_default_tlp(self, field: Any) -> None:
@@ -216,6 +237,9 @@ class CollectionForm(FlaskForm):
             "blocklist_ipv4_prefix": _or(self.blocklist_ipv4_prefix.data, BlocklistLimits.ipv4_prefix),
             "blocklist_ipv6_prefix": _or(self.blocklist_ipv6_prefix.data, BlocklistLimits.ipv6_prefix),
             "blocklist_allow_warninglisted": bool(self.blocklist_allow_warninglisted.data),
+            "is_feedback": bool(self.is_feedback.data),
+            "false_positive_threshold": _or(self.false_positive_threshold.data, 0),
+            "false_positive_withdraw": bool(self.false_positive_withdraw.data),
         }
 
 
@@ -224,6 +248,20 @@ class RecallForm(FlaskForm):
         "Reason", validators=[Optional(), Length(max=2000)], description="Kept with the recall and in the audit trail."
     )
     confirm = BooleanField("I have checked the recipients above; recall the object from all of them")
+
+
+class RevokeForm(FlaskForm):
+    collection = HiddenField(validators=[DataRequired(message="name the collection")])
+    confirm = BooleanField("Revoke it for its originator: every recipient gets the revoked version")
+
+
+class NewVersionForm(FlaskForm):
+    collection = HiddenField(validators=[DataRequired(message="name the collection")])
+    body = TextAreaField(
+        "The new version (JSON)",
+        validators=[DataRequired(message="edit the object's JSON"), Length(max=200_000)],
+        description="The hub sets 'modified'; type, id, spec_version, created and created_by_ref stay as they are.",
+    )
 
 
 class CodeForm(FlaskForm):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from hub.admin import dashboard as dashboard_data
-from hub.admin import display
+from hub.admin import data_feedback, display
 from hub.admin.blueprint import WAL_POSITION, bp, current_user
 from hub.policy import TLP
 from hub.runtime import Hub
@@ -76,5 +76,10 @@ def dashboard() -> str:
     with reading() as s:
         snap = current_hub().snapshot(s)
         stats = dashboard_data.dashboard(s, snap)
+        feedback = {
+            "window": data_feedback.WINDOW_DAYS,
+            "per_originator": data_feedback.received_per_originator(s, snap),
+            "top": data_feedback.top_sighted(s, snap),
+        }
     peak = max([n for days in stats["per_day"].values() for n in days.values()] or [1])
-    return render_template("admin/dashboard.html", stats=stats, peak=peak)
+    return render_template("admin/dashboard.html", stats=stats, peak=peak, feedback=feedback)

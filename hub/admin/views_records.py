@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 from flask import Response, flash, redirect, render_template, request, url_for
 
-from hub import formats, stix, withdrawals
-from hub.admin import data_records, forms, preview
+from hub import formats, revisions, stix, withdrawals
+from hub.admin import data_feedback, data_records, forms, preview, timeline
 from hub.admin.blueprint import bp
 from hub.admin.views import current_actor, current_hub, reading
 from hub.errors import BadRequest, NotFound
@@ -114,10 +114,19 @@ def _page_url(before: int | None) -> str:
 
 @bp.get("/objects/<stix_id>")
 def object_detail(stix_id: str) -> Any:
-    return _object_page(stix_id, forms.RecallForm())
+    return object_page(stix_id)
 
 
-def _object_page(stix_id: str, recall_form: forms.RecallForm, error: str | None = None) -> Any:
+def object_page(
+    stix_id: str,
+    recall_form: forms.RecallForm | None = None,
+    error: str | None = None,
+    *,
+    revise_error: str | None = None,
+    edited: dict[str, str] | None = None,
+) -> Any:
+    """The object page; ``error`` is a refused recall, ``revise_error`` a refused revision (whose text
+    ``edited`` keeps, by collection id)."""
     hub = current_hub()
     with reading() as s:
         snap = hub.snapshot(s)
@@ -129,6 +138,17 @@ def _object_page(stix_id: str, recall_form: forms.RecallForm, error: str | None 
         by_pk = {c.pk: c for c in snap.collections.values()}
         shown = [_version_card(snap, by_pk.get(v.collection_id), v) for v in versions]
         newest = max(shown, key=lambda v: v["row"].version_us, default=None)
+        feedback = data_feedback.object_feedback(s, snap, stix_id)
+        revisable = [
+            {
+                "row": v,
+                "collection": by_pk[v.collection_id],
+                "originator": snap.partners[v.originator_id].slug,
+                "body": (edited or {}).get(by_pk[v.collection_id].uuid)
+                or orjson.dumps(orjson.loads(v.raw), option=orjson.OPT_INDENT_2).decode(),
+            }
+            for v in revisions.revisable(snap, versions)
+        ]
         body = render_template(
             "admin/object.html",
             stix_id=stix_id,
@@ -140,10 +160,14 @@ def _object_page(stix_id: str, recall_form: forms.RecallForm, error: str | None 
             markings=snap.markings,
             recipients=data_records.recipients(s, snap, stix_id),
             recalls=withdrawals.recalls_of(s, stix_id),
-            recall_form=recall_form,
+            recall_form=recall_form or forms.RecallForm(),
             recall_error=error,
+            feedback=feedback,
+            chart=timeline.chart(feedback.per_day),
+            revisable=revisable,
+            revise_error=revise_error,
         )
-    return body, 400 if error else 200
+    return body, 400 if error or revise_error else 200
 
 
 def _version_card(snap: Any, collection: Any, v: Any) -> dict[str, Any]:
@@ -169,14 +193,14 @@ def object_recall(stix_id: str) -> Any:
     hub = current_hub()
     form = forms.RecallForm()
     if not form.validate():
-        return _object_page(
+        return object_page(
             stix_id,
             form,
             "The recall was not recorded: "
             + "; ".join(f"{form[k].label.text}: {', '.join(v)}" for k, v in form.errors.items()),
         )
     if not form.confirm.data:
-        return _object_page(stix_id, form, "The recall was not recorded: tick the confirmation first.")
+        return object_page(stix_id, form, "The recall was not recorded: tick the confirmation first.")
     with hub.session() as s:
         result = withdrawals.recall(
             s,

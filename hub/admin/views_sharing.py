@@ -115,6 +115,7 @@ def collection_edit(uuid: str | None) -> Any:
             with hub.session(write=False) as s:
                 data_sharing.check_grants(s, values["readers"], "readers")
                 data_sharing.check_grants(s, values["writers"], "writers")
+                data_sharing.check_feedback(s, uuid, values)
                 if uuid is not None:
                     impact = preview.what_if(
                         s, hub.snapshot(s), rules={uuid: data_sharing.collection_rules(uuid, values)}
@@ -125,12 +126,21 @@ def collection_edit(uuid: str | None) -> Any:
                 saved = data_sharing.save_collection(s, current_actor(), uuid, values)
                 alias = saved.alias
         except HubError as exc:
-            form.readers.errors.append(exc.message)
+            _field_of(form, exc.message).errors.append(exc.message)
         else:
             flash(f"Collection {alias} saved.")
             return redirect(url_for("admin.collections"))
     status = 400 if form.errors else 200
     return render_template("admin/collection_form.html", form=form, uuid=uuid, impact=impact), status
+
+
+def _field_of(form: forms.CollectionForm, message: str) -> Any:
+    """The field a refusal of the collection form is about (grants unless it names the feedback settings)."""
+    if "feedback collection" in message:
+        return form.is_feedback
+    if message.startswith("false_positive_threshold"):
+        return form.false_positive_threshold
+    return form.readers
 
 
 # --------------------------------------------------------------------- sharing preview

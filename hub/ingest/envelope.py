@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+from sqlalchemy.orm import Session
 
 from hub import auth, feedback, stix, withdrawals
 from hub import models as m
@@ -16,6 +17,9 @@ from hub.ingest.rows import store_all
 from hub.runtime import Hub
 from hub.store import auditlog, clock, recalls, snapshots, writes
 from hub.store import feedback as feedback_store
+
+# Called inside the ingest transaction once the envelope is judged and stored (what the panel audits with it).
+AfterStore = Callable[[Session, IngestResult], None]
 
 
 def envelope_objects(body: Any) -> list[Any]:
@@ -45,12 +49,14 @@ def ingest_envelope(
     read_only: bool = False,
     with_status: bool = False,
     checked: Sequence[Checked | None] | None = None,
+    after: AfterStore | None = None,
 ) -> IngestResult:
     """Validate, check and store an envelope's objects; commit durably before returning.
 
     With ``with_status`` the TAXII status resource is written in the same transaction,
     so a status exists exactly when its objects do. ``checked`` (one entry per object, None where
-    not worked out) carries verdicts computed ahead of time (see ``Checked``).
+    not worked out) carries verdicts computed ahead of time (see ``Checked``). ``after`` runs in the same
+    transaction once the objects are stored, so what it writes is committed exactly with them.
     """
     request_us = clock.now_us()
     with hub.session() as session:
@@ -63,6 +69,8 @@ def ingest_envelope(
         prepared, targets = feedback.resolve(session, snap, partner, collection, prepared, result)
         rows = store_all(session, hub, snap, partner, collection, prepared, result, read_only)
         feedback.after_store(session, snap, partner, collection, rows, targets)
+        if after is not None:
+            after(session, result)
         if with_status:
             result.status_id = str(uuid.uuid4())
             root_pk = snap.roots[collection.api_root].pk
