@@ -34,7 +34,7 @@ bp = Blueprint(
 SESSION_MINUTES = 30  # idle timeout of a panel login
 PUBLIC_ENDPOINTS = {"admin.login", "admin.static", "admin.sso_start", "admin.sso_callback"}
 # The second step of a login (hub.admin.mfa), open to a session whose password was right a moment ago.
-PENDING_ENDPOINTS = {"admin.login_code", "admin.login_enrol", "admin.login_key"}
+PENDING_ENDPOINTS = {"admin.login_code", "admin.login_enrol", "admin.login_enrol_key", "admin.login_key"}
 PENDING_SECONDS = 600  # time to type a code, or to install an authenticator app and enrol
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "

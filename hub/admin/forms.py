@@ -307,6 +307,16 @@ class KeyConfirmForm(KeyAnswerForm):
     name = HiddenField("Name", validators=[Length(max=100)])
 
 
+class KeyFirstForm(KeyAnswerForm):
+    """The first security key of an account at a login's forced enrolment: its answer and a name for it."""
+
+    name = StringField(
+        "Name of the key",
+        validators=[Length(max=100)],
+        description="To tell your keys apart later, such as “YubiKey on the keyring” or “laptop passkey”.",
+    )
+
+
 class KeyRemoveForm(ReauthForm):
     """The current password and the security key to take off the account."""
 

@@ -42,6 +42,7 @@ def _new_candidate() -> str:
 
 def _enrol_page(secret: str, username: str, action: str, form: forms.CodeForm, error: str = "") -> Any:
     uri = mfa.provisioning_uri(secret, username)
+    forced = action == url_for("admin.login_enrol")
     body = render_template(
         "admin/mfa_enrol.html",
         form=form,
@@ -50,7 +51,8 @@ def _enrol_page(secret: str, username: str, action: str, form: forms.CodeForm, e
         qr=mfa.qr_svg_data_uri(uri),
         action=action,
         error=error,
-        forced=action == url_for("admin.login_enrol"),
+        forced=forced,
+        keys_available=forced and passkeys.relying_party(_hub().settings) is not None,
     )
     return body, 400 if error or form.errors else 200
 

@@ -67,6 +67,50 @@ def login_key() -> Any:
     return body, 401 if error else 400 if form.errors else 200
 
 
+@bp.route("/login/enrol/key", methods=["GET", "POST"])
+def login_enrol_key() -> Any:
+    """A login's forced enrolment (see ``login_enrol``) with a security key instead of an authenticator app.
+
+    Like the authenticator, the key is enrolled for the pending login on the password just given; the
+    login is then complete.
+    """
+    pending = pending_login()
+    if pending is None or pending["step"] != "enrol":
+        return redirect(step_url(pending) if pending else url_for("admin.dashboard"))
+    rp = _rp()
+    if rp is None:
+        flash(NO_PUBLIC_URL)
+        return redirect(url_for("admin.login_enrol"))
+    form = forms.KeyFirstForm()
+    error = ""
+    if form.validate_on_submit():
+        with _hub().session() as s:
+            user, error = signin.enrol_key(s, rp, pending, form.credential.data or "", form.name.data or "", _source())
+        if user is not None:
+            response = log_in(user, pending["next"])
+            flash("Security key enrolled: logins of this account now ask for it after the password.")
+            return response
+        if error == signin.ENROLLED_MEANWHILE:
+            session.pop("pending", None)
+            flash(error)
+            return redirect(url_for("admin.login"))
+    with _hub().session() as s:  # a new challenge for every showing: the one before is spent or replaced
+        account = signin.account(s, pending["id"])
+        if account is None:
+            session.pop("pending", None)
+            return redirect(url_for("admin.login"))
+        options = passkeys.registration_options(s, rp, account)
+    body = render_template(
+        "admin/key_enrol.html",
+        form=forms.KeyFirstForm(formdata=None, data={"name": form.name.data or ""}),
+        options=options,
+        action=url_for("admin.login_enrol_key"),
+        forced=True,
+        error=error or (form.credential.errors[0] if form.credential.errors else ""),
+    )
+    return body, 401 if error else 400 if form.errors else 200
+
+
 # --------------------------------------------------------------------- the account's keys
 
 
@@ -86,7 +130,13 @@ def key_setup() -> Any:
             return redirect(url_for("admin.login"))
         options = passkeys.registration_options(s, rp, account)
     confirm = forms.KeyConfirmForm(formdata=None, data={"name": form.name.data or ""})
-    return render_template("admin/key_enrol.html", form=confirm, options=options, name=form.name.data or "")
+    return render_template(
+        "admin/key_enrol.html",
+        form=confirm,
+        options=options,
+        name=form.name.data or "",
+        action=url_for("admin.key_confirm"),
+    )
 
 
 @bp.post("/account/keys/confirm")

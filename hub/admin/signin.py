@@ -20,12 +20,14 @@ from sqlalchemy.orm import Session
 
 from hub import mfa, passkeys
 from hub import models as m
+from hub.errors import BadRequest
 from hub.store import auditlog, logins
 
 LOCKOUT_FAILURES = 5  # per account
 SOURCE_FAILURES = 20  # per source address: offices share addresses, so higher than per account
 LOCKOUT_WINDOW_US = 15 * 60 * 1_000_000
 _HASHER = PasswordHasher()
+ENROLLED_MEANWHILE = "This account has a second factor already: log in again."
 
 _REFUSED = {
     "wrong": "Wrong code.",
@@ -157,6 +159,34 @@ def security_key(
     if result != "accepted":
         failed(session, user.username, source)
         return None, passkeys.refusal(result)
+    return complete(session, user, source, "security-key"), ""
+
+
+def enrol_key(
+    session: Session, rp: passkeys.RelyingParty, pending: dict[str, Any], credential_json: str, name: str, source: str
+) -> tuple[dict[str, Any] | None, str]:
+    """Enrol the first security key of a login at its forced enrolment step, then complete the login.
+
+    Returns (the session's user, "") or (None, why). A refused answer counts toward the lockout like a
+    wrong code; an account that has a second factor by now (enrolled meanwhile) enrols nothing here.
+    """
+    user = session.get(m.AdminUser, pending["id"])
+    if user is None:
+        return None, "This account no longer exists."
+    why = locked(session, user.username, source)
+    if why:
+        return None, why
+    if next_step(session, user.id, True) != "enrol":
+        return None, ENROLLED_MEANWHILE
+    try:
+        key, error = passkeys.register(session, rp, user, credential_json, name, source=source)
+    except BadRequest as exc:  # not a credential at all: refused and counted like any other wrong answer
+        detail = {"stage": "enrol", "reason": "malformed", "error": exc.message[:200]}
+        auditlog.audit(session, user.username, "admin.passkey_refused", user.username, detail, source=source)
+        key, error = None, f"The security key's answer was refused: {exc.message}."
+    if key is None:
+        failed(session, user.username, source)
+        return None, error
     return complete(session, user, source, "security-key"), ""
 
 
