@@ -3,7 +3,8 @@ authenticator (DevTools protocol: CTAP2 over USB, resident keys, user verificati
 
 A logged-in account enrols a key from its account page (current password, then the browser asks the
 key); from then on its login is the password, then the key (or the code, for an account that has
-both); an account whose only factor is the key logs in with it until the key is removed.
+both); an account whose only factor is the key logs in with it until the key is removed; an account
+without a factor enrols a key at its first login instead of an authenticator app.
 """
 
 from __future__ import annotations
@@ -178,4 +179,30 @@ def test_a_key_only_account_logs_in_with_its_key_until_the_key_is_removed(server
         assert passkeys.remove_all(s, mfa.account(s, "alice"), actor="test") == 1
     password_step(page, base)
     page.wait_for_url("**/admin/login/enrol")  # required, and the account has no factor left
+    assert page.problems == []
+
+
+def test_the_first_login_enrols_a_key_instead_of_an_authenticator_app(server, browser, tmp_path):
+    base, hub = server
+    page = new_page(browser)
+    authenticator = with_authenticator(page)
+    password_step(page, base)
+    page.wait_for_url("**/admin/login/enrol")
+    page.click("#enrol-key")
+    page.wait_for_url("**/admin/login/enrol/key")
+    page.fill("#name", "First key")
+    shot(page, tmp_path, "03-forced-key-enrolment")
+    page.click("#webauthn-start")
+    page.wait_for_url(f"{base}/admin/")
+    assert page.inner_text("h1") == "Dashboard" and "Security key enrolled" in page.content()
+    credentials = page.cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+    assert len(credentials) == 1 and credentials[0]["rpId"] == "localhost"
+    with hub.session(write=False) as s:
+        [key] = passkeys.keys(s, mfa.account(s, "alice").id)
+        assert key.name == "First key" and not mfa.has_totp(s, key.user_id)
+    log_out(page)
+    password_step(page, base)
+    page.wait_for_url("**/admin/login/key")  # the key, not the enrolment, from now on
+    page.click("#webauthn-start")
+    page.wait_for_url(f"{base}/admin/")
     assert page.problems == []
