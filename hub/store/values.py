@@ -8,7 +8,7 @@ PostgreSQL. No raw JSON is read to search, whatever the number of versions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import orjson
@@ -30,8 +30,13 @@ def terms_of(version_pk: int, raw: str) -> Iterator[dict[str, Any]]:
         yield {"version_pk": version_pk, "kind": kind, "term": term}
 
 
-def term_rows(session: Session, rows: list[dict]) -> list[dict[str, Any]]:
+def term_rows(
+    session: Session, rows: list[dict], terms: Sequence[list[tuple[str, str]] | None] = ()
+) -> list[dict[str, Any]]:
     """The ``object_values`` rows of version rows just inserted under the writer lock.
+
+    ``terms`` may hold each row's :func:`hub.stix.values.search_terms` worked out ahead (a bulk import's
+    validation worker does), None where not: those are worked out here from the row's raw JSON.
 
     Their ``pk`` is read back by (collection, ``date_added``), unique and handed out under the same lock,
     in one index range per collection: every row of a collection from its first new ``date_added`` on
@@ -47,8 +52,13 @@ def term_rows(session: Session, rows: list[dict]) -> list[dict[str, Any]]:
         )  # no "+ 0" (tables.of_collection): this is a range of the (collection, date_added) index
         pks.update({(collection_pk, added): pk for pk, added in session.connection().execute(stmt)})
     out: list[dict[str, Any]] = []
-    for row in rows:
-        out += terms_of(pks[(row["collection_id"], row["date_added"])], row["raw"])
+    for i, row in enumerate(rows):
+        pk = pks[(row["collection_id"], row["date_added"])]
+        found = terms[i] if i < len(terms) else None
+        if found is None:
+            out += terms_of(pk, row["raw"])
+        else:
+            out += [{"version_pk": pk, "kind": kind, "term": term} for kind, term in found]
     return out
 
 

@@ -6,7 +6,7 @@ transaction with the audit event that records the change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -183,16 +183,17 @@ def _add_archived(session: Session, collection_pk: int, ids: list[str], out: dic
         out.setdefault((stix_id, version_us), raw)
 
 
-def add_versions(session: Session, rows: list[dict]) -> int:
+def add_versions(session: Session, rows: list[dict], terms: Sequence[list[tuple[str, str]] | None] = ()) -> int:
     """Store new version rows: date them (``clock.add_dated``), insert them with their search terms
-    (``values.term_rows``) and record their ids' origins.
+    (``values.term_rows``; ``terms``, when given, holds those of each row worked out ahead, or None)
+    and record their ids' origins.
 
     The one way versions enter the store (ingest and the reference collection); the caller then runs
     ``refresh_newer`` on the ids that may now have a newer version. Return the first ``date_added``.
     """
     start = clock.add_dated(session, rows)
     insert_versions(session, rows)
-    insert_rows(session, values.TERMS, values.term_rows(session, rows))
+    insert_rows(session, values.TERMS, values.term_rows(session, rows, terms))
     register_origins(session, rows)
     return start
 
