@@ -12,7 +12,6 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import Table, bindparam, case, delete, exists, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -141,19 +140,35 @@ def publication(
     return Publication(origins, raws, {k: tlp for k, (_, tlp) in first.items()})
 
 
+# The origins of an envelope in one statement: PostgreSQL takes the columns as three arrays, SQLite runs
+# one prepared statement over the rows (sqlite3's executemany, no per-row work in SQLAlchemy).
+_ORIGINS_POSTGRESQL = (
+    "INSERT INTO object_origins (stix_key, originator_id, created_us) "
+    "SELECT * FROM unnest(%(keys)s::text[], %(originators)s::bigint[], %(created)s::bigint[]) "
+    "ON CONFLICT (stix_key) DO NOTHING"
+)
+_ORIGINS_SQLITE = (
+    "INSERT INTO object_origins (stix_key, originator_id, created_us) VALUES (?, ?, ?) "
+    "ON CONFLICT (stix_key) DO NOTHING"
+)
+
+
 def register_origins(session: Session, rows: Iterable[dict]) -> None:
     """Record the originator of every id among ``rows`` that has none yet (the first publication wins)."""
-    new: dict[str, dict] = {}
+    new: dict[str, tuple[str, int, int]] = {}
     for row in rows:
         if not row.get("quarantined"):
             key = stix_key(row["stix_id"])
-            new.setdefault(
-                key, {"stix_key": key, "originator_id": row["originator_id"], "created_us": row["date_added"]}
-            )
+            if key not in new:
+                new[key] = (key, row["originator_id"], row["date_added"])
     if not new:
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(OO).on_conflict_do_nothing(index_elements=["stix_key"]), list(new.values()))
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        keys, originators, created = (list(column) for column in zip(*new.values(), strict=True))
+        conn.exec_driver_sql(_ORIGINS_POSTGRESQL, {"keys": keys, "originators": originators, "created": created})
+    else:
+        conn.exec_driver_sql(_ORIGINS_SQLITE, list(new.values()))
 
 
 def holds_copy(session: Session, obj: dict, version_us: int) -> bool:
