@@ -6,7 +6,8 @@ transaction with the audit event that records the change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -208,7 +209,7 @@ def add_versions(session: Session, rows: list[dict], terms: Sequence[list[tuple[
     """
     start = clock.add_dated(session, rows)
     insert_versions(session, rows)
-    insert_rows(session, values.TERMS, values.term_rows(session, rows, terms))
+    insert_tuples(session, values.TERMS, values.TERM_COLUMNS, values.term_rows(session, rows, terms))
     register_origins(session, rows)
     return start
 
@@ -228,18 +229,41 @@ def insert_rows(session: Session, table: Table, rows: list[dict]) -> None:
         return
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        # COPY: one statement streams the whole envelope (an INSERT per row is a server round of work each).
         keys = tuple(rows[0])
+        insert_tuples(session, table, keys, map(_values_of(keys), rows))
+        return
+    sql, names = insert_sql(conn.dialect, tuple(rows[0]), table)
+    conn.exec_driver_sql(sql, list(map(_values_of(names), rows)) if names else rows)
+
+
+def insert_tuples(session: Session, table: Table, keys: tuple[str, ...], values: Iterable[tuple]) -> None:
+    """Insert rows given as tuples of the columns ``keys`` into ``table``, as ``insert_rows`` does."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # COPY: one statement streams the whole envelope (an INSERT per row is a server round of work each).
         columns = ", ".join(table.c[key].name for key in keys)  # the table's own column names, never input
         driver = conn.connection.driver_connection
         assert driver is not None, "an open connection has its driver connection"
         with driver.cursor().copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(tuple(row[key] for key in keys))
+            for row in values:
+                copy.write_row(row)
         return
-    sql, names = insert_sql(conn.dialect, tuple(rows[0]), table)
-    params = [tuple(row[n] for n in names) for row in rows] if names else rows
-    conn.exec_driver_sql(sql, params)
+    sql, names = insert_sql(conn.dialect, keys, table)
+    params: list[Any] = list(values)
+    if names is None:  # named parameters
+        params = [dict(zip(keys, row, strict=True)) for row in params]
+    elif names != keys:
+        order = [keys.index(name) for name in names]
+        params = [tuple(row[i] for i in order) for row in params]
+    if params:
+        conn.exec_driver_sql(sql, params)
+
+
+def _values_of(keys: tuple[str, ...]) -> Callable[[dict], tuple]:
+    """A function that returns a row's values of ``keys`` as a tuple, in that order (C speed: itemgetter)."""
+    if len(keys) == 1:
+        return lambda row: (row[keys[0]],)
+    return operator.itemgetter(*keys)
 
 
 def find_restriction_set(session: Session, snapshot: Snapshot, marking_ids: Iterable[str]) -> int | None:
