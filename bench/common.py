@@ -5,6 +5,7 @@ The scripts put the repository on ``sys.path`` before they import this module.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -14,21 +15,32 @@ from hub import create_app, db
 from hub.runtime import Hub
 
 
-def create_database(url: str) -> None:
-    """Create the PostgreSQL database ``url`` names when the server does not have it yet."""
+def _on_server(url: str, statement: Callable[[Any, str], None]) -> None:
+    """Run ``statement(connection, database name)`` on the maintenance database of ``url``'s server."""
     target = make_url(db.make_engine(url).url)
     admin = create_engine(
         target.set(drivername="postgresql+psycopg", database="postgres"), isolation_level="AUTOCOMMIT"
     )
     try:
         with admin.connect() as conn:
-            if (
-                conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}).first()
-                is None
-            ):
-                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+            statement(conn, str(target.database))
     finally:
         admin.dispose()
+
+
+def create_database(url: str) -> None:
+    """Create the PostgreSQL database ``url`` names when the server does not have it yet."""
+
+    def create(conn: Any, name: str) -> None:
+        if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first() is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    _on_server(url, create)
+
+
+def drop_database(url: str) -> None:
+    """Drop the PostgreSQL database ``url`` names, if it exists, closing its connections."""
+    _on_server(url, lambda conn, name: conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
 
 
 def fresh_hub(db_url: str | None, data_dir: str, sqlite_file: str, **settings: Any) -> tuple[Flask, Hub]:

@@ -40,7 +40,7 @@ def load_rate(db_url: str | None, tmp: str, n: int, *, terms: bool) -> float:
     world = setup_world(hub)
     if terms:
         return bulk_load(hub, world, n)
-    with mock.patch.object(values, "term_rows", lambda session, rows: []):
+    with mock.patch.object(values, "term_rows", lambda session, rows, terms=(): []):
         return bulk_load(hub, world, n)
 
 

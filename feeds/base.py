@@ -6,8 +6,9 @@ An object already stored byte-for-byte in the target collection counts as "uncha
 an import twice stores nothing new and says so.
 
 A large import is a two-stage pipeline: a worker process validates chunk N+1 (``stix.validate``,
-handed over as orjson bytes) while this process stores chunk N, each chunk in one transaction.
-The verdicts are those of the same function, so the outcome is the same as validating inline.
+handed over as orjson bytes, with the search terms of each valid object, ``stix.values.search_terms``)
+while this process stores chunk N, each chunk in one transaction. The verdicts and terms are those of
+the same functions, so the outcome is the same as validating inline.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from hub.errors import HubError
 from hub.policy import TLP
 from hub.progress import Report, silent
 from hub.runtime import Hub
+from hub.stix.values import search_terms
 from hub.store import auditlog, snapshots
 
 CHUNK = 1000
@@ -169,19 +171,24 @@ def _digest(obj: Any) -> dict:
     return {"original_sha256": hashlib.sha256(raw).hexdigest(), "original_size": len(raw)}
 
 
-def validate_payload(payload: bytes) -> list[tuple[list[str], int | None]]:
-    """Run in the worker process: the ``stix.validate`` verdict of each object of a JSON array, and
-    the microseconds of its version when it is valid (parsing timestamps is a good part of the work)."""
-    out: list[tuple[list[str], int | None]] = []
+Verdict = tuple[list[str], int | None, list[tuple[str, str]] | None]
+
+
+def validate_payload(payload: bytes) -> list[Verdict]:
+    """Run in the worker process: the ``stix.validate`` verdict of each object of a JSON array and,
+    when it is valid, the microseconds of its version and its search terms (``search_terms``): the
+    Python work of parsing timestamps and patterns is done here, off the storing process."""
+    out: list[Verdict] = []
     for obj in orjson.loads(payload):
         errors = stix.validate(obj)
-        version_us = None
+        version_us, terms = None, None
         if not errors:
             try:
                 version_us = stix.parse_timestamp(stix.object_version(obj))
             except ValueError:
                 pass
-        out.append((errors, version_us))
+            terms = search_terms(obj)
+        out.append((errors, version_us, terms))
     return out
 
 
@@ -213,8 +220,8 @@ class _Chunk:
             if raw is None:
                 out.append(None)
                 continue
-            errors, version_us = next(verdicts)
-            out.append(ingest.Checked(errors, raw.decode(), version_us))
+            errors, version_us, terms = next(verdicts)
+            out.append(ingest.Checked(errors, raw.decode(), version_us, terms))
         return out
 
 
@@ -340,7 +347,12 @@ class Connector:
         chunk = chunk or _Chunk(items, [apply_tlp(i.obj, self.tlp) for i in items])
         objects = chunk.objects
         result = ingest.ingest_envelope(
-            self.hub, self.target.partner_pk, self.target.collection.uuid, objects, checked=chunk.checked()
+            self.hub,
+            self.target.partner_pk,
+            self.target.collection.uuid,
+            objects,
+            checked=chunk.checked(),
+            notes=False,  # the tally reports no warninglist notes
         )
         unchanged = {(key["id"], key["version"]) for key in result.unchanged}
         by_key = {(o["id"], stix.object_version(o)): (o, item) for o, item in zip(objects, items, strict=True)}

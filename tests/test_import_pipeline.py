@@ -14,6 +14,7 @@ from hub.demo import data as demo_data
 from hub.ids import HUB_NAMESPACE
 from hub.policy import TLP
 from hub.runtime import Hub
+from hub.store import values
 from tests import factories as f
 from tests.conftest import fresh_database_url
 
@@ -55,7 +56,8 @@ def bundle_objects() -> list[dict]:
     return objs
 
 
-def import_bundle(hub: Hub, path, pipeline: bool) -> tuple[feeds.base.Outcome, list[tuple]]:
+def import_bundle(hub: Hub, path, pipeline: bool) -> tuple[feeds.base.Outcome, list[tuple], list[tuple]]:
+    """Import the bundle; return the tally, the stored versions and their search terms, in ``date_added`` order."""
     target = resolve_target(hub, "krcert", "shared", "dprk")
     connector = StixBundle(hub, target)
     connector.json_items = pipeline
@@ -70,7 +72,12 @@ def import_bundle(hub: Hub, path, pipeline: bool) -> tuple[feeds.base.Outcome, l
                 m.ObjectVersion.raw,
             ).order_by(m.ObjectVersion.date_added)
         ).all()
-    return outcome, [tuple(r) for r in rows]
+        terms = s.execute(
+            select(m.ObjectVersion.stix_id, m.ObjectVersion.version_us, m.ObjectValue.kind, m.ObjectValue.term)
+            .join(m.ObjectValue, m.ObjectValue.version_pk == m.ObjectVersion.pk)
+            .order_by(m.ObjectVersion.date_added, m.ObjectValue.term)
+        ).all()
+    return outcome, [tuple(r) for r in rows], [tuple(t) for t in terms]
 
 
 def test_pipeline_matches_inline_validation(make_app, tmp_path, monkeypatch, db_engine_name, db_template):
@@ -87,25 +94,31 @@ def test_pipeline_matches_inline_validation(make_app, tmp_path, monkeypatch, db_
     monkeypatch.setattr(feeds.base, "_validator", lambda: started.append(1) or real_validator())
 
     inline_hub = make_hub(make_app)
-    inline_outcome, inline_rows = import_bundle(inline_hub, path, pipeline=False)
+    inline_outcome, inline_rows, inline_terms = import_bundle(inline_hub, path, pipeline=False)
     assert not started
     inline_hub.engine.dispose()
     hub = make_hub(
         lambda: make_app(database_url=fresh_database_url(db_engine_name, db_template, tmp_path / "again.db"))
     )
-    outcome, rows = import_bundle(hub, path, pipeline=True)
+    worked_out = []  # the terms the storing process works out itself: none, the worker sent them all
+    real_terms_of = values.terms_of
+    monkeypatch.setattr(values, "terms_of", lambda pk, raw: worked_out.append(pk) or real_terms_of(pk, raw))
+    outcome, rows, terms = import_bundle(hub, path, pipeline=True)
     assert started == [1]
+    assert worked_out == []
 
     assert outcome.refusals == inline_outcome.refusals
     assert (outcome.accepted, outcome.unchanged) == (inline_outcome.accepted, inline_outcome.unchanged)
     assert rows == inline_rows
+    assert terms == inline_terms  # the worker's search terms are those worked out inline
+    assert {kind for *_, kind, _ in terms} >= {"name", "domain", "ipv4-addr:value"}
     reasons = " ".join(reason for _, reason in outcome.refusals)
     for expected in ("pattern", "valid_until", "names another partner", "versions are immutable", "indicator--bad"):
         assert expected in reasons
     # The second copy of the duplicated object arrives in a later chunk, after the first was stored.
     assert outcome.unchanged == 1 and outcome.accepted == len(rows)
 
-    again, rows_again = import_bundle(hub, path, pipeline=True)  # idempotent: nothing new, all unchanged
+    again, rows_again, _ = import_bundle(hub, path, pipeline=True)  # idempotent: nothing new, all unchanged
     assert rows_again == rows
     assert again.accepted == 0 and again.unchanged == outcome.accepted + 1  # + the duplicate in the bundle
     assert again.refusals == outcome.refusals

@@ -50,20 +50,22 @@ def ingest_envelope(
     with_status: bool = False,
     checked: Sequence[Checked | None] | None = None,
     after: AfterStore | None = None,
+    notes: bool = True,
 ) -> IngestResult:
     """Validate, check and store an envelope's objects; commit durably before returning.
 
     With ``with_status`` the TAXII status resource is written in the same transaction,
     so a status exists exactly when its objects do. ``checked`` (one entry per object, None where
     not worked out) carries verdicts computed ahead of time (see ``Checked``). ``after`` runs in the same
-    transaction once the objects are stored, so what it writes is committed exactly with them.
+    transaction once the objects are stored, so what it writes is committed exactly with them. Without
+    ``notes`` the successes carry no warninglist notes (a caller that reports no status does not need them).
     """
     request_us = clock.now_us()
     with hub.session() as session:
         snap = hub.snapshot(session)
         collection = snap.collections[collection_uuid]
         partner = snap.partners[partner_pk]
-        result = IngestResult()
+        result = IngestResult(notes=notes)
         hidden = hidden_markings(session, snap, partner, objects)
         prepared = prepare_all(snap, partner, collection, objects, result, hidden, checked)
         prepared, targets = feedback.resolve(session, snap, partner, collection, prepared, result)

@@ -29,6 +29,8 @@ class IngestResult:
     status_id: str = ""
     # Successes that were already stored byte-for-byte before this envelope (a subset of successes).
     unchanged: list[dict] = field(default_factory=list)
+    # Whether successes carry warninglist notes (a bulk import, which reports no status, does without).
+    notes: bool = True
 
     @property
     def total(self) -> int:
@@ -49,6 +51,7 @@ class Checked:
     errors: list[str]
     raw: str
     version_us: int | None = None  # stix.parse_timestamp of the object's version, when it is valid
+    terms: list[tuple[str, str]] | None = None  # stix.search_terms of the object, when it is valid
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Prepared:
     version_us: int
     raw: str
     marking_row: dict | None = None
+    terms: list[tuple[str, str]] | None = None  # the search terms, when worked out ahead (``Checked``)
 
 
 def _status_key(obj: Any, index: int) -> dict:
@@ -193,7 +197,14 @@ def _prepare(
         checked.version_us if checked is not None and checked.version_us is not None else stix.parse_timestamp(version)
     )
     return Prepared(
-        obj, {"id": obj["id"], "version": version}, facts, tuple(sorted(set(sharing_ids))), version_us, raw, marking_row
+        obj,
+        {"id": obj["id"], "version": version},
+        facts,
+        tuple(sorted(set(sharing_ids))),
+        version_us,
+        raw,
+        marking_row,
+        checked.terms if checked is not None else None,
     )
 
 

@@ -112,7 +112,7 @@ def store_all(
         quotas=_Quotas(hub.settings),
     )
     earlier = {stix_id for stix_id, _, _ in stored.raws}
-    rows, saved_markings, refused_markings, reserved = [], set(), set(), set()
+    rows, terms, saved_markings, refused_markings, reserved = [], [], set(), set(), set()
     refused_here = {failure["id"] for failure in result.failures} & creators  # identities refused in _prepare
     for item in prepared:
         missing = [i for i in item.sharing_ids if i in refused_markings]
@@ -156,7 +156,8 @@ def store_all(
         stored.raws[key] = row["raw"]
         stored.added.add(key)
         rows.append(row)
-    start = writes.add_versions(session, rows)
+        terms.append(item.terms)
+    start = writes.add_versions(session, rows, terms)
     # An identity id named as creator and never published is reserved for the partner naming it, so that
     # nobody can publish an identity under it later and be credited with this partner's objects.
     writes.register_origins(
@@ -252,7 +253,7 @@ def _row_for(
     raw_here = stored.raws.get(key)
     if raw_here is not None:
         if orjson.loads(raw_here) == item.obj:
-            result.successes.append(_success(item, collection))  # an exact duplicate is no error (TAXII 5.5)
+            result.successes.append(_success(item, collection, result))  # an exact duplicate is no error (TAXII 5.5)
             if key not in stored.added:
                 result.unchanged.append(item.key)
         else:
@@ -264,7 +265,7 @@ def _row_for(
                 }
             )
         return None
-    result.successes.append(_success(item, collection))
+    result.successes.append(_success(item, collection, result))
     restriction = None
     if item.sharing_ids:  # one look-up per distinct set and envelope, not one per object
         restriction = stored.restriction_sets.get(item.sharing_ids)
@@ -317,7 +318,9 @@ def _flag_quarantined(
         )
 
 
-def _success(item: Prepared, collection: snapshots.CollectionInfo) -> dict:
-    """The status entry of a stored object; an indicator on a warninglist gets a note (status-details ``message``)."""
-    note = formats.warninglist_note(item.obj, collection.blocklist) if item.obj.get("type") == "indicator" else None
+def _success(item: Prepared, collection: snapshots.CollectionInfo, result: IngestResult) -> dict:
+    """The status entry of a stored object; an indicator on a warninglist gets a note (status-details ``message``)
+    unless the result carries no notes (``IngestResult.notes``)."""
+    noted = result.notes and item.obj.get("type") == "indicator"
+    note = formats.warninglist_note(item.obj, collection.blocklist) if noted else None
     return item.key if note is None else {**item.key, "message": note}

@@ -6,13 +6,13 @@ transaction with the audit event that records the change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
 from sqlalchemy import Table, bindparam, case, delete, exists, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -141,19 +141,35 @@ def publication(
     return Publication(origins, raws, {k: tlp for k, (_, tlp) in first.items()})
 
 
+# The origins of an envelope in one statement: PostgreSQL takes the columns as three arrays, SQLite runs
+# one prepared statement over the rows (sqlite3's executemany, no per-row work in SQLAlchemy).
+_ORIGINS_POSTGRESQL = (
+    "INSERT INTO object_origins (stix_key, originator_id, created_us) "
+    "SELECT * FROM unnest(%(keys)s::text[], %(originators)s::bigint[], %(created)s::bigint[]) "
+    "ON CONFLICT (stix_key) DO NOTHING"
+)
+_ORIGINS_SQLITE = (
+    "INSERT INTO object_origins (stix_key, originator_id, created_us) VALUES (?, ?, ?) "
+    "ON CONFLICT (stix_key) DO NOTHING"
+)
+
+
 def register_origins(session: Session, rows: Iterable[dict]) -> None:
     """Record the originator of every id among ``rows`` that has none yet (the first publication wins)."""
-    new: dict[str, dict] = {}
+    new: dict[str, tuple[str, int, int]] = {}
     for row in rows:
         if not row.get("quarantined"):
             key = stix_key(row["stix_id"])
-            new.setdefault(
-                key, {"stix_key": key, "originator_id": row["originator_id"], "created_us": row["date_added"]}
-            )
+            if key not in new:
+                new[key] = (key, row["originator_id"], row["date_added"])
     if not new:
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(OO).on_conflict_do_nothing(index_elements=["stix_key"]), list(new.values()))
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        keys, originators, created = (list(column) for column in zip(*new.values(), strict=True))
+        conn.exec_driver_sql(_ORIGINS_POSTGRESQL, {"keys": keys, "originators": originators, "created": created})
+    else:
+        conn.exec_driver_sql(_ORIGINS_SQLITE, list(new.values()))
 
 
 def holds_copy(session: Session, obj: dict, version_us: int) -> bool:
@@ -183,16 +199,17 @@ def _add_archived(session: Session, collection_pk: int, ids: list[str], out: dic
         out.setdefault((stix_id, version_us), raw)
 
 
-def add_versions(session: Session, rows: list[dict]) -> int:
+def add_versions(session: Session, rows: list[dict], terms: Sequence[list[tuple[str, str]] | None] = ()) -> int:
     """Store new version rows: date them (``clock.add_dated``), insert them with their search terms
-    (``values.term_rows``) and record their ids' origins.
+    (``values.term_rows``; ``terms``, when given, holds those of each row worked out ahead, or None)
+    and record their ids' origins.
 
     The one way versions enter the store (ingest and the reference collection); the caller then runs
     ``refresh_newer`` on the ids that may now have a newer version. Return the first ``date_added``.
     """
     start = clock.add_dated(session, rows)
     insert_versions(session, rows)
-    insert_rows(session, values.TERMS, values.term_rows(session, rows))
+    insert_tuples(session, values.TERMS, values.TERM_COLUMNS, values.term_rows(session, rows, terms))
     register_origins(session, rows)
     return start
 
@@ -212,18 +229,41 @@ def insert_rows(session: Session, table: Table, rows: list[dict]) -> None:
         return
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        # COPY: one statement streams the whole envelope (an INSERT per row is a server round of work each).
         keys = tuple(rows[0])
+        insert_tuples(session, table, keys, map(_values_of(keys), rows))
+        return
+    sql, names = insert_sql(conn.dialect, tuple(rows[0]), table)
+    conn.exec_driver_sql(sql, list(map(_values_of(names), rows)) if names else rows)
+
+
+def insert_tuples(session: Session, table: Table, keys: tuple[str, ...], values: Iterable[tuple]) -> None:
+    """Insert rows given as tuples of the columns ``keys`` into ``table``, as ``insert_rows`` does."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # COPY: one statement streams the whole envelope (an INSERT per row is a server round of work each).
         columns = ", ".join(table.c[key].name for key in keys)  # the table's own column names, never input
         driver = conn.connection.driver_connection
         assert driver is not None, "an open connection has its driver connection"
         with driver.cursor().copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(tuple(row[key] for key in keys))
+            for row in values:
+                copy.write_row(row)
         return
-    sql, names = insert_sql(conn.dialect, tuple(rows[0]), table)
-    params = [tuple(row[n] for n in names) for row in rows] if names else rows
-    conn.exec_driver_sql(sql, params)
+    sql, names = insert_sql(conn.dialect, keys, table)
+    params: list[Any] = list(values)
+    if names is None:  # named parameters
+        params = [dict(zip(keys, row, strict=True)) for row in params]
+    elif names != keys:
+        order = [keys.index(name) for name in names]
+        params = [tuple(row[i] for i in order) for row in params]
+    if params:
+        conn.exec_driver_sql(sql, params)
+
+
+def _values_of(keys: tuple[str, ...]) -> Callable[[dict], tuple]:
+    """A function that returns a row's values of ``keys`` as a tuple, in that order (C speed: itemgetter)."""
+    if len(keys) == 1:
+        return lambda row: (row[keys[0]],)
+    return operator.itemgetter(*keys)
 
 
 def find_restriction_set(session: Session, snapshot: Snapshot, marking_ids: Iterable[str]) -> int | None:
