@@ -30,6 +30,16 @@ def require_chromium() -> ModuleType:
     return api
 
 
+def launch(api: ModuleType) -> Iterator[Any]:
+    """A fresh headless Chromium, closed afterwards (a fixture's body: ``yield from launch(api)``)."""
+    with api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def open_page(api: ModuleType) -> Iterator[Any]:
     """A page of a fresh headless Chromium that collects console errors and page errors in ``page.problems``."""
     with api.sync_playwright() as p:

@@ -74,12 +74,15 @@ def serve_demo(make_app, settings: dict, tmp_path: Path) -> Iterator[tuple[str, 
         log.close()
 
 
-def serve_command(settings: dict, tmp_path: Path, *args: str, ca: str | None = None) -> Iterator[str]:
+def serve_command(
+    settings: dict, tmp_path: Path, *args: str, ca: str | None = None, port: int | None = None
+) -> Iterator[str]:
     """Run `cti-hub serve` (gunicorn) on the settings' database with extra ``args``; yield its base url.
 
     With ``ca`` the server speaks HTTPS (``args`` hold ``--certfile``/``--keyfile``) and is checked against that CA.
+    ``port``: one the caller took from ``free_port`` (to name it in a setting); by default a free one.
     """
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "CTI_HUB_DATABASE_URL": settings["database_url"],

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hub import sharing
-from tests.browser import ARGS, CHROMIUM, require_chromium
+from tests.browser import launch, require_chromium
 from tests.live import ROOT, free_port, wait_ready
 from tests.panel import PASSWORD, add_admin, code_of, enrol_totp, wrong_code
 
@@ -61,12 +61,7 @@ def server(make_app, settings, tmp_path):
 
 @pytest.fixture
 def browser():
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from launch(playwright_api)
 
 
 def new_page(browser):  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from hub import models as m
 from hub import sharing
-from tests.browser import ARGS, CHROMIUM, new_page, require_chromium
+from tests.browser import launch, new_page, require_chromium
 from tests.live import ROOT, free_port, wait_ready
 from tests.oidc_provider import PASSWORD, OIDCProvider, hub_settings
 from tests.panel import audit_events
@@ -75,12 +75,7 @@ def server(make_app, settings, tmp_path, provider):
 
 @pytest.fixture
 def browser():
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    yield from launch(playwright_api)
 
 
 def to_provider(page, base: str, provider) -> None:

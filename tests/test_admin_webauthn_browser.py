@@ -9,16 +9,13 @@ without a factor enrols a key at its first login instead of an authenticator app
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hub import mfa, passkeys, sharing
-from tests.browser import ARGS, CHROMIUM, new_page, require_chromium
-from tests.live import ROOT, free_port, wait_ready
+from tests.browser import launch, new_page, require_chromium
+from tests.live import ROOT, free_port, serve_command
 from tests.panel import PASSWORD, add_admin, audit_events, code_of
 
 pytestmark = pytest.mark.slow
@@ -35,38 +32,14 @@ def server(make_app, settings, tmp_path):
         add_admin(s, "alice", "admin")
     port = free_port()
     public = f"http://localhost:{port}"
-    env = {
-        **os.environ,
-        "CTI_HUB_DATABASE_URL": settings["database_url"],
-        "CTI_HUB_SECRET_KEY": settings["secret_key"],
-        "CTI_HUB_DATA_DIR": str(tmp_path),
-        "CTI_HUB_ADMIN_MFA_REQUIRED": "true",
-        "CTI_HUB_PUBLIC_URL": public,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", proc)
+    overrides = {"admin_mfa_required": "true", "public_url": public}
+    for _ in serve_command({**settings, **overrides}, tmp_path, port=port):
         yield public, hub
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        proc.stderr.close()
 
 
 @pytest.fixture
 def browser():
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from launch(playwright_api)
 
 
 def with_authenticator(page) -> str:

@@ -11,6 +11,7 @@ import html
 import json
 import os
 import re
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -44,6 +45,18 @@ class SoftKey:
             {"type": kind, "challenge": challenge, "origin": origin or self.origin, "crossOrigin": False}
         ).encode()
 
+    def _credential(self, response: dict[str, Any]) -> str:
+        """The PublicKeyCredential JSON the browser hands the page, around an authenticator ``response``."""
+        return json.dumps(
+            {
+                "id": bytes_to_base64url(self.credential_id),
+                "rawId": bytes_to_base64url(self.credential_id),
+                "type": "public-key",
+                "response": response,
+                "clientExtensionResults": {},
+            }
+        )
+
     def create(self, options_json: str, *, origin: str | None = None, rp_id: str | None = None) -> str:
         """The credential JSON of ``navigator.credentials.create`` for these options."""
         options = json.loads(options_json)
@@ -58,17 +71,11 @@ class SoftKey:
             + self._cose_key()
         )
         attestation = encode_cbor({"fmt": "none", "attStmt": {}, "authData": auth_data})
-        return json.dumps(
+        return self._credential(
             {
-                "id": bytes_to_base64url(self.credential_id),
-                "rawId": bytes_to_base64url(self.credential_id),
-                "type": "public-key",
-                "response": {
-                    "clientDataJSON": bytes_to_base64url(client_data),
-                    "attestationObject": bytes_to_base64url(attestation),
-                    "transports": ["usb"],
-                },
-                "clientExtensionResults": {},
+                "clientDataJSON": bytes_to_base64url(client_data),
+                "attestationObject": bytes_to_base64url(attestation),
+                "transports": ["usb"],
             }
         )
 
@@ -94,16 +101,10 @@ class SoftKey:
             + sign_count.to_bytes(4, "big")
         )
         signature = self.private.sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
-        return json.dumps(
+        return self._credential(
             {
-                "id": bytes_to_base64url(self.credential_id),
-                "rawId": bytes_to_base64url(self.credential_id),
-                "type": "public-key",
-                "response": {
-                    "clientDataJSON": bytes_to_base64url(client_data),
-                    "authenticatorData": bytes_to_base64url(auth_data),
-                    "signature": bytes_to_base64url(signature),
-                },
-                "clientExtensionResults": {},
+                "clientDataJSON": bytes_to_base64url(client_data),
+                "authenticatorData": bytes_to_base64url(auth_data),
+                "signature": bytes_to_base64url(signature),
             }
         )
