@@ -9,6 +9,9 @@ process while this one is stored) into an empty hub of its own, and prints:
 - the CPU time of the storing process per object (``time.process_time``: this process only, not the
   validation worker nor the database server), the figure to compare between two versions of the code
   on a shared host;
+- the CPU time per object of the validation worker (the reaped children of this process) and, on
+  PostgreSQL, of the server processes serving this database (``/proc``, the server on this machine):
+  the three stages' sum is the work per object that the machine's cores share;
 - with ``--profile``, the storing process's cProfile, top 25 by cumulative and by own time.
 
     python bench/import_profile.py --db sqlite -n 50000
@@ -17,7 +20,8 @@ process while this one is stored) into an empty hub of its own, and prints:
 Done before the clock starts, once per process: the objects are generated (that is not importing
 them) and then left out of the garbage collector's passes (``gc.freeze``: a streamed import never
 holds them all), and the warninglists' indexes are built. ``--preload N`` loads N other versions
-first, untimed, to measure the import into a fuller store.
+first, untimed, to measure the import into a fuller store. ``--chunk N`` stores N objects per
+transaction instead of the import's default.
 A PostgreSQL database is created for the run and dropped at its end; SQLite uses a temporary file.
 """
 
@@ -29,6 +33,7 @@ import gc
 import io
 import os
 import pstats
+import resource
 import sys
 import tempfile
 import time
@@ -40,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import drop_database, fresh_hub  # noqa: E402
 from bench.run import generate, setup_world  # noqa: E402
+from feeds import base  # noqa: E402
 from feeds.base import Item, resolve_target  # noqa: E402
 from feeds.stix_bundle import StixBundle  # noqa: E402
 from hub import warninglists  # noqa: E402
@@ -82,17 +88,41 @@ WARM = (
 )
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's reaped children (the validation workers of finished imports)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(hub: Hub) -> float | None:
+    """CPU seconds of the PostgreSQL processes serving the hub's database, when the server runs here."""
+    if hub.engine.dialect.name != "postgresql":
+        return None
+    with hub.engine.connect() as conn:
+        pids = conn.exec_driver_sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()").scalars()
+        ticks = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                return None  # a server on another machine
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="sqlite", help="'sqlite' (a temporary file) or a PostgreSQL URL")
     parser.add_argument("-n", type=int, default=50_000, help="versions to import (timed)")
     parser.add_argument("--preload", type=int, default=0, help="versions to import first, untimed")
     parser.add_argument("--profile", action="store_true", help="print the storing process's cProfile top 25")
+    parser.add_argument("--chunk", type=int, default=base.CHUNK, help="objects per transaction")
     args = parser.parse_args()
     if args.db != "sqlite" and not args.db.startswith("postgresql"):
         parser.error("--db takes 'sqlite' or a postgresql:// URL")
     db_url = None if args.db == "sqlite" else args.db
     engine_name = "SQLite" if db_url is None else "PostgreSQL"
+    base.CHUNK = args.chunk
     with tempfile.TemporaryDirectory() as tmp:
         _, hub = fresh_hub(db_url, tmp, "import.db")
         try:
@@ -111,13 +141,16 @@ def main() -> None:
             print(f"warninglist indexes built in {time.process_time() - started:,.2f} s of CPU (once per process)")
             profiler = cProfile.Profile() if args.profile else None
             load_before = os.getloadavg()
-            cpu, wall = time.process_time(), time.perf_counter()
+            server = server_cpu(hub)
+            worker, cpu, wall = children_cpu(), time.process_time(), time.perf_counter()
             if profiler is not None:
                 profiler.enable()
             done, tallies = load(hub, world, args.n, seed=100)
             if profiler is not None:
                 profiler.disable()
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            wall, cpu, worker = time.perf_counter() - wall, time.process_time() - cpu, children_cpu() - worker
+            server_after = server_cpu(hub)
+            server = None if server is None or server_after is None else server_after - server
             load_after = os.getloadavg()
         finally:
             hub.engine.dispose()
@@ -127,6 +160,14 @@ def main() -> None:
         f"{engine_name}: {done:,} versions after {args.preload:,} in {wall:,.2f} s: {done / wall:,.0f} objects/s; "
         f"storing process CPU {cpu:,.2f} s = {cpu / done * 1e6:,.1f} us/object"
         + (" (profiled: cProfile adds to both)" if profiler is not None else "")
+    )
+    stages = [("storing", cpu), ("validation worker", worker)] + ([("database server", server)] if server else [])
+    total = sum(seconds for _, seconds in stages)
+    print(
+        f"CPU per object, chunks of {args.chunk:,}: "
+        + ", ".join(f"{name} {seconds / done * 1e6:,.1f} us" for name, seconds in stages)
+        + f"; sum {total / done * 1e6:,.1f} us, at most {done / total * (os.cpu_count() or 1):,.0f} objects/s "
+        f"on {os.cpu_count()} cores"
     )
     print(f"load average {load_before[0]:.2f} at the start, {load_after[0]:.2f} at the end")
     print("\n".join(tallies))

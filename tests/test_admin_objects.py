@@ -11,8 +11,10 @@ from sqlalchemy import event, func, select
 
 from hub import db, ingest
 from hub import models as m
+from hub.sharing.write import remove_collection
 from hub.stix import values
 from hub.stix.patterns import pattern_equalities
+from hub.store import archive, clock
 from tests import factories as f
 from tests.worlds import panel_world
 
@@ -175,18 +177,43 @@ def test_terms_leave_with_their_versions(admin, world, hub):
     client = f.Client(admin.application.test_client(), world["keys"]["krcert"])
     assert client.delete(f"/dprk/collections/{world['ids']['shared']}/objects/{obj['id']}/").status_code == 200
     assert listed(admin.get("/admin/objects/?text=198.18.7.1").get_data(as_text=True)) == []
-    with hub.session(write=False) as s:
-        orphans = s.scalar(
-            select(func.count())
-            .select_from(m.ObjectValue)
-            .where(~m.ObjectValue.version_pk.in_(select(m.ObjectVersion.pk)))
-        )
-    assert orphans == 0
+    assert orphan_terms(hub) == 0
     # The object page still tells what happened: every partner that could see it lost it.
     page = admin.get(f"/admin/objects/{obj['id']}").get_data(as_text=True)
     assert "No version of this object is stored any more" in page
     withdrawn = re.search(r'<table class="data" id="withdrawals">(.*?)</table>', page, re.S).group(1)
     assert "its originator deleted it" in withdrawn and 'data-partner="cisa"' in withdrawn
+
+
+def orphan_terms(hub) -> int:
+    """Terms whose version is gone (the database drops them with it: a foreign key, or a trigger)."""
+    with hub.session(write=False) as s:
+        return s.scalar(
+            select(func.count())
+            .select_from(m.ObjectValue)
+            .where(~m.ObjectValue.version_pk.in_(select(m.ObjectVersion.pk)))
+        )
+
+
+def test_terms_leave_with_archived_versions_and_removed_collections(admin, world, hub):
+    v1 = f.indicator(311, name="Archived beacon", pattern="[ipv4-addr:value = '198.18.7.11']")
+    v2 = {**v1, "modified": "2025-03-02T00:00:00.000Z", "name": "Current beacon"}
+    publish(hub, world["ids"]["shared"], [v1, v2])
+    with hub.session(write=False) as s:
+        coll = s.execute(select(m.Collection).where(m.Collection.uuid == world["ids"]["shared"])).scalar_one()
+        terms = s.scalar(select(func.count()).select_from(m.ObjectValue))
+    with hub.session() as s:
+        clock.lock_clock(s)
+        assert archive.archive_superseded(s, coll.id, clock.now_us() + 1, 10, clock.now_us()) == 1
+    assert listed(admin.get("/admin/objects/?text=archived beacon").get_data(as_text=True)) == []
+    assert listed(admin.get("/admin/objects/?text=current beacon").get_data(as_text=True)) == [v1["id"]]
+    with hub.session(write=False) as s:
+        assert 0 < s.scalar(select(func.count()).select_from(m.ObjectValue)) < terms
+    assert orphan_terms(hub) == 0
+    with hub.session() as s:
+        remove_collection(s, s.get(m.Collection, coll.id))
+    assert listed(admin.get("/admin/objects/?text=198.18.7.11").get_data(as_text=True)) == []
+    assert orphan_terms(hub) == 0
 
 
 def test_the_object_page_shows_versions_and_their_state(admin, world, hub):

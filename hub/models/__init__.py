@@ -210,6 +210,8 @@ class ObjectValue(Base):
 
     Filled at ingest from :func:`hub.stix.values.search_terms`; searched by prefix on ``term``, whose
     binary order (the "C" collation on PostgreSQL) keeps every term with one prefix in one index range.
+    A version's terms are deleted with it: by the foreign key on SQLite, by a trigger per statement on
+    PostgreSQL, where a key would be checked for every term row written (migration ``0026_terms_trigger``).
     """
 
     __tablename__ = "object_values"
